@@ -1,0 +1,44 @@
+/// How a message type is used on the wire.
+public enum MessageKind: String, Sendable {
+    case request, reply, oneWay = "one-way"
+}
+
+/// One row of the message catalog: a type, its schema version, its kind and the roles allowed to send it.
+public struct MessageDescriptor: Sendable {
+    public var type: String
+    public var version: Int
+    public var kind: MessageKind
+    /// Roles that may send it (for requests and one-way messages); `nil` means any authenticated role.
+    public var senders: Set<Role>?
+    public var summary: String
+
+    public init(type: String, version: Int, kind: MessageKind, senders: Set<Role>?, summary: String) {
+        self.type = type
+        self.version = version
+        self.kind = kind
+        self.senders = senders
+        self.summary = summary
+    }
+
+    public init<M: LinkMessage>(_ message: M.Type, kind: MessageKind, senders: Set<Role>?, summary: String) {
+        self.init(type: M.messageType, version: M.version, kind: kind, senders: senders, summary: summary)
+    }
+}
+
+/// Every message type of the protocol, with who may send it. `docs/protocol.md` lists the same; a test
+/// keeps the two in step.
+public enum MessageCatalog {
+    public static let all: [MessageDescriptor] = [
+        MessageDescriptor(Ping.self, kind: .request, senders: nil, summary: "liveness check; every service answers"),
+        MessageDescriptor(Pong.self, kind: .reply, senders: nil, summary: "reply to ping: role, site, instance, version"),
+        MessageDescriptor(
+            StatusRequest.self, kind: .request, senders: [.operator, .monitor],
+            summary: "health, uptime, addresses and links of a service"),
+        MessageDescriptor(ServiceStatus.self, kind: .reply, senders: nil, summary: "reply to status"),
+        MessageDescriptor(ProtocolError.self, kind: .reply, senders: nil, summary: "error reply: code and message"),
+    ]
+
+    public static func descriptor(for type: String) -> MessageDescriptor? {
+        all.first { $0.type == type }
+    }
+}
