@@ -11,6 +11,7 @@ let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")
 let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-prometheus")
 let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let unixSignals = Target.Dependency.product(name: "UnixSignals", package: "swift-service-lifecycle")
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
 let postgres = Target.Dependency.product(name: "PostgresNIO", package: "postgres-nio")
@@ -42,7 +43,7 @@ let sharedTargets: [Target] = [
         name: "TroncalRuntime",
         dependencies: [
             "TroncalProtocol", "TroncalLink", "TroncalStore", "TroncalPKI", nio, nioPosix, logging, metrics,
-            prometheus, lifecycle, hummingbird, argumentParser,
+            prometheus, lifecycle, unixSignals, hummingbird, argumentParser,
         ],
         path: "Shared/TroncalRuntime", swiftSettings: swiftSettings),
 ]
@@ -87,10 +88,10 @@ for service in services {
 let cliTargets: [Target] = [
     .target(
         name: "TroncalCLI",
-        dependencies: ["TroncalProtocol", "TroncalLink", "TroncalPKI", "TroncalRuntime", argumentParser, logging, nioPosix],
+        dependencies: ["TroncalProtocol", "TroncalLink", "TroncalPKI", "TroncalRuntime", argumentParser, logging, nioPosix, lifecycle, unixSignals],
         path: "Services/Troncal/Sources/TroncalCLI", swiftSettings: swiftSettings),
     .executableTarget(
-        name: "troncal", dependencies: ["TroncalCLI"], path: "Services/Troncal/Sources/troncal",
+        name: "troncal", dependencies: ["TroncalCLI", logging, argumentParser], path: "Services/Troncal/Sources/troncal",
         swiftSettings: swiftSettings),
 ]
 
@@ -99,7 +100,7 @@ let testTargets: [Target] = [
         name: "TestSupport",
         dependencies: ["TroncalProtocol", "TroncalLink", "TroncalPKI", "TroncalStore", "TroncalRuntime", logging, nioPosix],
         path: "Tests/TestSupport", swiftSettings: swiftSettings),
-    .testTarget(name: "TroncalProtocolTests", dependencies: ["TroncalProtocol", nio], path: "Tests/TroncalProtocolTests", swiftSettings: swiftSettings),
+    .testTarget(name: "TroncalProtocolTests", dependencies: ["TroncalProtocol", nio, .product(name: "NIOEmbedded", package: "swift-nio")], path: "Tests/TroncalProtocolTests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalSIPTests", dependencies: ["TroncalSIP", nio], path: "Tests/TroncalSIPTests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalPKITests", dependencies: ["TroncalPKI", "TestSupport"], path: "Tests/TroncalPKITests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalLinkTests", dependencies: ["TroncalLink", "TestSupport", nio, nioPosix, nioSSL, logging], path: "Tests/TroncalLinkTests", swiftSettings: swiftSettings),

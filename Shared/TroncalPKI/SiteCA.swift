@@ -183,10 +183,8 @@ public struct SiteCA: Sendable {
             else {
                 throw PKIError(.unwritable, "cannot write \(url.path)")
             }
-            if fm.fileExists(atPath: url.path) {
-                _ = try fm.replaceItemAt(url, withItemAt: temporary)
-            } else {
-                try fm.moveItem(at: temporary, to: url)
+            guard rename(temporary.path, url.path) == 0 else {
+                throw PKIError(.unwritable, "cannot write \(url.path): \(String(cString: strerror(errno)))")
             }
         } catch let error as PKIError {
             throw error

@@ -45,11 +45,14 @@ public struct ServiceStatus: LinkMessage, Hashable {
     /// The address of the admin HTTP port (`/health`, `/metrics`), `host:port`.
     public var adminAddress: String
     public var links: [LinkStatus]
+    /// The operating system's process id of the instance.
+    public var pid: Int32?
 
     public init(
         role: Role, site: String, instance: String, version: String, status: HealthState, uptimeSeconds: Double,
-        linkAddress: String, adminAddress: String, links: [LinkStatus]
+        linkAddress: String, adminAddress: String, links: [LinkStatus], pid: Int32? = nil
     ) {
+        self.pid = pid
         self.role = role
         self.site = site
         self.instance = instance

@@ -1,0 +1,4 @@
+import TroncalRuntime
+import TroncalBackup
+
+await ServiceMain.run(BackupService.self)

@@ -1,0 +1,4 @@
+import TroncalRuntime
+import TroncalBilling
+
+await ServiceMain.run(BillingService.self)

@@ -1,0 +1,4 @@
+import TroncalRuntime
+import TroncalMonitor
+
+await ServiceMain.run(MonitorService.self)

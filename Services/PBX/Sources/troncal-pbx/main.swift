@@ -1,0 +1,4 @@
+import TroncalRuntime
+import TroncalPBX
+
+await ServiceMain.run(PBXService.self)

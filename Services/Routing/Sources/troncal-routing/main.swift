@@ -1,0 +1,4 @@
+import TroncalRuntime
+import TroncalRouting
+
+await ServiceMain.run(RoutingService.self)

@@ -1,0 +1,4 @@
+import TroncalRuntime
+import TroncalSBC
+
+await ServiceMain.run(SBCService.self)

@@ -1,0 +1,71 @@
+public import Foundation
+public import TroncalPKI
+public import TroncalProtocol
+public import TroncalRuntime
+
+/// A site's data directory as `troncal up` lays it out: `site.json`, `pki/`, `data/` and `logs/`.
+public struct SiteDirectory: Sendable {
+    public let root: URL
+
+    public init(path: String) {
+        root = URL(fileURLWithPath: path, isDirectory: true).standardizedFileURL
+    }
+
+    public var configPath: String { root.appendingPathComponent("site.json").path }
+    public var logsDirectory: URL { root.appendingPathComponent("logs") }
+
+    /// Reads `site.json`.
+    public func loadConfig() throws(ConfigError) -> SiteConfig {
+        try ConfigLoader.load(path: configPath)
+    }
+
+    /// Writes a default `site.json` (for `site`, with ports moved by `portOffset`) unless one exists;
+    /// returns the configuration in force.
+    @discardableResult
+    public func ensureConfig(site: String, portOffset: Int) throws -> SiteConfig {
+        if FileManager.default.fileExists(atPath: configPath) { return try loadConfig() }
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        var config = SiteConfig()
+        config.site = site
+        config = config.shiftingPorts(by: portOffset)
+        let data = ConfigLoader.encode(config)
+        _ = try ConfigLoader.parse(data, file: configPath)
+        try data.write(to: URL(fileURLWithPath: configPath), options: .atomic)
+        return config
+    }
+
+    public func pkiDirectory(_ config: SiteConfig) -> URL { config.resolve(config.pkiDirectory, relativeTo: root) }
+
+    /// Creates the site CA if missing and issues every missing certificate: one per configured instance,
+    /// plus `operator` for the CLI. Returns the names issued.
+    @discardableResult
+    public func ensurePKI(_ config: SiteConfig) throws -> [String] {
+        let directory = pkiDirectory(config)
+        let ca: SiteCA
+        if FileManager.default.fileExists(atPath: directory.appendingPathComponent(SiteCA.caCertificateFile).path) {
+            ca = try SiteCA.open(directory)
+            guard ca.site == config.site else {
+                throw PKIError(.invalidCertificate, "the CA in \(directory.path) is for site \(ca.site), but site.json says \(config.site)")
+            }
+        } else {
+            ca = try SiteCA.create(in: directory, site: config.site)
+        }
+        var issued: [String] = []
+        let wanted = config.instances.map { ($0.role, $0.name) } + [(Role.operator, "operator")]
+        for (role, name) in wanted where !FileManager.default.fileExists(atPath: ca.credentials(role: role, instance: name).certificatePath) {
+            try ca.issue(role: role, instance: name)
+            issued.append(name)
+        }
+        return issued
+    }
+
+    /// The operator's credentials, for `troncal status` and other CLI calls over the links.
+    public func operatorCredentials(_ config: SiteConfig) throws -> SiteCA.Credentials {
+        let ca = try SiteCA.open(pkiDirectory(config))
+        let credentials = ca.credentials(role: .operator, instance: "operator")
+        guard FileManager.default.fileExists(atPath: credentials.certificatePath) else {
+            throw PKIError(.missingCA, "no operator certificate at \(credentials.certificatePath); run `troncal pki issue --role operator --instance operator`")
+        }
+        return credentials
+    }
+}

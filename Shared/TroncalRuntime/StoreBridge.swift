@@ -1,0 +1,27 @@
+import Foundation
+import Logging
+import TroncalStore
+
+/// Turns the site's `store` settings into an open `SQLStore` for one instance and migrates it.
+enum StoreBridge {
+    /// SQLite: `dataDirectory/db/<instance>.sqlite` (the directory is created). PostgreSQL: the configured server.
+    static func open(_ settings: StoreSettings, dataDirectory: URL, instance: String, logger: Logger) async throws -> any SQLStore {
+        switch settings.backend {
+        case "postgres":
+            let postgres = settings.postgres
+            let configuration = PostgresConfiguration(
+                host: postgres.host, port: postgres.port, user: postgres.user,
+                password: postgres.password.isEmpty ? nil : postgres.password, database: postgres.database,
+                unixSocketPath: postgres.unixSocketPath.isEmpty ? nil : postgres.unixSocketPath)
+            return try await openStore(.postgres(configuration), logger: logger)
+        default:
+            let directory = dataDirectory.appendingPathComponent("db")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            return try await openStore(.sqlite(path: directory.appendingPathComponent("\(instance).sqlite").path), logger: logger)
+        }
+    }
+
+    static func migrate(_ store: any SQLStore, service: String, migrations: [Migration], logger: Logger) async throws {
+        try await Migrator(service: service, migrations: migrations, logger: logger).migrate(store)
+    }
+}

@@ -1,0 +1,32 @@
+# Installs the Debian packages Troncal needs to build, test and run, when they are missing.
+# Sourced by scripts/run and scripts/test.
+
+# Packages: TLS and curl headers for Foundation networking and swift-nio-ssl consumers, SQLite,
+# PostgreSQL (the production store, and the store tests), sipp (sip-tester) for call tests, openssl for
+# TLS probing.
+TRONCAL_DEBIAN_PACKAGES=(libssl-dev libcurl4-openssl-dev libsqlite3-dev zlib1g-dev postgresql postgresql-client sip-tester openssl procps iproute2)
+
+troncal_install_deps() {
+    local missing=()
+    local package
+    for package in "${TRONCAL_DEBIAN_PACKAGES[@]}"; do
+        if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+            missing+=("$package")
+        fi
+    done
+    if ((${#missing[@]} > 0)); then
+        echo "troncal: installing missing Debian packages: ${missing[*]}" >&2
+        local sudo=""
+        if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    if ! command -v swift >/dev/null 2>&1; then
+        if [ -x /opt/swift/usr/bin/swift ]; then
+            export PATH="/opt/swift/usr/bin:$PATH"
+        else
+            echo "troncal: the Swift 6 toolchain is not installed (https://www.swift.org/install/linux/); it is not a Debian package" >&2
+            return 1
+        fi
+    fi
+}
