@@ -98,14 +98,14 @@ let cliTargets: [Target] = [
 let testTargets: [Target] = [
     .target(
         name: "TestSupport",
-        dependencies: ["TroncalProtocol", "TroncalLink", "TroncalPKI", "TroncalStore", "TroncalRuntime", logging, nioPosix],
+        dependencies: ["TroncalProtocol", "TroncalLink", "TroncalPKI", "TroncalStore", "TroncalRuntime", logging, nio, nioPosix, nioSSL],
         path: "Tests/TestSupport", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalProtocolTests", dependencies: ["TroncalProtocol", nio, .product(name: "NIOEmbedded", package: "swift-nio")], path: "Tests/TroncalProtocolTests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalSIPTests", dependencies: ["TroncalSIP", nio], path: "Tests/TroncalSIPTests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalPKITests", dependencies: ["TroncalPKI", "TestSupport"], path: "Tests/TroncalPKITests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalLinkTests", dependencies: ["TroncalLink", "TestSupport", nio, nioPosix, nioSSL, logging], path: "Tests/TroncalLinkTests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalStoreTests", dependencies: ["TroncalStore", "TestSupport", logging], path: "Tests/TroncalStoreTests", swiftSettings: swiftSettings),
-    .testTarget(name: "TroncalRuntimeTests", dependencies: ["TroncalRuntime", "TestSupport", logging], path: "Tests/TroncalRuntimeTests", swiftSettings: swiftSettings),
+    .testTarget(name: "TroncalRuntimeTests", dependencies: ["TroncalRuntime", "TestSupport", logging, metrics, prometheus, lifecycle, nio], path: "Tests/TroncalRuntimeTests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalCLITests", dependencies: ["TroncalCLI", "TestSupport", logging], path: "Tests/TroncalCLITests", swiftSettings: swiftSettings),
 ]
 
