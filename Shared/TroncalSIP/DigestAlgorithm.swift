@@ -12,7 +12,9 @@ public enum DigestAlgorithm: String, Hashable, Sendable, CaseIterable {
 
     /// Parses the algorithm token, case-insensitively.
     public init?(token: String) {
-        guard let match = Self.allCases.first(where: { $0.rawValue.lowercased() == token.lowercased() }) else { return nil }
+        guard let match = Self.allCases.first(where: { $0.rawValue.lowercased() == token.lowercased() }) else {
+            return nil
+        }
         self = match
     }
 

@@ -1,7 +1,7 @@
 #if canImport(FoundationEssentials)
-public import FoundationEssentials
+    public import FoundationEssentials
 #else
-public import Foundation
+    public import Foundation
 #endif
 
 /// The server side of SIP digest authentication (RFC 3261 §22, RFC 7616, RFC 8760): builds challenges with
@@ -58,7 +58,9 @@ public struct DigestAuthenticator: Sendable {
         -> [DigestChallenge]
     {
         let nonce = nonces.makeNonce(realm: realm, now: now, using: &generator)
-        return algorithms.map { DigestChallenge(realm: realm, nonce: nonce, algorithm: $0, qopOptions: ["auth"], stale: stale) }
+        return algorithms.map {
+            DigestChallenge(realm: realm, nonce: nonce, algorithm: $0, qopOptions: ["auth"], stale: stale)
+        }
     }
 
     /// Challenges using the system random number generator.
@@ -117,7 +119,8 @@ public struct DigestAuthenticator: Sendable {
         let expected = DigestCalculator.response(
             algorithm: credentials.algorithm, ha1: ha1, ha2: ha2, nonce: credentials.nonce,
             nonceCount: credentials.nonceCount, cnonce: credentials.cnonce, qop: credentials.qop)
-        guard DigestCalculator.constantTimeEquals(Array(expected.utf8), Array(credentials.response.lowercased().utf8)) else {
+        guard DigestCalculator.constantTimeEquals(Array(expected.utf8), Array(credentials.response.lowercased().utf8))
+        else {
             return .rejected(.wrongResponse)
         }
         if case .expired = nonceStatus { return .stale }

@@ -10,13 +10,16 @@ public enum DigestCalculator {
     }
 
     /// Applies the `-sess` step to a stored H(username:realm:password).
-    public static func sessionHA1(algorithm: DigestAlgorithm, baseHA1: String, nonce: String, cnonce: String?) -> String {
+    public static func sessionHA1(algorithm: DigestAlgorithm, baseHA1: String, nonce: String, cnonce: String?) -> String
+    {
         guard algorithm.isSession else { return baseHA1 }
         return algorithm.hash(baseHA1, nonce, cnonce ?? "")
     }
 
     /// HA2 = H(method:uri), or H(method:uri:H(body)) for qop=auth-int.
-    public static func ha2(algorithm: DigestAlgorithm, method: String, uri: String, qop: String?, body: [UInt8]?) -> String {
+    public static func ha2(algorithm: DigestAlgorithm, method: String, uri: String, qop: String?, body: [UInt8]?)
+        -> String
+    {
         if qop?.lowercased() == "auth-int" {
             return algorithm.hash(method, uri, algorithm.hash(body ?? []))
         }
@@ -39,9 +42,11 @@ public enum DigestCalculator {
         algorithm: DigestAlgorithm, username: String, realm: String, password: String, method: String, uri: String,
         nonce: String, nonceCount: String?, cnonce: String?, qop: String?, body: [UInt8]? = nil
     ) -> String {
-        let ha1 = ha1(algorithm: algorithm, username: username, realm: realm, password: password, nonce: nonce, cnonce: cnonce)
+        let ha1 = ha1(
+            algorithm: algorithm, username: username, realm: realm, password: password, nonce: nonce, cnonce: cnonce)
         let ha2 = ha2(algorithm: algorithm, method: method, uri: uri, qop: qop, body: body)
-        return response(algorithm: algorithm, ha1: ha1, ha2: ha2, nonce: nonce, nonceCount: nonceCount, cnonce: cnonce, qop: qop)
+        return response(
+            algorithm: algorithm, ha1: ha1, ha2: ha2, nonce: nonce, nonceCount: nonceCount, cnonce: cnonce, qop: qop)
     }
 
     /// userhash = H(username:realm) (RFC 7616 §3.4.4).

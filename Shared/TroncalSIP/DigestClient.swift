@@ -16,7 +16,9 @@ public struct DigestClient: Sendable {
     /// The challenge to answer among those offered: supported qop (auth, auth-int or none), strongest algorithm
     /// first (RFC 8760 §2.4), then the server's order.
     public static func preferredChallenge(_ challenges: [DigestChallenge]) -> DigestChallenge? {
-        let usable = challenges.filter { $0.qopOptions.isEmpty || $0.qopOptions.contains("auth") || $0.qopOptions.contains("auth-int") }
+        let usable = challenges.filter {
+            $0.qopOptions.isEmpty || $0.qopOptions.contains("auth") || $0.qopOptions.contains("auth-int")
+        }
         return usable.enumerated().max { lhs, rhs in
             lhs.element.algorithm.strength != rhs.element.algorithm.strength
                 ? lhs.element.algorithm.strength < rhs.element.algorithm.strength : lhs.offset > rhs.offset
@@ -42,7 +44,8 @@ public struct DigestClient: Sendable {
         guard let challenge else { throw SIPParseError(.invalidDigestParameter, detail: "no challenge received") }
         nonceCount &+= 1
         let qop: String? =
-            challenge.qopOptions.contains("auth") ? "auth" : challenge.qopOptions.contains("auth-int") ? "auth-int" : nil
+            challenge.qopOptions.contains("auth")
+            ? "auth" : challenge.qopOptions.contains("auth-int") ? "auth-int" : nil
         let nc = qop == nil ? nil : Self.formatNonceCount(nonceCount)
         let response = DigestCalculator.response(
             algorithm: challenge.algorithm, username: username, realm: challenge.realm, password: password,

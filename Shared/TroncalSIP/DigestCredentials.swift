@@ -1,5 +1,5 @@
-/// Digest credentials (Authorization / Proxy-Authorization, RFC 7616 §3.4 with RFC 8760 algorithms). Its
-/// description writes the header value; like every TroncalSIP error, parse errors never echo it.
+/// Digest credentials (Authorization / Proxy-Authorization, RFC 7616 §3.4 with RFC 8760 algorithms), read from and
+/// written to the header value.
 public struct DigestCredentials: Hashable, Sendable, CustomStringConvertible {
     /// The user name, or H(username:realm) when `userhash` is true.
     public var username: String
@@ -43,14 +43,18 @@ public struct DigestCredentials: Hashable, Sendable, CustomStringConvertible {
         let parameters = try DigestParameters(value.parameters)
         guard let username = parameters["username"], let realm = parameters["realm"], let nonce = parameters["nonce"],
             let uri = parameters["uri"], let response = parameters["response"]
-        else { throw SIPParseError(.invalidDigestParameter, detail: "username, realm, nonce, uri and response are required") }
+        else {
+            throw SIPParseError(
+                .invalidDigestParameter, detail: "username, realm, nonce, uri and response are required")
+        }
         var algorithm = DigestAlgorithm.md5
         if let token = parameters["algorithm"] {
             guard let known = DigestAlgorithm(token: token) else { throw SIPParseError(.unsupportedDigestAlgorithm) }
             algorithm = known
         }
         let lowerResponse = response.lowercased()
-        guard lowerResponse.utf8.count == algorithm.hexLength, lowerResponse.utf8.allSatisfy({ $0.hexValue != nil }) else {
+        guard lowerResponse.utf8.count == algorithm.hexLength, lowerResponse.utf8.allSatisfy({ $0.hexValue != nil })
+        else {
             throw SIPParseError(.invalidDigestParameter, detail: "response is not a digest")
         }
         let qop = parameters["qop"]?.lowercased()

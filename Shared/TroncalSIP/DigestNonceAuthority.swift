@@ -1,9 +1,9 @@
 import Crypto
 
 #if canImport(FoundationEssentials)
-public import FoundationEssentials
+    public import FoundationEssentials
 #else
-public import Foundation
+    public import Foundation
 #endif
 
 /// Issues and checks digest nonces without server state: a nonce is hex(issue time ‖ 16 random bytes ‖
@@ -40,10 +40,14 @@ public struct DigestNonceAuthority: Sendable {
         var payload: [UInt8] = []
         payload.reserveCapacity(40)
         let issuedAt = Self.seconds(now)
-        for shift in stride(from: 56, through: 0, by: -8) { payload.append(UInt8(truncatingIfNeeded: issuedAt >> UInt64(shift))) }
+        for shift in stride(from: 56, through: 0, by: -8) {
+            payload.append(UInt8(truncatingIfNeeded: issuedAt >> UInt64(shift)))
+        }
         for _ in 0..<2 {
             let random = generator.next()
-            for shift in stride(from: 56, through: 0, by: -8) { payload.append(UInt8(truncatingIfNeeded: random >> UInt64(shift))) }
+            for shift in stride(from: 56, through: 0, by: -8) {
+                payload.append(UInt8(truncatingIfNeeded: random >> UInt64(shift)))
+            }
         }
         payload.append(contentsOf: mac(payload, realm: realm))
         return DigestAlgorithm.hex(payload)

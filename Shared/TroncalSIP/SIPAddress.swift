@@ -32,13 +32,17 @@ public struct SIPAddress: Hashable, Sendable, CustomStringConvertible {
     public var displayNameString: String? { displayName?.sipString }
 
     /// Written as name-addr: `"display" <uri>;params` (always with angle brackets, display name always quoted).
-    public var description: String {
-        var text = ""
+    public var description: String { String(decoding: serialized, as: UTF8.self) }
+
+    /// The name-addr as bytes; display names that are not UTF-8 are written unchanged.
+    public var serialized: [UInt8] {
+        var bytes: [UInt8] = []
         if let displayName {
-            text += SIPQuoting.quote(displayName.sipString) + " "
+            bytes += SIPQuoting.quote(bytes: displayName)
+            bytes.append(UInt8(ascii: " "))
         }
-        text += "<" + uri.description + ">" + parameters.serialized
-        return text
+        bytes += Array(("<" + uri.description + ">" + parameters.serialized).utf8)
+        return bytes
     }
 
     /// Parses one address element (already split from a list and trimmed).

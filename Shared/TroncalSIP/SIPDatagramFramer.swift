@@ -1,6 +1,7 @@
 /// Frames UDP: one message per datagram. The message is cut to Content-Length (trailing octets are ignored,
 /// RFC 3261 §18.3), runs to the end of the datagram without it, and a datagram of only CRLFs is a keep-alive.
 public enum SIPDatagramFramer {
+    /// One datagram's meaning.
     public enum Frame: Hashable, Sendable {
         /// The message bytes, trailing octets removed.
         case message([UInt8])

@@ -18,10 +18,17 @@ public struct SIPHeaderField: Hashable, Sendable {
         self.valueLength = valueLength
     }
 
-    /// A new field `Name: value` for a known header, written with its canonical (long) name.
+    /// A new field `Name: value` for a known header, written with its canonical (long) name. CR and LF in the
+    /// value become spaces, so a value can never inject a header. `name` must not be `.other` (use
+    /// `init(rawName:value:)`).
     public init(_ name: SIPHeaderName, value: String) {
+        self.init(name, valueBytes: Array(value.utf8))
+    }
+
+    /// A new field from value bytes (not necessarily UTF-8); CR and LF become spaces.
+    public init(_ name: SIPHeaderName, valueBytes: [UInt8]) {
         precondition(name != .other, "use init(rawName:value:) for extension headers")
-        self.init(validName: name.canonicalName, name: name, value: value)
+        self.init(validName: name.canonicalName, name: name, value: valueBytes.map { $0 == 13 || $0 == 10 ? 32 : $0 })
     }
 
     /// A new field with the given name (known or extension); nil when the name is not a token or the value
@@ -31,18 +38,20 @@ public struct SIPHeaderField: Hashable, Sendable {
         guard !nameBytes.isEmpty, nameBytes.allSatisfy(\.isSIPTokenChar),
             !value.utf8.contains(where: { $0 == 13 || $0 == 10 })
         else { return nil }
-        self.init(validName: rawName, name: SIPHeaderName(bytes: nameBytes), value: value)
+        self.init(validName: rawName, name: SIPHeaderName(bytes: nameBytes), value: Array(value.utf8))
     }
 
-    private init(validName: String, name: SIPHeaderName, value: String) {
+    private init(validName: String, name: SIPHeaderName, value: [UInt8]) {
         var bytes = Array(validName.utf8)
         let nameLength = bytes.count
         bytes.append(contentsOf: ": ".utf8)
-        let valueOffset = bytes.count
-        bytes.append(contentsOf: value.utf8)
+        var valueOffset = bytes.count
+        bytes.append(contentsOf: value)
+        while valueOffset < bytes.count, bytes[valueOffset].isSIPLWS { valueOffset += 1 }
         var valueLength = bytes.count - valueOffset
         while valueLength > 0, bytes[valueOffset + valueLength - 1].isSIPLWS { valueLength -= 1 }
-        self.init(name: name, raw: bytes[...], nameLength: nameLength, valueOffset: valueOffset, valueLength: valueLength)
+        self.init(
+            name: name, raw: bytes[...], nameLength: nameLength, valueOffset: valueOffset, valueLength: valueLength)
     }
 
     /// The field name as written (`To`, `t`, `MaX-fOrWaRdS`, `X-Custom`).

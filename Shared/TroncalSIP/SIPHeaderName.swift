@@ -170,7 +170,10 @@ public enum SIPHeaderName: UInt8, Hashable, Sendable, CaseIterable, CustomString
     /// outside quoted strings and angle brackets. Authorization, WWW-Authenticate, Date and the like are not.
     public var isCommaSeparatedList: Bool {
         switch self {
-        case .accept, .acceptContact, .acceptEncoding, .acceptLanguage, .alertInfo, .allow, .allowEvents, .callInfo, .contact, .contentEncoding, .contentLanguage, .errorInfo, .inReplyTo, .pAssertedIdentity, .pPreferredIdentity, .path, .proxyRequire, .reason, .recordRoute, .rejectContact, .requestDisposition, .require, .route, .serviceRoute, .supported, .unsupported, .via, .warning:
+        case .accept, .acceptContact, .acceptEncoding, .acceptLanguage, .alertInfo, .allow, .allowEvents, .callInfo,
+            .contact, .contentEncoding, .contentLanguage, .errorInfo, .inReplyTo, .pAssertedIdentity,
+            .pPreferredIdentity, .path, .proxyRequire, .reason, .recordRoute, .rejectContact, .requestDisposition,
+            .require, .route, .serviceRoute, .supported, .unsupported, .via, .warning:
             true
         default:
             false
@@ -207,24 +210,284 @@ public enum SIPHeaderName: UInt8, Hashable, Sendable, CaseIterable, CustomString
             }
             return
         }
-        guard bytes.count < Self.namesByLength.count else {
-            self = .other
-            return
-        }
-        for (lowercased, name) in Self.namesByLength[bytes.count] where bytes.equalsCaseInsensitive(bytes: lowercased) {
-            self = name
-            return
+        switch bytes.count {
+        case 2:
+            if bytes.equalsCaseInsensitive("to") {
+                self = .to
+                return
+            }
+        case 3:
+            if bytes.equalsCaseInsensitive("via") {
+                self = .via
+                return
+            }
+        case 4:
+            if bytes.equalsCaseInsensitive("cseq") {
+                self = .cseq
+                return
+            }
+            if bytes.equalsCaseInsensitive("date") {
+                self = .date
+                return
+            }
+            if bytes.equalsCaseInsensitive("from") {
+                self = .from
+                return
+            }
+            if bytes.equalsCaseInsensitive("path") {
+                self = .path
+                return
+            }
+            if bytes.equalsCaseInsensitive("rack") {
+                self = .rack
+                return
+            }
+            if bytes.equalsCaseInsensitive("rseq") {
+                self = .rseq
+                return
+            }
+        case 5:
+            if bytes.equalsCaseInsensitive("allow") {
+                self = .allow
+                return
+            }
+            if bytes.equalsCaseInsensitive("event") {
+                self = .event
+                return
+            }
+            if bytes.equalsCaseInsensitive("route") {
+                self = .route
+                return
+            }
+        case 6:
+            if bytes.equalsCaseInsensitive("accept") {
+                self = .accept
+                return
+            }
+            if bytes.equalsCaseInsensitive("min-se") {
+                self = .minSE
+                return
+            }
+            if bytes.equalsCaseInsensitive("reason") {
+                self = .reason
+                return
+            }
+            if bytes.equalsCaseInsensitive("server") {
+                self = .server
+                return
+            }
+        case 7:
+            if bytes.equalsCaseInsensitive("call-id") {
+                self = .callID
+                return
+            }
+            if bytes.equalsCaseInsensitive("contact") {
+                self = .contact
+                return
+            }
+            if bytes.equalsCaseInsensitive("expires") {
+                self = .expires
+                return
+            }
+            if bytes.equalsCaseInsensitive("privacy") {
+                self = .privacy
+                return
+            }
+            if bytes.equalsCaseInsensitive("require") {
+                self = .require
+                return
+            }
+            if bytes.equalsCaseInsensitive("subject") {
+                self = .subject
+                return
+            }
+            if bytes.equalsCaseInsensitive("warning") {
+                self = .warning
+                return
+            }
+        case 8:
+            if bytes.equalsCaseInsensitive("identity") {
+                self = .identity
+                return
+            }
+            if bytes.equalsCaseInsensitive("priority") {
+                self = .priority
+                return
+            }
+            if bytes.equalsCaseInsensitive("refer-to") {
+                self = .referTo
+                return
+            }
+            if bytes.equalsCaseInsensitive("reply-to") {
+                self = .replyTo
+                return
+            }
+        case 9:
+            if bytes.equalsCaseInsensitive("call-info") {
+                self = .callInfo
+                return
+            }
+            if bytes.equalsCaseInsensitive("supported") {
+                self = .supported
+                return
+            }
+            if bytes.equalsCaseInsensitive("timestamp") {
+                self = .timestamp
+                return
+            }
+        case 10:
+            if bytes.equalsCaseInsensitive("alert-info") {
+                self = .alertInfo
+                return
+            }
+            if bytes.equalsCaseInsensitive("error-info") {
+                self = .errorInfo
+                return
+            }
+            if bytes.equalsCaseInsensitive("user-agent") {
+                self = .userAgent
+                return
+            }
+        case 11:
+            if bytes.equalsCaseInsensitive("in-reply-to") {
+                self = .inReplyTo
+                return
+            }
+            if bytes.equalsCaseInsensitive("min-expires") {
+                self = .minExpires
+                return
+            }
+            if bytes.equalsCaseInsensitive("referred-by") {
+                self = .referredBy
+                return
+            }
+            if bytes.equalsCaseInsensitive("retry-after") {
+                self = .retryAfter
+                return
+            }
+            if bytes.equalsCaseInsensitive("unsupported") {
+                self = .unsupported
+                return
+            }
+        case 12:
+            if bytes.equalsCaseInsensitive("allow-events") {
+                self = .allowEvents
+                return
+            }
+            if bytes.equalsCaseInsensitive("content-type") {
+                self = .contentType
+                return
+            }
+            if bytes.equalsCaseInsensitive("max-forwards") {
+                self = .maxForwards
+                return
+            }
+            if bytes.equalsCaseInsensitive("mime-version") {
+                self = .mimeVersion
+                return
+            }
+            if bytes.equalsCaseInsensitive("organization") {
+                self = .organization
+                return
+            }
+            if bytes.equalsCaseInsensitive("record-route") {
+                self = .recordRoute
+                return
+            }
+        case 13:
+            if bytes.equalsCaseInsensitive("authorization") {
+                self = .authorization
+                return
+            }
+            if bytes.equalsCaseInsensitive("identity-info") {
+                self = .identityInfo
+                return
+            }
+            if bytes.equalsCaseInsensitive("proxy-require") {
+                self = .proxyRequire
+                return
+            }
+            if bytes.equalsCaseInsensitive("service-route") {
+                self = .serviceRoute
+                return
+            }
+        case 14:
+            if bytes.equalsCaseInsensitive("accept-contact") {
+                self = .acceptContact
+                return
+            }
+            if bytes.equalsCaseInsensitive("content-length") {
+                self = .contentLength
+                return
+            }
+            if bytes.equalsCaseInsensitive("reject-contact") {
+                self = .rejectContact
+                return
+            }
+        case 15:
+            if bytes.equalsCaseInsensitive("accept-encoding") {
+                self = .acceptEncoding
+                return
+            }
+            if bytes.equalsCaseInsensitive("accept-language") {
+                self = .acceptLanguage
+                return
+            }
+            if bytes.equalsCaseInsensitive("session-expires") {
+                self = .sessionExpires
+                return
+            }
+        case 16:
+            if bytes.equalsCaseInsensitive("content-encoding") {
+                self = .contentEncoding
+                return
+            }
+            if bytes.equalsCaseInsensitive("content-language") {
+                self = .contentLanguage
+                return
+            }
+            if bytes.equalsCaseInsensitive("www-authenticate") {
+                self = .wwwAuthenticate
+                return
+            }
+        case 18:
+            if bytes.equalsCaseInsensitive("proxy-authenticate") {
+                self = .proxyAuthenticate
+                return
+            }
+            if bytes.equalsCaseInsensitive("subscription-state") {
+                self = .subscriptionState
+                return
+            }
+        case 19:
+            if bytes.equalsCaseInsensitive("authentication-info") {
+                self = .authenticationInfo
+                return
+            }
+            if bytes.equalsCaseInsensitive("content-disposition") {
+                self = .contentDisposition
+                return
+            }
+            if bytes.equalsCaseInsensitive("p-asserted-identity") {
+                self = .pAssertedIdentity
+                return
+            }
+            if bytes.equalsCaseInsensitive("proxy-authorization") {
+                self = .proxyAuthorization
+                return
+            }
+            if bytes.equalsCaseInsensitive("request-disposition") {
+                self = .requestDisposition
+                return
+            }
+        case 20:
+            if bytes.equalsCaseInsensitive("p-preferred-identity") {
+                self = .pPreferredIdentity
+                return
+            }
+        default:
+            break
         }
         self = .other
     }
-
-    /// Known names grouped by length, lower-cased, for a lookup without allocation.
-    private static let namesByLength: [[([UInt8], SIPHeaderName)]] = {
-        var table = [[([UInt8], SIPHeaderName)]](repeating: [], count: 24)
-        for name in SIPHeaderName.allCases where name != .other {
-            let lowered = Array(name.canonicalName.lowercased().utf8)
-            table[lowered.count].append((lowered, name))
-        }
-        return table
-    }()
 }

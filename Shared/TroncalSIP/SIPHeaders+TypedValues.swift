@@ -1,9 +1,3 @@
-/// The Contact header value: the `*` wildcard (REGISTER removal) or a list of addresses.
-public enum SIPContactList: Hashable, Sendable {
-    case wildcard
-    case addresses([SIPAddress])
-}
-
 extension SIPHeaders {
     /// The only field with this name; nil when absent, `duplicateHeader` when repeated.
     func single(_ name: SIPHeaderName) throws(SIPParseError) -> SIPHeaderField? {
@@ -18,10 +12,7 @@ extension SIPHeaders {
     /// All Via values, top first.
     public func via() throws(SIPParseError) -> [SIPVia] {
         var result: [SIPVia] = []
-        for element in elements(.via) {
-            guard !element.isEmpty else { throw SIPParseError(.invalidHeaderValue, header: .via, detail: "empty element") }
-            result.append(try SIPVia.parse(element))
-        }
+        for field in self where field.name == .via { try Self.parseVia(field) { result.append($0) } }
         return result
     }
 
@@ -31,59 +22,124 @@ extension SIPHeaders {
         return try SIPVia.parse(element)
     }
 
-    public func from() throws(SIPParseError) -> SIPAddress? { try address(.from) }
-    public func to() throws(SIPParseError) -> SIPAddress? { try address(.to) }
-
-    private func address(_ name: SIPHeaderName) throws(SIPParseError) -> SIPAddress? {
-        guard let field = try single(name) else { return nil }
-        let address = try SIPAddress.parse(field.value, header: name)
-        if let tag = address.parameters.first(named: "tag") {
-            guard tag.value != nil, !tag.isQuoted else {
-                throw SIPParseError(.invalidHeaderValue, header: name, detail: "tag needs a token")
-            }
-        }
-        return address
-    }
+    public func from() throws(SIPParseError) -> SIPAddress? { try single(.from).map(Self.parseFromOrTo) }
+    public func to() throws(SIPParseError) -> SIPAddress? { try single(.to).map(Self.parseFromOrTo) }
 
     /// The Call-ID (`word [ "@" word ]`).
     public func callID() throws(SIPParseError) -> String? {
-        guard let field = try single(.callID) else { return nil }
-        let value = field.value
-        let parts = value.split(separator: UInt8(ascii: "@"), omittingEmptySubsequences: false)
-        guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isIn(.word) } }) else {
-            throw SIPParseError(.invalidHeaderValue, header: .callID, detail: "not word[@word]")
-        }
-        return value.sipString
+        try single(.callID).map(Self.parseCallID)
     }
 
     public func cseq() throws(SIPParseError) -> SIPCSeq? {
-        guard let field = try single(.cseq) else { return nil }
-        return try SIPCSeq.parse(field.value)
+        try single(.cseq).map { (field) throws(SIPParseError) in try SIPCSeq.parse(field.value) }
     }
 
     /// Max-Forwards, 0...255.
     public func maxForwards() throws(SIPParseError) -> UInt8? {
-        guard let field = try single(.maxForwards) else { return nil }
-        return try SIPDecimal<UInt8>(field.value).get(header: .maxForwards, detail: "0...255")
+        try single(.maxForwards).map(Self.parseMaxForwards)
     }
 
     public func contentLength() throws(SIPParseError) -> Int? {
-        guard let field = try single(.contentLength) else { return nil }
-        switch SIPDecimal<UInt32>(field.value) {
-        case .value(let length): return Int(length)
-        case .overflow, .invalid: throw SIPParseError(.invalidContentLength, header: .contentLength)
-        }
+        try single(.contentLength).map(Self.parseContentLength)
     }
 
     public func contentType() throws(SIPParseError) -> SIPMediaType? {
-        guard let field = try single(.contentType) else { return nil }
-        return try SIPMediaType.parse(field.value, header: .contentType)
+        try single(.contentType).map { (field) throws(SIPParseError) in
+            try SIPMediaType.parse(field.value, header: .contentType)
+        }
     }
 
     /// Expires as delta-seconds; values above 2^32-1 are clamped to 2^32-1 (RFC 3261 §20.19 asks for tolerance).
     public func expires() throws(SIPParseError) -> UInt32? {
-        guard let field = try single(.expires) else { return nil }
-        return try Self.deltaSeconds(field.value, header: .expires)
+        try single(.expires).map { (field) throws(SIPParseError) in try Self.deltaSeconds(field.value, header: .expires)
+        }
+    }
+
+    /// The Contact values (all fields, all elements), or the wildcard.
+    public func contacts() throws(SIPParseError) -> SIPContactList {
+        let all = elements(.contact)
+        if all.count == 1, all[0].elementsEqual("*".utf8) { return .wildcard }
+        var addresses: [SIPAddress] = []
+        for element in all { addresses.append(try Self.parseContact(element)) }
+        return .addresses(addresses)
+    }
+
+    /// Route values (name-addr only), top first.
+    public func route() throws(SIPParseError) -> [SIPAddress] { try nameAddrList(.route) }
+    /// Record-Route values (name-addr only), top first.
+    public func recordRoute() throws(SIPParseError) -> [SIPAddress] { try nameAddrList(.recordRoute) }
+
+    private func nameAddrList(_ name: SIPHeaderName) throws(SIPParseError) -> [SIPAddress] {
+        var result: [SIPAddress] = []
+        for field in self where field.name == name { try Self.parseNameAddrList(field) { result.append($0) } }
+        return result
+    }
+
+    /// The option tags of Require, Proxy-Require, Supported or Unsupported (all fields).
+    public func optionTags(_ name: SIPHeaderName) throws(SIPParseError) -> [String] {
+        var tags: [String] = []
+        for field in self where field.name == name { try Self.parseOptionTags(field) { tags.append($0.sipString) } }
+        return tags
+    }
+
+    /// The values of an authentication header (Authorization, WWW-Authenticate, Proxy-*), one per field.
+    public func authValues(_ name: SIPHeaderName) throws(SIPParseError) -> [SIPAuthHeaderValue] {
+        var values: [SIPAuthHeaderValue] = []
+        for field in self where field.name == name {
+            values.append(try SIPAuthHeaderValue.parse(field.value, header: name))
+        }
+        return values
+    }
+
+    // MARK: - Field parsers shared by the accessors and SIPValidator
+
+    static func parseVia(_ field: SIPHeaderField, _ body: (SIPVia) -> Void) throws(SIPParseError) {
+        for element in field.elements {
+            guard !element.isEmpty else {
+                throw SIPParseError(.invalidHeaderValue, header: .via, detail: "empty element")
+            }
+            body(try SIPVia.parse(element))
+        }
+    }
+
+    static func parseFromOrTo(_ field: SIPHeaderField) throws(SIPParseError) -> SIPAddress {
+        let address = try SIPAddress.parse(field.value, header: field.name)
+        if let tag = address.parameters.first(named: "tag"), tag.value == nil || tag.isQuoted {
+            throw SIPParseError(.invalidHeaderValue, header: field.name, detail: "tag needs a token")
+        }
+        return address
+    }
+
+    static func parseCallID(_ field: SIPHeaderField) throws(SIPParseError) -> String {
+        let value = field.value
+        var ats = 0
+        var previous: UInt8 = UInt8(ascii: "@")
+        for byte in value {
+            if byte == UInt8(ascii: "@") {
+                ats += 1
+                guard ats == 1, previous != UInt8(ascii: "@") else { return try invalidCallID() }
+            } else if !byte.isIn(.word) {
+                return try invalidCallID()
+            }
+            previous = byte
+        }
+        guard !value.isEmpty, previous != UInt8(ascii: "@") else { return try invalidCallID() }
+        return value.sipString
+    }
+
+    private static func invalidCallID() throws(SIPParseError) -> String {
+        throw SIPParseError(.invalidHeaderValue, header: .callID, detail: "not word[@word]")
+    }
+
+    static func parseMaxForwards(_ field: SIPHeaderField) throws(SIPParseError) -> UInt8 {
+        try SIPDecimal<UInt8>(field.value).get(header: .maxForwards, detail: "0...255")
+    }
+
+    static func parseContentLength(_ field: SIPHeaderField) throws(SIPParseError) -> Int {
+        guard case .value(let length) = SIPDecimal<UInt32>(field.value) else {
+            throw SIPParseError(.invalidContentLength, header: .contentLength)
+        }
+        return Int(length)
     }
 
     static func deltaSeconds(_ bytes: ArraySlice<UInt8>, header: SIPHeaderName) throws(SIPParseError) -> UInt32 {
@@ -94,30 +150,25 @@ extension SIPHeaders {
         }
     }
 
-    /// The Contact values (all fields, all elements), or the wildcard.
-    public func contacts() throws(SIPParseError) -> SIPContactList {
-        let all = elements(.contact)
-        if all.count == 1, all[0].elementsEqual("*".utf8) { return .wildcard }
-        var addresses: [SIPAddress] = []
-        for element in all {
-            guard !element.isEmpty else { throw SIPParseError(.invalidHeaderValue, header: .contact, detail: "empty element") }
-            let address = try SIPAddress.parse(element, header: .contact)
-            for parameter in address.parameters {
-                let name = Array(parameter.name.utf8)
-                if name.equalsCaseInsensitive("q") {
-                    guard let value = parameter.value, !parameter.isQuoted, Self.isQValue(Array(value.utf8)) else {
-                        throw SIPParseError(.invalidHeaderValue, header: .contact, detail: "q")
-                    }
-                } else if name.equalsCaseInsensitive("expires") {
-                    guard let value = parameter.value, !parameter.isQuoted else {
-                        throw SIPParseError(.invalidHeaderValue, header: .contact, detail: "expires")
-                    }
-                    _ = try Self.deltaSeconds(Array(value.utf8)[...], header: .contact)
-                }
-            }
-            addresses.append(address)
+    /// One Contact element (not the wildcard), with its q and expires parameters checked.
+    static func parseContact(_ element: ArraySlice<UInt8>) throws(SIPParseError) -> SIPAddress {
+        guard !element.isEmpty else {
+            throw SIPParseError(.invalidHeaderValue, header: .contact, detail: "empty element")
         }
-        return .addresses(addresses)
+        let address = try SIPAddress.parse(element, header: .contact)
+        for parameter in address.parameters {
+            if parameter.name.utf8.equalsCaseInsensitive("q") {
+                guard let value = parameter.value, !parameter.isQuoted, isQValue(Array(value.utf8)) else {
+                    throw SIPParseError(.invalidHeaderValue, header: .contact, detail: "q")
+                }
+            } else if parameter.name.utf8.equalsCaseInsensitive("expires") {
+                guard let value = parameter.value, !parameter.isQuoted else {
+                    throw SIPParseError(.invalidHeaderValue, header: .contact, detail: "expires")
+                }
+                _ = try deltaSeconds(Array(value.utf8)[...], header: .contact)
+            }
+        }
+        return address
     }
 
     /// qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ).
@@ -130,38 +181,21 @@ extension SIPHeaders {
             ? fraction.allSatisfy(\.isSIPDigit) : fraction.allSatisfy { $0 == UInt8(ascii: "0") }
     }
 
-    /// Route values (name-addr only), top first.
-    public func route() throws(SIPParseError) -> [SIPAddress] { try nameAddrList(.route) }
-    /// Record-Route values (name-addr only), top first.
-    public func recordRoute() throws(SIPParseError) -> [SIPAddress] { try nameAddrList(.recordRoute) }
-
-    private func nameAddrList(_ name: SIPHeaderName) throws(SIPParseError) -> [SIPAddress] {
-        var result: [SIPAddress] = []
-        for element in elements(name) {
-            guard !element.isEmpty else { throw SIPParseError(.invalidHeaderValue, header: name, detail: "empty element") }
-            result.append(try SIPAddress.parse(element, header: name, requireNameAddr: true))
-        }
-        return result
-    }
-
-    /// The option tags of Require, Proxy-Require, Supported or Unsupported (all fields).
-    public func optionTags(_ name: SIPHeaderName) throws(SIPParseError) -> [String] {
-        var tags: [String] = []
-        for element in elements(name) {
-            guard !element.isEmpty, element.allSatisfy(\.isSIPTokenChar) else {
-                throw SIPParseError(.invalidHeaderValue, header: name, detail: "option-tag")
+    static func parseNameAddrList(_ field: SIPHeaderField, _ body: (SIPAddress) -> Void) throws(SIPParseError) {
+        for element in field.elements {
+            guard !element.isEmpty else {
+                throw SIPParseError(.invalidHeaderValue, header: field.name, detail: "empty element")
             }
-            tags.append(element.sipString)
+            body(try SIPAddress.parse(element, header: field.name, requireNameAddr: true))
         }
-        return tags
     }
 
-    /// The values of an authentication header (Authorization, WWW-Authenticate, Proxy-*), one per field.
-    public func authValues(_ name: SIPHeaderName) throws(SIPParseError) -> [SIPAuthHeaderValue] {
-        var values: [SIPAuthHeaderValue] = []
-        for field in self where field.name == name {
-            values.append(try SIPAuthHeaderValue.parse(field.value, header: name))
+    static func parseOptionTags(_ field: SIPHeaderField, _ body: (ArraySlice<UInt8>) -> Void) throws(SIPParseError) {
+        for element in field.elements {
+            guard !element.isEmpty, element.allSatisfy(\.isSIPTokenChar) else {
+                throw SIPParseError(.invalidHeaderValue, header: field.name, detail: "option-tag")
+            }
+            body(element)
         }
-        return values
     }
 }

@@ -10,28 +10,46 @@ enum SIPHost {
     /// hostname = *( domainlabel "." ) toplabel [ "." ]; labels are alphanumerics and inner hyphens,
     /// the top label starts with a letter.
     static func isValidHostname(_ host: ArraySlice<UInt8>) -> Bool {
-        var labels = host.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        if labels.count > 1, labels.last?.isEmpty == true { labels.removeLast() }
-        guard let top = labels.last, let topFirst = top.first, topFirst.isIn(.alpha) else { return false }
-        for label in labels {
-            guard let firstByte = label.first, let lastByte = label.last,
-                firstByte.isIn(.alphanum), lastByte.isIn(.alphanum),
-                label.allSatisfy({ $0.isIn(.alphanum) || $0 == UInt8(ascii: "-") })
-            else { return false }
+        var end = host.endIndex
+        if end > host.startIndex, host[end - 1] == UInt8(ascii: ".") { end -= 1 }
+        guard end > host.startIndex else { return false }
+        var labelStart = host.startIndex
+        var index = host.startIndex
+        while index <= end {
+            if index == end || host[index] == UInt8(ascii: ".") {
+                guard index > labelStart, host[labelStart].isIn(.alphanum), host[index - 1].isIn(.alphanum) else {
+                    return false
+                }
+                if index == end { return host[labelStart].isIn(.alpha) }
+                labelStart = index + 1
+            } else if !(host[index].isIn(.alphanum) || host[index] == UInt8(ascii: "-")) {
+                return false
+            }
+            index += 1
         }
-        return true
+        return false
     }
 
     /// Four dotted decimal octets, each 1-3 digits and at most 255.
     static func isValidIPv4(_ host: ArraySlice<UInt8>) -> Bool {
-        let parts = host.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        guard parts.count == 4 else { return false }
-        for part in parts {
-            guard (1...3).contains(part.count), case .value(let octet) = SIPDecimal<UInt16>(part), octet <= 255 else {
+        var octets = 0
+        var digits = 0
+        var value = 0
+        for byte in host {
+            if byte == UInt8(ascii: ".") {
+                guard digits > 0, octets < 3 else { return false }
+                octets += 1
+                digits = 0
+                value = 0
+            } else if byte.isSIPDigit {
+                digits += 1
+                value = value * 10 + Int(byte - UInt8(ascii: "0"))
+                guard digits <= 3, value <= 255 else { return false }
+            } else {
                 return false
             }
         }
-        return true
+        return octets == 3 && digits > 0
     }
 
     /// "[" IPv6address "]".

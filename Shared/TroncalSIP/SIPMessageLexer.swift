@@ -68,7 +68,8 @@ struct SIPMessageLexer {
                 return nil
             case .none:
                 result.error = SIPParseError(
-                    count - position > limits.maxLineLength ? .lineTooLong : .unterminatedHeaderSection, offset: position)
+                    count - position > limits.maxLineLength ? .lineTooLong : .unterminatedHeaderSection,
+                    offset: position)
                 return nil
             }
 

@@ -14,13 +14,20 @@ public struct SIPMessageParser: Sendable {
         let lexed = SIPMessageLexer.lex(bytes, limits: limits)
         if let error = lexed.error { throw error }
         guard let startLine = lexed.startLine, let body = lexed.body else { throw SIPParseError(.emptyMessage) }
-        let headers = SIPHeaders(lexed.headers)
-        let bodyBytes = Array(bytes[body])
-        switch try Self.parseStartLine(bytes[startLine]) {
+        return try Self.assemble(
+            startLine: bytes[startLine], headers: SIPHeaders(lexed.headers), body: Array(bytes[body]))
+    }
+
+    /// Parses the start line and puts the message together.
+    static func assemble(startLine: ArraySlice<UInt8>, headers: SIPHeaders, body: [UInt8]) throws(SIPParseError)
+        -> SIPMessage
+    {
+        switch try parseStartLine(startLine) {
         case .request(let method, let uri, let version):
-            return .request(SIPRequest(method: method, uri: uri, version: version, headers: headers, body: bodyBytes))
+            return .request(SIPRequest(method: method, uri: uri, version: version, headers: headers, body: body))
         case .response(let version, let code, let reason):
-            var response = SIPResponse(statusCode: code, reasonPhrase: "", version: version, headers: headers, body: bodyBytes)
+            var response = SIPResponse(
+                statusCode: code, reasonPhrase: "", version: version, headers: headers, body: body)
             response.reasonPhrase = Array(reason)
             return .response(response)
         }
@@ -79,7 +86,8 @@ public struct SIPMessageParser: Sendable {
         do {
             uri = try SIPURI.parse(uriBytes)
         } catch {
-            throw SIPParseError(.invalidURI, offset: (error.offset ?? 0) + firstSpace + 1 - line.startIndex, detail: error.detail)
+            throw SIPParseError(
+                .invalidURI, offset: (error.offset ?? 0) + firstSpace + 1 - line.startIndex, detail: error.detail)
         }
         return .request(method, uri, version)
     }

@@ -15,26 +15,68 @@ public enum SIPMethod: Hashable, Sendable, CustomStringConvertible {
         guard !bytes.isEmpty, bytes.allSatisfy(\.isSIPTokenChar) else { return nil }
         switch bytes.count {
         case 3:
-            if bytes.elementsEqual("ACK".utf8) { self = .ack; return }
-            if bytes.elementsEqual("BYE".utf8) { self = .bye; return }
+            if bytes.elementsEqual("ACK".utf8) {
+                self = .ack
+                return
+            }
+            if bytes.elementsEqual("BYE".utf8) {
+                self = .bye
+                return
+            }
         case 4:
-            if bytes.elementsEqual("INFO".utf8) { self = .info; return }
+            if bytes.elementsEqual("INFO".utf8) {
+                self = .info
+                return
+            }
         case 5:
-            if bytes.elementsEqual("PRACK".utf8) { self = .prack; return }
-            if bytes.elementsEqual("REFER".utf8) { self = .refer; return }
+            if bytes.elementsEqual("PRACK".utf8) {
+                self = .prack
+                return
+            }
+            if bytes.elementsEqual("REFER".utf8) {
+                self = .refer
+                return
+            }
         case 6:
-            if bytes.elementsEqual("INVITE".utf8) { self = .invite; return }
-            if bytes.elementsEqual("CANCEL".utf8) { self = .cancel; return }
-            if bytes.elementsEqual("NOTIFY".utf8) { self = .notify; return }
-            if bytes.elementsEqual("UPDATE".utf8) { self = .update; return }
+            if bytes.elementsEqual("INVITE".utf8) {
+                self = .invite
+                return
+            }
+            if bytes.elementsEqual("CANCEL".utf8) {
+                self = .cancel
+                return
+            }
+            if bytes.elementsEqual("NOTIFY".utf8) {
+                self = .notify
+                return
+            }
+            if bytes.elementsEqual("UPDATE".utf8) {
+                self = .update
+                return
+            }
         case 7:
-            if bytes.elementsEqual("OPTIONS".utf8) { self = .options; return }
-            if bytes.elementsEqual("PUBLISH".utf8) { self = .publish; return }
-            if bytes.elementsEqual("MESSAGE".utf8) { self = .message; return }
+            if bytes.elementsEqual("OPTIONS".utf8) {
+                self = .options
+                return
+            }
+            if bytes.elementsEqual("PUBLISH".utf8) {
+                self = .publish
+                return
+            }
+            if bytes.elementsEqual("MESSAGE".utf8) {
+                self = .message
+                return
+            }
         case 8:
-            if bytes.elementsEqual("REGISTER".utf8) { self = .register; return }
+            if bytes.elementsEqual("REGISTER".utf8) {
+                self = .register
+                return
+            }
         case 9:
-            if bytes.elementsEqual("SUBSCRIBE".utf8) { self = .subscribe; return }
+            if bytes.elementsEqual("SUBSCRIBE".utf8) {
+                self = .subscribe
+                return
+            }
         default:
             break
         }

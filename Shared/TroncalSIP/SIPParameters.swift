@@ -69,17 +69,3 @@ public struct SIPParameters: RandomAccessCollection, MutableCollection, Hashable
         return text
     }
 }
-
-/// Quoting and escaping of quoted-strings (RFC 3261 §25.1).
-public enum SIPQuoting {
-    /// `"` + value with `\` and `"` escaped + `"`.
-    public static func quote(_ value: String) -> String {
-        var out = "\""
-        for character in value {
-            if character == "\"" || character == "\\" { out.append("\\") }
-            out.append(character)
-        }
-        out.append("\"")
-        return out
-    }
-}

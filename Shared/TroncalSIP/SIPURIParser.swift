@@ -2,7 +2,8 @@ extension SIPURI {
     /// Parses exactly `bytes` as a URI (no surrounding whitespace).
     static func parse(_ bytes: ArraySlice<UInt8>, header: SIPHeaderName? = nil) throws(SIPParseError) -> SIPURI {
         func fail(_ detail: String, at index: Int? = nil) -> SIPParseError {
-            SIPParseError(.invalidURI, header: header, offset: (index ?? bytes.startIndex) - bytes.startIndex, detail: detail)
+            SIPParseError(
+                .invalidURI, header: header, offset: (index ?? bytes.startIndex) - bytes.startIndex, detail: detail)
         }
         guard let colon = bytes.firstIndex(of: UInt8(ascii: ":")) else { throw fail("missing scheme") }
         let schemeBytes = bytes[..<colon]
@@ -73,7 +74,9 @@ extension SIPURI {
         // hostport
         var index = hostStart
         if index < rest.endIndex, rest[index] == UInt8(ascii: "[") {
-            guard let close = rest[index...].firstIndex(of: UInt8(ascii: "]")) else { throw fail("unterminated IPv6", index) }
+            guard let close = rest[index...].firstIndex(of: UInt8(ascii: "]")) else {
+                throw fail("unterminated IPv6", index)
+            }
             index = close + 1
         } else {
             while index < rest.endIndex, rest[index].isIn(.host) { index += 1 }
@@ -122,7 +125,9 @@ extension SIPURI {
             index += 1
             let headerBytes = rest[index...]
             for header in headerBytes.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: false) {
-                guard let equals = header.firstIndex(of: UInt8(ascii: "=")) else { throw fail("URI header without =", header.startIndex) }
+                guard let equals = header.firstIndex(of: UInt8(ascii: "=")) else {
+                    throw fail("URI header without =", header.startIndex)
+                }
                 let name = header[..<equals]
                 let value = header[(equals + 1)...]
                 guard !name.isEmpty else { throw fail("empty URI header name", header.startIndex) }
@@ -148,7 +153,8 @@ extension SIPURI {
         let separators: Set<UInt8> = Set("-.()".utf8)
         guard !digits.isEmpty else { throw fail("empty telephone number", rest.startIndex) }
         if isGlobal {
-            guard digits.allSatisfy({ $0.isSIPDigit || separators.contains($0) }), digits.contains(where: \.isSIPDigit) else {
+            guard digits.allSatisfy({ $0.isSIPDigit || separators.contains($0) }), digits.contains(where: \.isSIPDigit)
+            else {
                 throw fail("invalid global number", rest.startIndex)
             }
         } else {
@@ -158,7 +164,9 @@ extension SIPURI {
         }
         var uri = SIPURI(telephoneNumber: number.sipString)
         if numberEnd < rest.endIndex {
-            for parameter in rest[(numberEnd + 1)...].split(separator: UInt8(ascii: ";"), omittingEmptySubsequences: false) {
+            for parameter in rest[(numberEnd + 1)...].split(
+                separator: UInt8(ascii: ";"), omittingEmptySubsequences: false)
+            {
                 let equals = parameter.firstIndex(of: UInt8(ascii: "=")) ?? parameter.endIndex
                 let name = parameter[..<equals]
                 guard !name.isEmpty, name.allSatisfy({ $0.isIn(.alphanum) || $0 == UInt8(ascii: "-") }) else {

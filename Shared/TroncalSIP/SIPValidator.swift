@@ -63,16 +63,8 @@ public struct SIPValidator: Sendable {
         }
         let message: SIPMessage
         do {
-            switch try SIPMessageParser.parseStartLine(startLine) {
-            case .request(let method, let uri, let version):
-                message = .request(
-                    SIPRequest(method: method, uri: uri, version: version, headers: headers, body: Array(bytes[body])))
-            case .response(let version, let code, let reason):
-                var response = SIPResponse(
-                    statusCode: code, reasonPhrase: "", version: version, headers: headers, body: Array(bytes[body]))
-                response.reasonPhrase = Array(reason)
-                message = .response(response)
-            }
+            message = try SIPMessageParser.assemble(
+                startLine: startLine, headers: headers, body: Array(bytes[body]))
         } catch {
             return refuse(error, isResponse: isResponse, startLine: startLine, headers: headers)
         }
@@ -92,7 +84,10 @@ public struct SIPValidator: Sendable {
             do throws(SIPParseError) {
                 guard response.version == .sip20 else { throw SIPParseError(.unsupportedVersion) }
                 _ = try checkHeaders(response.headers, isRequest: false)
-                if transport == .stream, !hasContentLength { throw SIPParseError(.missingContentLength, header: .contentLength) }
+                if transport == .stream, !hasContentLength {
+                    throw SIPParseError(.missingContentLength, header: .contentLength)
+                }
+                try checkResponseRouting(response)
                 return .accept(message)
             } catch {
                 return .drop(error)
@@ -105,7 +100,9 @@ public struct SIPValidator: Sendable {
     private func validate(
         _ request: SIPRequest, transport: SIPTransportKind, hasContentLength: Bool, message: SIPMessage
     ) -> SIPMessageDisposition {
-        func reject(_ status: Int, _ reason: String, _ error: SIPParseError, unsupported: [String] = []) -> SIPMessageDisposition {
+        func reject(_ status: Int, _ reason: String, _ error: SIPParseError, unsupported: [String] = [])
+            -> SIPMessageDisposition
+        {
             // An ACK is never answered (RFC 3261 §17.2.1/§8.2): a bad one is dropped.
             if request.method == .ack { return .drop(error) }
             return .reject(
@@ -155,16 +152,37 @@ public struct SIPValidator: Sendable {
         let checked: SIPHeaderName? =
             switch configuration.role {
             case .proxy: .proxyRequire
-            case .userAgent: request.method == .cancel ? nil : .require
+            // ACK and CANCEL are never refused for Require (RFC 3261 §8.2.2.3).
+            case .userAgent: request.method == .cancel || request.method == .ack ? nil : .require
             }
         if let checked {
             let tags = (try? request.headers.optionTags(checked)) ?? []
             let unsupported = tags.filter { !configuration.supportedOptionTags.contains($0) }
             if !unsupported.isEmpty {
-                return reject(420, "Bad Extension", SIPParseError(.invalidHeaderValue, header: checked, detail: "unsupported option"), unsupported: unsupported)
+                let error = SIPParseError(.invalidHeaderValue, header: checked, detail: "unsupported option")
+                return reject(420, "Bad Extension", error, unsupported: unsupported)
             }
         }
         return .accept(message)
+    }
+
+    /// A UA sends requests with one Via, so a response with more is not for it (RFC 3261 §8.1.3.3); a proxy never
+    /// forwards a response to a broadcast or unspecified address (RFC 4475 §3.3.10).
+    private func checkResponseRouting(_ response: SIPResponse) throws(SIPParseError) {
+        let vias = try response.headers.via()
+        switch configuration.role {
+        case .userAgent:
+            guard vias.count == 1 else {
+                throw SIPParseError(.invalidHeaderValue, header: .via, detail: "response with more than one Via")
+            }
+        case .proxy:
+            guard vias.count >= 2 else { return }
+            let next = vias[1]
+            for host in [next.host, next.received, next.maddr].compactMap({ $0 })
+            where host == "255.255.255.255" || host == "0.0.0.0" {
+                throw SIPParseError(.invalidHeaderValue, header: .via, detail: "next hop is not a unicast address")
+            }
+        }
     }
 
     private struct HeaderSummary {
@@ -173,29 +191,65 @@ public struct SIPValidator: Sendable {
         var maxForwards: UInt8?
     }
 
-    /// Parses every header the stack understands and checks the mandatory ones (RFC 3261 §8.1.1).
+    /// Parses every header the stack understands, in one pass over the fields, and checks that the mandatory ones
+    /// are present (RFC 3261 §8.1.1) and that single-valued ones appear once.
     private func checkHeaders(_ headers: SIPHeaders, isRequest: Bool) throws(SIPParseError) -> HeaderSummary {
         var summary = HeaderSummary()
-        let vias = try headers.via()
-        summary.topVia = vias.first
-        guard summary.topVia != nil else { throw SIPParseError(.missingHeader, header: .via) }
-        guard try headers.from() != nil else { throw SIPParseError(.missingHeader, header: .from) }
-        guard try headers.to() != nil else { throw SIPParseError(.missingHeader, header: .to) }
-        guard try headers.callID() != nil else { throw SIPParseError(.missingHeader, header: .callID) }
-        summary.cseq = try headers.cseq()
-        guard summary.cseq != nil else { throw SIPParseError(.missingHeader, header: .cseq) }
-        if isRequest { summary.maxForwards = try headers.maxForwards() }
-        _ = try headers.contentLength()
-        _ = try headers.contentType()
-        _ = try headers.contacts()
-        _ = try headers.route()
-        _ = try headers.recordRoute()
-        _ = try headers.expires()
-        for name in [SIPHeaderName.require, .proxyRequire, .supported, .unsupported] {
-            _ = try headers.optionTags(name)
+        // One bit per header name (raw values stay below 128).
+        var seen: UInt128 = 0
+        func bit(_ name: SIPHeaderName) -> UInt128 { 1 << UInt128(name.rawValue) }
+        func once(_ name: SIPHeaderName) throws(SIPParseError) {
+            guard seen & bit(name) == 0 else { throw SIPParseError(.duplicateHeader, header: name) }
+            seen |= bit(name)
         }
-        for name in [SIPHeaderName.authorization, .proxyAuthorization, .wwwAuthenticate, .proxyAuthenticate] {
-            _ = try headers.authValues(name)
+        for field in headers {
+            switch field.name {
+            case .via:
+                try SIPHeaders.parseVia(field) { via in
+                    if summary.topVia == nil { summary.topVia = via }
+                }
+            case .from, .to:
+                try once(field.name)
+                _ = try SIPHeaders.parseFromOrTo(field)
+            case .callID:
+                try once(.callID)
+                _ = try SIPHeaders.parseCallID(field)
+            case .cseq:
+                try once(.cseq)
+                summary.cseq = try SIPCSeq.parse(field.value)
+            case .maxForwards:
+                try once(.maxForwards)
+                if isRequest { summary.maxForwards = try SIPHeaders.parseMaxForwards(field) }
+            case .contentLength:
+                try once(.contentLength)
+                _ = try SIPHeaders.parseContentLength(field)
+            case .contentType:
+                try once(.contentType)
+                _ = try SIPMediaType.parse(field.value, header: .contentType)
+            case .expires:
+                try once(.expires)
+                _ = try SIPHeaders.deltaSeconds(field.value, header: .expires)
+            case .contact:
+                if field.value.elementsEqual("*".utf8) {
+                    guard headers.count(of: .contact) == 1 else {
+                        throw SIPParseError(.invalidHeaderValue, header: .contact, detail: "* with other contacts")
+                    }
+                } else {
+                    for element in field.elements { _ = try SIPHeaders.parseContact(element) }
+                }
+            case .route, .recordRoute:
+                try SIPHeaders.parseNameAddrList(field) { _ in }
+            case .require, .proxyRequire, .supported, .unsupported:
+                try SIPHeaders.parseOptionTags(field) { _ in }
+            case .authorization, .proxyAuthorization, .wwwAuthenticate, .proxyAuthenticate:
+                _ = try SIPAuthHeaderValue.parse(field.value, header: field.name)
+            default:
+                break
+            }
+        }
+        guard summary.topVia != nil else { throw SIPParseError(.missingHeader, header: .via) }
+        for name in [SIPHeaderName.from, .to, .callID, .cseq] where seen & bit(name) == 0 {
+            throw SIPParseError(.missingHeader, header: name)
         }
         return summary
     }
@@ -211,9 +265,12 @@ public struct SIPValidator: Sendable {
         else { return .drop(error) }
         if method == .ack { return .drop(error) }
         if error.code == .messageTooLarge {
-            return .reject(SIPRejection(statusCode: 513, reasonPhrase: "Message Too Large", error: error, method: method, headers: headers))
+            return .reject(
+                SIPRejection(
+                    statusCode: 513, reasonPhrase: "Message Too Large", error: error, method: method, headers: headers))
         }
-        return .reject(SIPRejection(statusCode: 400, reasonPhrase: "Bad Request", error: error, method: method, headers: headers))
+        return .reject(
+            SIPRejection(statusCode: 400, reasonPhrase: "Bad Request", error: error, method: method, headers: headers))
     }
 
     /// The first line when the lexer could not delimit one (for deciding request vs response).

@@ -61,7 +61,9 @@ public struct SIPVia: Hashable, Sendable, CustomStringConvertible {
         guard scanner.index > beforeLWS else { throw scanner.error("expected LWS before sent-by") }
         let hostStart = scanner.index
         if scanner.peek == UInt8(ascii: "[") {
-            guard let close = scanner.remaining.firstIndex(of: UInt8(ascii: "]")) else { throw scanner.error("unterminated IPv6") }
+            guard let close = scanner.remaining.firstIndex(of: UInt8(ascii: "]")) else {
+                throw scanner.error("unterminated IPv6")
+            }
             scanner.index = close + 1
         } else {
             _ = scanner.scan(.host)

@@ -28,12 +28,19 @@ struct CountingGenerator: RandomNumberGenerator {
     ) throws -> (DigestClient, [DigestCredentials]) {
         var generator = CountingGenerator()
         var challenges = server.challenges(now: now, using: &generator)
-        if userhash { challenges = challenges.map { var c = $0; c.userhash = true; return c } }
+        if userhash {
+            challenges = challenges.map {
+                var c = $0
+                c.userhash = true
+                return c
+            }
+        }
         var client = DigestClient(username: "alice", password: password)
         try client.receive(challenges)
         var credentials: [DigestCredentials] = []
         for index in 0..<requests {
-            credentials.append(try client.credentials(method: "REGISTER", uri: "sip:carrier.example.net", cnonce: "c\(index)nonce"))
+            credentials.append(
+                try client.credentials(method: "REGISTER", uri: "sip:carrier.example.net", cnonce: "c\(index)nonce"))
         }
         return (client, credentials)
     }
@@ -138,7 +145,9 @@ struct CountingGenerator: RandomNumberGenerator {
         let server = try makeServer(algorithms: [.sha256])
         let (_, credentials) = try answer(server, userhash: true)
         #expect(credentials[0].userhash)
-        #expect(credentials[0].username == DigestCalculator.userhash(algorithm: .sha256, username: "alice", realm: "troncal.example.net"))
+        #expect(
+            credentials[0].username
+                == DigestCalculator.userhash(algorithm: .sha256, username: "alice", realm: "troncal.example.net"))
         var counts = DigestNonceCountTracker()
         #expect(
             server.verify(

@@ -72,7 +72,8 @@ struct DigestVectorFile: Decodable {
         let ha1 = DigestCalculator.ha1(
             algorithm: algorithm, username: vector.username, realm: vector.realm, password: vector.password,
             nonce: vector.nonce, cnonce: vector.cnonce)
-        let ha2 = DigestCalculator.ha2(algorithm: algorithm, method: vector.method, uri: vector.uri, qop: vector.qop, body: nil)
+        let ha2 = DigestCalculator.ha2(
+            algorithm: algorithm, method: vector.method, uri: vector.uri, qop: vector.qop, body: nil)
         #expect(ha1 == vector.computed.HA1)
         #expect(ha2 == vector.computed.HA2)
         let response = DigestCalculator.response(
@@ -81,7 +82,8 @@ struct DigestVectorFile: Decodable {
         #expect(response == vector.conformingResponse)
         #expect(response == vector.computed.response)
         if vector.userhash == true {
-            let userhash = DigestCalculator.userhash(algorithm: algorithm, username: vector.username, realm: vector.realm)
+            let userhash = DigestCalculator.userhash(
+                algorithm: algorithm, username: vector.username, realm: vector.realm)
             #expect(userhash == vector.expected_userhash_fips_sha512_256)
             // The RFC 7616 §3.9.2 printed values came from truncated SHA-512: ours must not reproduce them.
             #expect(userhash != vector.expected_userhash)

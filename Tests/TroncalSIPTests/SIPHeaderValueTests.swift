@@ -31,12 +31,14 @@ func parseErrorCode(_ body: () throws(SIPParseError) -> Void) -> SIPParseError.C
         let request = try #require(try headers("Via: SIP/2.0/TLS [2001:db8::9:1]:5061;rport;branch=z9hG4bKx").topVia())
         #expect(request.host == "[2001:db8::9:1]")
         #expect(request.hasRPort && request.rport == nil)
-        #expect(SIPVia(transport: "TCP", host: "a.example", port: 5060, branch: "z9hG4bK1").description
-            == "SIP/2.0/TCP a.example:5060;branch=z9hG4bK1")
+        #expect(
+            SIPVia(transport: "TCP", host: "a.example", port: 5060, branch: "z9hG4bK1").description
+                == "SIP/2.0/TCP a.example:5060;branch=z9hG4bK1")
     }
 
     @Test(arguments: [
-        "Via: SIP/2.0/UDP", "Via: SIP/2.0 host", "Via: SIP/2.0/UDP host;branch", "Via: SIP/2.0/UDP host;received=example.com",
+        "Via: SIP/2.0/UDP", "Via: SIP/2.0 host", "Via: SIP/2.0/UDP host;branch",
+        "Via: SIP/2.0/UDP host;received=example.com",
         "Via: SIP/2.0/UDP host;rport=70000", "Via: SIP/2.0/UDP host;ttl=300", "Via: SIP/2.0/UDP host:99999",
         "Via: SIP/2.0/UDP host;;", "Via: SIP/2.0/UDP host,", "Via: SIP/2.0/UDPhost", "Via: SIP/2.0/UDP ho$t",
     ])
@@ -75,14 +77,20 @@ func parseErrorCode(_ body: () throws(SIPParseError) -> Void) -> SIPParseError.C
     }
 
     @Test func contactListsWildcardAndParameters() throws {
-        guard case .addresses(let list) = try headers("Contact: <sip:a@b>;q=0.7;expires=3600, \"X\" <sip:c@d>;q=1").contacts() else {
+        guard
+            case .addresses(let list) = try headers("Contact: <sip:a@b>;q=0.7;expires=3600, \"X\" <sip:c@d>;q=1")
+                .contacts()
+        else {
             Issue.record("expected addresses")
             return
         }
         #expect(list.count == 2)
         #expect(list[0].parameters["expires"] == "3600")
         #expect(try headers("Contact: *").contacts() == .wildcard)
-        for bad in ["Contact: <sip:a@b>;q=2", "Contact: <sip:a@b>;q=0.1234", "Contact: <sip:a@b>;expires=soon", "Contact: <sip:a@b>,"] {
+        for bad in [
+            "Contact: <sip:a@b>;q=2", "Contact: <sip:a@b>;q=0.1234", "Contact: <sip:a@b>;expires=soon",
+            "Contact: <sip:a@b>,",
+        ] {
             let parsed = try headers(bad)
             #expect(throws: SIPParseError.self, "\(bad)") { try parsed.contacts() }
         }
@@ -153,5 +161,29 @@ func parseErrorCode(_ body: () throws(SIPParseError) -> Void) -> SIPParseError.C
         #expect(unknown.scheme == "NoOneKnowsThisScheme")
         #expect(!unknown.isDigest)
         #expect(unknown.parameters["opaque-data"] == "here")
+    }
+
+    @Test func builtHeaderValuesCannotInjectHeaders() throws {
+        let field = SIPHeaderField(.subject, value: "hi\r\nVia: SIP/2.0/UDP evil")
+        #expect(!field.raw.contains(13) && !field.raw.contains(10))
+        let address = SIPAddress(
+            displayName: "Eve\r\nX: y \"q\" \\ \u{07}", uri: SIPURI(user: "eve", host: "example.com"))
+        let rendered = SIPHeaderField(.from, value: address.description)
+        #expect(!rendered.raw.contains(13) && !rendered.raw.contains(10))
+        let reparsed = try #require(try SIPHeaders([rendered]).from())
+        #expect(reparsed.displayName == Array("Eve  X: y \"q\" \\ \u{07}".utf8))
+    }
+
+    @Test func displayNamesWithControlAndNonUTF8BytesRoundTrip() throws {
+        let message = try SIPMessageParser().parse(try TestData.tortureMessage("intmeth"))
+        let to = try #require(try message.headers.to())
+        let rewritten = SIPHeaderField(.to, valueBytes: to.serialized)
+        #expect(try SIPHeaders([rewritten]).to() == to)
+        var binary = to
+        binary.displayName = [0xFF, 0x00, 0x80]
+        #expect(
+            try SIPHeaders([SIPHeaderField(.to, valueBytes: binary.serialized)]).to()?.displayName == [
+                0xFF, 0x00, 0x80,
+            ])
     }
 }

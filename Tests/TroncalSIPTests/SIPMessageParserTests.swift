@@ -108,8 +108,12 @@ let baseHeaders = [
         #expect(code(request((0..<4).map { "X-\($0): v" })) == nil)
         #expect(code(request(["X: " + String(repeating: "a", count: 70)])) == .lineTooLong)
         #expect(code(request(["X: a\r\n " + String(repeating: "a", count: 70)])) == .lineTooLong)
-        #expect(code(request([], startLine: "OPTIONS sip:" + String(repeating: "a", count: 60) + "@b SIP/2.0")) == .lineTooLong)
-        #expect(SIPParserLimits.default == SIPParserLimits(maxMessageSize: 65_536, maxHeaderCount: 128, maxLineLength: 8_192))
+        #expect(
+            code(request([], startLine: "OPTIONS sip:" + String(repeating: "a", count: 60) + "@b SIP/2.0"))
+                == .lineTooLong)
+        #expect(
+            SIPParserLimits.default
+                == SIPParserLimits(maxMessageSize: 65_536, maxHeaderCount: 128, maxLineLength: 8_192))
     }
 
     @Test func byteBufferAndRawPointerInputParseTheSame() throws {
@@ -126,10 +130,22 @@ let baseHeaders = [
 
     @Test func aBuiltRequestSerialisesAndParsesBack() throws {
         var headers = SIPHeaders()
-        headers.append(.via, SIPVia(transport: "TCP", host: "sbc.example.net", port: 5060, branch: "z9hG4bK-1").description)
+        headers.append(
+            .via, SIPVia(transport: "TCP", host: "sbc.example.net", port: 5060, branch: "z9hG4bK-1").description)
         headers.append(.maxForwards, "70")
-        headers.append(.from, SIPAddress(displayName: "Trunk \"7\"", uri: SIPURI(user: "7", host: "sbc.example.net"), parameters: [SIPParameter(name: "tag", value: "a1")]).description)
-        headers.append(.to, SIPAddress(uri: SIPURI(user: "+34911234567", host: "carrier.example.com", parameters: [SIPParameter(name: "user", value: "phone")])).description)
+        headers.append(
+            .from,
+            SIPAddress(
+                displayName: "Trunk \"7\"", uri: SIPURI(user: "7", host: "sbc.example.net"),
+                parameters: [SIPParameter(name: "tag", value: "a1")]
+            ).description)
+        headers.append(
+            .to,
+            SIPAddress(
+                uri: SIPURI(
+                    user: "+34911234567", host: "carrier.example.com",
+                    parameters: [SIPParameter(name: "user", value: "phone")])
+            ).description)
         headers.append(.callID, "c-1@sbc")
         headers.append(.cseq, SIPCSeq(1, .invite).description)
         headers.append(SIPHeaderField(rawName: "X-Troncal-Route", value: "r1;cost=3")!)

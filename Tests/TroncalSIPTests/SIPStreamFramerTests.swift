@@ -71,7 +71,10 @@ struct StreamResult: Hashable, CustomStringConvertible {
         #expect(StreamResult.run(bytes, chunk: 1) == Self.expectedOverStream(torture), "\(torture.name)")
     }
 
-    @Test(arguments: TortureCase.all.filter { expectedOverStream($0).error == nil && !expectedOverStream($0).partialPending })
+    @Test(
+        arguments: TortureCase.all.filter {
+            expectedOverStream($0).error == nil && !expectedOverStream($0).partialPending
+        })
     func twoPipelinedTortureMessagesOverTCP(_ torture: TortureCase) throws {
         let bytes = try TestData.tortureMessage(torture.name)
         let single = Self.expectedOverStream(torture)
@@ -165,7 +168,8 @@ struct StreamResult: Hashable, CustomStringConvertible {
 
     @Test func longStreamByteAtATimeStaysLinear() throws {
         // 2,000 pipelined messages fed one byte at a time: the header search never rescans old bytes.
-        let message = Array("OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nContent-Length: 2\r\n\r\nok".utf8)
+        let message = Array(
+            "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nContent-Length: 2\r\n\r\nok".utf8)
         var framer = SIPStreamFramer()
         var count = 0
         for _ in 0..<2_000 {

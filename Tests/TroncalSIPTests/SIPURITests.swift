@@ -27,7 +27,8 @@ import TroncalSIP
     }
 
     @Test func componentsAreSplitPerScheme() throws {
-        let sip = try #require(SIPURI("sips:+1-212-555-1212:pw@gw.example.com:5061;user=phone;lr?subject=x&priority=urgent"))
+        let sip = try #require(
+            SIPURI("sips:+1-212-555-1212:pw@gw.example.com:5061;user=phone;lr?subject=x&priority=urgent"))
         #expect(sip.scheme == .sips)
         #expect(sip.user == "+1-212-555-1212")
         #expect(sip.password == "pw")
@@ -46,7 +47,8 @@ import TroncalSIP
     }
 
     @Test(arguments: [
-        "sip:", "sip:@host", "sip:user@", "sip:user@host:99999", "sip:user@host;", "sip:user@-host", "sip:user@host:port",
+        "sip:", "sip:@host", "sip:user@", "sip:user@host:99999", "sip:user@host;", "sip:user@-host",
+        "sip:user@host:port",
         "sip:user@host;a=", "sip:us er@host", "sip:user@[::1", "sip:user@host?x", "sip:user@host?", "sip:a@b@c",
         "sip:user@host%41", "sip:us%4@host", "sip:user@1.2.3.256", "sip:user@[1::2::3]", "tel:", "tel:1234", "tel:+",
         "tel:+12a4", "1sip:x", "sip", ":x", "mailto:", "nobody knows:x",
@@ -65,7 +67,10 @@ import TroncalSIP
             "sip:biloxi.com;transport=tcp;method=REGISTER?to=sip:bob%40biloxi.com",
             "sip:biloxi.com;method=REGISTER;transport=tcp?to=sip:bob%40biloxi.com"
         ),
-        ("sip:alice@atlanta.com?subject=project%20x&priority=urgent", "sip:alice@atlanta.com?priority=urgent&subject=project%20x"),
+        (
+            "sip:alice@atlanta.com?subject=project%20x&priority=urgent",
+            "sip:alice@atlanta.com?priority=urgent&subject=project%20x"
+        ),
         ("tel:+1-201-555-0123", "tel:+12015550123"),
     ])
     func equivalentURIsCompareEqual(lhs: String, rhs: String) throws {

@@ -2,7 +2,9 @@ import Testing
 import TroncalSIP
 
 @Suite struct SIPValidatorTests {
-    func outcome(_ bytes: [UInt8], _ configuration: SIPValidator.Configuration = .init(), transport: SIPTransportKind = .datagram)
+    func outcome(
+        _ bytes: [UInt8], _ configuration: SIPValidator.Configuration = .init(), transport: SIPTransportKind = .datagram
+    )
         -> Outcome
     {
         SIPValidator(configuration: configuration).disposition(for: bytes, transport: transport).outcome
@@ -55,7 +57,8 @@ import TroncalSIP
         #expect(outcome(request(baseHeaders), transport: .stream) == .reject(400))
         #expect(outcome(request(baseHeaders + ["l: 0"]), transport: .stream) == .accept)
         let response = Array(
-            ("SIP/2.0 200 OK\r\n" + baseHeaders.filter { !$0.hasPrefix("Max") }.joined(separator: "\r\n") + "\r\n\r\n").utf8)
+            ("SIP/2.0 200 OK\r\n" + baseHeaders.filter { !$0.hasPrefix("Max") }.joined(separator: "\r\n") + "\r\n\r\n")
+                .utf8)
         #expect(outcome(response, transport: .stream) == .drop)
         #expect(outcome(response, transport: .datagram) == .accept)
     }
@@ -122,5 +125,25 @@ import TroncalSIP
         }
         #expect(!rejection.error.description.contains("secret"))
         #expect(rejection.error.header == .from)
+    }
+
+    @Test func responseWithSeveralViasIsForAProxyNotAUserAgent() {
+        let twoVias = Array(
+            ("SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP proxy.example.net;branch=z9hG4bK1\r\n"
+                + "Via: SIP/2.0/UDP 192.0.2.7;branch=z9hG4bK2\r\n"
+                + baseHeaders.filter { !$0.hasPrefix("Via") && !$0.hasPrefix("Max") }.joined(separator: "\r\n")
+                + "\r\nContent-Length: 0\r\n\r\n").utf8)
+        #expect(outcome(twoVias) == .drop)
+        #expect(outcome(twoVias, .init(role: .proxy)) == .accept)
+    }
+
+    @Test func ackAndCancelAreNotRefusedForRequire() {
+        let ack = request(
+            replacing("CSeq", with: "CSeq: 314159 ACK") + ["Require: foo"], startLine: "ACK sip:bob@biloxi.example.com SIP/2.0")
+        #expect(outcome(ack) == .accept)
+        let cancel = request(
+            replacing("CSeq", with: "CSeq: 314159 CANCEL") + ["Require: foo"],
+            startLine: "CANCEL sip:bob@biloxi.example.com SIP/2.0")
+        #expect(outcome(cancel) == .accept)
     }
 }

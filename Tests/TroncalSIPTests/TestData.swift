@@ -37,7 +37,9 @@ enum TestData {
             if inQuotes {
                 if character == "\"" {
                     if let next = iterator.next() {
-                        if next == "\"" { field.append("\"") } else {
+                        if next == "\"" {
+                            field.append("\"")
+                        } else {
                             inQuotes = false
                             pending = next
                         }
