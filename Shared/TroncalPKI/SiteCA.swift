@@ -3,6 +3,7 @@ public import TroncalProtocol
 internal import Crypto
 internal import X509
 internal import SwiftASN1
+internal import Glibc
 
 /// A site's certificate authority on disk, and the instance certificates it issues.
 ///
@@ -174,22 +175,22 @@ public struct SiteCA: Sendable {
         }
     }
 
+    /// Writes a file beside the target with `mode` from the start (a key is never readable by others, not
+    /// even briefly), then renames it into place.
     private static func write(_ text: String, to url: URL, mode: Int) throws(PKIError) {
-        let fm = FileManager.default
-        do {
-            let temporary = url.appendingPathExtension("tmp")
-            try? fm.removeItem(at: temporary)
-            guard fm.createFile(atPath: temporary.path, contents: Data(text.utf8), attributes: [.posixPermissions: mode])
-            else {
-                throw PKIError(.unwritable, "cannot write \(url.path)")
-            }
-            guard rename(temporary.path, url.path) == 0 else {
-                throw PKIError(.unwritable, "cannot write \(url.path): \(String(cString: strerror(errno)))")
-            }
-        } catch let error as PKIError {
-            throw error
-        } catch {
-            throw PKIError(.unwritable, "cannot write \(url.path): \(error.localizedDescription)")
+        let temporary = url.path + ".tmp"
+        unlink(temporary)
+        let descriptor = Glibc.open(temporary, O_WRONLY | O_CREAT | O_EXCL, mode_t(mode))
+        guard descriptor >= 0 else {
+            throw PKIError(.unwritable, "cannot write \(url.path): \(String(cString: strerror(errno)))")
+        }
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+        let synced = fsync(descriptor)
+        Glibc.close(descriptor)
+        guard written == bytes.count, synced == 0, rename(temporary, url.path) == 0 else {
+            unlink(temporary)
+            throw PKIError(.unwritable, "cannot write \(url.path): \(String(cString: strerror(errno)))")
         }
     }
 }

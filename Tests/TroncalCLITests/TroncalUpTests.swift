@@ -94,7 +94,7 @@ struct TroncalUpTests {
         let config = URL(fileURLWithPath: dataDir).appendingPathComponent("site.json")
         var text = try String(contentsOf: config, encoding: .utf8)
         for port in 7101...7106 { text = text.replacingOccurrences(of: "\(port)", with: "\(port + 41000)") }
-        try text.write(to: config, atomically: true, encoding: .utf8)
+        try Data(text.utf8).write(to: config)
         let (code, output) = try await ChildProcess.run(binaries.appendingPathComponent("troncal"), ["status", "--data-dir", dataDir, "--timeout", "300"])
         #expect(code == 1)
         #expect(output.contains("unreachable"))

@@ -30,7 +30,12 @@ public struct SiteDirectory: Sendable {
         config = config.shiftingPorts(by: portOffset)
         let data = ConfigLoader.encode(config)
         _ = try ConfigLoader.parse(data, file: configPath)
-        try data.write(to: URL(fileURLWithPath: configPath), options: .atomic)
+        // Written beside the target and renamed: atomic without Foundation's temporary-directory dance.
+        let temporary = configPath + ".tmp"
+        try data.write(to: URL(fileURLWithPath: temporary))
+        guard rename(temporary, configPath) == 0 else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: configPath])
+        }
         return config
     }
 

@@ -87,7 +87,7 @@ public final class Supervisor: Service, Sendable {
         process.arguments = child.arguments
         try FileManager.default.createDirectory(at: child.logFile.deletingLastPathComponent(), withIntermediateDirectories: true)
         if !FileManager.default.fileExists(atPath: child.logFile.path) {
-            FileManager.default.createFile(atPath: child.logFile.path, contents: nil)
+            _ = try? Data().write(to: child.logFile)
         }
         let log = try FileHandle(forWritingTo: child.logFile)
         defer { try? log.close() }
