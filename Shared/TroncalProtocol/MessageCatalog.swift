@@ -35,6 +35,13 @@ public enum MessageCatalog {
             StatusRequest.self, kind: .request, senders: [.operator, .monitor],
             summary: "health, uptime, addresses and links of a service"),
         MessageDescriptor(ServiceStatus.self, kind: .reply, senders: nil, summary: "reply to status"),
+        MessageDescriptor(
+            RouteRequest.self, kind: .request, senders: [.sbc],
+            summary: "where should this call go: customer, caller, callee, site, call-id"),
+        MessageDescriptor(RouteDecision.self, kind: .reply, senders: nil, summary: "ordered carrier targets, an on-net target, or a reject status"),
+        MessageDescriptor(
+            CallAttemptReport.self, kind: .oneWay, senders: [.sbc],
+            summary: "outcome of one carrier attempt (answered, failed with status, no answer, transport error)"),
         MessageDescriptor(ProtocolError.self, kind: .reply, senders: nil, summary: "error reply: code and message"),
     ]
 

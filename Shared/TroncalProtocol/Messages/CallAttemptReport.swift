@@ -1,0 +1,35 @@
+/// `routing.attempt` (sbc → routing, one-way): the outcome of one attempt towards a carrier trunk, so
+/// that routing keeps each trunk's answer-seizure ratio, post-dial delay and failure streak.
+public struct CallAttemptReport: LinkMessage, Hashable {
+    public static let messageType = "routing.attempt"
+
+    public enum Result: String, Codable, Sendable, Hashable {
+        /// A 2xx.
+        case answered
+        /// A final non-2xx status (in `status`).
+        case failed
+        /// No final answer within the setup timeout.
+        case noAnswer
+        /// ICMP port unreachable, refused or reset connection: the trunk is down.
+        case transportError
+        /// The caller hung up (CANCEL) before the carrier answered.
+        case cancelled
+    }
+
+    public var carrier: String
+    public var trunk: String
+    public var result: Result
+    public var status: Int?
+    /// INVITE to first 18x (or final answer), in milliseconds.
+    public var postDialDelayMilliseconds: Int?
+    public var callID: String
+
+    public init(carrier: String, trunk: String, result: Result, status: Int?, postDialDelayMilliseconds: Int?, callID: String) {
+        self.carrier = carrier
+        self.trunk = trunk
+        self.result = result
+        self.status = status
+        self.postDialDelayMilliseconds = postDialDelayMilliseconds
+        self.callID = callID
+    }
+}
