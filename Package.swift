@@ -66,7 +66,7 @@ let services: [ServiceSpec] = [
     .init(directory: "Monitor", library: "TroncalMonitor", executable: "troncal-monitor"),
 ]
 let serviceLibraryDependencies: [Target.Dependency] = [
-    "TroncalProtocol", "TroncalLink", "TroncalStore", "TroncalRuntime", logging, metrics,
+    "TroncalProtocol", "TroncalLink", "TroncalStore", "TroncalRuntime", "TroncalSIP", "TroncalMedia", logging, metrics,
 ]
 
 var serviceTargets: [Target] = []

@@ -1,0 +1,636 @@
+public import Foundation
+public import TroncalMedia
+public import TroncalProtocol
+public import TroncalSIP
+
+/// One call through the SBC as a back-to-back user agent, as a pure state machine: events in (the caller's
+/// requests, the routing decision, the callee's responses, timers), actions out (messages to send on either
+/// leg, timers, reports). It works at transaction-user level: the transaction layer below absorbs
+/// retransmissions, adds the Via of requests it sends and builds the CANCEL of a pending INVITE.
+///
+/// Topology hiding: the callee leg is a new dialog (own Call-ID, tags, CSeq, Contact) that copies only a
+/// short list of harmless headers from the caller's INVITE, and responses to the caller copy nothing that
+/// names the carrier. SDP is rewritten so that media flows through the SBC's relay ports.
+public struct B2BUACall: Sendable {
+    public enum State: Sendable, Hashable {
+        /// Waiting for `routing.route`.
+        case routing
+        /// An INVITE is out to target `attempt` (index into the targets).
+        case calling(attempt: Int)
+        /// Answered; both dialogs confirmed (or waiting for the caller's ACK).
+        case answered
+        /// Tearing down: waiting for the BYE answers.
+        case ending
+        case ended
+    }
+
+    /// What a B2BUA needs to know about the SBC itself.
+    public struct Configuration: Sendable, Hashable {
+        /// Contact host:port the caller sees (the SBC's customer-facing address).
+        public var customerSideContact: String
+        /// Contact host:port carriers see (the SBC's carrier-facing address).
+        public var carrierSideContact: String
+        /// The relay address written into SDP towards the caller and towards the callee.
+        public var customerSideMediaAddress: String
+        public var carrierSideMediaAddress: String
+        /// Relay ports: `[0]` what the caller sends to, `[1]` what the callee sends to.
+        public var relayPorts: (caller: Int, callee: Int)
+        /// Hard cap on any call's length, whatever billing allows.
+        public var maximumDuration: Duration
+
+        public init(
+            customerSideContact: String, carrierSideContact: String, customerSideMediaAddress: String,
+            carrierSideMediaAddress: String, relayPorts: (caller: Int, callee: Int), maximumDuration: Duration = .seconds(4 * 3600)
+        ) {
+            self.customerSideContact = customerSideContact
+            self.carrierSideContact = carrierSideContact
+            self.customerSideMediaAddress = customerSideMediaAddress
+            self.carrierSideMediaAddress = carrierSideMediaAddress
+            self.relayPorts = relayPorts
+            self.maximumDuration = maximumDuration
+        }
+
+        public static func == (lhs: Configuration, rhs: Configuration) -> Bool {
+            lhs.customerSideContact == rhs.customerSideContact && lhs.carrierSideContact == rhs.carrierSideContact
+                && lhs.relayPorts == rhs.relayPorts && lhs.maximumDuration == rhs.maximumDuration
+        }
+        public func hash(into hasher: inout Hasher) { hasher.combine(customerSideContact) }
+    }
+
+    /// Timers the shell runs for the call.
+    public enum Timer: Sendable, Hashable {
+        /// The current attempt's setup timeout (no final answer in time → next target).
+        case setup
+        /// The authorised maximum duration.
+        case duration
+        /// RFC 4028 session expiry: no refresh in time → hang up.
+        case sessionExpiry
+        /// Waiting for the BYE answers while ending.
+        case teardown
+    }
+
+    public enum Event: Sendable {
+        case routed(RouteDecision)
+        /// Routing could not be asked (link down, timeout).
+        case routingFailed(String)
+        /// A response to the INVITE currently out to the callee.
+        case calleeResponse(SIPResponse)
+        case attemptTransportFailed
+        case timerFired(Timer)
+        /// The caller cancelled its INVITE.
+        case callerCancel
+        /// A request inside the caller's dialog (ACK, BYE, re-INVITE, UPDATE, INFO, OPTIONS…).
+        case callerRequest(SIPRequest)
+        /// A request inside the callee's dialog.
+        case calleeRequest(SIPRequest)
+        /// A response to an in-dialog request this call sent to the caller.
+        case callerResponse(SIPResponse)
+        /// A response to an in-dialog request this call sent to the callee (not the initial INVITE).
+        case calleeDialogResponse(SIPResponse)
+    }
+
+    public enum Action: Sendable {
+        case route(RouteRequest)
+        /// A response to the caller's INVITE or to one of its in-dialog requests.
+        case respondToCaller(SIPResponse)
+        /// A request to the caller (BYE, re-INVITE passed through from the callee…).
+        case sendToCaller(SIPRequest)
+        /// A new INVITE towards a target (the transaction layer adds Via and sends to host:port/transport).
+        case inviteCallee(SIPRequest, RouteTarget)
+        /// CANCEL the INVITE currently out to the callee.
+        case cancelCallee
+        /// A request in the callee's dialog (ACK for 2xx, BYE, re-INVITE…), to its remote target.
+        case sendToCallee(SIPRequest, RouteTarget)
+        /// A response to one of the callee's in-dialog requests.
+        case respondToCallee(SIPResponse)
+        /// Where the relay should send each side's media (from their SDP).
+        case mediaDestination(leg: Leg, address: String, port: Int)
+        case startTimer(Timer, Duration)
+        case cancelTimer(Timer)
+        case reportAttempt(CallAttemptReport)
+        /// The call is over; the summary goes to the CDR spool.
+        case finished(CallSummary)
+    }
+
+    public enum Leg: String, Sendable, Hashable { case caller, callee }
+
+    public private(set) var state: State = .routing
+    public let configuration: Configuration
+    public let customer: String
+    public let site: String
+    public let instance: String
+    let callerInvite: SIPRequest
+    let callerCallID: String
+    let callerLocalTag: String
+    let calleeCallID: String
+    let calleeLocalTag: String
+    let summaryID: String
+    private(set) var targets: [RouteTarget] = []
+    private var calleeInvite: SIPRequest?
+    private var calleeRemoteTag: String?
+    private var calleeRemoteTarget: SIPURI?
+    private var calleeRouteSet: [SIPAddress] = []
+    private var calleeCSeq: UInt32 = 1
+    private var callerRemoteTarget: SIPURI?
+    private var callerCSeq: UInt32 = 1
+    private var attemptStarted: Date?
+    private var attemptProvisionalAt: Date?
+    private var attempts: [CallSummary.Attempt] = []
+    private let setupAt: Date
+    private var answerAt: Date?
+    private var maximumDuration: Duration
+    private var disconnect: CallSummary.Disconnect?
+    private var pendingByeAnswers = 0
+    /// When the call ended for billing: the BYE or the hang-up decision, not the end of the teardown.
+    private var hungUpAt: Date?
+    private var sessionExpires: Int?
+    private var callerSDPText: String?
+    private var streams: [CallSummary.StreamReport] = []
+    /// The callee number as normalised by routing.
+    private var callee: String
+
+    /// Starts a call for the caller's initial INVITE. Identifiers are passed in so that the core stays
+    /// deterministic; the shell draws them at random.
+    public init(
+        invite: SIPRequest, customer: String, site: String, instance: String, configuration: Configuration,
+        callerLocalTag: String, calleeCallID: String, calleeLocalTag: String, summaryID: String, now: Date
+    ) {
+        self.callerInvite = invite
+        self.customer = customer
+        self.site = site
+        self.instance = instance
+        self.configuration = configuration
+        self.callerLocalTag = callerLocalTag
+        self.calleeCallID = calleeCallID
+        self.calleeLocalTag = calleeLocalTag
+        self.summaryID = summaryID
+        self.callerCallID = (try? invite.headers.callID()) ?? ""
+        self.setupAt = now
+        self.maximumDuration = configuration.maximumDuration
+        self.callee = invite.uri.user ?? ""
+        self.callerRemoteTarget = Self.firstContact(invite.headers)
+    }
+
+    /// The first actions: a 100 Trying is the transaction layer's; the call asks routing.
+    public mutating func start() -> [Action] {
+        let caller = ((try? callerInvite.headers.from()) ?? nil)?.uri.user ?? ""
+        return [.route(RouteRequest(customer: customer, caller: caller, callee: callee, site: site, callID: callerCallID))]
+    }
+
+    public mutating func handle(_ event: Event, now: Date) -> [Action] {
+        switch (state, event) {
+        case (.routing, .routed(let decision)):
+            return routed(decision, now: now)
+        case (.routing, .routingFailed(let reason)):
+            return fail(status: 503, reason: "routing unavailable: \(reason)", now: now)
+        case (.calling(let attempt), .calleeResponse(let response)):
+            return calleeAnswered(response, attempt: attempt, now: now)
+        case (.calling(let attempt), .attemptTransportFailed):
+            return nextTarget(after: attempt, result: .transportError, status: nil, now: now)
+        case (.calling(let attempt), .timerFired(.setup)):
+            return [.cancelCallee] + nextTarget(after: attempt, result: .noAnswer, status: nil, now: now)
+        case (.calling(let attempt), .callerCancel):
+            recordAttempt(attempt, result: .cancelled, status: nil)
+            disconnect = CallSummary.Disconnect(by: .caller, status: 487, reason: "cancelled by caller")
+            return [.cancelCallee, .cancelTimer(.setup), .respondToCaller(response(487, "Request Terminated"))] + finish(now: now)
+        case (.routing, .callerCancel):
+            disconnect = CallSummary.Disconnect(by: .caller, status: 487, reason: "cancelled by caller")
+            return [.respondToCaller(response(487, "Request Terminated"))] + finish(now: now)
+        case (.answered, .callerRequest(let request)):
+            return callerInDialog(request, now: now)
+        case (.answered, .calleeRequest(let request)):
+            return calleeInDialog(request, now: now)
+        case (.answered, .calleeResponse(let response)) where (200..<300).contains(response.statusCode):
+            // A retransmitted 2xx: the caller's ACK was forwarded already; ACK again.
+            return ackCallee()
+        case (.answered, .calleeDialogResponse(let response)), (.ending, .calleeDialogResponse(let response)):
+            return forwardResponseToCaller(response, now: now)
+        case (.answered, .callerResponse(let response)), (.ending, .callerResponse(let response)):
+            return forwardResponseToCallee(response, now: now)
+        case (.answered, .timerFired(.duration)):
+            return hangUp(reason: "maximum duration reached", now: now)
+        case (.answered, .timerFired(.sessionExpiry)):
+            return hangUp(reason: "session timer expired", now: now)
+        case (.ending, .timerFired(.teardown)):
+            return finish(now: now)
+        case (.ending, .callerRequest(let request)) where request.method == .bye:
+            return [.respondToCaller(inDialogResponse(to: request, 200, "OK"))]
+        case (.ending, .calleeRequest(let request)) where request.method == .bye:
+            return [.respondToCallee(inDialogResponse(to: request, 200, "OK"))]
+        default:
+            return []
+        }
+    }
+
+    /// Media quality measured by the relay, added to the summary before the call finishes.
+    public mutating func recordStream(_ report: CallSummary.StreamReport) {
+        streams.append(report)
+    }
+
+    // MARK: - Setup
+
+    private mutating func routed(_ decision: RouteDecision, now: Date) -> [Action] {
+        if let normalised = decision.callee { callee = normalised }
+        if let seconds = decision.maximumDurationSeconds {
+            maximumDuration = min(maximumDuration, .seconds(seconds))
+        }
+        switch decision.outcome {
+        case .reject:
+            return fail(status: decision.rejectStatus ?? 403, reason: decision.reason ?? "refused by routing", now: now)
+        case .onNet:
+            guard let target = decision.onNet else { return fail(status: 404, reason: "on-net target missing", now: now) }
+            targets = [target]
+        case .route:
+            targets = decision.targets
+        }
+        guard !targets.isEmpty else { return fail(status: 503, reason: "no carrier available", now: now) }
+        return invite(attempt: 0, now: now)
+    }
+
+    private mutating func invite(attempt: Int, now: Date) -> [Action] {
+        let target = targets[attempt]
+        state = .calling(attempt: attempt)
+        attemptStarted = now
+        attemptProvisionalAt = nil
+        calleeRemoteTag = nil
+        calleeCSeq = 1
+        var headers = SIPHeaders()
+        let caller = ((try? callerInvite.headers.from()) ?? nil)?.uri.user ?? "anonymous"
+        let carrierHost = target.host.contains(":") ? "[\(target.host)]" : target.host
+        var toURI = SIPURI(scheme: .sip, user: target.number, host: carrierHost, port: UInt16(target.port))
+        if target.transport != "udp" { toURI.parameters.set("transport", to: target.transport) }
+        headers.append(.from, "<sip:\(caller)@\(configuration.carrierSideContact)>;tag=\(calleeLocalTag)")
+        headers.append(.to, "<\(toURI)>")
+        headers.append(.callID, calleeCallID)
+        headers.append(.cseq, "\(calleeCSeq) INVITE")
+        let maxForwards = ((try? callerInvite.headers.maxForwards()) ?? nil).map { max(1, Int($0) - 1) } ?? 69
+        headers.append(.maxForwards, "\(maxForwards)")
+        headers.append(.contact, "<sip:\(configuration.carrierSideContact)\(target.transport == "udp" ? "" : ";transport=\(target.transport)")>")
+        copyAllowedHeaders(from: callerInvite.headers, into: &headers)
+        var body: [UInt8] = []
+        var actions: [Action] = []
+        if !callerInvite.body.isEmpty, let rewritten = rewriteSDP(callerInvite.body, from: .caller, actions: &actions) {
+            body = rewritten
+            headers.append(.contentType, "application/sdp")
+        }
+        headers.append(.contentLength, "\(body.count)")
+        let request = SIPRequest(method: .invite, uri: toURI, headers: headers, body: body)
+        calleeInvite = request
+        let timeout = Duration.milliseconds(max(500, target.setupTimeoutMilliseconds))
+        return actions + [.inviteCallee(request, target), .startTimer(.setup, timeout)]
+    }
+
+    private mutating func calleeAnswered(_ response: SIPResponse, attempt: Int, now: Date) -> [Action] {
+        let status = response.statusCode
+        if status < 200 {
+            guard status > 100 else { return [] }
+            if attemptProvisionalAt == nil { attemptProvisionalAt = now }
+            var actions: [Action] = []
+            var relayed = SIPResponse(statusCode: status, reasonPhrase: response.reasonPhraseString)
+            if !response.body.isEmpty, let rewritten = rewriteSDP(response.body, from: .callee, actions: &actions) {
+                relayed.body = rewritten
+                relayed.headers.append(.contentType, "application/sdp")
+            }
+            return actions + [.respondToCaller(callerResponse(relayed))]
+        }
+        if (200..<300).contains(status) {
+            recordAttempt(attempt, result: .answered, status: status)
+            answerAt = now
+            state = .answered
+            calleeRemoteTag = ((try? response.headers.to()) ?? nil)?.tag
+            calleeRemoteTarget = Self.firstContact(response.headers)
+            calleeRouteSet = ((try? response.headers.recordRoute()) ?? []).reversed()
+            var actions: [Action] = [.cancelTimer(.setup), .startTimer(.duration, maximumDuration)]
+            var relayed = SIPResponse(statusCode: status, reasonPhrase: response.reasonPhraseString)
+            if !response.body.isEmpty, let rewritten = rewriteSDP(response.body, from: .callee, actions: &actions) {
+                relayed.body = rewritten
+                relayed.headers.append(.contentType, "application/sdp")
+            }
+            copyAllowedHeaders(from: response.headers, into: &relayed.headers)
+            if let expires = Self.sessionExpires(response.headers) {
+                sessionExpires = expires
+                actions.append(.startTimer(.sessionExpiry, .seconds(expires)))
+            }
+            actions.append(.reportAttempt(attemptReport(attempt, result: .answered, status: status)))
+            actions.append(.respondToCaller(callerResponse(relayed)))
+            actions += ackCallee()
+            return actions
+        }
+        // A final failure: 408, 5xx (and 503) move on; any other final answer ends the call.
+        let failover = status == 408 || (500..<600).contains(status)
+        if failover {
+            return [.cancelTimer(.setup)] + nextTarget(after: attempt, result: .failed, status: status, now: now)
+        }
+        recordAttempt(attempt, result: .failed, status: status)
+        disconnect = CallSummary.Disconnect(by: .callee, status: status, reason: response.reasonPhraseString)
+        return [.cancelTimer(.setup), .reportAttempt(attemptReport(attempt, result: .failed, status: status)),
+                .respondToCaller(self.response(status, response.reasonPhraseString))] + finish(now: now)
+    }
+
+    static func firstContact(_ headers: SIPHeaders) -> SIPURI? {
+        guard case .addresses(let addresses)? = try? headers.contacts() else { return nil }
+        return addresses.first?.uri
+    }
+
+    private mutating func nextTarget(after attempt: Int, result: CallAttemptReport.Result, status: Int?, now: Date) -> [Action] {
+        recordAttempt(attempt, result: result, status: status)
+        let report = Action.reportAttempt(attemptReport(attempt, result: result, status: status))
+        if attempt + 1 < targets.count {
+            return [report] + invite(attempt: attempt + 1, now: now)
+        }
+        let finalStatus = result == .noAnswer ? 408 : (status.map { (500..<600).contains($0) ? 503 : $0 } ?? 503)
+        disconnect = CallSummary.Disconnect(by: .sbc, status: finalStatus, reason: "all \(targets.count) targets failed")
+        return [report, .respondToCaller(response(finalStatus, finalStatus == 408 ? "Request Timeout" : "Service Unavailable"))]
+            + finish(now: now)
+    }
+
+    private mutating func fail(status: Int, reason: String, now: Date) -> [Action] {
+        disconnect = CallSummary.Disconnect(by: .sbc, status: status, reason: reason)
+        return [.respondToCaller(response(status, Self.reasonPhrase(status)))] + finish(now: now)
+    }
+
+    // MARK: - In dialog
+
+    private mutating func callerInDialog(_ request: SIPRequest, now: Date) -> [Action] {
+        guard let target = currentTarget else { return [] }
+        switch request.method {
+        case .ack:
+            // The caller's ACK for our 2xx: the callee leg was ACKed when its 2xx came.
+            return []
+        case .bye:
+            disconnect = CallSummary.Disconnect(by: .caller, status: 200, reason: "caller hung up")
+            hungUpAt = now
+            state = .ending
+            pendingByeAnswers = 1
+            return [.respondToCaller(inDialogResponse(to: request, 200, "OK")),
+                    .sendToCallee(calleeRequest(.bye, body: []), target), .cancelTimer(.duration), .cancelTimer(.sessionExpiry),
+                    .startTimer(.teardown, .seconds(4))]
+        default:
+            var actions: [Action] = []
+            var body: [UInt8] = []
+            if !request.body.isEmpty { body = rewriteSDP(request.body, from: .caller, actions: &actions) ?? request.body }
+            if request.method == .invite || request.method == .update { actions += refreshSessionTimer(request.headers) }
+            pendingCallerRequests.append(request)
+            var forwarded = calleeRequest(request.method, body: body)
+            copyAllowedHeaders(from: request.headers, into: &forwarded.headers)
+            return actions + [.sendToCallee(forwarded, target)]
+        }
+    }
+
+    private mutating func calleeInDialog(_ request: SIPRequest, now: Date) -> [Action] {
+        switch request.method {
+        case .ack:
+            return []
+        case .bye:
+            disconnect = CallSummary.Disconnect(by: .callee, status: 200, reason: "callee hung up")
+            hungUpAt = now
+            state = .ending
+            pendingByeAnswers = 1
+            return [.respondToCallee(inDialogResponse(to: request, 200, "OK")), .sendToCaller(callerRequest(.bye, body: [])),
+                    .cancelTimer(.duration), .cancelTimer(.sessionExpiry), .startTimer(.teardown, .seconds(4))]
+        default:
+            var actions: [Action] = []
+            var body: [UInt8] = []
+            if !request.body.isEmpty { body = rewriteSDP(request.body, from: .callee, actions: &actions) ?? request.body }
+            if request.method == .invite || request.method == .update { actions += refreshSessionTimer(request.headers) }
+            pendingCalleeRequests.append(request)
+            var forwarded = callerRequest(request.method, body: body)
+            copyAllowedHeaders(from: request.headers, into: &forwarded.headers)
+            return actions + [.sendToCaller(forwarded)]
+        }
+    }
+
+    private var pendingCallerRequests: [SIPRequest] = []
+    private var pendingCalleeRequests: [SIPRequest] = []
+
+    /// A response from the callee to a request the caller started: answer the caller's request with it.
+    private mutating func forwardResponseToCaller(_ response: SIPResponse, now: Date) -> [Action] {
+        if state == .ending {
+            guard response.statusCode >= 200 else { return [] }
+            pendingByeAnswers -= 1
+            return pendingByeAnswers <= 0 ? [.cancelTimer(.teardown)] + finish(now: now) : []
+        }
+        guard response.statusCode >= 200, !pendingCallerRequests.isEmpty else { return [] }
+        let original = pendingCallerRequests.removeFirst()
+        var actions: [Action] = []
+        var answer = inDialogResponse(to: original, response.statusCode, response.reasonPhraseString)
+        if !response.body.isEmpty, let rewritten = rewriteSDP(response.body, from: .callee, actions: &actions) {
+            answer.body = rewritten
+            answer.headers.replace(.contentLength, with: "\(rewritten.count)")
+            answer.headers.insert(SIPHeaderField(.contentType, value: "application/sdp"), at: max(0, answer.headers.count - 1))
+        }
+        if original.method == .invite, (200..<300).contains(response.statusCode) { actions += ackCallee() }
+        return actions + [.respondToCaller(answer)]
+    }
+
+    /// A response from the caller to a request the callee started.
+    private mutating func forwardResponseToCallee(_ response: SIPResponse, now: Date) -> [Action] {
+        if state == .ending {
+            guard response.statusCode >= 200 else { return [] }
+            pendingByeAnswers -= 1
+            return pendingByeAnswers <= 0 ? [.cancelTimer(.teardown)] + finish(now: now) : []
+        }
+        guard response.statusCode >= 200, !pendingCalleeRequests.isEmpty else { return [] }
+        let original = pendingCalleeRequests.removeFirst()
+        var actions: [Action] = []
+        var answer = inDialogResponse(to: original, response.statusCode, response.reasonPhraseString)
+        if !response.body.isEmpty, let rewritten = rewriteSDP(response.body, from: .caller, actions: &actions) {
+            answer.body = rewritten
+            answer.headers.replace(.contentLength, with: "\(rewritten.count)")
+            answer.headers.insert(SIPHeaderField(.contentType, value: "application/sdp"), at: max(0, answer.headers.count - 1))
+        }
+        if original.method == .invite, (200..<300).contains(response.statusCode) {
+            actions.append(.sendToCaller(callerRequest(.ack, body: [], cseq: callerCSeq)))
+        }
+        return actions + [.respondToCallee(answer)]
+    }
+
+    private mutating func hangUp(reason: String, now: Date) -> [Action] {
+        guard let target = currentTarget else { return finish(now: now) }
+        disconnect = CallSummary.Disconnect(by: .sbc, status: 200, reason: reason)
+        hungUpAt = now
+        state = .ending
+        pendingByeAnswers = 2
+        return [.cancelTimer(.duration), .cancelTimer(.sessionExpiry),
+                .sendToCaller(callerRequest(.bye, body: [])), .sendToCallee(calleeRequest(.bye, body: []), target),
+                .startTimer(.teardown, .seconds(4))]
+    }
+
+    private func refreshSessionTimer(_ headers: SIPHeaders) -> [Action] {
+        guard let expires = Self.sessionExpires(headers) ?? sessionExpires else { return [] }
+        return [.startTimer(.sessionExpiry, .seconds(expires))]
+    }
+
+    private mutating func ackCallee() -> [Action] {
+        guard let target = currentTarget else { return [] }
+        return [.sendToCallee(calleeRequest(.ack, body: [], cseq: calleeCSeqOfInvite), target)]
+    }
+
+    private var calleeCSeqOfInvite: UInt32 { 1 }
+
+    // MARK: - Building messages
+
+    private var currentTarget: RouteTarget? {
+        switch state {
+        case .calling(let attempt): return targets[attempt]
+        case .answered, .ending: return targets.isEmpty ? nil : targets[currentAttempt]
+        default: return nil
+        }
+    }
+
+    private var currentAttempt: Int { max(0, attempts.count - 1) }
+
+    /// A response to the caller's INVITE: its Via, From, To (with our tag), Call-ID and CSeq, our Contact.
+    private func response(_ status: Int, _ reason: String) -> SIPResponse {
+        callerResponse(SIPResponse(statusCode: status, reasonPhrase: reason))
+    }
+
+    private func callerResponse(_ base: SIPResponse) -> SIPResponse {
+        var response = base
+        var headers = SIPHeaders()
+        for field in callerInvite.headers where [.via, .from, .callID, .cseq].contains(field.name) { headers.append(field) }
+        if let to = callerInvite.headers.first(.to) {
+            let value = to.valueString
+            headers.append(.to, value.contains(";tag=") || response.statusCode == 100 ? value : "\(value);tag=\(callerLocalTag)")
+        }
+        if response.statusCode > 100 && response.statusCode < 300 {
+            headers.append(.contact, "<sip:\(configuration.customerSideContact)>")
+        }
+        for field in base.headers where field.name != .contentLength { headers.append(field) }
+        headers.append(.contentLength, "\(response.body.count)")
+        response.headers = headers
+        return response
+    }
+
+    private func inDialogResponse(to request: SIPRequest, _ status: Int, _ reason: String) -> SIPResponse {
+        var headers = SIPHeaders()
+        for field in request.headers where [.via, .from, .to, .callID, .cseq].contains(field.name) { headers.append(field) }
+        headers.append(.contentLength, "0")
+        return SIPResponse(statusCode: status, reasonPhrase: reason, headers: headers)
+    }
+
+    /// A request in the callee's dialog: to its remote target, our From/tag, its To/tag, our CSeq.
+    private mutating func calleeRequest(_ method: SIPMethod, body: [UInt8], cseq: UInt32? = nil) -> SIPRequest {
+        let number: UInt32
+        if let cseq { number = cseq } else { calleeCSeq += 1; number = calleeCSeq }
+        let invite = calleeInvite ?? callerInvite
+        var headers = SIPHeaders()
+        for field in invite.headers where field.name == .from { headers.append(field) }
+        if let to = invite.headers.first(.to) {
+            headers.append(.to, calleeRemoteTag.map { "\(to.valueString);tag=\($0)" } ?? to.valueString)
+        }
+        headers.append(.callID, calleeCallID)
+        headers.append(.cseq, "\(number) \(method.name)")
+        headers.append(.maxForwards, "70")
+        for route in calleeRouteSet { headers.append(.route, route.description) }
+        if method != .ack && method != .bye { headers.append(.contact, "<sip:\(configuration.carrierSideContact)>") }
+        if !body.isEmpty { headers.append(.contentType, "application/sdp") }
+        headers.append(.contentLength, "\(body.count)")
+        return SIPRequest(method: method, uri: calleeRemoteTarget ?? invite.uri, headers: headers, body: body)
+    }
+
+    /// A request in the caller's dialog: to its Contact, our tag as From, its From as To.
+    private mutating func callerRequest(_ method: SIPMethod, body: [UInt8], cseq: UInt32? = nil) -> SIPRequest {
+        let number: UInt32
+        if let cseq { number = cseq } else { callerCSeq += 1; number = callerCSeq }
+        var headers = SIPHeaders()
+        if let to = callerInvite.headers.first(.to) { headers.append(.from, "\(to.valueString);tag=\(callerLocalTag)") }
+        if let from = callerInvite.headers.first(.from) { headers.append(.to, from.valueString) }
+        headers.append(.callID, callerCallID)
+        headers.append(.cseq, "\(number) \(method.name)")
+        headers.append(.maxForwards, "70")
+        for route in ((try? callerInvite.headers.recordRoute()) ?? []) { headers.append(.route, route.description) }
+        if method != .ack && method != .bye { headers.append(.contact, "<sip:\(configuration.customerSideContact)>") }
+        if !body.isEmpty { headers.append(.contentType, "application/sdp") }
+        headers.append(.contentLength, "\(body.count)")
+        return SIPRequest(method: method, uri: callerRemoteTarget ?? callerInvite.uri, headers: headers, body: body)
+    }
+
+    /// Headers that cross the SBC unchanged: they describe the session, never the network.
+    static let passedHeaders: Set<String> = [
+        "allow", "supported", "require", "session-expires", "x", "min-se", "accept", "privacy", "p-asserted-identity",
+        "p-preferred-identity", "reason", "rseq", "rack", "event", "subscription-state", "refer-to",
+    ]
+
+    private func copyAllowedHeaders(from source: SIPHeaders, into target: inout SIPHeaders) {
+        for field in source {
+            let name = String(decoding: field.rawName, as: UTF8.self).lowercased()
+            let long = Self.compactForms[name] ?? name
+            guard Self.passedHeaders.contains(long), !target.contains(where: { $0.name == field.name && $0.raw == field.raw }) else { continue }
+            target.append(field)
+        }
+    }
+
+    static let compactForms = ["k": "supported", "x": "session-expires", "u": "allow-events", "o": "event"]
+
+    static func sessionExpires(_ headers: SIPHeaders) -> Int? {
+        guard let field = headers.first(named: "Session-Expires") ?? headers.first(named: "x") else { return nil }
+        let text = field.valueString.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        guard let seconds = Int(text), seconds >= 90 else { return nil }
+        return seconds
+    }
+
+    /// Rewrites an SDP body so that the other side sends media to the relay; records where `leg` wants its
+    /// media sent. Returns nil when the body is not SDP the SBC can anchor (it is then not forwarded).
+    private mutating func rewriteSDP(_ body: [UInt8], from leg: Leg, actions: inout [Action]) -> [UInt8]? {
+        guard let text = String(validating: body, as: UTF8.self), var sdp = try? SessionDescription(text) else { return nil }
+        if leg == .caller { callerSDPText = text }
+        if let destination = sdp.destination(ofMedia: 0) {
+            actions.append(.mediaDestination(leg: leg, address: destination.address, port: destination.port))
+        }
+        let (address, port) = leg == .caller
+            ? (configuration.carrierSideMediaAddress, configuration.relayPorts.callee)
+            : (configuration.customerSideMediaAddress, configuration.relayPorts.caller)
+        sdp.anchor(at: address, ports: sdp.media.indices.map { port + 2 * $0 })
+        return Array(sdp.text.utf8)
+    }
+
+    // MARK: - Summary
+
+    private mutating func recordAttempt(_ attempt: Int, result: CallAttemptReport.Result, status: Int?) {
+        guard targets.indices.contains(attempt) else { return }
+        let target = targets[attempt]
+        attempts.append(CallSummary.Attempt(
+            carrier: target.carrier, trunk: target.trunk, result: result, status: status, startedAt: attemptStarted ?? setupAt,
+            postDialDelayMilliseconds: postDialDelay))
+    }
+
+    private var postDialDelay: Int? {
+        guard let started = attemptStarted, let first = attemptProvisionalAt else { return nil }
+        return Int(first.timeIntervalSince(started) * 1000)
+    }
+
+    private func attemptReport(_ attempt: Int, result: CallAttemptReport.Result, status: Int?) -> CallAttemptReport {
+        let target = targets[attempt]
+        return CallAttemptReport(
+            carrier: target.carrier, trunk: target.trunk, result: result, status: status, postDialDelayMilliseconds: postDialDelay,
+            callID: callerCallID)
+    }
+
+    private mutating func finish(now: Date) -> [Action] {
+        guard state != .ended else { return [] }
+        state = .ended
+        let caller = ((try? callerInvite.headers.from()) ?? nil)?.uri.user ?? ""
+        let end = hungUpAt ?? now
+        let duration = answerAt.map { Int((end.timeIntervalSince($0) * 1000).rounded()) } ?? 0
+        let summary = CallSummary(
+            id: summaryID, callID: callerCallID, customer: customer, caller: caller, callee: callee, site: site, instance: instance,
+            attempts: attempts, setupAt: setupAt, answerAt: answerAt, endAt: end, durationMilliseconds: max(0, duration),
+            disconnect: disconnect ?? CallSummary.Disconnect(by: .sbc, status: 500, reason: "ended"), streams: streams)
+        return [.cancelTimer(.duration), .cancelTimer(.sessionExpiry), .finished(summary)]
+    }
+
+    static func reasonPhrase(_ status: Int) -> String {
+        switch status {
+        case 402: "Payment Required"
+        case 403: "Forbidden"
+        case 404: "Not Found"
+        case 408: "Request Timeout"
+        case 480: "Temporarily Unavailable"
+        case 486: "Busy Here"
+        case 487: "Request Terminated"
+        case 503: "Service Unavailable"
+        default: status < 500 ? "Request Failed" : "Server Error"
+        }
+    }
+}

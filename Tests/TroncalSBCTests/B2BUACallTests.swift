@@ -1,0 +1,237 @@
+import Foundation
+import Testing
+import TroncalMedia
+import TroncalProtocol
+import TroncalSBC
+import TroncalSIP
+
+@Suite("B2BUA call state machine")
+struct B2BUACallTests {
+    static let customerIP = "198.51.100.23"
+    static let carrierIPs = ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
+
+    static let sdp = "v=0\r\no=alice 1 1 IN IP4 \(customerIP)\r\ns=-\r\nc=IN IP4 \(customerIP)\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 8\r\na=sendrecv\r\n"
+
+    static let inviteText = """
+        INVITE sip:34911234567@sbc.example.net SIP/2.0\r
+        Via: SIP/2.0/UDP \(customerIP):5060;branch=z9hG4bK776asdhds;rport\r
+        Max-Forwards: 70\r
+        To: <sip:34911234567@sbc.example.net>\r
+        From: "Alice" <sip:34600111222@\(customerIP)>;tag=1928301774\r
+        Call-ID: a84b4c76e66710@\(customerIP)\r
+        CSeq: 314159 INVITE\r
+        Contact: <sip:alice@\(customerIP):5060>\r
+        User-Agent: CustomerPBX/1.0\r
+        Record-Route: <sip:proxy.customer.internal;lr>\r
+        Supported: timer\r
+        Content-Type: application/sdp\r
+        Content-Length: \(sdp.utf8.count)\r
+        \r
+
+        """ + sdp
+
+    static var invite: SIPRequest {
+        get throws {
+            guard case .request(let request) = try SIPMessageParser().parse(Array(inviteText.utf8)) else {
+                throw SIPParseError(.invalidStartLine, detail: "not a request")
+            }
+            return request
+        }
+    }
+
+    func makeCall() throws -> B2BUACall {
+        B2BUACall(
+            invite: try Self.invite, customer: "acme", site: "site-a", instance: "sbc-1",
+            configuration: .init(
+                customerSideContact: "192.0.2.10:5060", carrierSideContact: "10.0.0.10:5060", customerSideMediaAddress: "192.0.2.10",
+                carrierSideMediaAddress: "10.0.0.10", relayPorts: (caller: 30000, callee: 30002), maximumDuration: .seconds(3600)),
+            callerLocalTag: "sbc-a-tag", calleeCallID: "b-leg-call-id", calleeLocalTag: "sbc-b-tag", summaryID: "cdr-1",
+            now: Date(timeIntervalSince1970: 1000))
+    }
+
+    func targets(_ count: Int) -> [RouteTarget] {
+        (0..<count).map { RouteTarget(carrier: "carrier\($0 + 1)", trunk: "trunk\($0 + 1)", host: Self.carrierIPs[$0], port: 5060, transport: "udp", number: "34911234567", setupTimeoutMilliseconds: 8000) }
+    }
+
+    func response(_ status: Int, to request: SIPRequest, tag: String = "carrier-tag", sdp: Bool = false, contactHost: String = "203.0.113.3") -> SIPResponse {
+        var headers = SIPHeaders()
+        for field in request.headers where [.from, .callID, .cseq].contains(field.name) { headers.append(field) }
+        if let to = request.headers.first(.to) { headers.append(.to, status > 100 ? "\(to.valueString);tag=\(tag)" : to.valueString) }
+        headers.append(.contact, "<sip:carrier@\(contactHost):5060>")
+        headers.append(.init(rawName: "Server", value: "CarrierSwitch 9 at \(contactHost)")!)
+        let body = sdp ? Array("v=0\r\no=c 1 1 IN IP4 \(contactHost)\r\ns=-\r\nc=IN IP4 \(contactHost)\r\nt=0 0\r\nm=audio 50000 RTP/AVP 0\r\n".utf8) : []
+        if sdp { headers.append(.contentType, "application/sdp") }
+        return SIPResponse(statusCode: status, reasonPhrase: "X", headers: headers, body: body)
+    }
+
+    func invites(_ actions: [B2BUACall.Action]) -> [(SIPRequest, RouteTarget)] {
+        actions.compactMap { if case .inviteCallee(let request, let target) = $0 { (request, target) } else { nil } }
+    }
+
+    func callerResponses(_ actions: [B2BUACall.Action]) -> [SIPResponse] {
+        actions.compactMap { if case .respondToCaller(let response) = $0 { response } else { nil } }
+    }
+
+    func summary(_ actions: [B2BUACall.Action]) -> CallSummary? {
+        actions.lazy.compactMap { if case .finished(let summary) = $0 { summary } else { nil } }.first
+    }
+
+    let t0 = Date(timeIntervalSince1970: 1000)
+
+    @Test func failsOverFrom503ToNoAnswerToTheThirdCarrierAndRecordsTheAttemptsInOrder() throws {
+        var call = try makeCall()
+        let start = call.start()
+        guard case .route(let request) = start.first else { Issue.record("no route request"); return }
+        #expect(request.customer == "acme")
+        #expect(request.callee == "34911234567")
+        var actions = call.handle(.routed(RouteDecision(outcome: .route, targets: targets(3), maximumDurationSeconds: 90)), now: t0)
+        let first = try #require(invites(actions).first)
+        #expect(first.1.carrier == "carrier1")
+        actions = call.handle(.calleeResponse(response(503, to: first.0)), now: t0.addingTimeInterval(0.1))
+        let second = try #require(invites(actions).first)
+        #expect(second.1.carrier == "carrier2")
+        actions = call.handle(.timerFired(.setup), now: t0.addingTimeInterval(8.1))
+        #expect(actions.contains { if case .cancelCallee = $0 { true } else { false } })
+        let third = try #require(invites(actions).first)
+        #expect(third.1.carrier == "carrier3")
+        actions = call.handle(.calleeResponse(response(180, to: third.0)), now: t0.addingTimeInterval(8.3))
+        #expect(callerResponses(actions).first?.statusCode == 180)
+        actions = call.handle(.calleeResponse(response(200, to: third.0, sdp: true)), now: t0.addingTimeInterval(9))
+        #expect(call.state == .answered)
+        #expect(callerResponses(actions).first?.statusCode == 200)
+        #expect(actions.contains { if case .startTimer(.duration, let d) = $0 { d == .seconds(90) } else { false } })
+        #expect(actions.contains { if case .sendToCallee(let ack, _) = $0 { ack.method == .ack } else { false } })
+        // The caller hangs up: BYE goes to the carrier; its 200 ends the call.
+        _ = call.handle(.callerRequest(byeFromCaller()), now: t0.addingTimeInterval(39))
+        actions = call.handle(.calleeDialogResponse(SIPResponse(statusCode: 200, reasonPhrase: "OK")), now: t0.addingTimeInterval(39.1))
+        let cdr = try #require(summary(actions))
+        #expect(cdr.attempts.map(\.carrier) == ["carrier1", "carrier2", "carrier3"])
+        #expect(cdr.attempts.map(\.result) == [.failed, .noAnswer, .answered])
+        #expect(cdr.attempts.map(\.status) == [503, nil, 200])
+        #expect(cdr.durationMilliseconds == 30_000)
+        #expect(cdr.disconnect.by == .caller)
+    }
+
+    func byeFromCaller() -> SIPRequest {
+        var headers = SIPHeaders()
+        headers.append(.via, "SIP/2.0/UDP \(Self.customerIP):5060;branch=z9hG4bKbye1")
+        headers.append(.from, "\"Alice\" <sip:34600111222@\(Self.customerIP)>;tag=1928301774")
+        headers.append(.to, "<sip:34911234567@sbc.example.net>;tag=sbc-a-tag")
+        headers.append(.callID, "a84b4c76e66710@\(Self.customerIP)")
+        headers.append(.cseq, "314160 BYE")
+        return SIPRequest(method: .bye, uri: SIPURI("sip:192.0.2.10:5060")!, headers: headers)
+    }
+
+    @Test func calleeLegHidesTheCustomerAndCallerLegHidesTheCarrier() throws {
+        var call = try makeCall()
+        _ = call.start()
+        var actions = call.handle(.routed(RouteDecision(outcome: .route, targets: targets(3))), now: t0)
+        let (calleeInvite, _) = try #require(invites(actions).first)
+        let wire = String(decoding: SIPMessage.request(calleeInvite).serialized(), as: UTF8.self)
+        #expect(!wire.contains(Self.customerIP), "\(wire)")
+        #expect(!wire.contains("a84b4c76e66710"))
+        #expect(!wire.contains("1928301774"))
+        #expect(!wire.contains("customer.internal"))
+        #expect(!wire.contains("CustomerPBX"))
+        #expect(wire.contains("m=audio 30002 RTP/AVP 0 8"))
+        #expect(wire.contains("c=IN IP4 10.0.0.10"))
+        #expect(actions.contains { if case .mediaDestination(.caller, Self.customerIP, 40000) = $0 { true } else { false } })
+
+        actions = call.handle(.calleeResponse(response(183, to: calleeInvite, sdp: true, contactHost: "203.0.113.1")), now: t0)
+        actions += call.handle(.calleeResponse(response(200, to: calleeInvite, sdp: true, contactHost: "203.0.113.1")), now: t0)
+        for answer in callerResponses(actions) {
+            let text = String(decoding: SIPMessage.response(answer).serialized(), as: UTF8.self)
+            #expect(!text.contains("203.0.113"), "\(text)")
+            #expect(!text.contains("CarrierSwitch"))
+            #expect(!text.contains("b-leg-call-id"))
+            #expect(text.contains("Call-ID: a84b4c76e66710@\(Self.customerIP)"))
+            #expect(text.contains("tag=sbc-a-tag"))
+        }
+        #expect(callerResponses(actions).last.map { String(decoding: $0.body, as: UTF8.self).contains("m=audio 30000 RTP/AVP 0") } == true)
+    }
+
+    @Test func cancelBeforeAnswerCancelsTheCalleeAndAnswers487() throws {
+        var call = try makeCall()
+        _ = call.start()
+        _ = call.handle(.routed(RouteDecision(outcome: .route, targets: targets(1))), now: t0)
+        let actions = call.handle(.callerCancel, now: t0.addingTimeInterval(2))
+        #expect(actions.contains { if case .cancelCallee = $0 { true } else { false } })
+        #expect(callerResponses(actions).map(\.statusCode) == [487])
+        let cdr = try #require(summary(actions))
+        #expect(cdr.answerAt == nil)
+        #expect(cdr.attempts.map(\.result) == [.cancelled])
+        #expect(call.state == .ended)
+    }
+
+    @Test(arguments: [404, 486, 603])
+    func finalNonFailoverAnswerEndsTheCallWithoutTryingTheNextCarrier(_ status: Int) throws {
+        var call = try makeCall()
+        _ = call.start()
+        let actions0 = call.handle(.routed(RouteDecision(outcome: .route, targets: targets(3))), now: t0)
+        let (invite, _) = try #require(invites(actions0).first)
+        let actions = call.handle(.calleeResponse(response(status, to: invite)), now: t0)
+        #expect(invites(actions).isEmpty)
+        #expect(callerResponses(actions).map(\.statusCode) == [status])
+        #expect(summary(actions)?.attempts.count == 1)
+    }
+
+    @Test func allCarriersFailingAnswers503() throws {
+        var call = try makeCall()
+        _ = call.start()
+        var actions = call.handle(.routed(RouteDecision(outcome: .route, targets: targets(2))), now: t0)
+        actions = call.handle(.attemptTransportFailed, now: t0)
+        let (second, _) = try #require(invites(actions).first)
+        actions = call.handle(.calleeResponse(response(500, to: second)), now: t0)
+        #expect(callerResponses(actions).map(\.statusCode) == [503])
+        #expect(summary(actions)?.attempts.map(\.result) == [.transportError, .failed])
+    }
+
+    @Test(arguments: [(404, "unknown number"), (403, "blocked destination"), (402, "no credit")])
+    func routingRejectIsAnsweredWithItsStatus(_ status: Int, _ reason: String) throws {
+        var call = try makeCall()
+        _ = call.start()
+        let actions = call.handle(.routed(.reject(status, reason)), now: t0)
+        #expect(callerResponses(actions).map(\.statusCode) == [status])
+        #expect(summary(actions)?.disconnect.reason == reason)
+    }
+
+    @Test func maximumDurationHangsUpBothLegs() throws {
+        var call = try makeCall()
+        _ = call.start()
+        let a0 = call.handle(.routed(RouteDecision(outcome: .route, targets: targets(1), maximumDurationSeconds: 90)), now: t0)
+        let (invite, _) = try #require(invites(a0).first)
+        _ = call.handle(.calleeResponse(response(200, to: invite, sdp: true)), now: t0)
+        var actions = call.handle(.timerFired(.duration), now: t0.addingTimeInterval(90))
+        let byes = actions.filter {
+            switch $0 {
+            case .sendToCaller(let r) where r.method == .bye: true
+            case .sendToCallee(let r, _) where r.method == .bye: true
+            default: false
+            }
+        }
+        #expect(byes.count == 2)
+        actions = call.handle(.callerResponse(SIPResponse(statusCode: 200, reasonPhrase: "OK")), now: t0.addingTimeInterval(90.1))
+        #expect(summary(actions) == nil)
+        actions = call.handle(.calleeDialogResponse(SIPResponse(statusCode: 200, reasonPhrase: "OK")), now: t0.addingTimeInterval(90.2))
+        let cdr = try #require(summary(actions))
+        #expect(cdr.durationMilliseconds == 90_000)
+        #expect(cdr.disconnect.reason == "maximum duration reached")
+    }
+
+    @Test func byeFromTheCalleeReachesTheCaller() throws {
+        var call = try makeCall()
+        _ = call.start()
+        let a0 = call.handle(.routed(RouteDecision(outcome: .route, targets: targets(1))), now: t0)
+        let (invite, _) = try #require(invites(a0).first)
+        _ = call.handle(.calleeResponse(response(200, to: invite, sdp: true)), now: t0)
+        var bye = SIPRequest(method: .bye, uri: SIPURI("sip:10.0.0.10:5060")!)
+        bye.headers.append(.via, "SIP/2.0/UDP 203.0.113.1;branch=z9hG4bKx")
+        bye.headers.append(.cseq, "1 BYE")
+        let actions = call.handle(.calleeRequest(bye), now: t0.addingTimeInterval(5))
+        let toCaller = actions.compactMap { if case .sendToCaller(let r) = $0 { r } else { nil } }
+        #expect(toCaller.map(\.method) == [.bye])
+        let text = String(decoding: SIPMessage.request(toCaller[0]).serialized(), as: UTF8.self)
+        #expect(text.hasPrefix("BYE sip:alice@\(Self.customerIP):5060 SIP/2.0"))
+        #expect(!text.contains("203.0.113"))
+    }
+}
