@@ -30,7 +30,7 @@ let swiftSettings: [SwiftSetting] = [
 
 let sharedTargets: [Target] = [
     .target(name: "TroncalProtocol", dependencies: [nio], path: "Shared/TroncalProtocol", swiftSettings: swiftSettings),
-    .target(name: "TroncalSIP", dependencies: [nio, nioPosix, nioSSL, logging, metrics, crypto], path: "Shared/TroncalSIP", swiftSettings: swiftSettings),
+    .target(name: "TroncalSIP", dependencies: [nio, nioPosix, nioSSL, logging, metrics, lifecycle, crypto], path: "Shared/TroncalSIP", swiftSettings: swiftSettings),
     .target(name: "TroncalMedia", path: "Shared/TroncalMedia", swiftSettings: swiftSettings),
     .target(name: "TroncalPKI", dependencies: ["TroncalProtocol", crypto, x509, asn1], path: "Shared/TroncalPKI", swiftSettings: swiftSettings),
     .target(
@@ -102,7 +102,7 @@ let testTargets: [Target] = [
         dependencies: ["TroncalProtocol", "TroncalLink", "TroncalPKI", "TroncalStore", "TroncalRuntime", logging, nio, nioPosix, nioSSL],
         path: "Tests/TestSupport", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalProtocolTests", dependencies: ["TroncalProtocol", nio, .product(name: "NIOEmbedded", package: "swift-nio")], path: "Tests/TroncalProtocolTests", swiftSettings: swiftSettings),
-    .testTarget(name: "TroncalSIPTests", dependencies: ["TroncalSIP", "TestSupport", nio, nioPosix, nioSSL, logging, .product(name: "NIOEmbedded", package: "swift-nio")], path: "Tests/TroncalSIPTests", swiftSettings: swiftSettings),
+    .testTarget(name: "TroncalSIPTests", dependencies: ["TroncalSIP", "TestSupport", "TroncalPKI", "TroncalProtocol", nio, nioPosix, nioSSL, logging, .product(name: "NIOEmbedded", package: "swift-nio")], path: "Tests/TroncalSIPTests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalMediaTests", dependencies: ["TroncalMedia"], path: "Tests/TroncalMediaTests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalPKITests", dependencies: ["TroncalPKI", "TestSupport"], path: "Tests/TroncalPKITests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalLinkTests", dependencies: ["TroncalLink", "TestSupport", nio, nioPosix, nioSSL, logging], path: "Tests/TroncalLinkTests", swiftSettings: swiftSettings),

@@ -184,8 +184,8 @@ public final class MediaRelay: Sendable {
         var channels: [any Channel] = []
         do {
             for port in [callerPort, callerPort + 1, calleePort, calleePort + 1] {
+                // No SO_REUSEADDR: on Linux it would let another socket share a relay port.
                 channels.append(try await DatagramBootstrap(group: loop)
-                    .channelOption(.socketOption(.so_reuseaddr), value: 1)
                     .bind(host: bindAddress, port: port).get())
             }
         } catch {
