@@ -1,0 +1,22 @@
+// swift-tools-version:6.2
+// The SIP fuzz target: libFuzzer over the parser, validator and stream framer. Built only by `scripts/fuzz`
+// (with -sanitize=fuzzer,address), never by `swift build` of the root package.
+import PackageDescription
+
+let package = Package(
+    name: "troncal-fuzz",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3")
+    ],
+    targets: [
+        // The message layer of TroncalSIP (Sources/SIPCore links to Shared/TroncalSIP), without the parts that
+        // need I/O or cryptography.
+        .target(
+            name: "SIPCore", dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            exclude: ["Transports", "Transaction", "DigestAlgorithm.swift", "DigestAuthenticator.swift", "DigestCalculator.swift",
+                      "DigestChallenge.swift", "DigestClient.swift", "DigestCredentials.swift", "DigestNonceAuthority.swift",
+                      "DigestNonceCountTracker.swift", "DigestParameters.swift", "SHA512_256.swift"]),
+        .executableTarget(name: "SIPFuzz", dependencies: ["SIPCore", .product(name: "NIOCore", package: "swift-nio")]),
+    ]
+)
