@@ -66,7 +66,8 @@ let services: [ServiceSpec] = [
     .init(directory: "Monitor", library: "TroncalMonitor", executable: "troncal-monitor"),
 ]
 let serviceLibraryDependencies: [Target.Dependency] = [
-    "TroncalProtocol", "TroncalLink", "TroncalStore", "TroncalRuntime", "TroncalSIP", "TroncalMedia", logging, metrics,
+    "TroncalProtocol", "TroncalLink", "TroncalStore", "TroncalRuntime", "TroncalSIP", "TroncalMedia", "TroncalPKI", logging, metrics,
+    lifecycle,
 ]
 
 var serviceTargets: [Target] = []

@@ -152,6 +152,24 @@ public enum ConfigLoader {
 
     static let logLevels = Logger.Level.allCases.map(\.rawValue)
 
+    /// An IPv4/IPv6 address or CIDR network, as the SBC's lists take them.
+    static func isNetwork(_ text: String) -> Bool {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count <= 2, !parts[0].isEmpty else { return false }
+        let address = String(parts[0])
+        let isV6 = address.contains(":")
+        if isV6 {
+            var storage = in6_addr()
+            guard inet_pton(AF_INET6, address, &storage) == 1 else { return false }
+        } else {
+            var storage = in_addr()
+            guard inet_pton(AF_INET, address, &storage) == 1 else { return false }
+        }
+        guard parts.count == 2 else { return true }
+        guard let length = Int(parts[1]) else { return false }
+        return (0...(isV6 ? 128 : 32)).contains(length)
+    }
+
     private static func validate(_ config: SiteConfig, file: String) throws(ConfigError) {
         func fail(_ key: String, _ message: String) -> ConfigError { ConfigError(file: file, key: key, message) }
         func port(_ value: Int, _ key: String) throws(ConfigError) {
@@ -183,6 +201,29 @@ public enum ConfigLoader {
         try port(config.sip.udpPort, "sip.udpPort")
         try port(config.sip.tcpPort, "sip.tcpPort")
         try port(config.sip.tlsPort, "sip.tlsPort")
+        guard ["drop", "refuse"].contains(config.sip.refusedSources) else {
+            throw fail("sip.refusedSources", "must be one of drop, refuse, got '\(config.sip.refusedSources)'")
+        }
+        for (key, list) in [("sip.allow", config.sip.allow), ("sip.deny", config.sip.deny)] {
+            for (index, entry) in list.enumerated() where !isNetwork(entry) {
+                throw fail("\(key)[\(index)]", "'\(entry)' is not an IP address or CIDR network")
+            }
+        }
+        for (key, value) in [
+            ("sip.requestsPerWindow", config.sip.requestsPerWindow), ("sip.authenticatedRequestsPerWindow", config.sip.authenticatedRequestsPerWindow),
+            ("sip.requestsPerWindowPerAddress", config.sip.requestsPerWindowPerAddress),
+            ("sip.maximumAuthenticationFailures", config.sip.maximumAuthenticationFailures),
+            ("sip.maximumConnectionsPerAddress", config.sip.maximumConnectionsPerAddress),
+        ] where value < 1 {
+            throw fail(key, "must be at least 1")
+        }
+        for (key, value) in [("sip.windowSeconds", config.sip.windowSeconds), ("sip.banSeconds", config.sip.banSeconds), ("sip.stallTimeoutSeconds", config.sip.stallTimeoutSeconds)]
+        where !(value > 0 && value <= 86400) {
+            throw fail(key, "must be more than 0 and at most 86400 seconds")
+        }
+        if config.sip.tlsCertificatePath.isEmpty != config.sip.tlsKeyPath.isEmpty {
+            throw fail(config.sip.tlsKeyPath.isEmpty ? "sip.tlsKeyPath" : "sip.tlsCertificatePath", "tlsCertificatePath and tlsKeyPath go together")
+        }
         var names = Set<String>()
         var addresses = Set<String>()
         for (index, instance) in config.instances.enumerated() {

@@ -83,12 +83,35 @@ public struct PostgresSettings: Codable, Sendable, Equatable {
     public init() {}
 }
 
-/// `sip`: where the SBC listens for SIP.
+/// `sip`: where the SBC listens for SIP, and its border defenses.
 public struct SIPSettings: Codable, Sendable, Equatable {
     public var listenAddress: String = "0.0.0.0"
     public var udpPort: Int = 5060
     public var tcpPort: Int = 5060
     public var tlsPort: Int = 5061
+    /// PEM certificate chain and key for SIP over TLS; empty: the SBC instance's site certificate.
+    public var tlsCertificatePath: String = ""
+    public var tlsKeyPath: String = ""
+    /// Source networks allowed to send SIP (CIDR); empty allows every source not denied.
+    public var allow: [String] = []
+    /// Source networks always refused (CIDR).
+    public var deny: [String] = []
+    /// `drop` (say nothing) or `refuse` (answer 403) to requests from sources the lists refuse.
+    public var refusedSources: String = "drop"
+    /// Requests one IP:port (or account) may send per window before a ban.
+    public var requestsPerWindow: Int = 50
+    /// The higher limit for sources that authenticated.
+    public var authenticatedRequestsPerWindow: Int = 200
+    /// Requests per window from one IP address across all its ports.
+    public var requestsPerWindowPerAddress: Int = 500
+    public var windowSeconds: Double = 2
+    public var banSeconds: Double = 300
+    /// Digest failures from one source before it is banned.
+    public var maximumAuthenticationFailures: Int = 5
+    /// A TCP/TLS connection whose partial message is pending this long is closed.
+    public var stallTimeoutSeconds: Double = 32
+    /// Concurrent TCP/TLS connections allowed from one IP address.
+    public var maximumConnectionsPerAddress: Int = 64
     public init() {}
 }
 

@@ -19,6 +19,19 @@ public struct ServiceContext: Sendable {
     /// Clients for the roles the service depends on, each with every configured instance of that role.
     public let links: [Role: LinkClient]
 
+    public init(
+        config: SiteConfig, configDirectory: URL, instance: InstanceSettings, credentials: SiteCA.Credentials, logger: Logger,
+        store: (any SQLStore)?, links: [Role: LinkClient]
+    ) {
+        self.config = config
+        self.configDirectory = configDirectory
+        self.instance = instance
+        self.credentials = credentials
+        self.logger = logger
+        self.store = store
+        self.links = links
+    }
+
     /// The directory for this instance's own state (spools, caches): `dataDirectory/<instance>`.
     public var stateDirectory: URL {
         config.resolve(config.dataDirectory, relativeTo: configDirectory).appendingPathComponent(instance.name)

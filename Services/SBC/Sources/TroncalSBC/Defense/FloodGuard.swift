@@ -55,7 +55,8 @@ public struct FloodGuard: Sendable {
         lowercasedScanners = configuration.scannerUserAgents.map { $0.lowercased() }
     }
 
-    /// Decides about one request from `address:port`, with the account it claims (From/auth user) if any.
+    /// Decides about one request from `address:port`, with its account if digest authentication verified
+    /// one (never a merely claimed From user, or an attacker could get that customer banned).
     public mutating func check(address: String, port: Int, account: String?, userAgent: String?, now: Double) -> Decision {
         sweep(now: now)
         let source = "\(address):\(port)"

@@ -1,0 +1,92 @@
+public import Foundation
+public import Logging
+internal import Metrics
+public import TroncalSIP
+import Synchronization
+
+/// The SBC's border for every SIP message that passed the stack's strictness rules: source allow/deny
+/// lists, then the flood guard, then what the SBC does with the request. Until the call logic is wired
+/// in, OPTIONS is answered 200 (carriers and phones use it as a keep-alive), INVITE 503 with Retry-After,
+/// other requests 501; ACK and responses outside a transaction are absorbed.
+public final class SIPFrontDoor: Sendable {
+    public enum RefusedSources: String, Sendable { case drop, refuse }
+
+    public enum Decision: Sendable, Equatable {
+        case respond(SIPResponse)
+        case ignore
+    }
+
+    let accessList: AccessList
+    let refusedSources: RefusedSources
+    let logger: Logger
+    private let guardian: Mutex<FloodGuard>
+    private let clock: @Sendable () -> Double
+    private let blocked = Counter(label: "troncal_sbc_requests_blocked_total", dimensions: [("reason", "access-list")])
+
+    public init(
+        accessList: AccessList, refusedSources: RefusedSources, floodGuard: FloodGuard.Configuration, logger: Logger,
+        clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
+    ) {
+        self.accessList = accessList
+        self.refusedSources = refusedSources
+        self.logger = logger
+        self.guardian = Mutex(FloodGuard(configuration: floodGuard))
+        self.clock = clock
+    }
+
+    public func decide(_ inbound: SIPInbound) -> Decision {
+        guard case .request(let request) = inbound.message else { return .ignore }
+        let ip = inbound.source.remoteIP
+        if !accessList.permits(ip) {
+            blocked.increment()
+            logger.info("SIP source refused by access list", metadata: ["source": "\(ip)"])
+            return refusedSources == .refuse && request.method != .ack ? .respond(response(403, "Forbidden", to: request)) : .ignore
+        }
+        let userAgent = request.headers.first(named: "User-Agent")?.valueString
+        // Accounts are scored only once digest authentication has verified them: a From user is anyone's to
+        // claim, and scoring it would let an attacker get a real customer banned.
+        let decision = guardian.withLock {
+            $0.check(address: ip, port: inbound.source.remotePort, account: nil, userAgent: userAgent, now: clock())
+        }
+        switch decision.verdict {
+        case .process:
+            break
+        case .drop(let reason):
+            Counter(label: "troncal_sbc_requests_blocked_total", dimensions: [("reason", reason.replacingOccurrences(of: " ", with: "-"))]).increment()
+            if decision.log { logger.warning("SIP source blocked", metadata: ["source": "\(decision.subject)", "reason": "\(reason)"]) }
+            return .ignore
+        case .refuse(let status, let reason):
+            if decision.log { logger.warning("SIP source refused", metadata: ["source": "\(decision.subject)", "reason": "\(reason)"]) }
+            return .respond(response(status, "Forbidden", to: request))
+        }
+        switch request.method {
+        case .options:
+            var ok = response(200, "OK", to: request)
+            ok.headers.insert(SIPHeaderField(.allow, value: "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"), at: ok.headers.count - 1)
+            ok.headers.insert(SIPHeaderField(.accept, value: "application/sdp"), at: ok.headers.count - 1)
+            return .respond(ok)
+        case .invite:
+            var unavailable = response(503, "Service Unavailable", to: request)
+            unavailable.headers.insert(SIPHeaderField(rawName: "Retry-After", value: "60") ?? SIPHeaderField(.accept, value: "*/*"), at: unavailable.headers.count - 1)
+            return .respond(unavailable)
+        case .ack:
+            return .ignore
+        case .cancel:
+            return .respond(response(481, "Call/Transaction Does Not Exist", to: request))
+        default:
+            return .respond(response(501, "Not Implemented", to: request))
+        }
+    }
+
+    private func response(_ status: Int, _ reason: String, to request: SIPRequest) -> SIPResponse {
+        InviteServerTransaction.response(status, reason, to: request, toTag: status > 100 ? Self.tag(for: request) : nil)
+    }
+
+    /// A To tag derived from the request, so that a retransmission gets the same answer.
+    static func tag(for request: SIPRequest) -> String {
+        var hasher = Hasher()
+        hasher.combine((try? request.headers.callID()) ?? nil)
+        hasher.combine(((try? request.headers.from()) ?? nil)?.tag)
+        return String(UInt64(bitPattern: Int64(hasher.finalize())), radix: 36)
+    }
+}
