@@ -76,9 +76,10 @@ public struct InviteClientTransaction: Sendable {
 
     public mutating func transportError() -> [TransactionAction] {
         guard state != .terminated else { return [] }
-        let wasRunning = state == .calling || state == .proceeding
+        // RFC 3261 Figure 5: Calling, Proceeding and Completed all inform the TU (the ACK may not have left).
+        let wasRunning = state == .calling || state == .proceeding || state == .completed
         state = .terminated
-        return [.cancelTimer(.a), .cancelTimer(.b)] + (wasRunning ? [.transportFailed] : []) + [.terminated]
+        return [.cancelTimer(.a), .cancelTimer(.b), .cancelTimer(.d)] + (wasRunning ? [.transportFailed] : []) + [.terminated]
     }
 
     /// The ACK for a non-2xx final response (§17.1.1.3): the INVITE's Request-URI, Call-ID, From, top Via

@@ -23,7 +23,11 @@ public struct InviteServerTransaction: Sendable {
 
     /// Sends 100 Trying and delivers the INVITE to the transaction user.
     public mutating func start() -> [TransactionAction] {
-        let trying = Self.response(100, "Trying", to: request)
+        var trying = Self.response(100, "Trying", to: request)
+        // §8.2.6.1: a 100 (Trying) copies the request's Timestamp.
+        if let timestamp = request.headers.first(.timestamp) {
+            trying.headers.insert(timestamp, at: max(0, trying.headers.count - 1))
+        }
         lastResponse = trying
         return [.send(.response(trying)), .deliver(.request(request))]
     }
