@@ -1,7 +1,6 @@
 import Foundation
 public import Logging
 import NIOCore
-import NIOPosix
 import PostgresNIO
 import Synchronization
 
@@ -283,7 +282,9 @@ public final class PostgresStore: SQLStore {
                 let code: StoreError.Code
                 switch state?.prefix(2) {
                 case "23": code = .constraintViolation
-                case "08", "28", "3D", "57": code = state == "57014" ? .queryFailed : .connectionFailed
+                case "08", "28", "3D", "57":
+                    // 08P01 is a protocol violation such as a wrong parameter count; 57014 a cancelled statement.
+                    code = state == "08P01" || state == "57014" ? .queryFailed : .connectionFailed
                 default: code = .queryFailed
                 }
                 return StoreError(code, message, backend: .postgres, sql: sql, databaseCode: state)

@@ -159,9 +159,10 @@ public final class SQLiteStore: SQLStore {
 
     public func close() async throws {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        // Wait for the running statement or transaction to finish; later waiters see `closed` and give up.
-        try? await lock.lock()
-        defer { lock.unlock() }
+        // Wait for the running statement or transaction to finish; later waiters see `closed` and give up. If this
+        // task is cancelled while waiting, close anyway: SQLite serialises calls on the connection itself.
+        let locked = (try? await lock.lock()) != nil
+        defer { if locked { lock.unlock() } }
         do {
             try await connection.close()
         } catch {
