@@ -23,6 +23,11 @@ public struct SIPStreamFramer: Sendable {
     private var messageEnd: Int?
     private var failure: SIPParseError?
 
+    /// After a failure caused by the Content-Length of a message whose header section was complete (negative,
+    /// non-numeric, conflicting or over the size limit): that header section, start line included, so the transport
+    /// can answer the request statelessly before it closes the connection (RFC 4475 §3.1.2.3, §3.3.9).
+    public private(set) var failedHeaderSection: [UInt8]?
+
     public init(limits: SIPParserLimits = .default) {
         self.limits = limits
     }
@@ -87,9 +92,11 @@ public struct SIPStreamFramer: Sendable {
             do {
                 contentLength = try Self.contentLength(inHeaderSection: buffer[readIndex..<headerEnd]) ?? 0
             } catch {
+                failedHeaderSection = Array(buffer[readIndex..<headerEnd])
                 return try fail(error)
             }
             guard headerEnd - readIndex + contentLength <= limits.maxMessageSize else {
+                failedHeaderSection = Array(buffer[readIndex..<headerEnd])
                 return try fail(SIPParseError(.messageTooLarge, header: .contentLength))
             }
             messageEnd = headerEnd + contentLength

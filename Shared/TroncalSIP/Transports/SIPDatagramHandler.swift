@@ -32,6 +32,10 @@ final class SIPDatagramHandler: ChannelInboundHandler {
                 transport: .udp, remote: envelope.remoteAddress, local: context.channel.localAddress, connection: nil)))
         case .answer(let response, let status):
             metrics.rejected(.udp, status: status)
+            logger.debug("SIP request rejected", metadata: [
+                "source": "\(envelope.remoteAddress)", "code": "\(status)",
+                "call-id": "\(((try? response.headers.callID()) ?? nil) ?? "-")",
+            ])
             var buffer = context.channel.allocator.buffer(capacity: 512)
             SIPMessage.response(response).write(into: &buffer)
             context.writeAndFlush(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: buffer)), promise: nil)

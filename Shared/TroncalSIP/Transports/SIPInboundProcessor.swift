@@ -26,6 +26,17 @@ struct SIPInboundProcessor: Sendable {
         }
     }
 
+    /// What to answer, before closing, to a stream whose framing broke on a message's Content-Length; nil when
+    /// nothing can be answered (a response, an ACK, an unreadable start line, or a header section never completed).
+    func answer(brokenStream failedHeaderSection: [UInt8]?, error: SIPParseError, remote: SocketAddress) -> (SIPResponse, status: Int)? {
+        guard let failedHeaderSection,
+            case .reject(let rejection) = validator.disposition(forBrokenStreamHeaderSection: failedHeaderSection, error: error)
+        else { return nil }
+        var response = rejection.makeResponse()
+        Self.stampVia(&response.headers, remote: remote)
+        return (response, rejection.statusCode)
+    }
+
     /// Adds `received` when the top Via's host is not the packet's source IP, and fills an empty `rport`.
     static func stampVia(_ headers: inout SIPHeaders, remote: SocketAddress) {
         guard let index = headers.firstIndex(where: { $0.name == .via }), let ip = remote.ipAddress else { return }

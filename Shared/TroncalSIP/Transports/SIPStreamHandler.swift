@@ -2,8 +2,9 @@ internal import Logging
 import NIOCore
 
 /// TCP and TLS: frames the byte stream by Content-Length (`SIPStreamFramer`), validates each message,
-/// answers CRLF keep-alive pings, closes an unrecoverable stream, and closes a connection whose partial
-/// message stalls longer than the stall timeout. Messages of one connection are delivered in order.
+/// answers CRLF keep-alive pings, closes an unrecoverable stream (after answering the request that broke it),
+/// and closes a connection whose partial message stalls longer than the stall timeout. Messages of one
+/// connection are delivered in order.
 final class SIPStreamHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -16,6 +17,7 @@ final class SIPStreamHandler: ChannelInboundHandler {
     let stallTimeout: TimeAmount
     private var framer: SIPStreamFramer
     private var stallTimer: Scheduled<Void>?
+    private var isClosing = false
 
     init(
         transport: SIPTransportProtocol, processor: SIPInboundProcessor, limits: SIPParserLimits, stallTimeout: TimeAmount,
@@ -31,8 +33,10 @@ final class SIPStreamHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // After a framing failure the connection is closing; what the peer sends meanwhile is not looked at.
+        guard !isClosing else { return }
         framer.append(unwrapInboundIn(data))
-        do {
+        do throws(SIPParseError) {
             while let frame = try framer.next() {
                 switch frame {
                 case .keepAlivePing:
@@ -42,14 +46,33 @@ final class SIPStreamHandler: ChannelInboundHandler {
                 }
             }
         } catch {
-            metrics.dropped(transport)
-            logger.warning("SIP stream unrecoverable; closing", metadata: [
-                "source": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")", "reason": "\(error)",
-            ])
-            context.close(promise: nil)
+            closeUnrecoverableStream(error, context: context)
             return
         }
         armStallTimer(context: context)
+    }
+
+    /// A Content-Length that cannot be framed leaves no way to find the next message: a request is answered (400, or
+    /// 513 when too large) and the connection closed once the answer is written (RFC 4475 §3.1.2.3, §3.3.9).
+    private func closeUnrecoverableStream(_ error: SIPParseError, context: ChannelHandlerContext) {
+        isClosing = true
+        stallTimer?.cancel()
+        stallTimer = nil
+        metrics.dropped(transport)
+        let channel = context.channel
+        logger.warning("SIP stream unrecoverable; closing", metadata: [
+            "source": "\(channel.remoteAddress.map { "\($0)" } ?? "?")", "reason": "\(error)",
+        ])
+        guard let remote = channel.remoteAddress,
+            let (response, status) = processor.answer(brokenStream: framer.failedHeaderSection, error: error, remote: remote)
+        else {
+            context.close(promise: nil)
+            return
+        }
+        metrics.rejected(transport, status: status)
+        var buffer = channel.allocator.buffer(capacity: 512)
+        SIPMessage.response(response).write(into: &buffer)
+        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in channel.close(promise: nil) }
     }
 
     private func handle(_ bytes: [UInt8], context: ChannelHandlerContext) {
@@ -61,6 +84,9 @@ final class SIPStreamHandler: ChannelInboundHandler {
                 transport: transport, remote: remote, local: context.channel.localAddress, connection: context.channel)))
         case .answer(let response, let status):
             metrics.rejected(transport, status: status)
+            logger.debug("SIP request rejected", metadata: [
+                "source": "\(remote)", "code": "\(status)", "call-id": "\(((try? response.headers.callID()) ?? nil) ?? "-")",
+            ])
             var buffer = context.channel.allocator.buffer(capacity: 512)
             SIPMessage.response(response).write(into: &buffer)
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)

@@ -12,6 +12,9 @@ import Synchronization
 /// malformed requests are answered with the stateless error response, malformed responses are dropped.
 /// `deliver` runs on the event loop of the socket or connection the message came on, so messages of one
 /// connection (or one UDP socket) arrive in order; it must not block.
+///
+/// Shutting down (cancellation or graceful shutdown of `run()`) stops the listeners, then closes every open TCP/TLS
+/// connection, accepted or opened, and returns once they are closed.
 public final class SIPTransport: Service, Sendable {
     public let configuration: SIPTransportConfiguration
     let logger: Logger
@@ -20,15 +23,30 @@ public final class SIPTransport: Service, Sendable {
     private let metrics = SIPTransportMetrics()
     private let state = Mutex(State())
     private let ready: EventLoopPromise<Void>
+    /// Completed when shutdown is asked for or a listener closes on its own: either ends `run()`.
+    private let stopRequested: EventLoopPromise<Void>
 
     struct State {
         var udp: (any Channel)?
         var tcp: (any Channel)?
         var tls: (any Channel)?
+        /// The context outbound TLS connections are made with, once the transport runs.
+        var clientTLS: NIOSSLContext?
         var connectionsPerAddress: [String: Int] = [:]
         var connections = 0
-        var outbound: [String: any Channel] = [:]
+        /// Every open TCP/TLS connection, accepted or opened, so that shutting down can close them.
+        var open: [ObjectIdentifier: any Channel] = [:]
+        /// Outbound connections by destination, including ones still being set up, so that concurrent sends to one
+        /// destination share a connection.
+        var outbound: [Destination: EventLoopFuture<any Channel>] = [:]
         var stopped = false
+    }
+
+    /// Where an outbound TCP/TLS connection goes: the host as given (it is the TLS server name), and the port.
+    struct Destination: Hashable, Sendable {
+        var transport: SIPTransportProtocol
+        var host: String
+        var port: Int
     }
 
     public init(
@@ -40,6 +58,13 @@ public final class SIPTransport: Service, Sendable {
         self.group = group
         self.deliver = deliver
         self.ready = group.next().makePromise(of: Void.self)
+        self.stopRequested = group.next().makePromise(of: Void.self)
+    }
+
+    deinit {
+        // Never run: the promises must not be left unfulfilled (completing a fulfilled one does nothing).
+        ready.fail(SIPTransportError("the transport was released without running"))
+        stopRequested.succeed(())
     }
 
     /// Waits until every configured listener is bound (or throws why one could not be).
@@ -63,11 +88,14 @@ public final class SIPTransport: Service, Sendable {
             "udp": "\(udpAddress.map { "\($0)" } ?? "-")", "tcp": "\(tcpAddress.map { "\($0)" } ?? "-")",
             "tls": "\(tlsAddress.map { "\($0)" } ?? "-")",
         ])
-        // Run until cancelled or asked to shut down gracefully.
+        // Run until cancelled, asked to shut down gracefully, or a listener fails; a transport with no listener
+        // (outbound only) runs until stopped too.
+        for listener in state.withLock({ [$0.udp, $0.tcp, $0.tls].compactMap { $0 } }) {
+            listener.closeFuture.whenComplete { _ in self.stopRequested.succeed(()) }
+        }
         await withGracefulShutdownHandler {
             await withTaskCancellationHandler {
-                let closed = state.withLock { [$0.udp, $0.tcp, $0.tls].compactMap { $0?.closeFuture } }
-                for future in closed { try? await future.get() }
+                try? await stopRequested.futureResult.get()
             } onCancel: {
                 self.closeListeners()
             }
@@ -93,42 +121,116 @@ public final class SIPTransport: Service, Sendable {
         }
     }
 
-    /// Sends a message to `host:port` over `transport`: UDP from the listening socket, TCP reusing an open
-    /// connection to that address or opening one. Throws when the destination cannot be reached (a refused
-    /// or reset connection: the caller treats that as a dead trunk).
+    /// Sends a message to `host:port` over `transport`: UDP from the listening socket (so replies come back to it),
+    /// TCP or TLS reusing the connection to that destination or opening one (TLS verifies the server's certificate
+    /// against `tlsTrustRootsPath`, and presents ours when configured). Concurrent sends to one destination share one
+    /// connection. Throws when the destination cannot be reached (a refused or reset connection, a failed handshake:
+    /// the caller treats that as a dead trunk). Host names are resolved off the event loops.
     public func send(_ message: SIPMessage, to host: String, port: Int, transport: SIPTransportProtocol) async throws {
         var buffer = ByteBufferAllocator().buffer(capacity: 1024)
         message.write(into: &buffer)
-        let address = try SocketAddress.makeAddressResolvingHost(host, port: port)
+        let host = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
         switch transport {
         case .udp:
-            guard let udp = state.withLock({ $0.udp }) else { throw SIPTransportError("no UDP listener to send from") }
+            guard let udp = state.withLock({ $0.stopped ? nil : $0.udp }) else { throw SIPTransportError("no UDP listener to send from") }
+            let address = try await Self.resolve(host, port: port)
             try await udp.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: buffer))
-        case .tcp:
-            let channel = try await outboundConnection(to: address)
+        case .tcp, .tls:
+            let channel = try await outboundConnection(to: Destination(transport: transport, host: host, port: port))
             try await channel.writeAndFlush(buffer)
-        case .tls:
-            throw SIPTransportError("outbound TLS is not configured on this transport")
         }
     }
 
-    private func outboundConnection(to address: SocketAddress) async throws -> any Channel {
-        let key = "\(address)"
-        if let existing = state.withLock({ $0.outbound[key] }), existing.isActive { return existing }
-        let channel = try await ClientBootstrap(group: group)
+    private static func resolve(_ host: String, port: Int) async throws -> SocketAddress {
+        if let address = try? SocketAddress(ipAddress: host, port: port) { return address }
+        // getaddrinfo blocks: run it on NIO's thread pool, not on an event loop or the cooperative pool.
+        return try await NIOThreadPool.singleton.runIfActive { try SocketAddress.makeAddressResolvingHost(host, port: port) }
+    }
+
+    private func outboundConnection(to destination: Destination, retry: Bool = true) async throws -> any Channel {
+        let (future, promise) = try state.withLock {
+            state throws(SIPTransportError) -> (EventLoopFuture<any Channel>, EventLoopPromise<any Channel>?) in
+            if state.stopped { throw SIPTransportError("the transport is stopped") }
+            if let existing = state.outbound[destination] { return (existing, nil) }
+            let promise = group.next().makePromise(of: (any Channel).self)
+            state.outbound[destination] = promise.futureResult
+            return (promise.futureResult, promise)
+        }
+        if let promise { connect(to: destination, completing: promise) }
+        let channel = try await future.get()
+        if channel.isActive || !retry { return channel }
+        // Closed, and its entry not yet removed: forget it and connect afresh, once.
+        forget(destination, future)
+        return try await outboundConnection(to: destination, retry: false)
+    }
+
+    private func connect(to destination: Destination, completing promise: EventLoopPromise<any Channel>) {
+        let sslContext = state.withLock { $0.clientTLS }
+        if destination.transport == .tls, sslContext == nil {
+            promise.fail(SIPTransportError("outbound TLS is unavailable: the transport is not running, or its TLS setup failed at start"))
+            forget(destination, promise.futureResult)
+            return
+        }
+        let tls = destination.transport == .tls ? sslContext : nil
+        // SNI and certificate names are for host names; a peer addressed by IP is checked against its IP SANs.
+        let serverName = (try? SocketAddress(ipAddress: destination.host, port: 0)) == nil ? destination.host : nil
+        ClientBootstrap(group: group)
             .connectTimeout(.seconds(5))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try self.installStreamPipeline(on: channel, transport: .tcp) }
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                    }
+                    try self.installStreamPipeline(on: channel, transport: destination.transport)
+                }
             }
-            .connect(to: address).get()
-        state.withLock { $0.outbound[key] = channel }
-        channel.closeFuture.whenComplete { _ in _ = self.state.withLock { $0.outbound.removeValue(forKey: key) } }
-        return channel
+            .connect(host: destination.host, port: destination.port)
+            .cascade(to: promise)
+        promise.futureResult.whenComplete { result in
+            switch result {
+            case .success(let channel):
+                self.track(channel)
+                channel.closeFuture.whenComplete { _ in self.forget(destination, promise.futureResult) }
+            case .failure(let error):
+                self.logger.info("SIP connection failed", metadata: [
+                    "to": "\(destination.transport.rawValue):\(destination.host):\(destination.port)", "reason": "\(error)",
+                ])
+                self.forget(destination, promise.futureResult)
+            }
+        }
+    }
+
+    private func forget(_ destination: Destination, _ future: EventLoopFuture<any Channel>) {
+        state.withLock { state in
+            if let current = state.outbound[destination], current === future { state.outbound[destination] = nil }
+        }
+    }
+
+    /// Remembers an open connection until it closes; one that opens after shutdown began is closed at once.
+    private func track(_ channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        let stopped = state.withLock { state in
+            if !state.stopped { state.open[id] = channel }
+            return state.stopped
+        }
+        if stopped {
+            channel.close(promise: nil)
+            return
+        }
+        channel.closeFuture.whenComplete { _ in _ = self.state.withLock { $0.open.removeValue(forKey: id) } }
     }
 
     // MARK: - Listening
 
     private func bind() async throws {
+        do {
+            let clientTLS = try makeClientTLSContext()
+            state.withLock { $0.clientTLS = clientTLS }
+        } catch {
+            // Only outbound TLS needs it: a UDP/TCP-only element still starts.
+            logger.warning("SIP outbound TLS unavailable", metadata: ["reason": "\(error)"])
+        }
         let processor = SIPInboundProcessor(validator: SIPValidator(configuration: configuration.validator))
         let deliver = self.deliver
         let metrics = self.metrics
@@ -158,19 +260,7 @@ public final class SIPTransport: Service, Sendable {
     }
 
     private func serverBootstrap(transport: SIPTransportProtocol) throws -> ServerBootstrap {
-        let sslContext: NIOSSLContext?
-        if transport == .tls {
-            guard let certificate = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath else {
-                throw SIPTransportError("TLS needs a certificate and a key")
-            }
-            let chain = try NIOSSLCertificate.fromPEMFile(certificate).map { NIOSSLCertificateSource.certificate($0) }
-            var tls = TLSConfiguration.makeServerConfiguration(
-                certificateChain: chain, privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
-            tls.minimumTLSVersion = .tlsv12
-            sslContext = try NIOSSLContext(configuration: tls)
-        } else {
-            sslContext = nil
-        }
+        let sslContext = transport == .tls ? try makeServerTLSContext() : nil
         return ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 512)
@@ -187,6 +277,46 @@ public final class SIPTransport: Service, Sendable {
                     try self.installStreamPipeline(on: channel, transport: transport)
                 }
             }
+    }
+
+    private var trustRoots: NIOSSLTrustRoots {
+        configuration.tlsTrustRootsPath.map { .file($0) } ?? .default
+    }
+
+    /// Our certificate chain and key, when configured.
+    private func credentials() throws -> (chain: [NIOSSLCertificateSource], key: NIOSSLPrivateKeySource)? {
+        guard let certificate = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath else { return nil }
+        let chain = try NIOSSLCertificate.fromPEMFile(certificate).map { NIOSSLCertificateSource.certificate($0) }
+        return (chain, .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+    }
+
+    private func makeServerTLSContext() throws -> NIOSSLContext {
+        guard let (chain, key) = try credentials() else { throw SIPTransportError("TLS needs a certificate and a key") }
+        var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: key)
+        tls.minimumTLSVersion = .tlsv12
+        switch configuration.tlsClientCertificates {
+        case .none:
+            tls.certificateVerification = .none
+        case .optional:
+            tls.certificateVerification = .optionalVerification
+            tls.trustRoots = trustRoots
+        case .required:
+            tls.certificateVerification = .noHostnameVerification
+            tls.trustRoots = trustRoots
+        }
+        return try NIOSSLContext(configuration: tls)
+    }
+
+    private func makeClientTLSContext() throws -> NIOSSLContext {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        tls.certificateVerification = .fullVerification
+        tls.trustRoots = trustRoots
+        if let (chain, key) = try credentials() {
+            tls.certificateChain = chain
+            tls.privateKey = key
+        }
+        return try NIOSSLContext(configuration: tls)
     }
 
     private func installStreamPipeline(on channel: any Channel, transport: SIPTransportProtocol) throws {
@@ -213,6 +343,7 @@ public final class SIPTransport: Service, Sendable {
             logger.warning("SIP connection refused", metadata: ["source": "\(ip)", "reason": "\(reason)"])
             return false
         }
+        track(channel)
         channel.closeFuture.whenComplete { _ in
             self.state.withLock { state in
                 state.connections -= 1
@@ -229,12 +360,15 @@ public final class SIPTransport: Service, Sendable {
             return [state.udp, state.tcp, state.tls].compactMap { $0 }
         }
         for channel in listeners { channel.close(promise: nil) }
+        stopRequested.succeed(())
     }
 
+    /// Stops the listeners, then closes every open connection and waits until they are closed.
     private func closeAll() async {
         closeListeners()
-        let outbound = state.withLock { Array($0.outbound.values) }
-        for channel in outbound { try? await channel.close() }
+        let open = state.withLock { Array($0.open.values) }
+        for channel in open { channel.close(promise: nil) }
+        for channel in open { try? await channel.closeFuture.get() }
     }
 }
 

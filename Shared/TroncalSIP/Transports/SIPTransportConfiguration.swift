@@ -5,9 +5,15 @@ public struct SIPTransportConfiguration: Sendable {
     public var udpPort: Int?
     public var tcpPort: Int?
     public var tlsPort: Int?
-    /// PEM files of the TLS server certificate chain and key, required when `tlsPort` is set.
+    /// PEM files of the TLS server certificate chain and key, required when `tlsPort` is set; also presented as the
+    /// client certificate on outbound TLS connections when set.
     public var tlsCertificatePath: String?
     public var tlsKeyPath: String?
+    /// PEM file of the certificate authorities trusted for TLS peers: client certificates on the listener, server
+    /// certificates on outbound connections. nil: the system's trust store.
+    public var tlsTrustRootsPath: String?
+    /// Whether the TLS listener asks clients for a certificate, and whether it insists on one.
+    public var tlsClientCertificates: ClientCertificatePolicy
     public var validator: SIPValidator.Configuration
     /// A TCP/TLS connection with a partial message pending this long is closed (RFC 3261 §18.3 leaves it to
     /// the implementation; RFC 4475 §3.1.2.2 expects a close).
@@ -21,7 +27,8 @@ public struct SIPTransportConfiguration: Sendable {
     public init(
         host: String = "0.0.0.0", udpPort: Int? = 5060, tcpPort: Int? = 5060, tlsPort: Int? = nil, tlsCertificatePath: String? = nil,
         tlsKeyPath: String? = nil, validator: SIPValidator.Configuration = .init(), stallTimeout: Duration = .seconds(32),
-        idleTimeout: Duration = .seconds(3600), maximumConnectionsPerAddress: Int = 64, maximumConnections: Int = 10_000
+        idleTimeout: Duration = .seconds(3600), maximumConnectionsPerAddress: Int = 64, maximumConnections: Int = 10_000,
+        tlsTrustRootsPath: String? = nil, tlsClientCertificates: ClientCertificatePolicy = .none
     ) {
         self.host = host
         self.udpPort = udpPort
@@ -29,10 +36,19 @@ public struct SIPTransportConfiguration: Sendable {
         self.tlsPort = tlsPort
         self.tlsCertificatePath = tlsCertificatePath
         self.tlsKeyPath = tlsKeyPath
+        self.tlsTrustRootsPath = tlsTrustRootsPath
+        self.tlsClientCertificates = tlsClientCertificates
         self.validator = validator
         self.stallTimeout = stallTimeout
         self.idleTimeout = idleTimeout
         self.maximumConnectionsPerAddress = maximumConnectionsPerAddress
         self.maximumConnections = maximumConnections
+    }
+
+    /// Client certificates on the TLS listener: not asked for, verified when presented, or required.
+    public enum ClientCertificatePolicy: String, Sendable, Hashable, Codable {
+        case none
+        case optional
+        case required
     }
 }
