@@ -97,8 +97,8 @@ public enum ConfigLoader {
         switch (expected, value) {
         case (.object(let schema), .object(let nested)):
             try checkKeys(nested, against: schema, path: path, file: file)
-        case (.array(let template), .array(let elements)):
-            if let template = template.first {
+        case (.array(let defaults), .array(let elements)):
+            if let template = arrayTemplates[templatePath(path)] ?? defaults.first {
                 for (index, element) in elements.enumerated() {
                     try checkType(element, against: template, path: "\(path)[\(index)]", file: file)
                 }
@@ -112,15 +112,43 @@ public enum ConfigLoader {
         }
     }
 
-    /// Objects merge key by key onto the defaults; arrays and scalars replace them.
-    private static func merge(_ value: [String: JSONTree], onto defaults: [String: JSONTree]) -> [String: JSONTree] {
+    /// Objects merge key by key onto the defaults; arrays and scalars replace them. The elements of a list with a
+    /// template (`arrayTemplates`) merge onto the template, so that their keys are optional too.
+    private static func merge(_ value: [String: JSONTree], onto defaults: [String: JSONTree], path: String = "") -> [String: JSONTree] {
         var result = defaults
         for (key, element) in value {
+            let keyPath = path.isEmpty ? key : "\(path).\(key)"
             if case .object(let nested) = element, case .object(let base)? = defaults[key] {
-                result[key] = .object(merge(nested, onto: base))
+                result[key] = .object(merge(nested, onto: base, path: keyPath))
+            } else if case .array(let elements) = element, case .object(let template)? = arrayTemplates[keyPath] {
+                result[key] = .array(elements.map { element in
+                    guard case .object(let nested) = element else { return element }
+                    return .object(merge(nested, onto: template, path: keyPath))
+                })
             } else {
                 result[key] = element
             }
+        }
+        return result
+    }
+
+    /// The shape of one element of lists whose default is empty, by key path without indices.
+    static let arrayTemplates: [String: JSONTree] = {
+        func tree(_ value: some Encodable) -> JSONTree {
+            (try? JSONDecoder().decode(JSONTree.self, from: JSONEncoder().encode(value))) ?? .null
+        }
+        return [
+            "sbc.customers": tree(CustomerSettings()), "routing.routes": tree(RouteSettings()),
+            "routing.routes.targets": tree(RouteTargetSettings()),
+        ]
+    }()
+
+    /// `routing.routes[3].targets[0]` → `routing.routes.targets`.
+    static func templatePath(_ path: String) -> String {
+        var result = ""
+        var skipping = false
+        for character in path {
+            if character == "[" { skipping = true } else if character == "]" { skipping = false } else if !skipping { result.append(character) }
         }
         return result
     }
@@ -170,7 +198,7 @@ public enum ConfigLoader {
         return (0...(isV6 ? 128 : 32)).contains(length)
     }
 
-    private static func validate(_ config: SiteConfig, file: String) throws(ConfigError) {
+    static func validate(_ config: SiteConfig, file: String) throws(ConfigError) {
         func fail(_ key: String, _ message: String) -> ConfigError { ConfigError(file: file, key: key, message) }
         func port(_ value: Int, _ key: String) throws(ConfigError) {
             guard (1...65535).contains(value) else { throw fail(key, "must be a port number from 1 to 65535, got \(value)") }
@@ -224,6 +252,7 @@ public enum ConfigLoader {
         if config.sip.tlsCertificatePath.isEmpty != config.sip.tlsKeyPath.isEmpty {
             throw fail(config.sip.tlsKeyPath.isEmpty ? "sip.tlsKeyPath" : "sip.tlsCertificatePath", "tlsCertificatePath and tlsKeyPath go together")
         }
+        try validateCalls(config, file: file)
         var names = Set<String>()
         var addresses = Set<String>()
         for (index, instance) in config.instances.enumerated() {
@@ -246,7 +275,7 @@ public enum ConfigLoader {
 }
 
 /// A JSON value as read from a configuration file, before it is given a type.
-enum JSONTree: Codable, Equatable {
+enum JSONTree: Codable, Equatable , Sendable {
     case object([String: JSONTree]), array([JSONTree]), string(String), number(Double), bool(Bool), null
 
     var kind: String {

@@ -14,6 +14,8 @@ public struct SiteConfig: Codable, Sendable, Equatable {
     public var link: LinkSettings = LinkSettings()
     public var store: StoreSettings = StoreSettings()
     public var sip: SIPSettings = SIPSettings()
+    public var sbc: SBCSettings = SBCSettings()
+    public var routing: RoutingSettings = RoutingSettings()
     /// Every instance of the site: its role, name and addresses. At least one per role.
     public var instances: [InstanceSettings] = Role.services.map { InstanceSettings.default(for: $0) }
 

@@ -75,6 +75,23 @@ public final class SIPTransport: Service, Sendable {
     public var tcpAddress: SocketAddress? { state.withLock { $0.tcp?.localAddress } }
     public var tlsAddress: SocketAddress? { state.withLock { $0.tls?.localAddress } }
 
+    /// The port a transport's listener is bound to (the configured one until it is bound).
+    public func port(of transport: SIPTransportProtocol) -> Int {
+        let bound: SocketAddress? = state.withLock {
+            switch transport {
+            case .udp: $0.udp?.localAddress
+            case .tcp: $0.tcp?.localAddress
+            case .tls: $0.tls?.localAddress
+            }
+        }
+        if let port = bound?.port { return port }
+        switch transport {
+        case .udp: return configuration.udpPort ?? 5060
+        case .tcp: return configuration.tcpPort ?? 5060
+        case .tls: return configuration.tlsPort ?? 5061
+        }
+    }
+
     public func run() async throws {
         do {
             try await bind()
@@ -138,6 +155,42 @@ public final class SIPTransport: Service, Sendable {
         case .tcp, .tls:
             let channel = try await outboundConnection(to: Destination(transport: transport, host: host, port: port))
             try await channel.writeAndFlush(buffer)
+        }
+    }
+
+    /// Sends without waiting, keeping the order of calls made from one thread: over UDP to an IP address the
+    /// datagram is queued at once; anything else (a TCP/TLS connection to open, a name to resolve) goes through
+    /// `send` in a task. `onFailure` hears of a destination that cannot be reached.
+    public func sendWithoutWaiting(
+        _ message: SIPMessage, to host: String, port: Int, transport: SIPTransportProtocol,
+        onFailure: @escaping @Sendable (any Error) -> Void = { _ in }
+    ) {
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        if transport == .udp, let address = try? SocketAddress(ipAddress: bare, port: port),
+            let udp = state.withLock({ $0.stopped ? nil : $0.udp })
+        {
+            var buffer = ByteBufferAllocator().buffer(capacity: 1024)
+            message.write(into: &buffer)
+            udp.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: buffer)).whenFailure(onFailure)
+            return
+        }
+        Task {
+            do { try await self.send(message, to: bare, port: port, transport: transport) } catch { onFailure(error) }
+        }
+    }
+
+    /// Sends a request (or response) back to where a message came from: over its connection for TCP/TLS, to its
+    /// source address for UDP. Used for requests towards a customer behind NAT, who is reachable only that way.
+    public func send(_ message: SIPMessage, over source: SIPSource, onFailure: @escaping @Sendable (any Error) -> Void = { _ in }) {
+        var buffer = ByteBufferAllocator().buffer(capacity: 1024)
+        message.write(into: &buffer)
+        if let connection = source.connection {
+            guard connection.isActive else { return onFailure(SIPTransportError("the connection to \(source) is closed")) }
+            connection.writeAndFlush(buffer).whenFailure(onFailure)
+        } else if source.transport == .udp, let udp = state.withLock({ $0.udp }) {
+            udp.writeAndFlush(AddressedEnvelope(remoteAddress: source.remote, data: buffer)).whenFailure(onFailure)
+        } else {
+            onFailure(SIPTransportError("no way back to \(source)"))
         }
     }
 

@@ -6,13 +6,16 @@ public import TroncalProtocol
 public import TroncalRuntime
 public import TroncalSIP
 public import TroncalStore
+internal import NIOPosix
+internal import Foundation
 
 /// The `sbc` service: the SBC edge, the only service facing the Internet.
 ///
 /// It listens for SIP on the site's `sip.*` ports (UDP, TCP, TLS), applies the SIP stack's strictness rules,
-/// then the border defenses (`SIPFrontDoor`: allow/deny lists, flood guard, scanner blocking). Call handling
-/// (the B2BUA, media relay and routing) is wired in by the SBC edge issue; it keeps no database (a
-/// compromised SBC is wiped and replaced).
+/// then the border defenses (`SIPFrontDoor`: allow/deny lists, flood guard, scanner blocking), then hands
+/// what passed to the `CallEngine`: customers by source address and digest, the B2BUA per call with its
+/// media relay, targets from the routing core over the link, summaries to the local spool. It keeps no
+/// database (a compromised SBC is wiped and replaced).
 public struct SBCService: TroncalService {
     public static let role = Role.sbc
     public static let dependencies: [Role] = [.routing, .billing]
@@ -22,6 +25,10 @@ public struct SBCService: TroncalService {
     /// The SIP listeners (their bound addresses are useful with port 0).
     public let transport: SIPTransport
     let frontDoor: SIPFrontDoor
+    /// The calls (for tests and status).
+    public let engine: CallEngine
+    public let relay: MediaRelay
+    public let spool: CallSummarySpool
 
     public init(context: ServiceContext) async throws {
         self.context = context
@@ -44,13 +51,34 @@ public struct SBCService: TroncalService {
             tlsCertificatePath: usesSiteCertificate ? context.credentials.certificatePath : sip.tlsCertificatePath,
             tlsKeyPath: usesSiteCertificate ? context.credentials.keyPath : sip.tlsKeyPath,
             stallTimeout: .milliseconds(Int(sip.stallTimeoutSeconds * 1000)), maximumConnectionsPerAddress: sip.maximumConnectionsPerAddress)
+        let sbc = context.config.sbc
+        let advertised = sbc.advertised(listenAddress: sip.listenAddress)
+        let relay = MediaRelay(
+            bindAddress: sbc.mediaListenAddress.isEmpty ? advertised : sbc.mediaListenAddress, portRange: sbc.mediaPortMin...sbc.mediaPortMax,
+            logger: context.logger)
+        self.relay = relay
+        let spool = try CallSummarySpool(directory: context.stateDirectory.appendingPathComponent("cdr-spool"), logger: context.logger)
+        self.spool = spool
+        let engine = CallEngine(
+            configuration: CallEngine.Configuration(
+                advertisedAddress: advertised, site: context.config.site, instance: context.instance.name, realm: sbc.realm,
+                maximumCalls: sbc.maximumCalls, maximumCallsPerCustomer: sbc.maximumCallsPerCustomer,
+                maximumCallDuration: .seconds(sbc.maximumCallSeconds), refuseUnknownSources: sip.refusedSources == "refuse"),
+            customers: CustomerDirectory(sbc.customers),
+            router: context.links[.routing].map { LinkCallRouter(client: $0, timeout: .milliseconds(context.config.link.requestTimeoutMilliseconds)) }
+                ?? NoRouter(),
+            sink: spool, relay: relay, frontDoor: frontDoor, logger: context.logger, loop: MultiThreadedEventLoopGroup.singleton.next())
+        self.engine = engine
         let box = TransportReference()
         let transport = SIPTransport(configuration: configuration, logger: context.logger) { inbound in
-            if case .respond(let response) = frontDoor.decide(inbound) {
-                box.transport?.respond(response, to: inbound.source)
+            switch frontDoor.decide(inbound) {
+            case .respond(let response): box.transport?.respond(response, to: inbound.source)
+            case .ignore: break
+            case .process: engine.receive(inbound)
             }
         }
         box.transport = transport
+        engine.attach(transport)
         self.transport = transport
     }
 

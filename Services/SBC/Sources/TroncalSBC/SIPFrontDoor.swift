@@ -5,15 +5,15 @@ public import TroncalSIP
 import Synchronization
 
 /// The SBC's border for every SIP message that passed the stack's strictness rules: source allow/deny
-/// lists, then the flood guard, then what the SBC does with the request. Until the call logic is wired
-/// in, OPTIONS is answered 200 (carriers and phones use it as a keep-alive), INVITE 503 with Retry-After,
-/// other requests 501; ACK and responses outside a transaction are absorbed.
+/// lists, then the flood guard (requests only). What passes goes to the call engine (`process`).
 public final class SIPFrontDoor: Sendable {
     public enum RefusedSources: String, Sendable { case drop, refuse }
 
     public enum Decision: Sendable, Equatable {
         case respond(SIPResponse)
         case ignore
+        /// Passed the border: hand it to the call engine.
+        case process
     }
 
     let accessList: AccessList
@@ -35,8 +35,12 @@ public final class SIPFrontDoor: Sendable {
     }
 
     public func decide(_ inbound: SIPInbound) -> Decision {
-        guard case .request(let request) = inbound.message else { return .ignore }
         let ip = inbound.source.remoteIP
+        guard case .request(let request) = inbound.message else {
+            if accessList.permits(ip) { return .process }
+            blocked.increment()
+            return .ignore
+        }
         if !accessList.permits(ip) {
             blocked.increment()
             logger.info("SIP source refused by access list", metadata: ["source": "\(ip)"])
@@ -59,22 +63,20 @@ public final class SIPFrontDoor: Sendable {
             if decision.log { logger.warning("SIP source refused", metadata: ["source": "\(decision.subject)", "reason": "\(reason)"]) }
             return .respond(response(status, "Forbidden", to: request))
         }
-        switch request.method {
-        case .options:
-            var ok = response(200, "OK", to: request)
-            ok.headers.insert(SIPHeaderField(.allow, value: "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"), at: ok.headers.count - 1)
-            ok.headers.insert(SIPHeaderField(.accept, value: "application/sdp"), at: ok.headers.count - 1)
-            return .respond(ok)
-        case .invite:
-            var unavailable = response(503, "Service Unavailable", to: request)
-            unavailable.headers.insert(SIPHeaderField(rawName: "Retry-After", value: "60") ?? SIPHeaderField(.accept, value: "*/*"), at: unavailable.headers.count - 1)
-            return .respond(unavailable)
-        case .ack:
-            return .ignore
-        case .cancel:
-            return .respond(response(481, "Call/Transaction Does Not Exist", to: request))
-        default:
-            return .respond(response(501, "Not Implemented", to: request))
+        return .process
+    }
+
+    /// A source answered a digest challenge correctly: it earns the higher request limit.
+    public func recordAuthenticated(_ source: SIPSource, account: String) {
+        guardian.withLock { $0.recordAuthenticated(address: source.remoteIP, port: source.remotePort, account: account) }
+    }
+
+    /// A source failed digest authentication; after `maximumAuthenticationFailures` it is banned.
+    public func recordAuthenticationFailure(_ source: SIPSource) {
+        let banned = guardian.withLock { $0.recordAuthenticationFailure(address: source.remoteIP, port: source.remotePort, now: clock()) }
+        if banned {
+            Counter(label: "troncal_sbc_requests_blocked_total", dimensions: [("reason", "authentication-failures")]).increment()
+            logger.warning("SIP source banned after repeated authentication failures", metadata: ["source": "\(source)"])
         }
     }
 

@@ -1,0 +1,131 @@
+public import Foundation
+public import Logging
+public import TroncalLink
+public import TroncalProtocol
+public import TroncalRuntime
+
+/// Where the SBC asks for a call's targets and reports how each attempt went: the routing core.
+public protocol CallRouter: Sendable {
+    func route(_ request: RouteRequest) async throws -> RouteDecision
+    func report(_ attempt: CallAttemptReport) async
+}
+
+/// The routing core over the mutual-TLS link.
+public struct LinkCallRouter: CallRouter {
+    let client: LinkClient
+    let timeout: Duration
+
+    public init(client: LinkClient, timeout: Duration) {
+        self.client = client
+        self.timeout = timeout
+    }
+
+    public func route(_ request: RouteRequest) async throws -> RouteDecision {
+        try await client.request(request, timeout: timeout)
+    }
+
+    public func report(_ attempt: CallAttemptReport) async {
+        try? await client.send(attempt, timeout: timeout)
+    }
+}
+
+/// No routing core configured: every call is refused (503), with the reason logged.
+public struct NoRouter: CallRouter {
+    public init() {}
+    public func route(_ request: RouteRequest) async throws -> RouteDecision {
+        throw LinkError(.unavailable, "no routing instance is configured")
+    }
+    public func report(_ attempt: CallAttemptReport) async {}
+}
+
+/// Where a finished call's summary goes.
+public protocol CallSummarySink: Sendable {
+    func submit(_ summary: CallSummary) async
+}
+
+/// Writes each call summary to the SBC's local spool directory, one JSON file per call named by its id,
+/// written to a temporary name, fsynced and renamed, so that a crash never leaves half a summary. The billing
+/// pipeline takes summaries from here (and removes them once billing has acknowledged them).
+public struct CallSummarySpool: CallSummarySink {
+    public let directory: URL
+    let logger: Logger
+
+    public init(directory: URL, logger: Logger) throws {
+        self.directory = directory
+        self.logger = logger
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    public func submit(_ summary: CallSummary) async {
+        do {
+            try write(summary)
+        } catch {
+            logger.error("call summary could not be spooled", metadata: [
+                "call-id": "\(summary.callID)", "customer": "\(summary.customer)", "reason": "\(error)",
+            ])
+        }
+    }
+
+    /// The summaries waiting in the spool, oldest file name first.
+    public func pending() throws -> [CallSummary] {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".json") }.sorted().compactMap {
+            try? decoder.decode(CallSummary.self, from: Data(contentsOf: directory.appendingPathComponent($0)))
+        }
+    }
+
+    func write(_ summary: CallSummary) throws {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys]
+        let data = try encoder.encode(summary)
+        let name = summary.id.filter { $0.isLetter || $0.isNumber || $0 == "-" }
+        let final = directory.appendingPathComponent("\(name).json")
+        let temporary = directory.appendingPathComponent(".\(name).tmp")
+        let descriptor = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        guard descriptor >= 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: temporary.path]) }
+        defer { close(descriptor) }
+        try data.withUnsafeBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = Foundation.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+                guard written > 0 else { throw CocoaError(.fileWriteOutOfSpace, userInfo: [NSFilePathErrorKey: temporary.path]) }
+                offset += written
+            }
+        }
+        guard fsync(descriptor) == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: temporary.path]) }
+        guard rename(temporary.path, final.path) == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: final.path]) }
+        let directoryDescriptor = open(directory.path, O_RDONLY)
+        if directoryDescriptor >= 0 {
+            fsync(directoryDescriptor)
+            close(directoryDescriptor)
+        }
+    }
+}
+
+/// The customers of `sbc.customers`, found by source address (the most specific network first).
+public struct CustomerDirectory: Sendable {
+    struct Entry: Sendable {
+        let network: IPNetwork
+        let customer: CustomerSettings
+    }
+
+    let entries: [Entry]
+
+    public init(_ customers: [CustomerSettings]) {
+        var entries: [Entry] = []
+        for customer in customers {
+            for address in customer.addresses {
+                if let network = IPNetwork(address) { entries.append(Entry(network: network, customer: customer)) }
+            }
+        }
+        self.entries = entries.sorted { $0.network.prefixLength > $1.network.prefixLength }
+    }
+
+    /// Every customer whose trunk addresses hold `address`, the most specific first.
+    public func customers(at address: String) -> [CustomerSettings] {
+        var seen = Set<String>()
+        return entries.filter { $0.network.contains(address) && seen.insert($0.customer.id).inserted }.map(\.customer)
+    }
+}

@@ -1,0 +1,173 @@
+/// `sbc`: call handling at the SBC edge (the border itself is `sip`).
+public struct SBCSettings: Codable, Sendable, Equatable {
+    /// The address the SBC writes into Via, Contact and SDP: where customers and carriers send SIP and RTP.
+    /// Empty: `sip.listenAddress`, or 127.0.0.1 when that is a wildcard.
+    public var advertisedAddress: String = ""
+    /// The address RTP relay sockets bind to. Empty: the advertised address.
+    public var mediaListenAddress: String = ""
+    /// The RTP relay port range (each call takes 4 consecutive ports: RTP and RTCP per leg).
+    public var mediaPortMin: Int = 20000
+    public var mediaPortMax: Int = 29999
+    /// The longest any call may last, whatever billing authorises; the SBC then hangs up both legs.
+    public var maximumCallSeconds: Int = 14400
+    /// Concurrent calls through this SBC instance; beyond it new INVITEs are answered 503.
+    public var maximumCalls: Int = 10000
+    /// Concurrent calls per customer when the customer does not set its own.
+    public var maximumCallsPerCustomer: Int = 100
+    /// The digest realm customers authenticate in.
+    public var realm: String = "troncal"
+    /// The customers allowed to send calls, by source address and optionally digest credentials.
+    public var customers: [CustomerSettings] = []
+    public init() {}
+
+    /// The advertised address for a SIP listen address.
+    public func advertised(listenAddress: String) -> String {
+        if !advertisedAddress.isEmpty { return advertisedAddress }
+        return ["0.0.0.0", "::", ""].contains(listenAddress) ? "127.0.0.1" : listenAddress
+    }
+}
+
+/// One entry of `sbc.customers`.
+public struct CustomerSettings: Codable, Sendable, Equatable {
+    /// The customer's account id (CDRs, billing, routing plans).
+    public var id: String = ""
+    /// The customer's trunk addresses (IP or CIDR). A call from one of them belongs to this customer.
+    public var addresses: [String] = []
+    /// With a username, calls must also authenticate with digest (407 challenge, MD5/SHA-256).
+    public var username: String = ""
+    public var password: String = ""
+    /// Concurrent calls allowed; 0 takes `sbc.maximumCallsPerCustomer`.
+    public var maximumConcurrentCalls: Int = 0
+    public init() {}
+    public init(id: String, addresses: [String], username: String = "", password: String = "", maximumConcurrentCalls: Int = 0) {
+        self.id = id
+        self.addresses = addresses
+        self.username = username
+        self.password = password
+        self.maximumConcurrentCalls = maximumConcurrentCalls
+    }
+}
+
+/// `routing`: the route table the routing core answers `routing.route` from.
+public struct RoutingSettings: Codable, Sendable, Equatable {
+    /// How long the SBC waits for an answer (18x or final) from a target before it tries the next.
+    public var setupTimeoutMilliseconds: Int = 8000
+    /// ISO code of the country whose dialling rules read numbers that are not international (`GB`: 020… is
+    /// +4420…). Empty: such numbers are taken as E.164 digits already, as carrier-grade trunks send them.
+    public var nationalCountry: String = ""
+    /// Routes by destination prefix (E.164 digits); the longest matching prefix wins.
+    public var routes: [RouteSettings] = []
+    public init() {}
+}
+
+/// One entry of `routing.routes`.
+public struct RouteSettings: Codable, Sendable, Equatable {
+    /// E.164 digits without `+`; "" matches every number (a default route).
+    public var prefix: String = ""
+    /// Customers this route applies to; empty: every customer. A customer-specific route beats a general one.
+    public var customers: [String] = []
+    /// Calls to this prefix are refused with 403.
+    public var blocked: Bool = false
+    /// The carriers to try, in order.
+    public var targets: [RouteTargetSettings] = []
+    public init() {}
+    public init(prefix: String, customers: [String] = [], blocked: Bool = false, targets: [RouteTargetSettings] = []) {
+        self.prefix = prefix
+        self.customers = customers
+        self.blocked = blocked
+        self.targets = targets
+    }
+}
+
+/// One entry of `routing.routes[].targets`: a carrier trunk.
+public struct RouteTargetSettings: Codable, Sendable, Equatable {
+    public var carrier: String = ""
+    /// Trunk name; empty: the carrier's name.
+    public var trunk: String = ""
+    public var host: String = ""
+    public var port: Int = 5060
+    /// `udp`, `tcp` or `tls`.
+    public var transport: String = "udp"
+    /// Digits removed from the front of the E.164 number, then `addPrefix` put in front (tech prefix, 00…).
+    public var stripDigits: Int = 0
+    public var addPrefix: String = ""
+    /// 0: `routing.setupTimeoutMilliseconds`.
+    public var setupTimeoutMilliseconds: Int = 0
+    public init() {}
+    public init(carrier: String, host: String, port: Int, transport: String = "udp", setupTimeoutMilliseconds: Int = 0) {
+        self.carrier = carrier
+        self.host = host
+        self.port = port
+        self.transport = transport
+        self.setupTimeoutMilliseconds = setupTimeoutMilliseconds
+    }
+}
+
+extension ConfigLoader {
+    static func validateCalls(_ config: SiteConfig, file: String) throws(ConfigError) {
+        func fail(_ key: String, _ message: String) -> ConfigError { ConfigError(file: file, key: key, message) }
+        let sbc = config.sbc
+        if !sbc.advertisedAddress.isEmpty, !isNetwork(sbc.advertisedAddress) || sbc.advertisedAddress.contains("/") {
+            throw fail("sbc.advertisedAddress", "must be an IP address, got '\(sbc.advertisedAddress)'")
+        }
+        if !sbc.mediaListenAddress.isEmpty, !isNetwork(sbc.mediaListenAddress) || sbc.mediaListenAddress.contains("/") {
+            throw fail("sbc.mediaListenAddress", "must be an IP address, got '\(sbc.mediaListenAddress)'")
+        }
+        guard (1024...65535).contains(sbc.mediaPortMin) else { throw fail("sbc.mediaPortMin", "must be from 1024 to 65535") }
+        guard (1024...65535).contains(sbc.mediaPortMax) else { throw fail("sbc.mediaPortMax", "must be from 1024 to 65535") }
+        guard sbc.mediaPortMax - sbc.mediaPortMin >= 3 else {
+            throw fail("sbc.mediaPortMax", "the media port range must hold at least 4 ports (one call)")
+        }
+        guard (1...604_800).contains(sbc.maximumCallSeconds) else { throw fail("sbc.maximumCallSeconds", "must be from 1 to 604800") }
+        guard sbc.maximumCalls >= 1 else { throw fail("sbc.maximumCalls", "must be at least 1") }
+        guard sbc.maximumCallsPerCustomer >= 1 else { throw fail("sbc.maximumCallsPerCustomer", "must be at least 1") }
+        guard !sbc.realm.isEmpty, !sbc.realm.contains("\"") else { throw fail("sbc.realm", "must be non-empty and without quotes") }
+        var ids = Set<String>()
+        for (index, customer) in sbc.customers.enumerated() {
+            let key = "sbc.customers[\(index)]"
+            guard !customer.id.isEmpty else { throw fail("\(key).id", "must not be empty") }
+            guard ids.insert(customer.id).inserted else { throw fail("\(key).id", "'\(customer.id)' is used twice") }
+            guard !customer.addresses.isEmpty else {
+                throw fail("\(key).addresses", "must list at least one address or network (0.0.0.0/0 for anywhere, with credentials)")
+            }
+            for (position, entry) in customer.addresses.enumerated() where !isNetwork(entry) {
+                throw fail("\(key).addresses[\(position)]", "'\(entry)' is not an IP address or CIDR network")
+            }
+            if customer.username.isEmpty != customer.password.isEmpty {
+                throw fail("\(key).\(customer.username.isEmpty ? "username" : "password")", "username and password go together")
+            }
+            guard customer.maximumConcurrentCalls >= 0 else { throw fail("\(key).maximumConcurrentCalls", "must not be negative") }
+        }
+        let routing = config.routing
+        guard (100...300_000).contains(routing.setupTimeoutMilliseconds) else {
+            throw fail("routing.setupTimeoutMilliseconds", "must be from 100 to 300000")
+        }
+        for (index, route) in routing.routes.enumerated() {
+            let key = "routing.routes[\(index)]"
+            guard route.prefix.count <= 15, route.prefix.allSatisfy(\.isASCIIDigitCharacter) else {
+                throw fail("\(key).prefix", "must be up to 15 E.164 digits without '+', got '\(route.prefix)'")
+            }
+            guard route.blocked || !route.targets.isEmpty else { throw fail("\(key).targets", "a route that is not blocked needs a target") }
+            for (position, target) in route.targets.enumerated() {
+                let targetKey = "\(key).targets[\(position)]"
+                guard !target.carrier.isEmpty else { throw fail("\(targetKey).carrier", "must not be empty") }
+                guard !target.host.isEmpty else { throw fail("\(targetKey).host", "must not be empty") }
+                guard (1...65535).contains(target.port) else { throw fail("\(targetKey).port", "must be a port number from 1 to 65535") }
+                guard ["udp", "tcp", "tls"].contains(target.transport) else {
+                    throw fail("\(targetKey).transport", "must be one of udp, tcp, tls, got '\(target.transport)'")
+                }
+                guard (0...15).contains(target.stripDigits) else { throw fail("\(targetKey).stripDigits", "must be from 0 to 15") }
+                guard target.addPrefix.allSatisfy({ $0.isASCIIDigitCharacter || $0 == "#" || $0 == "*" }) else {
+                    throw fail("\(targetKey).addPrefix", "must be digits, * or #")
+                }
+                guard (0...300_000).contains(target.setupTimeoutMilliseconds) else {
+                    throw fail("\(targetKey).setupTimeoutMilliseconds", "must be from 0 to 300000")
+                }
+            }
+        }
+    }
+}
+
+extension Character {
+    var isASCIIDigitCharacter: Bool { isASCII && isNumber }
+}

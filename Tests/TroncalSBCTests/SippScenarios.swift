@@ -1,0 +1,270 @@
+import Foundation
+
+/// sipp scenarios of the call tests, as text (the tests write them to files with their own paths filled in).
+enum SippScenarios {
+    static let sdp = """
+        v=0
+        o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+        s=-
+        c=IN IP[media_ip_type] [media_ip]
+        t=0 0
+        m=audio [media_port] RTP/AVP 0
+        a=rtpmap:0 PCMU/8000
+        """
+
+    static func invite(credentials: Bool = false, cseq: Int = 1) -> String {
+        """
+          <send retrans="500">
+            <![CDATA[
+              INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+              Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+              From: "Customer" <sip:441632960001@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+              To: <sip:[service]@[remote_ip]:[remote_port]>
+              Call-ID: [call_id]
+              CSeq: \(cseq) INVITE
+              Contact: <sip:441632960001@[local_ip]:[local_port]>
+              Max-Forwards: 70
+              User-Agent: Customer-PBX/1.0
+              \(credentials ? "[authentication username=[field0] password=[field1]]" : "Subject: call")
+              Content-Type: application/sdp
+              Content-Length: [len]
+
+        \(sdp.split(separator: "\n").map { "      " + $0 }.joined(separator: "\n"))
+            ]]>
+          </send>
+        """
+    }
+
+    static func request(_ method: String, cseq: Int) -> String {
+        """
+          <send\(method == "ACK" ? "" : " retrans=\"500\"")>
+            <![CDATA[
+              \(method) [next_url] SIP/2.0
+              Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+              From: "Customer" <sip:441632960001@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+              [last_To:]
+              Call-ID: [call_id]
+              CSeq: \(cseq) \(method)
+              Contact: <sip:441632960001@[local_ip]:[local_port]>
+              Max-Forwards: 70
+              Content-Length: 0
+            ]]>
+          </send>
+        """
+    }
+
+    /// A customer's call: INVITE (after a 407 challenge when `authenticate`), answer, ACK, RTP from `rtpFile`
+    /// while it pauses `holdMilliseconds`, then BYE (or waits for the callee's BYE).
+    static func caller(authenticate: Bool = false, holdMilliseconds: Int = 0, rtpFile: String? = nil, callerHangsUp: Bool = true) -> String {
+        var steps = ""
+        var cseq = 1
+        if authenticate {
+            steps += invite()
+            steps += """
+                  <recv response="100" optional="true"/>
+                  <recv response="407" auth="true"/>
+                  <send>
+                    <![CDATA[
+                      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+                      [last_Via:]
+                      From: "Customer" <sip:441632960001@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+                      [last_To:]
+                      Call-ID: [call_id]
+                      CSeq: 1 ACK
+                      Max-Forwards: 70
+                      Content-Length: 0
+                    ]]>
+                  </send>
+
+                """
+            cseq = 2
+            steps += invite(credentials: true, cseq: cseq)
+        } else {
+            steps += invite()
+        }
+        steps += """
+              <recv response="100" optional="true"/>
+              <recv response="180" optional="true"/>
+              <recv response="183" optional="true"/>
+              <recv response="200" rtd="true" rrs="true"/>
+
+            """
+        steps += request("ACK", cseq: cseq)
+        if let rtpFile { steps += "\n  <nop><action><exec rtp_stream=\"\(rtpFile),1,0\"/></action></nop>\n" }
+        if holdMilliseconds > 0 { steps += "\n  <pause milliseconds=\"\(holdMilliseconds)\"/>\n" }
+        if callerHangsUp {
+            steps += request("BYE", cseq: cseq + 1)
+            steps += "\n  <recv response=\"200\" crlf=\"true\"/>\n"
+        } else {
+            steps += """
+                  <recv request="BYE"/>
+                  <send>
+                    <![CDATA[
+                      SIP/2.0 200 OK
+                      [last_Via:]
+                      [last_From:]
+                      [last_To:]
+                      [last_Call-ID:]
+                      [last_CSeq:]
+                      Content-Length: 0
+                    ]]>
+                  </send>
+
+                """
+        }
+        return "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"caller\">\n\(steps)\n</scenario>\n"
+    }
+
+    /// A caller that gives up while it rings: INVITE, 180, CANCEL, 200 for the CANCEL, 487, ACK.
+    static let cancellingCaller = """
+        <?xml version="1.0" encoding="ISO-8859-1" ?>
+        <scenario name="cancelling caller">
+        \(invite())
+          <recv response="100" optional="true"/>
+          <recv response="180"/>
+          <send>
+            <![CDATA[
+              CANCEL sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+              [last_Via:]
+              From: "Customer" <sip:441632960001@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+              To: <sip:[service]@[remote_ip]:[remote_port]>
+              Call-ID: [call_id]
+              CSeq: 1 CANCEL
+              Max-Forwards: 70
+              Content-Length: 0
+            ]]>
+          </send>
+          <recv response="200"/>
+          <recv response="487"/>
+          <send>
+            <![CDATA[
+              ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+              [last_Via:]
+              From: "Customer" <sip:441632960001@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+              [last_To:]
+              Call-ID: [call_id]
+              CSeq: 1 ACK
+              Max-Forwards: 70
+              Content-Length: 0
+            ]]>
+          </send>
+        </scenario>
+        """
+
+    static let okHeaders = """
+              [last_Via:]
+              [last_From:]
+              [last_To:];tag=[pid]SIPpTag01[call_number]
+              [last_Call-ID:]
+              [last_CSeq:]
+              Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+        """
+
+    /// A carrier: 180, then 200 with SDP after `answerAfterMilliseconds`; waits for the ACK; then either waits
+    /// for the BYE or, after `holdMilliseconds`, hangs up itself.
+    static func carrier(answerAfterMilliseconds: Int = 0, holdMilliseconds: Int = 0, calleeHangsUp: Bool = false) -> String {
+        let capture = calleeHangsUp ? "<action><ereg regexp=\".*\" search_in=\"hdr\" header=\"From:\" assign_to=\"caller\"/></action>" : ""
+        var steps = """
+              <recv request="INVITE" crlf="true" rrs="true">\(capture)</recv>
+              <send>
+                <![CDATA[
+                  SIP/2.0 180 Ringing
+            \(okHeaders)
+                  Content-Length: 0
+                ]]>
+              </send>
+
+            """
+        if answerAfterMilliseconds > 0 { steps += "  <pause milliseconds=\"\(answerAfterMilliseconds)\"/>\n" }
+        steps += """
+              <send retrans="500">
+                <![CDATA[
+                  SIP/2.0 200 OK
+            \(okHeaders)
+                  Server: Carrier-Switch/9.9
+                  Content-Type: application/sdp
+                  Content-Length: [len]
+
+            \(sdp.split(separator: "\n").map { "          " + $0 }.joined(separator: "\n"))
+                ]]>
+              </send>
+              <recv request="ACK" crlf="true"/>
+
+            """
+        if calleeHangsUp {
+            steps += """
+                  <pause milliseconds="\(holdMilliseconds)"/>
+                  <send retrans="500">
+                    <![CDATA[
+                      BYE [next_url] SIP/2.0
+                      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+                      From: <sip:carrier@[local_ip]:[local_port]>;tag=[pid]SIPpTag01[call_number]
+                      To: [$caller]
+                      Call-ID: [call_id]
+                      CSeq: 2 BYE
+                      Max-Forwards: 70
+                      Content-Length: 0
+                    ]]>
+                  </send>
+                  <recv response="200"/>
+
+                """
+        } else {
+            steps += """
+                  <recv request="BYE"/>
+                  <send>
+                    <![CDATA[
+                      SIP/2.0 200 OK
+                      [last_Via:]
+                      [last_From:]
+                      [last_To:]
+                      [last_Call-ID:]
+                      [last_CSeq:]
+                      Content-Length: 0
+                    ]]>
+                  </send>
+
+                """
+        }
+        return "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"carrier\">\n\(steps)\n</scenario>\n"
+    }
+
+    /// A carrier that rings and never answers, until the call is cancelled.
+    static let ringingCarrier = """
+        <?xml version="1.0" encoding="ISO-8859-1" ?>
+        <scenario name="ringing carrier">
+          <recv request="INVITE" crlf="true"/>
+          <send>
+            <![CDATA[
+              SIP/2.0 180 Ringing
+        \(okHeaders)
+              Content-Length: 0
+            ]]>
+          </send>
+          <recv request="CANCEL"/>
+          <send>
+            <![CDATA[
+              SIP/2.0 200 OK
+              [last_Via:]
+              [last_From:]
+              [last_To:]
+              [last_Call-ID:]
+              [last_CSeq:]
+              Content-Length: 0
+            ]]>
+          </send>
+          <send>
+            <![CDATA[
+              SIP/2.0 487 Request Terminated
+              [last_Via:]
+              [last_From:]
+              [last_To:];tag=[pid]SIPpTag01[call_number]
+              [last_Call-ID:]
+              CSeq: [cseq] INVITE
+              Content-Length: 0
+            ]]>
+          </send>
+          <recv request="ACK"/>
+        </scenario>
+        """
+}
