@@ -16,6 +16,9 @@ public struct SBCSettings: Codable, Sendable, Equatable {
     public var maximumCallsPerCustomer: Int = 100
     /// The digest realm customers authenticate in.
     public var realm: String = "troncal"
+    /// The digest algorithms offered in a 407, one challenge each, in this order. RFC 8760 puts the strongest
+    /// first; some older phones answer only the first challenge, so an operator with such phones lists MD5 first.
+    public var digestAlgorithms: [String] = ["SHA-256", "MD5"]
     /// The customers allowed to send calls, by source address and optionally digest credentials.
     public var customers: [CustomerSettings] = []
     public init() {}
@@ -122,6 +125,10 @@ extension ConfigLoader {
         guard sbc.maximumCalls >= 1 else { throw fail("sbc.maximumCalls", "must be at least 1") }
         guard sbc.maximumCallsPerCustomer >= 1 else { throw fail("sbc.maximumCallsPerCustomer", "must be at least 1") }
         guard !sbc.realm.isEmpty, !sbc.realm.contains("\"") else { throw fail("sbc.realm", "must be non-empty and without quotes") }
+        guard !sbc.digestAlgorithms.isEmpty else { throw fail("sbc.digestAlgorithms", "must offer at least one algorithm") }
+        for (index, name) in sbc.digestAlgorithms.enumerated() where !["MD5", "SHA-256", "SHA-512-256"].contains(name) {
+            throw fail("sbc.digestAlgorithms[\(index)]", "must be one of MD5, SHA-256, SHA-512-256, got '\(name)'")
+        }
         var ids = Set<String>()
         for (index, customer) in sbc.customers.enumerated() {
             let key = "sbc.customers[\(index)]"

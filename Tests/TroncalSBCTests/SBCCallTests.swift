@@ -122,12 +122,174 @@ struct SBCCallTests {
     }
 
     /// An INVITE as a customer's phone sends it.
-    static func invite(callID: String, from address: String, extraHeaders: String = "") -> [UInt8] {
+    static func invite(callID: String, from address: String, cseq: Int = 1, extraHeaders: String = "") -> [UInt8] {
         let sdp = "v=0\r\no=- 1 1 IN IP4 \(address)\r\ns=-\r\nc=IN IP4 \(address)\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n"
-        let text = "INVITE sip:\(callee)@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP \(address):5060;branch=z9hG4bK\(callID)\r\n"
-            + "From: <sip:100@\(address)>;tag=\(callID)\r\nTo: <sip:\(callee)@127.0.0.1>\r\nCall-ID: \(callID)\r\nCSeq: 1 INVITE\r\n"
+        let text = "INVITE sip:\(callee)@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP \(address):5060;branch=z9hG4bK\(callID)-\(cseq)\r\n"
+            + "From: <sip:100@\(address)>;tag=\(callID)\r\nTo: <sip:\(callee)@127.0.0.1>\r\nCall-ID: \(callID)\r\nCSeq: \(cseq) INVITE\r\n"
             + "Contact: <sip:100@\(address):5060>\r\nMax-Forwards: 70\r\n\(extraHeaders)Content-Type: application/sdp\r\nContent-Length: \(sdp.utf8.count)\r\n\r\n\(sdp)"
         return Array(text.utf8)
+    }
+
+    @Test func digestCustomersAuthenticateWithSHA256OrMD5AndEveryFailureLooksTheSame() async throws {
+        let site = try await CallSite { config, offset in
+            config.sbc.customers = [CallSite.customer("phone", username: "alice", password: "s3cret")]
+            config.routing.routes = [RouteSettings(prefix: "34", targets: [RouteTargetSettings(carrier: "c", host: CallSite.carrierAddress, port: 11000 + offset)])]
+        }
+        defer { site.remove() }
+        let carrier = try await SIPProbe(host: CallSite.carrierAddress, port: 11000 + site.offset)
+        let phone = try await SIPProbe(host: CallSite.customerAddress)
+        let sbc = try site.sipAddress
+        var legs = 0
+
+        /// Sends an INVITE, takes the 407, answers it as `user` with `password` using `algorithm`; returns the final
+        /// status of the authenticated INVITE (nil while the call is still being set up) and the header sent.
+        func call(_ callID: String, user: String, password: String, algorithm: DigestAlgorithm) async throws -> (challenge: SIPResponse, header: String) {
+            #expect(try await phone.request(Self.invite(callID: callID, from: CallSite.customerAddress), callID: callID, to: sbc) == 407)
+            let challenge = try #require(phone.responses(callID).first { $0.statusCode == 407 })
+            let offered = challenge.headers.filter { $0.name == .proxyAuthenticate }.compactMap { try? DigestChallenge(headerValue: $0.valueString) }
+            var client = DigestClient(username: user, password: password)
+            try client.receive(offered.filter { $0.algorithm == algorithm })
+            let header = try client.credentials(method: "INVITE", uri: "sip:\(Self.callee)@127.0.0.1", cnonce: "c\(callID)").description
+            try await phone.send(Self.invite(callID: callID, from: CallSite.customerAddress, cseq: 2, extraHeaders: "Proxy-Authorization: \(header)\r\n"), to: sbc)
+            return (challenge, header)
+        }
+
+        // Right credentials, SHA-256 then MD5: each makes a call leg towards the carrier.
+        let good = try await call("sha", user: "alice", password: "s3cret", algorithm: .sha256)
+        legs += 1
+        #expect(await eventually(timeout: .seconds(5)) { carrier.requests.filter { $0.method == .invite }.count >= legs }, "SHA-256 credentials did not make a call\n\(site.logs)")
+        _ = try await call("md5", user: "alice", password: "s3cret", algorithm: .md5)
+        legs += 1
+        #expect(await eventually(timeout: .seconds(5)) { carrier.requests.filter { $0.method == .invite }.count >= legs }, "MD5 credentials did not make a call")
+
+        // A wrong password, an unknown user and a replayed nonce count: 403 each, the same answer, and no call leg.
+        _ = try await call("wrong", user: "alice", password: "guess", algorithm: .sha256)
+        let unknown = try await call("unknown", user: "mallory", password: "s3cret", algorithm: .sha256)
+        try await phone.send(
+            Self.invite(callID: "replay", from: CallSite.customerAddress, cseq: 2, extraHeaders: "Proxy-Authorization: \(good.header)\r\n"), to: sbc)
+        for callID in ["wrong", "unknown", "replay"] {
+            #expect(await eventually(timeout: .seconds(5)) { phone.responses(callID).contains { $0.statusCode == 403 } }, "\(callID) was not refused")
+        }
+        // The challenge and the refusal do not tell a known user from an unknown one.
+        #expect(good.challenge.headers.map(\.name) == unknown.challenge.headers.map(\.name))
+        let refusals = ["wrong", "unknown"].compactMap { phone.responses($0).first { $0.statusCode == 403 } }
+        #expect(refusals.count == 2 && refusals[0].reasonPhraseString == refusals[1].reasonPhraseString && refusals[0].headers.map(\.name) == refusals[1].headers.map(\.name))
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(carrier.requests.filter { $0.method == .invite }.count == legs, "a refused call reached the carrier")
+        await phone.close()
+        await carrier.close()
+        await site.stop()
+    }
+
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func sippAnswersTheChallengeWithMD5AndItsCallsComplete() async throws {
+        // sipp answers only the first challenge, and only MD5: offer MD5 first, as for older phones.
+        let site = try await Self.site(carrierPort: { 11000 + $0 }) {
+            $0.sbc.customers = [CallSite.customer("phone", username: "alice", password: "s3cret")]
+            $0.sbc.digestAlgorithms = ["MD5", "SHA-256"]
+        }
+        defer { site.remove() }
+        let carrier = try Self.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: 11000 + site.offset, calls: 10)
+        try await Task.sleep(for: .milliseconds(300))
+        let caller = try Self.caller(site, "caller", scenario: SippScenarios.caller(credentials: ("alice", "s3cret"), holdMilliseconds: 100), slot: 1, calls: 10, rate: 10, limit: 10)
+        let callerStatus = await caller.finish()
+        #expect(callerStatus == 0, "\(caller.report)\n\(site.logs)")
+        #expect(await carrier.finish(timeout: .seconds(20)) == 0, "\(carrier.report)")
+        let summaries = await eventuallySummaries(site, count: 10)
+        #expect(summaries.filter { $0.customer == "phone" && $0.answerAt != nil }.count == 10)
+        await caller.stop()
+        await carrier.stop()
+        await site.stop()
+    }
+
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func aCallFailsOverPastA503AndASilentCarrierToTheThird() async throws {
+        let site = try await CallSite { config, offset in
+            config.sbc.customers = [CallSite.customer()]
+            config.routing.routes = [
+                RouteSettings(prefix: "34", targets: [
+                    RouteTargetSettings(carrier: "refuses", host: CallSite.carrierAddress, port: 11000 + offset),
+                    RouteTargetSettings(carrier: "silent", host: CallSite.carrierAddress, port: 11100 + offset, setupTimeoutMilliseconds: 1000),
+                    RouteTargetSettings(carrier: "answers", host: CallSite.carrierAddress, port: 11200 + offset),
+                ])
+            ]
+        }
+        defer { site.remove() }
+        let refuses = try Self.carrier(site, "refuses", scenario: SippScenarios.refusingCarrier(status: 503, reason: "Service Unavailable"), port: 11000 + site.offset, calls: 1)
+        let silent = try await SIPProbe(host: CallSite.carrierAddress, port: 11100 + site.offset)
+        let answers = try Self.carrier(site, "answers", scenario: SippScenarios.carrier(), port: 11200 + site.offset, calls: 1)
+        try await Task.sleep(for: .milliseconds(300))
+        let started = ContinuousClock.now
+        let caller = try Self.caller(site, "caller", scenario: SippScenarios.caller(holdMilliseconds: 100), slot: 1, calls: 1, rate: 1, limit: 1)
+        let callerStatus = await caller.finish()
+        let elapsed = ContinuousClock.now - started
+        #expect(callerStatus == 0, "\(caller.report)\n\(site.logs)")
+        #expect(elapsed < .seconds(6), "failover took \(elapsed)")
+        #expect(await refuses.finish(timeout: .seconds(10)) == 0, "\(refuses.report)")
+        #expect(await answers.finish(timeout: .seconds(10)) == 0, "\(answers.report)")
+        #expect(silent.requests.contains { $0.method == .invite })
+        let summary = try #require(await eventuallySummaries(site, count: 1).first)
+        #expect(summary.attempts.map(\.carrier) == ["refuses", "silent", "answers"])
+        #expect(summary.attempts.map(\.result) == [.failed, .noAnswer, .answered])
+        #expect(summary.attempts.first?.status == 503)
+        await caller.stop()
+        await refuses.stop()
+        await answers.stop()
+        await silent.close()
+        await site.stop()
+    }
+
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func rtpFlowsThroughTheRelayAndTheSummaryCarriesPacketCountsAndMOS() async throws {
+        let site = try await Self.site(carrierPort: { 11000 + $0 })
+        defer { site.remove() }
+        // Two seconds of µ-law audio for sipp's rtp_stream (160 bytes every 20 ms).
+        let audio = site.directory.url.appendingPathComponent("audio.ulaw")
+        try Data((0..<16000).map { UInt8(truncatingIfNeeded: 0x7F ^ ($0 % 64)) }).write(to: audio)
+        let carrier = try Self.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: 11000 + site.offset, calls: 1, extra: ["-rtp_echo"])
+        try await Task.sleep(for: .milliseconds(300))
+        let caller = try Self.caller(
+            site, "caller", scenario: SippScenarios.caller(holdMilliseconds: 2500, rtpFile: audio.path), slot: 1, calls: 1, rate: 1, limit: 1)
+        #expect(await caller.finish() == 0, "\(caller.report)\n\(site.logs)")
+        #expect(await carrier.finish(timeout: .seconds(10)) == 0, "\(carrier.report)")
+        let summary = try #require(await eventuallySummaries(site, count: 1).first)
+        let outbound = try #require(summary.streams.first { $0.direction == "caller-to-callee" }, "\(summary.streams)")
+        let echoed = try #require(summary.streams.first { $0.direction == "callee-to-caller" })
+        #expect(outbound.packets >= 90, "\(outbound)")
+        #expect(echoed.packets >= 90, "\(echoed)")
+        #expect(outbound.lost == 0)
+        #expect(outbound.mos > 4.0 && outbound.mos <= 4.5, "\(outbound)")
+        #expect(echoed.mos > 4.0, "\(echoed)")
+        await caller.stop()
+        await carrier.stop()
+        await site.stop()
+    }
+
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func aFloodFromOneSourceGetsItBannedWhileAnotherSourcesCallsComplete() async throws {
+        let site = try await Self.site(carrierPort: { 11000 + $0 })
+        defer { site.remove() }
+        let carrier = try Self.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: 11000 + site.offset, calls: 100)
+        try await Task.sleep(for: .milliseconds(300))
+        // 5,000 OPTIONS at up to 1,000 per second from 127.0.0.5, while the customer makes 100 calls.
+        let flood = try Sipp(
+            "flood", scenario: SippScenarios.optionsFlood, in: site.directory, address: "127.0.0.5", port: site.port(5), mediaPort: site.port(5) + 2,
+            arguments: ["-s", "flood", "-m", "5000", "-r", "1000", "-l", "5000", "\(CallSite.sbcAddress):\(site.sipPort)"])
+        let caller = try Self.caller(site, "caller", scenario: SippScenarios.caller(holdMilliseconds: 100), slot: 1, calls: 100, rate: 20, limit: 20)
+        _ = await flood.finish(timeout: .seconds(60))
+        _ = await caller.finish()
+        _ = await carrier.finish(timeout: .seconds(20))
+        let summaries = await eventuallySummaries(site, count: 100)
+        let completed = summaries.filter { $0.answerAt != nil && $0.disconnect.by == .caller }.count
+        #expect(completed >= 99, "only \(completed) of 100 calls completed during the flood\n\(caller.report)\n\(site.logs)")
+        // The flood got a handful of answers before the ban, then silence.
+        let answered = flood.messageText.components(separatedBy: "SIP/2.0 200 OK").count - 1
+        #expect(answered < 200, "the flooding source got \(answered) answers")
+        #expect(site.sbc.outputText.contains("SIP source blocked"))
+        await flood.stop()
+        await caller.stop()
+        await carrier.stop()
+        await site.stop()
     }
 
     func eventuallySummaries(_ site: CallSite, count: Int) async -> [CallSummary] {

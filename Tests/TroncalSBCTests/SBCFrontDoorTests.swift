@@ -156,7 +156,16 @@ final class SIPProbe: Sendable {
         let codes = Mutex<[Int]>([])
         let answered = Mutex<[String: Int]>([:])
         let datagrams = Mutex(0)
+        /// Every response by Call-ID, in arrival order.
+        let responses = Mutex<[String: [SIPResponse]]>([:])
+        /// Every request received (a probe playing a carrier).
+        let requests = Mutex<[SIPRequest]>([])
     }
+
+    /// The responses received for a Call-ID so far.
+    func responses(_ callID: String) -> [SIPResponse] { log.responses.withLock { $0[callID] ?? [] } }
+    /// The requests received so far.
+    var requests: [SIPRequest] { log.requests.withLock { $0 } }
 
     /// Datagrams received so far, of any kind.
     var received: Int { log.datagrams.withLock { $0 } }
@@ -170,10 +179,18 @@ final class SIPProbe: Sendable {
             do {
                 for try await envelope in channel.inbound {
                     log.datagrams.withLock { $0 += 1 }
-                    if case .response(let response)? = try? SIPMessageParser().parse(Array(envelope.data.readableBytesView)) {
+                    let parsed = try? SIPMessageParser().parse(Array(envelope.data.readableBytesView))
+                    if case .request(let request)? = parsed { log.requests.withLock { $0.append(request) } }
+                    if case .response(let response)? = parsed {
                         log.codes.withLock { $0.append(response.statusCode) }
                         if let callID = (try? response.headers.callID()) ?? nil {
-                            log.answered.withLock { $0[callID] = response.statusCode }
+                            log.responses.withLock { $0[callID, default: []].append(response) }
+                            // The first final answer.
+                            if response.statusCode >= 200 {
+                                log.answered.withLock { answered in
+                                    if answered[callID] == nil { answered[callID] = response.statusCode }
+                                }
+                            }
                         }
                     }
                 }
@@ -193,7 +210,7 @@ final class SIPProbe: Sendable {
         return answered ? log.codes.withLock { $0[before] } : nil
     }
 
-    /// Sends an OPTIONS (or any request) with this Call-ID and waits for the answer to it, retransmitting
+    /// Sends an OPTIONS (or any request) with this Call-ID and waits for the final answer to it, retransmitting
     /// every 500 ms as a SIP client does over UDP (RFC 3261 timer E), until `timeout`.
     func request(_ bytes: [UInt8], callID: String, to address: SocketAddress, timeout: Duration = .seconds(8)) async throws -> Int? {
         let clock = ContinuousClock()

@@ -12,7 +12,7 @@ enum SippScenarios {
         a=rtpmap:0 PCMU/8000
         """
 
-    static func invite(credentials: Bool = false, cseq: Int = 1) -> String {
+    static func invite(credentials: (String, String)? = nil, cseq: Int = 1) -> String {
         """
           <send retrans="500">
             <![CDATA[
@@ -25,7 +25,7 @@ enum SippScenarios {
               Contact: <sip:441632960001@[local_ip]:[local_port]>
               Max-Forwards: 70
               User-Agent: Customer-PBX/1.0
-              \(credentials ? "[authentication username=[field0] password=[field1]]" : "Subject: call")
+              \(credentials.map { "[authentication username=\($0.0) password=\($0.1)]" } ?? "Subject: call")
               Content-Type: application/sdp
               Content-Length: [len]
 
@@ -55,10 +55,12 @@ enum SippScenarios {
 
     /// A customer's call: INVITE (after a 407 challenge when `authenticate`), answer, ACK, RTP from `rtpFile`
     /// while it pauses `holdMilliseconds`, then BYE (or waits for the callee's BYE).
-    static func caller(authenticate: Bool = false, holdMilliseconds: Int = 0, rtpFile: String? = nil, callerHangsUp: Bool = true) -> String {
+    static func caller(
+        credentials: (String, String)? = nil, holdMilliseconds: Int = 0, rtpFile: String? = nil, callerHangsUp: Bool = true
+    ) -> String {
         var steps = ""
         var cseq = 1
-        if authenticate {
+        if let credentials {
             steps += invite()
             steps += """
                   <recv response="100" optional="true"/>
@@ -78,7 +80,7 @@ enum SippScenarios {
 
                 """
             cseq = 2
-            steps += invite(credentials: true, cseq: cseq)
+            steps += invite(credentials: credentials, cseq: cseq)
         } else {
             steps += invite()
         }
@@ -228,6 +230,43 @@ enum SippScenarios {
         }
         return "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"carrier\">\n\(steps)\n</scenario>\n"
     }
+
+    /// A carrier that refuses every call with `status`.
+    static func refusingCarrier(status: Int, reason: String) -> String {
+        """
+        <?xml version="1.0" encoding="ISO-8859-1" ?>
+        <scenario name="refusing carrier">
+          <recv request="INVITE" crlf="true"/>
+          <send>
+            <![CDATA[
+              SIP/2.0 \(status) \(reason)
+        \(okHeaders)
+              Content-Length: 0
+            ]]>
+          </send>
+          <recv request="ACK"/>
+        </scenario>
+        """
+    }
+
+    /// A source that only sends OPTIONS and never waits for answers (a flood, bounded by sipp's -m).
+    static let optionsFlood = """
+        <?xml version="1.0" encoding="ISO-8859-1" ?>
+        <scenario name="options flood">
+          <send>
+            <![CDATA[
+              OPTIONS sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+              Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+              From: <sip:flood@[local_ip]:[local_port]>;tag=[pid]F[call_number]
+              To: <sip:[service]@[remote_ip]:[remote_port]>
+              Call-ID: [call_id]
+              CSeq: 1 OPTIONS
+              Max-Forwards: 70
+              Content-Length: 0
+            ]]>
+          </send>
+        </scenario>
+        """
 
     /// A carrier that rings and never answers, until the call is cancelled.
     static let ringingCarrier = """

@@ -62,6 +62,7 @@ public struct SBCService: TroncalService {
         let engine = CallEngine(
             configuration: CallEngine.Configuration(
                 advertisedAddress: advertised, site: context.config.site, instance: context.instance.name, realm: sbc.realm,
+                digestAlgorithms: sbc.digestAlgorithms.compactMap { DigestAlgorithm(token: $0) },
                 maximumCalls: sbc.maximumCalls, maximumCallsPerCustomer: sbc.maximumCallsPerCustomer,
                 maximumCallDuration: .seconds(sbc.maximumCallSeconds), refuseUnknownSources: sip.refusedSources == "refuse"),
             customers: CustomerDirectory(sbc.customers),

@@ -26,6 +26,8 @@ public final class CallEngine: Sendable {
         public var site: String
         public var instance: String
         public var realm: String
+        /// Offered in this order in a 407.
+        public var digestAlgorithms: [DigestAlgorithm]
         public var maximumCalls: Int
         public var maximumCallsPerCustomer: Int
         public var maximumCallDuration: Duration
@@ -33,7 +35,8 @@ public final class CallEngine: Sendable {
         public var timers: TransactionTimers
 
         public init(
-            advertisedAddress: String, site: String, instance: String, realm: String = "troncal", maximumCalls: Int = 10000,
+            advertisedAddress: String, site: String, instance: String, realm: String = "troncal",
+            digestAlgorithms: [DigestAlgorithm] = [.sha256, .md5], maximumCalls: Int = 10000,
             maximumCallsPerCustomer: Int = 100, maximumCallDuration: Duration = .seconds(14400), refuseUnknownSources: Bool = false,
             timers: TransactionTimers = TransactionTimers()
         ) {
@@ -41,6 +44,7 @@ public final class CallEngine: Sendable {
             self.site = site
             self.instance = instance
             self.realm = realm
+            self.digestAlgorithms = digestAlgorithms
             self.maximumCalls = maximumCalls
             self.maximumCallsPerCustomer = maximumCallsPerCustomer
             self.maximumCallDuration = maximumCallDuration
@@ -78,7 +82,7 @@ public final class CallEngine: Sendable {
         var secret = [UInt8](repeating: 0, count: 32)
         var generator = SystemRandomNumberGenerator()
         for index in secret.indices { secret[index] = UInt8.random(in: 0...255, using: &generator) }
-        self.authenticator = DigestAuthenticator(realm: configuration.realm, nonces: DigestNonceAuthority(secret: secret)!, algorithms: [.sha256, .md5])
+        self.authenticator = DigestAuthenticator(realm: configuration.realm, nonces: DigestNonceAuthority(secret: secret)!, algorithms: configuration.digestAlgorithms)
     }
 
     /// Connects the engine to the transport it answers through (set once, before the transport runs).
@@ -557,8 +561,14 @@ struct Core {
         }
         // The same work and the same answer whether or not the user exists: no extension enumeration.
         let customer = candidates.first { $0.username == credentials.username && !$0.username.isEmpty }
+        // The digest-uri must name this request's host and port; its user part may be left out, as sipp and some
+        // phones do (the nonce count still stops any replay).
+        var requestURI = invite.uri
+        if let digestURI = SIPURI(credentials.uri), digestURI.user == nil, digestURI.host == invite.uri.host, digestURI.port == invite.uri.port {
+            requestURI = digestURI
+        }
         let verification = engine.authenticator.verify(
-            credentials, method: "INVITE", requestURI: invite.uri, username: customer?.username ?? credentials.username,
+            credentials, method: "INVITE", requestURI: requestURI, username: customer?.username ?? credentials.username,
             secret: .password(customer?.password ?? Self.identifier(24)), now: now, nonceCounts: &state.nonceCounts)
         switch verification {
         case .authenticated where customer != nil:
