@@ -292,6 +292,58 @@ struct SBCCallTests {
         await site.stop()
     }
 
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func aCustomerCallsOverTLSAndTheCallCompletesOverTheSameConnection() async throws {
+        let site = try await Self.site(carrierPort: { 11000 + $0 })
+        defer { site.remove() }
+        let carrier = try Self.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: 11000 + site.offset, calls: 1)
+        try await Task.sleep(for: .milliseconds(300))
+        let ca = site.directory.url.appendingPathComponent(site.config.pkiDirectory).appendingPathComponent("ca.crt").path
+        let phone = try await TLSSIPClient(from: CallSite.customerAddress, to: CallSite.sbcAddress, port: site.config.sip.tlsPort, caCertificatePath: ca)
+        let local = "\(CallSite.customerAddress):\(phone.localPort)"
+        let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 41000 RTP/AVP 0\r\n"
+        let common = "From: <sip:100@127.0.0.2>;tag=tls1\r\nCall-ID: tls-call-1\r\nMax-Forwards: 70\r\n"
+        try await phone.send(
+            "INVITE sip:\(Self.callee)@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS \(local);branch=z9hG4bKtls1\r\n\(common)To: <sip:\(Self.callee)@127.0.0.1>\r\n"
+                + "CSeq: 1 INVITE\r\nContact: <sip:100@\(local);transport=tls>\r\nContent-Type: application/sdp\r\nContent-Length: \(sdp.utf8.count)\r\n\r\n\(sdp)")
+        #expect(await eventually(timeout: .seconds(10)) { !phone.responses(status: 200).isEmpty }, "no 200 over TLS\n\(site.logs)")
+        let answer = try #require(phone.responses(status: 200).first)
+        let to = try #require(answer.headers.first(.to)).valueString
+        let contact = try #require(try answer.headers.contacts())
+        guard case .addresses(let addresses) = contact, let target = addresses.first?.uri else { Issue.record("no Contact"); return }
+        #expect(target.parameters["transport"]?.lowercased() == "tls", "the SBC's Contact over TLS: \(target)")
+        try await phone.send("ACK \(target) SIP/2.0\r\nVia: SIP/2.0/TLS \(local);branch=z9hG4bKtls2\r\n\(common)To: \(to)\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n")
+        try await Task.sleep(for: .milliseconds(200))
+        try await phone.send("BYE \(target) SIP/2.0\r\nVia: SIP/2.0/TLS \(local);branch=z9hG4bKtls3\r\n\(common)To: \(to)\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n")
+        #expect(await eventually(timeout: .seconds(5)) { phone.responses(status: 200).contains { ((try? $0.headers.cseq()) ?? nil)?.method == .bye } })
+        #expect(await carrier.finish(timeout: .seconds(10)) == 0, "\(carrier.report)")
+        let summary = try #require(await eventuallySummaries(site, count: 1).first)
+        #expect(summary.answerAt != nil && summary.disconnect.by == .caller)
+        await phone.close()
+        await carrier.stop()
+        await site.stop()
+    }
+
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func theSBCHangsUpBothLegsAtTheMaximumCallDuration() async throws {
+        let site = try await Self.site(carrierPort: { 11000 + $0 }) { $0.sbc.maximumCallSeconds = 2 }
+        defer { site.remove() }
+        let carrier = try Self.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: 11000 + site.offset, calls: 2)
+        try await Task.sleep(for: .milliseconds(300))
+        let caller = try Self.caller(site, "caller", scenario: SippScenarios.caller(callerHangsUp: false), slot: 1, calls: 2, rate: 2, limit: 2)
+        #expect(await caller.finish(timeout: .seconds(20)) == 0, "\(caller.report)\n\(site.logs)")
+        #expect(await carrier.finish(timeout: .seconds(10)) == 0, "\(carrier.report)")
+        let summaries = await eventuallySummaries(site, count: 2)
+        #expect(summaries.count == 2)
+        for summary in summaries {
+            #expect(summary.disconnect.by == .sbc && summary.disconnect.reason == "maximum duration reached")
+            #expect((1900...2600).contains(summary.durationMilliseconds), "\(summary.durationMilliseconds) ms")
+        }
+        await caller.stop()
+        await carrier.stop()
+        await site.stop()
+    }
+
     func eventuallySummaries(_ site: CallSite, count: Int) async -> [CallSummary] {
         _ = await eventually(timeout: .seconds(15), interval: .milliseconds(100)) { ((try? site.summaries()) ?? []).count >= count }
         return (try? site.summaries()) ?? []
