@@ -43,6 +43,10 @@ public enum MessageCatalog {
             CallAttemptReport.self, kind: .oneWay, senders: [.sbc],
             summary: "outcome of one carrier attempt (answered, failed with status, no answer, transport error)"),
         MessageDescriptor(ProtocolError.self, kind: .reply, senders: nil, summary: "error reply: code and message"),
+        MessageDescriptor(
+            TrunkProbe.self, kind: .request, senders: [.routing],
+            summary: "send a SIP OPTIONS to a carrier trunk: host, port, transport, timeout"),
+        MessageDescriptor(TrunkProbeResult.self, kind: .reply, senders: nil, summary: "reply to sbc.probe: status and round trip, or the failure"),
     ]
 
     public static func descriptor(for type: String) -> MessageDescriptor? {

@@ -58,6 +58,13 @@ public struct RoutingSettings: Codable, Sendable, Equatable {
     /// ISO code of the country whose dialling rules read numbers that are not international (`GB`: 020… is
     /// +4420…). Empty: such numbers are taken as E.164 digits already, as carrier-grade trunks send them.
     public var nationalCountry: String = ""
+    /// Consecutive failed calls (408, 5xx, no answer, transport error) or failed OPTIONS probes after which a
+    /// trunk is taken out of routes; the first successful probe puts it back.
+    public var failuresToTakeOut: Int = 5
+    /// How often every trunk is probed with SIP OPTIONS (through an SBC); 0 turns probing off.
+    public var probeIntervalMilliseconds: Int = 10000
+    /// How long a probe waits for an answer.
+    public var probeTimeoutMilliseconds: Int = 2000
     /// Routes by destination prefix (E.164 digits); the longest matching prefix wins.
     public var routes: [RouteSettings] = []
     public init() {}
@@ -96,6 +103,8 @@ public struct RouteTargetSettings: Codable, Sendable, Equatable {
     public var addPrefix: String = ""
     /// 0: `routing.setupTimeoutMilliseconds`.
     public var setupTimeoutMilliseconds: Int = 0
+    /// Whether the routing core probes this trunk with OPTIONS (some carriers do not answer them).
+    public var probe: Bool = true
     public init() {}
     public init(carrier: String, host: String, port: Int, transport: String = "udp", setupTimeoutMilliseconds: Int = 0) {
         self.carrier = carrier
@@ -148,6 +157,13 @@ extension ConfigLoader {
         let routing = config.routing
         guard (100...300_000).contains(routing.setupTimeoutMilliseconds) else {
             throw fail("routing.setupTimeoutMilliseconds", "must be from 100 to 300000")
+        }
+        guard (1...1000).contains(routing.failuresToTakeOut) else { throw fail("routing.failuresToTakeOut", "must be from 1 to 1000") }
+        guard routing.probeIntervalMilliseconds == 0 || (100...3_600_000).contains(routing.probeIntervalMilliseconds) else {
+            throw fail("routing.probeIntervalMilliseconds", "must be 0 (off) or from 100 to 3600000")
+        }
+        guard (100...32000).contains(routing.probeTimeoutMilliseconds) else {
+            throw fail("routing.probeTimeoutMilliseconds", "must be from 100 to 32000")
         }
         for (index, route) in routing.routes.enumerated() {
             let key = "routing.routes[\(index)]"

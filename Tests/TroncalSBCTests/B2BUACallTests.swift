@@ -195,6 +195,36 @@ struct B2BUACallTests {
         #expect(summary(actions)?.disconnect.reason == reason)
     }
 
+    @Test func aRingingTargetIsGivenTheRingLimitNotTheSetupTime() throws {
+        var call = try makeCall()
+        _ = call.start()
+        let first = call.handle(.routed(RouteDecision(outcome: .route, targets: targets(2))), now: Date(timeIntervalSince1970: 1000))
+        let (invite, _) = try #require(invites(first).first)
+        let ringing = call.handle(.calleeResponse(response(180, to: invite)), now: Date(timeIntervalSince1970: 1001))
+        let restarted = ringing.compactMap { action -> Duration? in
+            if case .startTimer(.setup, let delay) = action { delay } else { nil }
+        }
+        #expect(restarted == [.seconds(180)])
+        // Another 18x does not restart it again.
+        let again = call.handle(.calleeResponse(response(183, to: invite)), now: Date(timeIntervalSince1970: 1002))
+        #expect(!again.contains { if case .startTimer(.setup, _) = $0 { true } else { false } })
+    }
+
+    @Test func theCarrierSeesAContactForTheTransportItIsReachedOver() throws {
+        var configuration = B2BUACall.Configuration(
+            customerSideContact: "192.0.2.10:5060", carrierSideContact: "10.0.0.10:5060", customerSideMediaAddress: "192.0.2.10",
+            carrierSideMediaAddress: "10.0.0.10", relayPorts: (caller: 30000, callee: 30002))
+        configuration.carrierSideContacts = ["tls": "10.0.0.10:5061"]
+        var call = B2BUACall(
+            invite: try Self.invite, customer: "acme", site: "site-a", instance: "sbc-1", configuration: configuration, callerLocalTag: "a",
+            calleeCallID: "b", calleeLocalTag: "c", summaryID: "d", now: Date())
+        _ = call.start()
+        let target = RouteTarget(carrier: "c", trunk: "t", host: "203.0.113.9", port: 5061, transport: "tls", number: "34911234567", setupTimeoutMilliseconds: 8000)
+        let actions = call.handle(.routed(RouteDecision(outcome: .route, targets: [target])), now: Date())
+        let (invite, _) = try #require(invites(actions).first)
+        #expect(invite.headers.first(.contact)?.valueString == "<sip:10.0.0.10:5061;transport=tls>")
+    }
+
     @Test func maximumDurationHangsUpBothLegs() throws {
         var call = try makeCall()
         _ = call.start()

@@ -4,6 +4,7 @@ import TestSupport
 import Testing
 import TroncalProtocol
 import TroncalRuntime
+import TroncalSBC
 
 /// A site of two real processes, `troncal-routing` and `troncal-sbc`, on loopback with its own ports, for
 /// the call tests. The SBC advertises 127.0.0.1; tests put customers on 127.0.0.2 and carriers on 127.0.0.3
@@ -21,8 +22,10 @@ final class CallSite: Sendable {
 
     var sipPort: Int { config.sip.udpPort }
     var sipAddress: SocketAddress { get throws { try SocketAddress(ipAddress: Self.sbcAddress, port: sipPort) } }
-    /// A port for a sipp or probe of the test, distinct per `slot`.
-    func port(_ slot: Int) -> Int { 10000 + offset + slot * 10 }
+    /// A port for a sipp or probe of the test, distinct per `slot` (slots 0-9; sipp uses the port and port + 2).
+    func port(_ slot: Int) -> Int { 6100 + offset + slot * 10 }
+    /// The port of carrier `index` (0-2) of the test.
+    func carrierPort(_ index: Int) -> Int { 9000 + offset + index * 100 }
 
     init(adjust: (inout SiteConfig, Int) -> Void) async throws {
         let directory = try TemporaryDirectory(prefix: "troncal-calls")
@@ -33,10 +36,13 @@ final class CallSite: Sendable {
         config.site = "calls"
         config.sip.listenAddress = Self.sbcAddress
         config.sbc.advertisedAddress = Self.sbcAddress
-        let media = 40000 + Int.random(in: 0..<50) * 400
+        // Below every port derived from the offset (the lowest is 6060) and below the ephemeral range.
+        let media = 1100 + Int.random(in: 0..<12) * 400
         config.sbc.mediaPortMin = media
         config.sbc.mediaPortMax = media + 399
         config.routing.setupTimeoutMilliseconds = 3000
+        // sipp carriers cannot answer OPTIONS outside a call: tests that need probes turn them on.
+        config.routing.probeIntervalMilliseconds = 0
         adjust(&config, offset)
         self.config = config
         let configURL = directory.url.appendingPathComponent("site.json")
@@ -79,8 +85,7 @@ final class CallSite: Sendable {
     /// The call summaries the SBC has spooled.
     func summaries() throws -> [CallSummary] {
         let spool = directory.url.appendingPathComponent(config.dataDirectory).appendingPathComponent("sbc-1").appendingPathComponent("cdr-spool")
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
+        let decoder = CallSummarySpool.decoder
         let names = (try? FileManager.default.contentsOfDirectory(atPath: spool.path)) ?? []
         return try names.filter { $0.hasSuffix(".json") }.map {
             try decoder.decode(CallSummary.self, from: Data(contentsOf: spool.appendingPathComponent($0)))

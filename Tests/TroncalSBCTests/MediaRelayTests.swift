@@ -29,7 +29,7 @@ struct MediaRelayTests {
     }
 
     @Test func rtpFlowsBothWaysThroughTheRelayAndIsCounted() async throws {
-        let base = freePortOffset() + 10000
+        let base = freePortOffset() + 9500
         let relay = MediaRelay(bindAddress: "127.0.0.1", portRange: base...(base + 20), logger: Logger(label: "test"))
         let session = try await relay.openSession()
         let group = MultiThreadedEventLoopGroup.singleton

@@ -5,6 +5,7 @@ import Testing
 import TroncalProtocol
 import TroncalRuntime
 import TroncalSIP
+import Synchronization
 
 /// Calls through the running SBC and routing core with real sipp on loopback: a customer sipp on
 /// 127.0.0.2, the SBC on 127.0.0.1, carrier sipps on 127.0.0.3.
@@ -39,11 +40,11 @@ struct SBCCallTests {
 
     @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
     func twoHundredCallsCompleteWithByeFromEitherSideAndNoAddressCrossesTheSBC() async throws {
-        let site = try await Self.site(carrierPort: { 11000 + $0 })
+        let site = try await Self.site(carrierPort: { 9000 + $0 })
         defer { site.remove() }
         var processes: [Sipp] = []
         do {
-            let carrierPort = 11000 + site.offset
+            let carrierPort = site.carrierPort(0)
             // 100 calls the caller ends, then 100 the callee ends.
             let carrier = try Self.carrier(site, "carrier", scenario: SippScenarios.carrier(holdMilliseconds: 0), port: carrierPort, calls: 100)
             processes.append(carrier)
@@ -90,9 +91,9 @@ struct SBCCallTests {
 
     @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
     func cancelBeforeAnswerEndsBothLegs() async throws {
-        let site = try await Self.site(carrierPort: { 11000 + $0 })
+        let site = try await Self.site(carrierPort: { 9000 + $0 })
         defer { site.remove() }
-        let carrier = try Self.carrier(site, "carrier", scenario: SippScenarios.ringingCarrier, port: 11000 + site.offset, calls: 5)
+        let carrier = try Self.carrier(site, "carrier", scenario: SippScenarios.ringingCarrier, port: site.carrierPort(0), calls: 5)
         try await Task.sleep(for: .milliseconds(300))
         let caller = try Self.caller(site, "caller", scenario: SippScenarios.cancellingCaller, slot: 1, calls: 5, rate: 5, limit: 5)
         let callerStatus = await caller.finish()
@@ -108,9 +109,9 @@ struct SBCCallTests {
     }
 
     @Test func anUnknownSourceGets403AndNoCallLegIsMade() async throws {
-        let site = try await Self.site(carrierPort: { 11000 + $0 }) { $0.sip.refusedSources = "refuse" }
+        let site = try await Self.site(carrierPort: { 9000 + $0 }) { $0.sip.refusedSources = "refuse" }
         defer { site.remove() }
-        let carrier = try await SIPProbe(host: CallSite.carrierAddress, port: 11000 + site.offset)
+        let carrier = try await SIPProbe(host: CallSite.carrierAddress, port: site.carrierPort(0))
         let stranger = try await SIPProbe(host: "127.0.0.4")
         let status = try await stranger.request(Self.invite(callID: "stranger-1", from: "127.0.0.4"), callID: "stranger-1", to: try site.sipAddress)
         #expect(status == 403, "\(site.logs)")
@@ -133,10 +134,10 @@ struct SBCCallTests {
     @Test func digestCustomersAuthenticateWithSHA256OrMD5AndEveryFailureLooksTheSame() async throws {
         let site = try await CallSite { config, offset in
             config.sbc.customers = [CallSite.customer("phone", username: "alice", password: "s3cret")]
-            config.routing.routes = [RouteSettings(prefix: "34", targets: [RouteTargetSettings(carrier: "c", host: CallSite.carrierAddress, port: 11000 + offset)])]
+            config.routing.routes = [RouteSettings(prefix: "34", targets: [RouteTargetSettings(carrier: "c", host: CallSite.carrierAddress, port: 9000 + offset)])]
         }
         defer { site.remove() }
-        let carrier = try await SIPProbe(host: CallSite.carrierAddress, port: 11000 + site.offset)
+        let carrier = try await SIPProbe(host: CallSite.carrierAddress, port: site.carrierPort(0))
         let phone = try await SIPProbe(host: CallSite.customerAddress)
         let sbc = try site.sipAddress
         var legs = 0
@@ -184,12 +185,12 @@ struct SBCCallTests {
     @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
     func sippAnswersTheChallengeWithMD5AndItsCallsComplete() async throws {
         // sipp answers only the first challenge, and only MD5: offer MD5 first, as for older phones.
-        let site = try await Self.site(carrierPort: { 11000 + $0 }) {
+        let site = try await Self.site(carrierPort: { 9000 + $0 }) {
             $0.sbc.customers = [CallSite.customer("phone", username: "alice", password: "s3cret")]
             $0.sbc.digestAlgorithms = ["MD5", "SHA-256"]
         }
         defer { site.remove() }
-        let carrier = try Self.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: 11000 + site.offset, calls: 10)
+        let carrier = try Self.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: site.carrierPort(0), calls: 10)
         try await Task.sleep(for: .milliseconds(300))
         let caller = try Self.caller(site, "caller", scenario: SippScenarios.caller(credentials: ("alice", "s3cret"), holdMilliseconds: 100), slot: 1, calls: 10, rate: 10, limit: 10)
         let callerStatus = await caller.finish()
@@ -208,16 +209,16 @@ struct SBCCallTests {
             config.sbc.customers = [CallSite.customer()]
             config.routing.routes = [
                 RouteSettings(prefix: "34", targets: [
-                    RouteTargetSettings(carrier: "refuses", host: CallSite.carrierAddress, port: 11000 + offset),
-                    RouteTargetSettings(carrier: "silent", host: CallSite.carrierAddress, port: 11100 + offset, setupTimeoutMilliseconds: 1000),
-                    RouteTargetSettings(carrier: "answers", host: CallSite.carrierAddress, port: 11200 + offset),
+                    RouteTargetSettings(carrier: "refuses", host: CallSite.carrierAddress, port: 9000 + offset),
+                    RouteTargetSettings(carrier: "silent", host: CallSite.carrierAddress, port: 9100 + offset, setupTimeoutMilliseconds: 1000),
+                    RouteTargetSettings(carrier: "answers", host: CallSite.carrierAddress, port: 9200 + offset),
                 ])
             ]
         }
         defer { site.remove() }
-        let refuses = try Self.carrier(site, "refuses", scenario: SippScenarios.refusingCarrier(status: 503, reason: "Service Unavailable"), port: 11000 + site.offset, calls: 1)
-        let silent = try await SIPProbe(host: CallSite.carrierAddress, port: 11100 + site.offset)
-        let answers = try Self.carrier(site, "answers", scenario: SippScenarios.carrier(), port: 11200 + site.offset, calls: 1)
+        let refuses = try Self.carrier(site, "refuses", scenario: SippScenarios.refusingCarrier(status: 503, reason: "Service Unavailable"), port: site.carrierPort(0), calls: 1)
+        let silent = try await SIPProbe(host: CallSite.carrierAddress, port: site.carrierPort(1))
+        let answers = try Self.carrier(site, "answers", scenario: SippScenarios.carrier(), port: site.carrierPort(2), calls: 1)
         try await Task.sleep(for: .milliseconds(300))
         let started = ContinuousClock.now
         let caller = try Self.caller(site, "caller", scenario: SippScenarios.caller(holdMilliseconds: 100), slot: 1, calls: 1, rate: 1, limit: 1)
@@ -241,12 +242,12 @@ struct SBCCallTests {
 
     @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
     func rtpFlowsThroughTheRelayAndTheSummaryCarriesPacketCountsAndMOS() async throws {
-        let site = try await Self.site(carrierPort: { 11000 + $0 })
+        let site = try await Self.site(carrierPort: { 9000 + $0 })
         defer { site.remove() }
         // Two seconds of µ-law audio for sipp's rtp_stream (160 bytes every 20 ms).
         let audio = site.directory.url.appendingPathComponent("audio.ulaw")
         try Data((0..<16000).map { UInt8(truncatingIfNeeded: 0x7F ^ ($0 % 64)) }).write(to: audio)
-        let carrier = try Self.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: 11000 + site.offset, calls: 1, extra: ["-rtp_echo"])
+        let carrier = try Self.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: site.carrierPort(0), calls: 1, extra: ["-rtp_echo"])
         try await Task.sleep(for: .milliseconds(300))
         let caller = try Self.caller(
             site, "caller", scenario: SippScenarios.caller(holdMilliseconds: 2500, rtpFile: audio.path), slot: 1, calls: 1, rate: 1, limit: 1)
@@ -267,9 +268,9 @@ struct SBCCallTests {
 
     @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
     func aFloodFromOneSourceGetsItBannedWhileAnotherSourcesCallsComplete() async throws {
-        let site = try await Self.site(carrierPort: { 11000 + $0 })
+        let site = try await Self.site(carrierPort: { 9000 + $0 })
         defer { site.remove() }
-        let carrier = try Self.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: 11000 + site.offset, calls: 100)
+        let carrier = try Self.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: site.carrierPort(0), calls: 100)
         try await Task.sleep(for: .milliseconds(300))
         // 5,000 OPTIONS at up to 1,000 per second from 127.0.0.5, while the customer makes 100 calls.
         let flood = try Sipp(
@@ -294,9 +295,9 @@ struct SBCCallTests {
 
     @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
     func aCustomerCallsOverTLSAndTheCallCompletesOverTheSameConnection() async throws {
-        let site = try await Self.site(carrierPort: { 11000 + $0 })
+        let site = try await Self.site(carrierPort: { 9000 + $0 })
         defer { site.remove() }
-        let carrier = try Self.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: 11000 + site.offset, calls: 1)
+        let carrier = try Self.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: site.carrierPort(0), calls: 1)
         try await Task.sleep(for: .milliseconds(300))
         let ca = site.directory.url.appendingPathComponent(site.config.pkiDirectory).appendingPathComponent("ca.crt").path
         let phone = try await TLSSIPClient(from: CallSite.customerAddress, to: CallSite.sbcAddress, port: site.config.sip.tlsPort, caCertificatePath: ca)
@@ -326,9 +327,9 @@ struct SBCCallTests {
 
     @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
     func theSBCHangsUpBothLegsAtTheMaximumCallDuration() async throws {
-        let site = try await Self.site(carrierPort: { 11000 + $0 }) { $0.sbc.maximumCallSeconds = 2 }
+        let site = try await Self.site(carrierPort: { 9000 + $0 }) { $0.sbc.maximumCallSeconds = 2 }
         defer { site.remove() }
-        let carrier = try Self.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: 11000 + site.offset, calls: 2)
+        let carrier = try Self.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: site.carrierPort(0), calls: 2)
         try await Task.sleep(for: .milliseconds(300))
         let caller = try Self.caller(site, "caller", scenario: SippScenarios.caller(callerHangsUp: false), slot: 1, calls: 2, rate: 2, limit: 2)
         #expect(await caller.finish(timeout: .seconds(20)) == 0, "\(caller.report)\n\(site.logs)")
@@ -341,6 +342,55 @@ struct SBCCallTests {
         }
         await caller.stop()
         await carrier.stop()
+        await site.stop()
+    }
+
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func aTrunkFailingFiveCallsInARowIsTakenOutAndComesBackWhenItsProbesSucceed() async throws {
+        let site = try await CallSite { config, offset in
+            config.sbc.customers = [CallSite.customer()]
+            config.routing.failuresToTakeOut = 5
+            config.routing.probeIntervalMilliseconds = 2000
+            config.routing.probeTimeoutMilliseconds = 300
+            config.routing.routes = [
+                RouteSettings(prefix: "34", targets: [
+                    RouteTargetSettings(carrier: "flaky", host: CallSite.carrierAddress, port: 9000 + offset),
+                    {
+                        // sipp cannot answer OPTIONS outside a call: this trunk is not probed.
+                        var steady = RouteTargetSettings(carrier: "steady", host: CallSite.carrierAddress, port: 9200 + offset)
+                        steady.probe = false
+                        return steady
+                    }(),
+                ])
+            ]
+        }
+        defer { site.remove() }
+        // "flaky" refuses calls with 503 and ignores probes; "steady" is a sipp carrier.
+        let flaky = try await SIPProbe(host: CallSite.carrierAddress, port: site.carrierPort(0))
+        let probesAnswered = Mutex(false)
+        flaky.answer { request in request.method == .invite ? 503 : (probesAnswered.withLock { $0 } ? 200 : nil) }
+        let steady = try Self.carrier(site, "steady", scenario: SippScenarios.carrier(), port: site.carrierPort(2), calls: 7)
+        try await Task.sleep(for: .milliseconds(300))
+        func calls(_ count: Int, _ name: String) async throws {
+            let caller = try Self.caller(site, name, scenario: SippScenarios.caller(), slot: 1, calls: count, rate: 5, limit: 1)
+            #expect(await caller.finish() == 0, "\(caller.report)\n\(site.logs)")
+        }
+        try await calls(5, "first-five")
+        let invitesBefore = flaky.requests.filter { $0.method == .invite }.count
+        #expect(invitesBefore == 5)
+        try await calls(1, "sixth")
+        #expect(flaky.requests.filter { $0.method == .invite }.count == invitesBefore, "the trunk was tried after 5 failures in a row")
+        #expect(site.routing.outputText.contains("trunk taken out of routes"))
+        // The carrier answers probes again: it comes back, and the next call tries it first.
+        probesAnswered.withLock { $0 = true }
+        #expect(await eventually(timeout: .seconds(8)) { site.routing.outputText.contains("trunk back in routes") }, "\(site.logs)")
+        try await calls(1, "seventh")
+        #expect(flaky.requests.filter { $0.method == .invite }.count == invitesBefore + 1)
+        let summaries = await eventuallySummaries(site, count: 7).sorted { $0.setupAt < $1.setupAt }
+        #expect(summaries.map(\.attempts.count) == [2, 2, 2, 2, 2, 1, 2])
+        #expect(summaries.allSatisfy { $0.answerAt != nil })
+        await steady.stop()
+        await flaky.close()
         await site.stop()
     }
 

@@ -160,12 +160,17 @@ final class SIPProbe: Sendable {
         let responses = Mutex<[String: [SIPResponse]]>([:])
         /// Every request received (a probe playing a carrier).
         let requests = Mutex<[SIPRequest]>([])
+        let responder = Mutex<(@Sendable (SIPRequest) -> Int?)?>(nil)
     }
 
     /// The responses received for a Call-ID so far.
     func responses(_ callID: String) -> [SIPResponse] { log.responses.withLock { $0[callID] ?? [] } }
     /// The requests received so far.
     var requests: [SIPRequest] { log.requests.withLock { $0 } }
+
+    /// Makes the probe answer requests, playing a carrier: the closure gives the status for each request (nil:
+    /// say nothing). ACKs are never answered.
+    func answer(_ status: @escaping @Sendable (SIPRequest) -> Int?) { log.responder.withLock { $0 = status } }
 
     /// Datagrams received so far, of any kind.
     var received: Int { log.datagrams.withLock { $0 } }
@@ -180,7 +185,15 @@ final class SIPProbe: Sendable {
                 for try await envelope in channel.inbound {
                     log.datagrams.withLock { $0 += 1 }
                     let parsed = try? SIPMessageParser().parse(Array(envelope.data.readableBytesView))
-                    if case .request(let request)? = parsed { log.requests.withLock { $0.append(request) } }
+                    if case .request(let request)? = parsed {
+                        log.requests.withLock { $0.append(request) }
+                        if request.method != .ack, let status = log.responder.withLock({ $0 })?(request) {
+                            var buffer = ByteBuffer()
+                            SIPMessage.response(InviteServerTransaction.response(status, status < 300 ? "OK" : "Service Unavailable", to: request, toTag: "fake"))
+                                .write(into: &buffer)
+                            try? await channel.outbound.write(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: buffer))
+                        }
+                    }
                     if case .response(let response)? = parsed {
                         log.codes.withLock { $0.append(response.statusCode) }
                         if let callID = (try? response.headers.callID()) ?? nil {

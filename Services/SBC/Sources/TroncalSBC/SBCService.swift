@@ -83,7 +83,16 @@ public struct SBCService: TroncalService {
         self.transport = transport
     }
 
-    public func register(_ handlers: inout LinkHandlers) {}
+    public func register(_ handlers: inout LinkHandlers) {
+        let engine = engine
+        handlers.on(TrunkProbe.self, from: [.routing]) { probe, _ in
+            guard let transport = SIPTransportProtocol(rawValue: probe.transport) else {
+                return TrunkProbeResult(status: nil, roundTripMilliseconds: nil, failure: "unknown transport \(probe.transport)")
+            }
+            return await engine.probe(
+                host: probe.host, port: probe.port, transport: transport, timeout: .milliseconds(max(100, min(probe.timeoutMilliseconds, 32000))))
+        }
+    }
 
     public var services: [any Service] { [transport] }
 }

@@ -34,8 +34,25 @@ public struct RouteTable: Sendable {
 
     public var count: Int { general.count + byCustomer.values.reduce(0) { $0 + $1.count } }
 
-    /// The answer to one `routing.route`.
-    public func decide(_ request: RouteRequest) -> RouteDecision {
+    /// Every distinct trunk of the table that is to be probed.
+    public var trunks: [RouteTarget] {
+        var seen = Set<String>()
+        var result: [RouteTarget] = []
+        let routes = general.entries.map(\.value) + byCustomer.values.flatMap { $0.entries.map(\.value) }
+        for route in routes {
+            for target in route.targets where target.probe {
+                let trunk = target.trunk.isEmpty ? target.carrier : target.trunk
+                guard seen.insert("\(target.carrier)|\(trunk)|\(target.host)|\(target.port)|\(target.transport)").inserted else { continue }
+                result.append(RouteTarget(
+                    carrier: target.carrier, trunk: trunk, host: target.host, port: target.port, transport: target.transport, number: "",
+                    setupTimeoutMilliseconds: 0))
+            }
+        }
+        return result
+    }
+
+    /// The answer to one `routing.route`; trunks for which `inService` says false are left out.
+    public func decide(_ request: RouteRequest, inService: (CarrierHealth.Trunk) -> Bool = { _ in true }) -> RouteDecision {
         let digits: String
         do {
             digits = try e164Digits(request.callee)
@@ -57,14 +74,15 @@ public struct RouteTable: Sendable {
         if route.blocked {
             return RouteDecision(outcome: .reject, callee: digits, rejectStatus: 403, reason: "destination +\(route.prefix) is blocked")
         }
-        let targets = route.targets.map { target in
+        let targets = route.targets.filter { inService(CarrierHealth.Trunk(carrier: $0.carrier, trunk: $0.trunk.isEmpty ? $0.carrier : $0.trunk)) }.map { target in
             RouteTarget(
                 carrier: target.carrier, trunk: target.trunk.isEmpty ? target.carrier : target.trunk, host: target.host, port: target.port,
                 transport: target.transport, number: target.addPrefix + digits.dropFirst(min(target.stripDigits, digits.count)),
                 setupTimeoutMilliseconds: target.setupTimeoutMilliseconds > 0 ? target.setupTimeoutMilliseconds : setupTimeoutMilliseconds)
         }
         guard !targets.isEmpty else {
-            return RouteDecision(outcome: .reject, callee: digits, rejectStatus: 503, reason: "no carrier available for +\(route.prefix)")
+            return RouteDecision(
+                outcome: .reject, callee: digits, rejectStatus: 503, reason: "no carrier in service for +\(route.prefix) (\(route.targets.count) out of service)")
         }
         return RouteDecision(outcome: .route, callee: digits, targets: targets)
     }

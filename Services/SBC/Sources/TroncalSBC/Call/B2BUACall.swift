@@ -37,6 +37,16 @@ public struct B2BUACall: Sendable {
         public var relayPorts: (caller: Int, callee: Int)
         /// Hard cap on any call's length, whatever billing allows.
         public var maximumDuration: Duration
+        /// How long a target may ring (after its first 18x) before the next one is tried (RFC 3261 Timer C).
+        public var maximumRingDuration: Duration = .seconds(180)
+        /// The carrier-facing Contact host:port per transport (`tcp`, `tls`) when it differs from the UDP one.
+        public var carrierSideContacts: [String: String] = [:]
+
+        /// The Contact URI carriers see over `transport`.
+        func carrierContact(for transport: String) -> String {
+            let hostPort = carrierSideContacts[transport] ?? carrierSideContact
+            return transport == "udp" ? "<sip:\(hostPort)>" : "<sip:\(hostPort);transport=\(transport)>"
+        }
 
         public init(
             customerSideContact: String, carrierSideContact: String, customerSideMediaAddress: String,
@@ -265,7 +275,7 @@ public struct B2BUACall: Sendable {
         headers.append(.cseq, "\(calleeCSeq) INVITE")
         let maxForwards = ((try? callerInvite.headers.maxForwards()) ?? nil).map { max(1, Int($0) - 1) } ?? 69
         headers.append(.maxForwards, "\(maxForwards)")
-        headers.append(.contact, "<sip:\(configuration.carrierSideContact)\(target.transport == "udp" ? "" : ";transport=\(target.transport)")>")
+        headers.append(.contact, configuration.carrierContact(for: target.transport))
         copyAllowedHeaders(from: callerInvite.headers, into: &headers)
         var body: [UInt8] = []
         var actions: [Action] = []
@@ -284,8 +294,12 @@ public struct B2BUACall: Sendable {
         let status = response.statusCode
         if status < 200 {
             guard status > 100 else { return [] }
-            if attemptProvisionalAt == nil { attemptProvisionalAt = now }
             var actions: [Action] = []
+            if attemptProvisionalAt == nil {
+                // The target answered: from now on it may ring up to the ring limit, not just the setup time.
+                attemptProvisionalAt = now
+                actions.append(.startTimer(.setup, configuration.maximumRingDuration))
+            }
             var relayed = SIPResponse(statusCode: status, reasonPhrase: response.reasonPhraseString)
             if !response.body.isEmpty, let rewritten = rewriteSDP(response.body, from: .callee, actions: &actions) {
                 relayed.body = rewritten
@@ -523,7 +537,7 @@ public struct B2BUACall: Sendable {
         headers.append(.cseq, "\(number) \(method.name)")
         headers.append(.maxForwards, "70")
         for route in calleeRouteSet { headers.append(.route, route.description) }
-        if method != .ack && method != .bye { headers.append(.contact, "<sip:\(configuration.carrierSideContact)>") }
+        if method != .ack && method != .bye { headers.append(.contact, configuration.carrierContact(for: currentTarget?.transport ?? "udp")) }
         if !body.isEmpty { headers.append(.contentType, "application/sdp") }
         headers.append(.contentLength, "\(body.count)")
         return SIPRequest(method: method, uri: calleeRemoteTarget ?? invite.uri, headers: headers, body: body)

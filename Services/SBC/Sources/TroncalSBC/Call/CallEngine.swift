@@ -128,6 +128,21 @@ public final class CallEngine: Sendable {
         }
     }
 
+    /// Sends a SIP OPTIONS to a trunk for the routing core and waits for its final answer (or `timeout`).
+    public func probe(host: String, port: Int, transport: SIPTransportProtocol, timeout: Duration) async -> TrunkProbeResult {
+        let clock = ContinuousClock()
+        let started = clock.now
+        let outcome: ProbeOutcome = await withCheckedContinuation { continuation in
+            withCore { core in core.startProbe(host: host, port: port, transport: transport, timeout: timeout, continuation) }
+        }
+        let elapsed = clock.now - started
+        let milliseconds = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+        switch outcome {
+        case .answered(let status): return TrunkProbeResult(status: status, roundTripMilliseconds: milliseconds, failure: nil)
+        case .failed(let reason): return TrunkProbeResult(status: nil, roundTripMilliseconds: nil, failure: reason)
+        }
+    }
+
     /// Runs one step under the lock, moving the state into the step and back (no copy), then performs the effects.
     private func withCore(_ body: (inout Core) -> Void) {
         let effects = state.withLock { state in
@@ -188,7 +203,14 @@ public final class CallEngine: Sendable {
     fileprivate func noteActive(_ count: Int) { activeCalls.record(count) }
 }
 
+enum ProbeOutcome: Sendable {
+    case answered(Int)
+    case failed(String)
+}
+
 enum TimerKey: Hashable, Sendable {
+    /// A trunk probe's own deadline.
+    case probe(TransactionID)
     case transaction(TransactionID, TransactionTimer)
     case call(Int, B2BUACall.Timer)
     /// Retransmission of the 2xx to the caller's INVITE until its ACK (RFC 3261 §13.3.1.4), unreliable transports.
@@ -210,6 +232,8 @@ enum TransactionOwner: Hashable, Sendable {
     case calleeCancel(Int)
     /// A request the call sent in the caller's dialog.
     case callerDialog(Int)
+    /// An OPTIONS probe of a trunk for the routing core.
+    case probe
 }
 
 struct CallSlot: Sendable {
@@ -250,6 +274,8 @@ struct EngineState: Sendable {
     /// INVITEs to CANCEL as soon as they get a provisional answer (a CANCEL may not go before one, §9.1), with
     /// their call.
     var pendingCancels: [TransactionID: Int] = [:]
+    /// Trunk probes waiting for their answer.
+    var probes: [TransactionID: CheckedContinuation<ProbeOutcome, Never>] = [:]
 }
 
 /// One locked step of the engine: reads and changes the state, collects effects.
@@ -283,6 +309,8 @@ struct Core {
             runTransaction(id, state.transactions.timerFired(timer, on: id))
         case .call(let number, let timer):
             callEvent(number, .timerFired(timer))
+        case .probe(let id):
+            state.probes.removeValue(forKey: id)?.resume(returning: .failed("timeout"))
         case .answerRetransmit(let number):
             guard var slot = state.calls[number], let answer = slot.answer, let deadline = slot.answerDeadline else { return }
             if Date() >= deadline {
@@ -374,12 +402,14 @@ struct Core {
                 if case .calleeInvite(let number)? = state.owners[id], state.calls[number]?.currentAttempt == id {
                     callEvent(number, .attemptTransportFailed)
                 }
+                state.probes.removeValue(forKey: id)?.resume(returning: .failed(action == .timedOut ? "timeout" : "transport error"))
             case .terminated:
                 for timer in TransactionTimer.allCases { state.timerTokens[.transaction(id, timer)] = nil }
                 state.serverSources[id] = nil
                 state.clientDestinations[id] = nil
                 state.owners[id] = nil
                 state.pendingCancels[id] = nil
+                state.probes.removeValue(forKey: id)?.resume(returning: .failed("no answer"))
             }
         }
     }
@@ -406,6 +436,8 @@ struct Core {
                 callEvent(number, .calleeDialogResponse(response))
             case .callerDialog(let number):
                 callEvent(number, .callerResponse(response))
+            case .probe:
+                if response.statusCode >= 200 { state.probes.removeValue(forKey: id)?.resume(returning: .answered(response.statusCode)) }
             case .calleeCancel, .callerInvite, .callerRequest, .calleeRequest:
                 return
             }
@@ -607,12 +639,16 @@ struct Core {
         let host = address.contains(":") ? "[\(address)]" : address
         let contact = transport == .udp ? "\(host):\(port)" : "\(host):\(port);transport=\(transport.rawValue)"
         let udpPort = engine.transport?.port(of: .udp) ?? 5060
+        var contacts: [String: String] = [:]
+        for kind in [SIPTransportProtocol.tcp, .tls] { contacts[kind.rawValue] = "\(host):\(engine.transport?.port(of: kind) ?? 5060)" }
+        var callConfiguration = B2BUACall.Configuration(
+            customerSideContact: contact, carrierSideContact: "\(host):\(udpPort)", customerSideMediaAddress: address,
+            carrierSideMediaAddress: address, relayPorts: (session.callerPort, session.calleePort),
+            maximumDuration: configuration.maximumCallDuration)
+        callConfiguration.carrierSideContacts = contacts
         let call = B2BUACall(
             invite: slot.invite, customer: slot.customer, site: configuration.site, instance: configuration.instance,
-            configuration: B2BUACall.Configuration(
-                customerSideContact: contact, carrierSideContact: "\(host):\(udpPort)", customerSideMediaAddress: address,
-                carrierSideMediaAddress: address, relayPorts: (session.callerPort, session.calleePort),
-                maximumDuration: configuration.maximumCallDuration),
+            configuration: callConfiguration,
             callerLocalTag: Self.identifier(12), calleeCallID: slot.calleeCallID, calleeLocalTag: Self.identifier(12),
             summaryID: UUID().uuidString.lowercased(), now: Date())
         slot.call = call
@@ -815,6 +851,31 @@ struct Core {
             effects.append(.task { await pool.release(relay) })
         }
         engine.noteActive(state.calls.count)
+    }
+
+    // MARK: Probes
+
+    mutating func startProbe(
+        host: String, port: Int, transport: SIPTransportProtocol, timeout: Duration, _ continuation: CheckedContinuation<ProbeOutcome, Never>
+    ) {
+        let address = configuration.advertisedAddress
+        let local = address.contains(":") ? "[\(address)]" : address
+        let remote = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+        let uri = transport == .udp ? "sip:\(remote):\(port)" : "sip:\(remote):\(port);transport=\(transport.rawValue)"
+        var headers = SIPHeaders()
+        headers.append(.from, "<sip:probe@\(local)>;tag=\(Self.tag())")
+        headers.append(.to, "<\(uri)>")
+        headers.append(.callID, Self.identifier(24))
+        headers.append(.cseq, "1 OPTIONS")
+        headers.append(.maxForwards, "70")
+        headers.append(.contentLength, "0")
+        guard let target = SIPURI(uri) else { return continuation.resume(returning: .failed("not a SIP address: \(uri)")) }
+        let request = SIPRequest(method: .options, uri: target, headers: headers)
+        guard let id = sendRequest(request, to: .address(host: host, port: port, transport: transport), owner: .probe, via: transport) else {
+            return continuation.resume(returning: .failed("the transaction table is full"))
+        }
+        state.probes[id] = continuation
+        startTimer(.probe(id), timeout)
     }
 
     // MARK: Helpers

@@ -66,10 +66,23 @@ public struct CallSummarySpool: CallSummarySink {
         }
     }
 
+    /// Times are ISO 8601 in UTC with milliseconds (`2026-11-25T10:44:35.123Z`): billing needs better than seconds.
+    static let timeFormat = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+
+    /// A decoder for spool files.
+    public static var decoder: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let text = try decoder.singleValueContainer().decode(String.self)
+            if let date = try? timeFormat.parse(text) { return date }
+            return try Date.ISO8601FormatStyle().parse(text)
+        }
+        return decoder
+    }
+
     /// The summaries waiting in the spool, oldest file name first.
     public func pending() throws -> [CallSummary] {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
+        let decoder = Self.decoder
         return try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".json") }.sorted().compactMap {
             try? decoder.decode(CallSummary.self, from: Data(contentsOf: directory.appendingPathComponent($0)))
         }
@@ -77,7 +90,10 @@ public struct CallSummarySpool: CallSummarySink {
 
     func write(_ summary: CallSummary) throws {
         let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(date.formatted(Self.timeFormat))
+        }
         encoder.outputFormatting = [.sortedKeys]
         let data = try encoder.encode(summary)
         let name = summary.id.filter { $0.isLetter || $0.isNumber || $0 == "-" }
