@@ -1,5 +1,5 @@
 // swift-tools-version:6.2
-// Benchmarks of the SIP message layer. Built only by `scripts/bench`
+// Benchmarks of the SIP message layer and of the routing core's prefix lookup. Built only by `scripts/bench`
 // (release), never by `swift build` of the root package.
 import PackageDescription
 
@@ -18,5 +18,8 @@ let package = Package(
                       "DigestChallenge.swift", "DigestClient.swift", "DigestCredentials.swift", "DigestNonceAuthority.swift",
                       "DigestNonceCountTracker.swift", "DigestParameters.swift", "SHA512_256.swift"]),
         .executableTarget(name: "SIPBench", dependencies: ["SIPCore", .product(name: "NIOCore", package: "swift-nio")]),
+        // The routing core's numbering and prefix trie (Sources/RoutingCore links to its two folders).
+        .target(name: "RoutingCore"),
+        .executableTarget(name: "RoutingBench", dependencies: ["RoutingCore"]),
     ]
 )

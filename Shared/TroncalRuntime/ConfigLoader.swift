@@ -139,7 +139,8 @@ public enum ConfigLoader {
         }
         return [
             "sbc.customers": tree(CustomerSettings()), "routing.routes": tree(RouteSettings()),
-            "routing.routes.targets": tree(RouteTargetSettings()),
+            "routing.routes.targets": tree(RouteTargetSettings()), "sbc.carriers": tree(CarrierSourceSettings()),
+            "routing.dids": tree(DIDSettings()),
         ]
     }()
 

@@ -12,6 +12,10 @@ public struct SBCSettings: Codable, Sendable, Equatable {
     public var maximumCallSeconds: Int = 14400
     /// Concurrent calls through this SBC instance; beyond it new INVITEs are answered 503.
     public var maximumCalls: Int = 10000
+    /// SIP transactions held at once. A finished transaction stays 32 s (64·T1) to absorb retransmissions and a
+    /// call makes about four, so this bounds the sustained call rate at about this / 130 calls per second;
+    /// beyond it new requests are answered 503 rather than any live transaction forgotten.
+    public var maximumTransactions: Int = 262_144
     /// Concurrent calls per customer when the customer does not set its own.
     public var maximumCallsPerCustomer: Int = 100
     /// The digest realm customers authenticate in.
@@ -21,6 +25,8 @@ public struct SBCSettings: Codable, Sendable, Equatable {
     public var digestAlgorithms: [String] = ["SHA-256", "MD5"]
     /// The customers allowed to send calls, by source address and optionally digest credentials.
     public var customers: [CustomerSettings] = []
+    /// Carrier trunks allowed to send calls in (origination to the operator's DIDs, `routing.dids`), by source address.
+    public var carriers: [CarrierSourceSettings] = []
     public init() {}
 
     /// The advertised address for a SIP listen address.
@@ -51,6 +57,39 @@ public struct CustomerSettings: Codable, Sendable, Equatable {
     }
 }
 
+/// One entry of `sbc.carriers`: a carrier whose calls to DIDs the SBC accepts.
+public struct CarrierSourceSettings: Codable, Sendable, Equatable {
+    public var id: String = ""
+    /// The carrier's signalling addresses (IP or CIDR).
+    public var addresses: [String] = []
+    public init() {}
+    public init(id: String, addresses: [String]) {
+        self.id = id
+        self.addresses = addresses
+    }
+}
+
+/// One entry of `routing.dids`: a number the operator owns, and the customer trunk its calls go to.
+public struct DIDSettings: Codable, Sendable, Equatable {
+    /// E.164 digits without `+`.
+    public var number: String = ""
+    /// The customer the number belongs to (CDRs, billing).
+    public var customer: String = ""
+    /// Where the customer's trunk (or PBX) takes the call.
+    public var host: String = ""
+    public var port: Int = 5060
+    /// `udp`, `tcp` or `tls`.
+    public var transport: String = "udp"
+    public init() {}
+    public init(number: String, customer: String, host: String, port: Int, transport: String = "udp") {
+        self.number = number
+        self.customer = customer
+        self.host = host
+        self.port = port
+        self.transport = transport
+    }
+}
+
 /// `routing`: the route table the routing core answers `routing.route` from.
 public struct RoutingSettings: Codable, Sendable, Equatable {
     /// How long the SBC waits for an answer (18x or final) from a target before it tries the next.
@@ -67,6 +106,8 @@ public struct RoutingSettings: Codable, Sendable, Equatable {
     public var probeTimeoutMilliseconds: Int = 2000
     /// Routes by destination prefix (E.164 digits); the longest matching prefix wins.
     public var routes: [RouteSettings] = []
+    /// The operator's numbers (DIDs) and where calls from carriers to them go.
+    public var dids: [DIDSettings] = []
     public init() {}
 }
 
@@ -132,6 +173,9 @@ extension ConfigLoader {
         }
         guard (1...604_800).contains(sbc.maximumCallSeconds) else { throw fail("sbc.maximumCallSeconds", "must be from 1 to 604800") }
         guard sbc.maximumCalls >= 1 else { throw fail("sbc.maximumCalls", "must be at least 1") }
+        guard (1024...16_777_216).contains(sbc.maximumTransactions) else {
+            throw fail("sbc.maximumTransactions", "must be from 1024 to 16777216")
+        }
         guard sbc.maximumCallsPerCustomer >= 1 else { throw fail("sbc.maximumCallsPerCustomer", "must be at least 1") }
         guard !sbc.realm.isEmpty, !sbc.realm.contains("\"") else { throw fail("sbc.realm", "must be non-empty and without quotes") }
         guard !sbc.digestAlgorithms.isEmpty else { throw fail("sbc.digestAlgorithms", "must offer at least one algorithm") }
@@ -154,7 +198,29 @@ extension ConfigLoader {
             }
             guard customer.maximumConcurrentCalls >= 0 else { throw fail("\(key).maximumConcurrentCalls", "must not be negative") }
         }
+        for (index, carrier) in sbc.carriers.enumerated() {
+            let key = "sbc.carriers[\(index)]"
+            guard !carrier.id.isEmpty else { throw fail("\(key).id", "must not be empty") }
+            guard !carrier.addresses.isEmpty else { throw fail("\(key).addresses", "must list at least one address or network") }
+            for (position, entry) in carrier.addresses.enumerated() where !isNetwork(entry) {
+                throw fail("\(key).addresses[\(position)]", "'\(entry)' is not an IP address or CIDR network")
+            }
+        }
         let routing = config.routing
+        var numbers = Set<String>()
+        for (index, did) in routing.dids.enumerated() {
+            let key = "routing.dids[\(index)]"
+            guard (6...15).contains(did.number.count), did.number.allSatisfy(\.isASCIIDigitCharacter) else {
+                throw fail("\(key).number", "must be an E.164 number of 6 to 15 digits without '+', got '\(did.number)'")
+            }
+            guard numbers.insert(did.number).inserted else { throw fail("\(key).number", "+\(did.number) is listed twice") }
+            guard !did.customer.isEmpty else { throw fail("\(key).customer", "must not be empty") }
+            guard !did.host.isEmpty else { throw fail("\(key).host", "must not be empty") }
+            guard (1...65535).contains(did.port) else { throw fail("\(key).port", "must be a port number from 1 to 65535") }
+            guard ["udp", "tcp", "tls"].contains(did.transport) else {
+                throw fail("\(key).transport", "must be one of udp, tcp, tls, got '\(did.transport)'")
+            }
+        }
         guard (100...300_000).contains(routing.setupTimeoutMilliseconds) else {
             throw fail("routing.setupTimeoutMilliseconds", "must be from 100 to 300000")
         }

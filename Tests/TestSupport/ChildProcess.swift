@@ -21,6 +21,14 @@ public final class ChildProcess: @unchecked Sendable {
         try process.run()
     }
 
+    /// A process the test forgot to stop (it threw first) is killed when its handle goes away.
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
     public var pid: Int32 { process.processIdentifier }
     public var isRunning: Bool { process.isRunning }
 

@@ -91,6 +91,53 @@ import TroncalRuntime
     }
 }
 
+/// Origination: calls from carriers to the operator's numbers.
+@Suite struct DIDRoutingTests {
+    /// One DID in each of 65 countries (distinct calling codes), each to its own customer trunk.
+    static let dids: [DIDSettings] = {
+        var seen = Set<String>()
+        var dids: [DIDSettings] = []
+        for country in CountryTable.itu.countries where country.isoCode != nil && seen.insert(country.callingCode).inserted {
+            let length = min(country.nationalNumberLengths.upperBound, 15 - country.callingCode.count)
+            let number = country.callingCode + (country.identifyingPrefixes.first ?? "") .dropFirst(country.callingCode.count)
+            let padded = number + String(repeating: "7", count: max(0, country.callingCode.count + length - number.count))
+            guard padded.count >= 6 else { continue }
+            dids.append(DIDSettings(number: padded, customer: "tenant-\(country.isoCode ?? "")", host: "192.0.2.\(dids.count % 250 + 1)", port: 5060))
+            if dids.count == 65 { break }
+        }
+        return dids
+    }()
+
+    static func table() throws -> RouteTable {
+        var settings = RoutingSettings()
+        settings.dids = dids
+        settings.routes = [RouteSettings(prefix: "", targets: [RouteTargetSettings(carrier: "world", host: "198.51.100.1", port: 5060)])]
+        return try RouteTable(settings)
+    }
+
+    @Test func everyDIDInSixtyFiveCountriesReachesItsCustomer() throws {
+        let table = try Self.table()
+        #expect(Self.dids.count == 65)
+        #expect(Set(Self.dids.map { CountryTable.itu.country(forE164: $0.number)?.callingCode }).count == 65)
+        for did in Self.dids {
+            let decision = table.decide(RouteRequest(customer: "carrier-x", caller: "1", callee: "+" + did.number, site: "a", callID: "x", fromCarrier: true))
+            #expect(decision.outcome == .onNet, "+\(did.number)")
+            #expect(decision.onNet?.trunk == did.customer && decision.onNet?.host == did.host && decision.onNet?.number == did.number)
+        }
+    }
+
+    @Test func aCarrierCallToANumberThatIsNotOursGets404() throws {
+        let decision = try Self.table().decide(RouteRequest(customer: "carrier-x", caller: "1", callee: "+34911000000", site: "a", callID: "x", fromCarrier: true))
+        #expect(decision.outcome == .reject && decision.rejectStatus == 404)
+    }
+
+    @Test func aCustomerDiallingADIDIsRoutedLikeAnyNumber() throws {
+        let did = try #require(Self.dids.first)
+        let decision = try Self.table().decide(RouteRequest(customer: "acme", caller: "1", callee: did.number, site: "a", callID: "x"))
+        #expect(decision.outcome == .route && decision.targets.map(\.carrier) == ["world"])
+    }
+}
+
 @Suite struct CarrierHealthTests {
     let trunk = CarrierHealth.Trunk(carrier: "c1", trunk: "c1")
 

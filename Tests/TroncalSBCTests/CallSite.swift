@@ -75,7 +75,12 @@ final class CallSite: Sendable {
         await routing.stop()
     }
 
+    /// Kills both services if they still run (a test that threw before `stop()`), then deletes the files.
     func remove() {
+        for child in [sbc, routing] where child.isRunning {
+            kill(child.pid, SIGKILL)
+            child.process.waitUntilExit()
+        }
         if let keep = ProcessInfo.processInfo.environment["TRONCAL_KEEP_TEST_FILES"], !keep.isEmpty {
             try? FileManager.default.copyItem(at: directory.url, to: URL(fileURLWithPath: keep).appendingPathComponent(directory.url.lastPathComponent))
         }

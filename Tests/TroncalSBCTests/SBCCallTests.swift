@@ -394,6 +394,38 @@ struct SBCCallTests {
         await site.stop()
     }
 
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func aCarrierCallToADIDReachesTheCustomerTrunkAndAnUnknownNumberGets404() async throws {
+        let customerPort = 9300
+        let site = try await CallSite { config, offset in
+            config.sbc.carriers = [CarrierSourceSettings(id: "carrier-in", addresses: [CallSite.carrierAddress + "/32"])]
+            config.routing.dids = [DIDSettings(number: "442079460018", customer: "acme", host: CallSite.customerAddress, port: customerPort + offset)]
+        }
+        defer { site.remove() }
+        // The customer's PBX answers; the carrier calls the DID.
+        let pbx = try Sipp(
+            "pbx", scenario: SippScenarios.carrier(), in: site.directory, address: CallSite.customerAddress, port: customerPort + site.offset,
+            mediaPort: customerPort + site.offset + 2, arguments: ["-m", "1"])
+        try await Task.sleep(for: .milliseconds(300))
+        let carrier = try Sipp(
+            "carrier-in", scenario: SippScenarios.caller(holdMilliseconds: 100), in: site.directory, address: CallSite.carrierAddress,
+            port: site.carrierPort(0), mediaPort: site.carrierPort(0) + 2,
+            arguments: ["-s", "+442079460018", "-m", "1", "-r", "1", "\(CallSite.sbcAddress):\(site.sipPort)"])
+        #expect(await carrier.finish() == 0, "\(carrier.report)\n\(site.logs)")
+        #expect(await pbx.finish(timeout: .seconds(10)) == 0, "\(pbx.report)")
+        #expect(!pbx.messageText.contains(CallSite.carrierAddress), "the customer saw the carrier's address")
+        let summary = try #require(await eventuallySummaries(site, count: 1).first)
+        #expect(summary.customer == "carrier-in" && summary.callee == "442079460018" && summary.answerAt != nil)
+        #expect(summary.attempts.map(\.trunk) == ["acme"])
+
+        let probe = try await SIPProbe(host: CallSite.carrierAddress)
+        #expect(try await probe.request(Self.invite(callID: "no-such-did", from: CallSite.carrierAddress), callID: "no-such-did", to: try site.sipAddress) == 404)
+        await probe.close()
+        await carrier.stop()
+        await pbx.stop()
+        await site.stop()
+    }
+
     func eventuallySummaries(_ site: CallSite, count: Int) async -> [CallSummary] {
         _ = await eventually(timeout: .seconds(15), interval: .milliseconds(100)) { ((try? site.summaries()) ?? []).count >= count }
         return (try? site.summaries()) ?? []

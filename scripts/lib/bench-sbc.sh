@@ -15,10 +15,12 @@ bench_sbc() {
     done
     local bin
     bin="$(swift build -c release --scratch-path .build-release --show-bin-path)"
-    local work
-    work="$(mktemp -d /tmp/troncal-bench-sbc.XXXXXX)"
+    BENCH_WORK="$(mktemp -d /tmp/troncal-bench-sbc.XXXXXX)"
+    local work="$BENCH_WORK"
     BENCH_PIDS=()
-    trap 'for pid in "${BENCH_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done; pkill -9 -f "$work/kamailio.cfg" 2>/dev/null || true; rm -rf "$work"' EXIT
+    trap 'for pid in "${BENCH_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done; pkill -9 -f "$BENCH_WORK/kamailio.cfg" 2>/dev/null || true; rm -rf "$BENCH_WORK"' EXIT
+    # Which systems to measure (all three by default): `scripts/bench sbc troncal kamailio`.
+    local systems="${*:-direct troncal kamailio}"
 
     local sbc_port=25060 kamailio_port=25070 carrier_port=25080 caller_port=25090
     local callee=34911234567
@@ -34,7 +36,7 @@ bench_sbc() {
            "requestsPerWindow": 1000000, "authenticatedRequestsPerWindow": 1000000, "requestsPerWindowPerAddress": 1000000 },
   "sbc": { "advertisedAddress": "127.0.0.1", "mediaPortMin": 30000, "mediaPortMax": 59999, "maximumCalls": 100000,
            "maximumCallsPerCustomer": 100000, "customers": [ { "id": "bench", "addresses": ["127.0.0.2/32"] } ] },
-  "routing": { "routes": [ { "prefix": "", "targets": [ { "carrier": "bench", "host": "127.0.0.3", "port": $carrier_port } ] } ] },
+  "routing": { "probeIntervalMilliseconds": 0, "routes": [ { "prefix": "", "targets": [ { "carrier": "bench", "host": "127.0.0.3", "port": $carrier_port } ] } ] },
   "instances": [
     { "role": "sbc", "name": "sbc-1", "linkPort": 27101, "adminPort": 28101 },
     { "role": "routing", "name": "routing-1", "linkPort": 27102, "adminPort": 28102 },
@@ -63,16 +65,17 @@ JSON
     sleep 3
 
     echo "== calls per second at < 0.1% failed calls (sipp uac -> X -> sipp uas, UDP, loopback; CPU per call of X) =="
-    local direct troncal kamailio
-    direct="$(bench_sbc_search direct "127.0.0.3:$carrier_port" "")"
-    troncal="$(bench_sbc_search troncal "127.0.0.1:$sbc_port" "$sbc_pid $routing_pid")"
-    kamailio="$(bench_sbc_search kamailio "127.0.0.1:$kamailio_port" "$(pgrep -f "$work/kamailio.cfg" | tr '\n' ' ')")"
+    local direct="0 0" troncal="0 0" kamailio="0 0"
+    [[ " $systems " == *" direct "* ]] && direct="$(bench_sbc_search direct "127.0.0.3:$carrier_port" "")"
+    [[ " $systems " == *" troncal "* ]] && troncal="$(bench_sbc_search troncal "127.0.0.1:$sbc_port" "$sbc_pid $routing_pid")"
+    [[ " $systems " == *" kamailio "* ]] && kamailio="$(bench_sbc_search kamailio "127.0.0.1:$kamailio_port" "$(pgrep -f "$work/kamailio.cfg" | tr '\n' ' ')")"
     local direct_rate=${direct%% *} troncal_rate=${troncal%% *} kamailio_rate=${kamailio%% *}
     printf '%-10s %8s cps   CPU %s ms/call\n' direct "$direct_rate" "${direct#* }"
     printf '%-10s %8s cps   CPU %s ms/call (troncal-sbc + troncal-routing)\n' troncal "$troncal_rate" "${troncal#* }"
     printf '%-10s %8s cps   CPU %s ms/call (all kamailio processes)\n' kamailio "$kamailio_rate" "${kamailio#* }"
     awk -v t="$troncal_rate" -v k="$kamailio_rate" -v d="$direct_rate" 'BEGIN {
-        printf "ratios: troncal/kamailio %.2f, troncal/direct %.2f, kamailio/direct %.2f\n", t / k, t / d, k / d }'
+        printf "ratios: troncal/kamailio %s, troncal/direct %s, kamailio/direct %s\n",
+            (k > 0 ? sprintf("%.2f", t / k) : "-"), (d > 0 ? sprintf("%.2f", t / d) : "-"), (d > 0 ? sprintf("%.2f", k / d) : "-") }'
 }
 
 # The CPU ticks (user + system) used so far by these PIDs.
@@ -86,7 +89,7 @@ bench_sbc_ticks() {
     echo "$total"
 }
 
-# One trial: `calls` calls at `rate`; prints "failed-permille cpu-ms-per-call".
+# One trial: `calls` calls at `rate` (5 s of calls, at least 1,000); prints "failed-permille cpu-ms-per-call".
 bench_sbc_trial() {
     local target="$1" rate="$2" calls="$3" pids="$4" name="$5"
     local work_dir
@@ -122,7 +125,7 @@ bench_sbc_search() {
     local name="$1" target="$2" pids="$3"
     local good=0 good_cpu=0 bad=0 rate=100 result permille cpu
     while [ "$rate" -le 12800 ]; do
-        result="$(bench_sbc_trial "$target" "$rate" $((rate * 10 > 1000 ? rate * 10 : 1000)) "$pids" "$name")"
+        result="$(bench_sbc_trial "$target" "$rate" $((rate * 5 > 1000 ? rate * 5 : 1000)) "$pids" "$name")"
         permille="${result% *}"
         cpu="${result#* }"
         if awk -v p="$permille" 'BEGIN { exit !(p < 1) }'; then
@@ -134,12 +137,17 @@ bench_sbc_search() {
             break
         fi
     done
+    if [ "$good" -eq 0 ]; then
+        echo "   $name: fails at the lowest rate; see its logs" >&2
+        echo "0 0"
+        return
+    fi
     if [ "$bad" -gt 0 ]; then
         local step
         for step in 1 2 3; do
             rate=$(((good + bad) / 2))
             [ "$rate" -le "$good" ] && break
-            result="$(bench_sbc_trial "$target" "$rate" $((rate * 10 > 1000 ? rate * 10 : 1000)) "$pids" "$name")"
+            result="$(bench_sbc_trial "$target" "$rate" $((rate * 5 > 1000 ? rate * 5 : 1000)) "$pids" "$name")"
             permille="${result% *}"
             cpu="${result#* }"
             if awk -v p="$permille" 'BEGIN { exit !(p < 1) }'; then

@@ -59,13 +59,16 @@ public struct SBCService: TroncalService {
         self.relay = relay
         let spool = try CallSummarySpool(directory: context.stateDirectory.appendingPathComponent("cdr-spool"), logger: context.logger)
         self.spool = spool
-        let engine = CallEngine(
-            configuration: CallEngine.Configuration(
+        var engineConfiguration = CallEngine.Configuration(
                 advertisedAddress: advertised, site: context.config.site, instance: context.instance.name, realm: sbc.realm,
                 digestAlgorithms: sbc.digestAlgorithms.compactMap { DigestAlgorithm(token: $0) },
                 maximumCalls: sbc.maximumCalls, maximumCallsPerCustomer: sbc.maximumCallsPerCustomer,
-                maximumCallDuration: .seconds(sbc.maximumCallSeconds), refuseUnknownSources: sip.refusedSources == "refuse"),
+                maximumCallDuration: .seconds(sbc.maximumCallSeconds), refuseUnknownSources: sip.refusedSources == "refuse")
+        engineConfiguration.maximumTransactions = sbc.maximumTransactions
+        let engine = CallEngine(
+            configuration: engineConfiguration,
             customers: CustomerDirectory(sbc.customers),
+            carriers: CustomerDirectory(sbc.carriers.map { CustomerSettings(id: $0.id, addresses: $0.addresses) }),
             router: context.links[.routing].map { LinkCallRouter(client: $0, timeout: .milliseconds(context.config.link.requestTimeoutMilliseconds)) }
                 ?? NoRouter(),
             sink: spool, relay: relay, frontDoor: frontDoor, logger: context.logger, loop: MultiThreadedEventLoopGroup.singleton.next())

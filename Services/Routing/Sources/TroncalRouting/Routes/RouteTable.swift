@@ -12,6 +12,8 @@ public struct RouteTable: Sendable {
     let byCustomer: [String: PrefixTrie<RouteSettings>]
     let normalizer: NumberNormalizer?
     let setupTimeoutMilliseconds: Int
+    /// The operator's numbers, by E.164 digits.
+    let dids: [String: DIDSettings]
 
     public init(_ settings: RoutingSettings) throws(NumberingError) {
         var general = PrefixTrie<RouteSettings>()
@@ -30,7 +32,11 @@ public struct RouteTable: Sendable {
         self.byCustomer = byCustomer.mapValues { var trie = $0; trie.compact(); return trie }
         self.normalizer = settings.nationalCountry.isEmpty ? nil : try NumberNormalizer(country: settings.nationalCountry)
         self.setupTimeoutMilliseconds = settings.setupTimeoutMilliseconds
+        self.dids = Dictionary(settings.dids.map { ($0.number, $0) }, uniquingKeysWith: { first, _ in first })
     }
+
+    /// How many DIDs the table holds.
+    public var didCount: Int { dids.count }
 
     public var count: Int { general.count + byCustomer.values.reduce(0) { $0 + $1.count } }
 
@@ -58,6 +64,16 @@ public struct RouteTable: Sendable {
             digits = try e164Digits(request.callee)
         } catch {
             return RouteDecision(outcome: .reject, rejectStatus: 404, reason: "the called number is not a valid number: \(error.detail)")
+        }
+        if request.fromCarrier {
+            // Origination: only the operator's own numbers are taken from carriers.
+            guard let did = dids[digits] else {
+                return RouteDecision(outcome: .reject, callee: digits, rejectStatus: 404, reason: "+\(digits) is not one of our numbers")
+            }
+            let target = RouteTarget(
+                carrier: "on-net", trunk: did.customer, host: did.host, port: did.port, transport: did.transport, number: digits,
+                setupTimeoutMilliseconds: setupTimeoutMilliseconds)
+            return RouteDecision(outcome: .onNet, callee: digits, onNet: target)
         }
         let specific = byCustomer[request.customer]?.longestMatch(digits)
         let any = general.longestMatch(digits)

@@ -127,6 +127,8 @@ public struct B2BUACall: Sendable {
     public private(set) var state: State = .routing
     public let configuration: Configuration
     public let customer: String
+    /// The call came in from a carrier (to one of the operator's DIDs), not from a customer.
+    public var fromCarrier = false
     public let site: String
     public let instance: String
     let callerInvite: SIPRequest
@@ -184,7 +186,7 @@ public struct B2BUACall: Sendable {
     /// The first actions: a 100 Trying is the transaction layer's; the call asks routing.
     public mutating func start() -> [Action] {
         let caller = ((try? callerInvite.headers.from()) ?? nil)?.uri.user ?? ""
-        return [.route(RouteRequest(customer: customer, caller: caller, callee: callee, site: site, callID: callerCallID))]
+        return [.route(RouteRequest(customer: customer, caller: caller, callee: callee, site: site, callID: callerCallID, fromCarrier: fromCarrier))]
     }
 
     public mutating func handle(_ event: Event, now: Date) -> [Action] {

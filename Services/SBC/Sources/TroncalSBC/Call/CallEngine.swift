@@ -32,6 +32,8 @@ public final class CallEngine: Sendable {
         public var maximumCallsPerCustomer: Int
         public var maximumCallDuration: Duration
         public var refuseUnknownSources: Bool
+        /// SIP transactions held at once (`sbc.maximumTransactions`).
+        public var maximumTransactions: Int = 262_144
         public var timers: TransactionTimers
 
         public init(
@@ -55,6 +57,8 @@ public final class CallEngine: Sendable {
 
     let configuration: Configuration
     let customers: CustomerDirectory
+    /// Carriers allowed to send calls to the operator's DIDs, as customers of their own (no credentials).
+    let carriers: CustomerDirectory
     let router: any CallRouter
     let sink: any CallSummarySink
     let relay: MediaRelay
@@ -63,16 +67,18 @@ public final class CallEngine: Sendable {
     let loop: any EventLoop
     let authenticator: DigestAuthenticator
     private let transportBox = TransportReference()
-    private let state = Mutex(EngineState())
+    private let state: Mutex<EngineState>
     private let activeCalls = Gauge(label: "troncal_sbc_calls_active")
     private let callsStarted = Counter(label: "troncal_sbc_calls_total")
 
     public init(
-        configuration: Configuration, customers: CustomerDirectory, router: any CallRouter, sink: any CallSummarySink, relay: MediaRelay,
+        configuration: Configuration, customers: CustomerDirectory, carriers: CustomerDirectory = CustomerDirectory([]), router: any CallRouter, sink: any CallSummarySink, relay: MediaRelay,
         frontDoor: SIPFrontDoor, logger: Logger, loop: any EventLoop
     ) {
         self.configuration = configuration
+        self.state = Mutex(EngineState(transactions: TransactionTable(capacity: configuration.maximumTransactions)))
         self.customers = customers
+        self.carriers = carriers
         self.router = router
         self.sink = sink
         self.relay = relay
@@ -244,6 +250,7 @@ struct CallSlot: Sendable {
     let customer: String
     let callerCallID: String
     let calleeCallID: String
+    let fromCarrier: Bool
     var relay: MediaRelaySession?
     var currentAttempt: TransactionID?
     var currentTarget: RouteTarget?
@@ -259,7 +266,11 @@ struct CallSlot: Sendable {
 }
 
 struct EngineState: Sendable {
-    var transactions = TransactionTable()
+    var transactions: TransactionTable
+
+    init(transactions: TransactionTable = TransactionTable(capacity: 0)) {
+        self.transactions = transactions
+    }
     var serverSources: [TransactionID: SIPSource] = [:]
     var clientDestinations: [TransactionID: CallEngine.Destination] = [:]
     var owners: [TransactionID: TransactionOwner] = [:]
@@ -339,7 +350,7 @@ struct Core {
         case .newRequest(let id):
             guard case .request(let request) = message else { return }
             if request.method == .invite, !configuration.refuseUnknownSources, ((try? request.headers.to()) ?? nil)?.tag == nil,
-                engine.customers.customers(at: inbound.source.remoteIP).isEmpty
+                engine.customers.customers(at: inbound.source.remoteIP).isEmpty, engine.carriers.customers(at: inbound.source.remoteIP).isEmpty
             {
                 // Not a customer, and told to say nothing: not even 100 Trying.
                 Counter(label: "troncal_sbc_calls_refused_total", dimensions: [("reason", "unknown-source")]).increment()
@@ -522,14 +533,19 @@ struct Core {
 
     mutating func newCall(_ invite: SIPRequest, on id: TransactionID, source: SIPSource) {
         let ip = source.remoteIP
-        let candidates = engine.customers.customers(at: ip)
-        guard let first = candidates.first else {
+        // A carrier's own network beats a broader customer network (say a roaming customer on 0.0.0.0/0).
+        let carrierLength = engine.carriers.bestPrefixLength(at: ip) ?? -1
+        let carrier = carrierLength > (engine.customers.bestPrefixLength(at: ip) ?? -1) ? engine.carriers.customers(at: ip).first : nil
+        let candidates = carrier == nil ? engine.customers.customers(at: ip) : []
+        guard let first = candidates.first ?? carrier else {
             Counter(label: "troncal_sbc_calls_refused_total", dimensions: [("reason", "unknown-source")]).increment()
             logger.info("call from an unknown source refused", metadata: ["source": "\(source)"])
             return answer(invite, on: id, 403, "Forbidden")
         }
         var customer = first
-        if !first.username.isEmpty {
+        if carrier != nil {
+            engine.frontDoor.recordAuthenticated(source, account: "carrier:\(first.id)")
+        } else if !first.username.isEmpty {
             guard let authenticated = authenticate(invite, on: id, source: source, candidates: candidates) else { return }
             customer = authenticated
         } else {
@@ -556,7 +572,8 @@ struct Core {
         state.nextCall += 1
         let calleeCallID = Self.identifier(24)
         state.calls[number] = CallSlot(
-            invite: invite, source: source, inviteTransaction: id, customer: customer.id, callerCallID: callerCallID, calleeCallID: calleeCallID)
+            invite: invite, source: source, inviteTransaction: id, customer: customer.id, callerCallID: callerCallID, calleeCallID: calleeCallID,
+            fromCarrier: carrier != nil)
         state.callIDs[callerCallID] = (number, .caller)
         state.callIDs[calleeCallID] = (number, .callee)
         state.owners[id] = .callerInvite(number)
@@ -646,11 +663,12 @@ struct Core {
             carrierSideMediaAddress: address, relayPorts: (session.callerPort, session.calleePort),
             maximumDuration: configuration.maximumCallDuration)
         callConfiguration.carrierSideContacts = contacts
-        let call = B2BUACall(
+        var call = B2BUACall(
             invite: slot.invite, customer: slot.customer, site: configuration.site, instance: configuration.instance,
             configuration: callConfiguration,
             callerLocalTag: Self.identifier(12), calleeCallID: slot.calleeCallID, calleeLocalTag: Self.identifier(12),
             summaryID: UUID().uuidString.lowercased(), now: Date())
+        call.fromCarrier = slot.fromCarrier
         slot.call = call
         state.calls[number] = slot
         var machine = call

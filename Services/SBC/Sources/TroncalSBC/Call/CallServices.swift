@@ -139,6 +139,11 @@ public struct CustomerDirectory: Sendable {
         self.entries = entries.sorted { $0.network.prefixLength > $1.network.prefixLength }
     }
 
+    /// The length of the most specific network holding `address`, if any.
+    public func bestPrefixLength(at address: String) -> Int? {
+        entries.first { $0.network.contains(address) }?.network.prefixLength
+    }
+
     /// Every customer whose trunk addresses hold `address`, the most specific first.
     public func customers(at address: String) -> [CustomerSettings] {
         var seen = Set<String>()
