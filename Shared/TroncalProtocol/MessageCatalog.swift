@@ -42,6 +42,19 @@ public enum MessageCatalog {
         MessageDescriptor(
             CallAttemptReport.self, kind: .oneWay, senders: [.sbc],
             summary: "outcome of one carrier attempt (answered, failed with status, no answer, transport error)"),
+        MessageDescriptor(
+            TrunkUsage.self, kind: .oneWay, senders: [.sbc],
+            summary: "a carrier trunk seized for a call, or an answered call on it ended (capacity counting)"),
+        MessageDescriptor(
+            RoutingImport.self, kind: .request, senders: [.operator],
+            summary: "one part of a CSV upload replacing a routing catalog (carriers, plans, routes, rates, dids)"),
+        MessageDescriptor(RoutingImportResult.self, kind: .reply, senders: nil, summary: "reply to routing.import: rows stored, new generation"),
+        MessageDescriptor(RoutingExport.self, kind: .request, senders: [.operator], summary: "one part of a routing catalog as CSV"),
+        MessageDescriptor(RoutingExportPart.self, kind: .reply, senders: nil, summary: "reply to routing.export: CSV part, part count, generation"),
+        MessageDescriptor(
+            RoutingInspect.self, kind: .request, senders: [.operator, .monitor],
+            summary: "catalog sizes and every trunk's health and load"),
+        MessageDescriptor(RoutingInspection.self, kind: .reply, senders: nil, summary: "reply to routing.inspect"),
         MessageDescriptor(ProtocolError.self, kind: .reply, senders: nil, summary: "error reply: code and message"),
         MessageDescriptor(
             TrunkProbe.self, kind: .request, senders: [.routing],

@@ -1,3 +1,5 @@
+internal import Foundation
+
 /// `sbc`: call handling at the SBC edge (the border itself is `sip`).
 public struct SBCSettings: Codable, Sendable, Equatable {
     /// The address the SBC writes into Via, Contact and SDP: where customers and carriers send SIP and RTP.
@@ -108,6 +110,8 @@ public struct RoutingSettings: Codable, Sendable, Equatable {
     public var routes: [RouteSettings] = []
     /// The operator's numbers (DIDs) and where calls from carriers to them go.
     public var dids: [DIDSettings] = []
+    /// The IANA time zone (`Europe/Madrid`) in which the `days` and `hours` of imported routes are read.
+    public var timeZone: String = "UTC"
     public init() {}
 }
 
@@ -230,6 +234,9 @@ extension ConfigLoader {
         }
         guard (100...32000).contains(routing.probeTimeoutMilliseconds) else {
             throw fail("routing.probeTimeoutMilliseconds", "must be from 100 to 32000")
+        }
+        guard TimeZone(identifier: routing.timeZone) != nil else {
+            throw fail("routing.timeZone", "must be an IANA time zone such as UTC or Europe/Madrid, got '\(routing.timeZone.prefix(40))'")
         }
         for (index, route) in routing.routes.enumerated() {
             let key = "routing.routes[\(index)]"

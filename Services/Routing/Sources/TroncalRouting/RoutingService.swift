@@ -1,4 +1,5 @@
 public import Logging
+internal import Foundation
 internal import Metrics
 public import TroncalLink
 public import TroncalProtocol
@@ -7,47 +8,60 @@ public import TroncalStore
 public import ServiceLifecycle
 
 /// The `routing` service: the routing core: E.164 longest-prefix routing over several carriers, failover, carrier
-/// health and DIDs.
+/// health and capacity, and DIDs.
 ///
-/// It answers `routing.route` from the route table of the site configuration (`routing.routes`): the ordered
-/// carrier targets for the callee's longest matching prefix, or a refusal (403 blocked, 404 no route or an
-/// invalid number, 503 no carrier in service). The SBC reports each attempt's outcome with `routing.attempt`;
-/// with those and with OPTIONS probes sent through an SBC (`sbc.probe`), `HealthBoard` takes failing trunks
-/// out of routes and puts them back when they answer again.
+/// It answers `routing.route` from the configured routes of the site configuration (`routing.routes`) and the
+/// imported catalogs (carriers, plans, routes, rates, DIDs: `routing.import`, stored in its database): the ordered
+/// carrier targets for the callee's longest matching prefix, or a refusal (403 blocked, 404 no route or an invalid
+/// number, 503 no carrier in service or with room). The SBC reports each attempt's outcome with `routing.attempt`
+/// and trunk seizures with `routing.usage`; with those and with OPTIONS probes sent through an SBC (`sbc.probe`),
+/// `HealthBoard` takes failing trunks out of routes and puts them back when they answer again, and `TrunkLoad`
+/// keeps full trunks out.
 public struct RoutingService: TroncalService {
     public static let role = Role.routing
     public static let dependencies: [Role] = [.billing, .sbc]
-    public static let migrations: [Migration]? = []
+    public static let migrations: [Migration]? = CatalogStore.migrations
 
     let context: ServiceContext
-    let table: RouteTable
+    public let catalogs: CatalogManager
     public let board: HealthBoard
+    public let load: TrunkLoad
 
     public init(context: ServiceContext) async throws {
         self.context = context
         do {
-            table = try RouteTable(context.config.routing)
-        } catch {
+            catalogs = try await CatalogManager(settings: context.config.routing, store: context.store, logger: context.logger)
+        } catch let error as NumberingError {
             throw ConfigError(file: "configuration", key: "routing", "the route table cannot be built: \(error)")
         }
         board = HealthBoard(failuresToTakeOut: context.config.routing.failuresToTakeOut, logger: context.logger)
-        context.logger.info("route table loaded", metadata: ["routes": "\(table.count)", "trunks": "\(table.trunks.count)"])
+        load = TrunkLoad(seizureLifetime: TimeInterval(context.config.sbc.maximumCallSeconds + 600))
+        let table = catalogs.table
+        context.logger.info("route table loaded", metadata: [
+            "routes": "\(table.count)", "trunks": "\(table.trunks.count)", "dids": "\(table.didCount)",
+        ])
     }
 
     public var services: [any Service] {
         let routing = context.config.routing
         guard routing.probeIntervalMilliseconds > 0, let sbc = context.links[.sbc] else { return [] }
+        let catalogs = catalogs
         return [TrunkProber(
-            trunks: table.trunks, sbc: sbc, board: board, interval: .milliseconds(routing.probeIntervalMilliseconds),
+            trunks: { catalogs.table.trunks }, sbc: sbc, board: board, interval: .milliseconds(routing.probeIntervalMilliseconds),
             timeout: .milliseconds(routing.probeTimeoutMilliseconds), logger: context.logger)]
     }
 
     public func register(_ handlers: inout LinkHandlers) {
-        let table = table
+        let catalogs = catalogs
         let board = board
+        let load = load
         let logger = context.logger
         handlers.on(RouteRequest.self, from: [.sbc]) { request, peer in
-            let decision = table.decide(request, inService: board.isInService)
+            let now = Date()
+            let decision = catalogs.table.decide(request, now: now) { trunk in
+                guard board.isInService(trunk.key) else { return .outOfService }
+                return load.hasRoom(trunk, now: now) ? .available : .atCapacity
+            }
             Counter(label: "troncal_routing_decisions_total", dimensions: [("outcome", decision.outcome.rawValue)]).increment()
             if decision.outcome == .reject {
                 logger.info("call refused by routing", metadata: [
@@ -59,12 +73,39 @@ public struct RoutingService: TroncalService {
         }
         handlers.onMessage(CallAttemptReport.self, from: [.sbc]) { report, peer in
             board.record(report)
+            load.record(report)
             Counter(label: "troncal_routing_attempts_total", dimensions: [("carrier", report.carrier), ("result", report.result.rawValue)])
                 .increment()
             logger.debug("call attempt", metadata: [
                 "call-id": "\(report.callID)", "carrier": "\(report.carrier)", "trunk": "\(report.trunk)", "result": "\(report.result.rawValue)",
                 "status": "\(report.status.map(String.init) ?? "-")",
             ])
+        }
+        handlers.onMessage(TrunkUsage.self, from: [.sbc]) { usage, _ in
+            load.record(usage)
+        }
+        handlers.on(RoutingImport.self, from: [.operator]) { part, peer in
+            try await catalogs.receive(part)
+        }
+        handlers.on(RoutingExport.self, from: [.operator]) { request, _ in
+            try catalogs.export(request)
+        }
+        handlers.on(RoutingInspect.self, from: [.operator, .monitor]) { _, _ in
+            let table = catalogs.table
+            let catalog = catalogs.catalog
+            let trunks = table.allTrunks.map { trunk in
+                let status = board.status(of: trunk.key)
+                let (inProgress, lastSecond) = load.load(of: trunk.key)
+                return RoutingInspection.Trunk(
+                    carrier: trunk.carrier, trunk: trunk.trunk, inService: status.inService, reason: status.reason,
+                    consecutiveFailures: status.consecutiveFailures, answerSeizureRatio: status.answerSeizureRatio,
+                    postDialDelayMilliseconds: status.postDialDelayMilliseconds, callsInProgress: inProgress, callsLastSecond: lastSecond,
+                    maximumCalls: trunk.maximumCalls, maximumCallsPerSecond: trunk.maximumCallsPerSecond)
+            }
+            return RoutingInspection(
+                catalogs: RoutingCatalogKind.allCases.map {
+                    RoutingInspection.Catalog(kind: $0, rows: catalog.rows(of: $0), generation: catalog.generations[$0] ?? 0)
+                }, prefixes: table.count, trunks: trunks)
         }
     }
 }

@@ -47,14 +47,15 @@ public final class HealthBoard: Sendable {
 /// Probes every trunk of the route table with SIP OPTIONS through an SBC, every `interval`. An SBC that cannot
 /// be reached says nothing about the trunks: such rounds are skipped, not counted against them.
 public struct TrunkProber: Service {
-    let trunks: [RouteTarget]
+    /// The trunks to probe, read again each round (an import may change them).
+    let trunks: @Sendable () -> [RouteTarget]
     let sbc: LinkClient
     let board: HealthBoard
     let interval: Duration
     let timeout: Duration
     let logger: Logger
 
-    public init(trunks: [RouteTarget], sbc: LinkClient, board: HealthBoard, interval: Duration, timeout: Duration, logger: Logger) {
+    public init(trunks: @escaping @Sendable () -> [RouteTarget], sbc: LinkClient, board: HealthBoard, interval: Duration, timeout: Duration, logger: Logger) {
         self.trunks = trunks
         self.sbc = sbc
         self.board = board
@@ -64,10 +65,10 @@ public struct TrunkProber: Service {
     }
 
     public func run() async throws {
-        guard !trunks.isEmpty else { return try await gracefulShutdown() }
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let round = trunks()
             await withTaskGroup(of: Void.self) { group in
-                for target in trunks {
+                for target in round {
                     group.addTask { await probe(target) }
                 }
             }

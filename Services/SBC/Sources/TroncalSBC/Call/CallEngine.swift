@@ -713,6 +713,9 @@ struct Core {
                 if let id = sendRequest(request, to: .address(host: target.host, port: target.port, transport: kind), owner: .calleeInvite(number), via: kind) {
                     state.calls[number]?.currentAttempt = id
                     state.calls[number]?.currentTarget = target
+                    let router = engine.router
+                    let usage = TrunkUsage(event: .seized, carrier: target.carrier, trunk: target.trunk, callID: slot.callerCallID)
+                    effects.append(.task { await router.usage(usage) })
                 } else {
                     callEvent(number, .attemptTransportFailed)
                 }
@@ -747,6 +750,11 @@ struct Core {
                     "result": "\(report.result.rawValue)", "status": "\(report.status.map(String.init) ?? "-")",
                 ])
             case .finished(let finished):
+                if let answered = finished.attempts.last(where: { $0.result == .answered }) {
+                    let router = engine.router
+                    let usage = TrunkUsage(event: .released, carrier: answered.carrier, trunk: answered.trunk, callID: finished.callID)
+                    effects.append(.task { await router.usage(usage) })
+                }
                 let relay = engine.relay
                 let session = slot.relay
                 let sink = engine.sink

@@ -1,4 +1,5 @@
 public import Foundation
+internal import NIOPosix
 public import Logging
 public import TroncalLink
 public import TroncalProtocol
@@ -8,6 +9,12 @@ public import TroncalRuntime
 public protocol CallRouter: Sendable {
     func route(_ request: RouteRequest) async throws -> RouteDecision
     func report(_ attempt: CallAttemptReport) async
+    /// A trunk seized for a call, or an answered call on it ended (the routing core counts trunk capacity).
+    func usage(_ usage: TrunkUsage) async
+}
+
+extension CallRouter {
+    public func usage(_ usage: TrunkUsage) async {}
 }
 
 /// The routing core over the mutual-TLS link.
@@ -26,6 +33,10 @@ public struct LinkCallRouter: CallRouter {
 
     public func report(_ attempt: CallAttemptReport) async {
         try? await client.send(attempt, timeout: timeout)
+    }
+
+    public func usage(_ usage: TrunkUsage) async {
+        try? await client.send(usage, timeout: timeout)
     }
 }
 
@@ -58,7 +69,8 @@ public struct CallSummarySpool: CallSummarySink {
 
     public func submit(_ summary: CallSummary) async {
         do {
-            try write(summary)
+            // fsync blocks: run it on NIO's thread pool, not on the few threads of the cooperative pool.
+            try await NIOThreadPool.singleton.runIfActive { try self.write(summary) }
         } catch {
             logger.error("call summary could not be spooled", metadata: [
                 "call-id": "\(summary.callID)", "customer": "\(summary.customer)", "reason": "\(error)",

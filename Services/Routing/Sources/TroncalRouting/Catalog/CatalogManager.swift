@@ -1,0 +1,182 @@
+public import Foundation
+public import Logging
+internal import Metrics
+public import TroncalProtocol
+public import TroncalRuntime
+public import TroncalStore
+import Synchronization
+
+/// The route table in force and the catalogs it was built from, with imports that replace a catalog whole: parts
+/// are gathered per upload, the final part is checked row by row and against the other catalogs, stored, and only
+/// then is the new table swapped in. Calls routed meanwhile use the old table; a bad file changes nothing.
+public final class CatalogManager: Sendable {
+    struct Current: Sendable {
+        var catalog: RoutingCatalog
+        var table: RouteTable
+        /// Export parts cached per kind and generation.
+        var exports: [RoutingCatalogKind: (generation: Int64, parts: [String])] = [:]
+    }
+
+    struct Upload {
+        var kind: RoutingCatalogKind
+        var nextPart = 0
+        var text = ""
+        var touched: Date
+    }
+
+    let settings: RoutingSettings
+    let store: CatalogStore?
+    let logger: Logger
+    private let current: Mutex<Current>
+    private let uploads = Mutex<[String: Upload]>([:])
+    private let importing = ImportLock()
+
+    /// The most CSV text one upload may hold, and all uploads together.
+    public static let maximumUploadBytes = 256 << 20
+    /// CSV text per export part (a frame holds 1 MiB by default; JSON escaping can double quotes).
+    public static let exportPartBytes = 256 << 10
+
+    public init(settings: RoutingSettings, store: (any SQLStore)?, logger: Logger) async throws {
+        self.settings = settings
+        self.store = store.map(CatalogStore.init)
+        self.logger = logger
+        let catalog = try await self.store?.load() ?? RoutingCatalog()
+        let table = try RouteTable(settings, catalog: catalog)
+        current = Mutex(Current(catalog: catalog, table: table))
+        if table.skippedRoutes > 0 {
+            logger.warning("route rows skipped: their carrier has no trunk", metadata: ["routes": "\(table.skippedRoutes)"])
+        }
+    }
+
+    /// The table to route from now (a cheap copy: its storage is shared).
+    public var table: RouteTable { current.withLock { $0.table } }
+    public var catalog: RoutingCatalog { current.withLock { $0.catalog } }
+
+    /// One part of an upload; the final one applies it.
+    public func receive(_ part: RoutingImport, now: Date = Date()) async throws -> RoutingImportResult {
+        let text: String? = try uploads.withLock { uploads throws(ProtocolError) -> String? in
+            uploads = uploads.filter { now.timeIntervalSince($0.value.touched) < 300 }
+            var upload = uploads[part.upload] ?? Upload(kind: part.kind, touched: now)
+            guard upload.kind == part.kind else { throw ProtocolError(.badRequest, "upload \(part.upload.prefix(40)) is for \(upload.kind.rawValue), not \(part.kind.rawValue)") }
+            guard part.part == upload.nextPart else {
+                uploads[part.upload] = nil
+                throw ProtocolError(.badRequest, "part \(part.part) came where part \(upload.nextPart) was expected; the upload is dropped, send it again")
+            }
+            let total = uploads.values.reduce(0) { $0 + $1.text.utf8.count } + part.csv.utf8.count
+            guard total <= Self.maximumUploadBytes else {
+                uploads[part.upload] = nil
+                throw ProtocolError(.badRequest, "uploads in progress would exceed \(Self.maximumUploadBytes >> 20) MiB; the upload is dropped")
+            }
+            upload.text += part.csv
+            upload.nextPart += 1
+            upload.touched = now
+            if part.final {
+                uploads[part.upload] = nil
+                return upload.text
+            }
+            uploads[part.upload] = upload
+            return nil
+        }
+        guard let text else { return RoutingImportResult(kind: part.kind, rows: 0, generation: 0, milliseconds: 0) }
+        return try await apply(part.kind, csv: text)
+    }
+
+    /// Checks `csv` as the new catalog of `kind`, stores it and swaps the route table.
+    public func apply(_ kind: RoutingCatalogKind, csv: String) async throws -> RoutingImportResult {
+        try await importing.run {
+            let started = ContinuousClock.now
+            var candidate = catalog
+            do {
+                try CatalogCSV.read(kind, csv, into: &candidate)
+                try CatalogCSV.checkReferences(candidate)
+            } catch {
+                logger.notice("catalog import refused", metadata: ["kind": "\(kind.rawValue)", "reason": "\(error)"])
+                Counter(label: "troncal_routing_imports_total", dimensions: [("kind", kind.rawValue), ("result", "refused")]).increment()
+                throw ProtocolError(.badRequest, "\(kind.rawValue): \(error)")
+            }
+            let table: RouteTable
+            do {
+                table = try RouteTable(settings, catalog: candidate)
+            } catch {
+                throw ProtocolError(.badRequest, "\(kind.rawValue): the route table cannot be built: \(error)")
+            }
+            var generation = (candidate.generations[kind] ?? 0) + 1
+            if let store {
+                do {
+                    generation = try await store.replace(kind, from: candidate)
+                } catch {
+                    logger.error("catalog import not stored", metadata: ["kind": "\(kind.rawValue)", "reason": "\(error)"])
+                    Counter(label: "troncal_routing_imports_total", dimensions: [("kind", kind.rawValue), ("result", "failed")]).increment()
+                    throw ProtocolError(.unavailable, "\(kind.rawValue): the catalog could not be stored, nothing changed: \(error)")
+                }
+            }
+            candidate.generations[kind] = generation
+            let rows = candidate.rows(of: kind)
+            current.withLock { current in
+                current.catalog = candidate
+                current.table = table
+                current.exports[kind] = nil
+            }
+            let milliseconds = Int((ContinuousClock.now - started) / .milliseconds(1))
+            Counter(label: "troncal_routing_imports_total", dimensions: [("kind", kind.rawValue), ("result", "applied")]).increment()
+            logger.notice("catalog imported", metadata: [
+                "kind": "\(kind.rawValue)", "rows": "\(rows)", "generation": "\(generation)", "milliseconds": "\(milliseconds)",
+                "prefixes": "\(table.count)", "skipped-routes": "\(table.skippedRoutes)",
+            ])
+            return RoutingImportResult(kind: kind, rows: rows, generation: generation, milliseconds: milliseconds)
+        }
+    }
+
+    /// One part of the CSV export of `kind`.
+    public func export(_ request: RoutingExport) throws(ProtocolError) -> RoutingExportPart {
+        let (generation, parts) = current.withLock { current in
+            let generation = current.catalog.generations[request.kind] ?? 0
+            if let cached = current.exports[request.kind], cached.generation == generation { return cached }
+            let parts = Self.split(CatalogCSV.render(request.kind, current.catalog), partBytes: Self.exportPartBytes)
+            current.exports[request.kind] = (generation, parts)
+            return (generation, parts)
+        }
+        guard parts.indices.contains(request.part) else {
+            throw ProtocolError(.badRequest, "\(request.kind.rawValue) has parts 0 to \(parts.count - 1), not \(request.part)")
+        }
+        return RoutingExportPart(kind: request.kind, part: request.part, parts: parts.count, generation: generation, csv: parts[request.part])
+    }
+
+    /// Whole lines in parts of at most about `partBytes` (a longer line is a part of its own).
+    public static func split(_ text: String, partBytes: Int) -> [String] {
+        var parts: [String] = []
+        var part = ""
+        var size = 0
+        for line in text.split(separator: "\n") {
+            let length = line.utf8.count + 1
+            if size > 0, size + length > partBytes {
+                parts.append(part)
+                part = ""
+                size = 0
+            }
+            part += line
+            part += "\n"
+            size += length
+        }
+        if !part.isEmpty || parts.isEmpty { parts.append(part) }
+        return parts
+    }
+}
+
+/// Runs one import at a time, in arrival order.
+actor ImportLock {
+    private var busy = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func run<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        if busy {
+            await withCheckedContinuation { waiters.append($0) }
+        } else {
+            busy = true
+        }
+        defer {
+            if waiters.isEmpty { busy = false } else { waiters.removeFirst().resume() }
+        }
+        return try await body()
+    }
+}
