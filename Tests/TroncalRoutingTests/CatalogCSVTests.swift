@@ -102,9 +102,9 @@ import TroncalProtocol
         catalog = try Self.read(.routes, "prefix,carrier,trunk\n34,alpha,a2\n44,beta,\n", into: catalog)
         try CatalogCSV.checkReferences(catalog)
         for (text, expected) in [
-            ("prefix,carrier\n34,gamma\n", "line 2, column 'carrier': routes: carrier 'gamma' has no trunk"),
-            ("prefix,carrier,trunk\n34,alpha,a9\n", "line 2, column 'trunk': routes: carrier 'alpha' has no trunk 'a9'"),
-            ("plan,prefix,carrier\ngold,34,alpha\n", "line 2, column 'plan': routes: plan 'gold' is not in the plans catalog"),
+            ("prefix,carrier\n34,gamma\n", "line 2, column 'carrier': carrier 'gamma' has no trunk"),
+            ("prefix,carrier,trunk\n34,alpha,a9\n", "line 2, column 'trunk': carrier 'alpha' has no trunk 'a9'"),
+            ("plan,prefix,carrier\ngold,34,alpha\n", "line 2, column 'plan': plan 'gold' is not in the plans catalog"),
         ] {
             let bad = try Self.read(.routes, text, into: catalog)
             #expect(throws: CatalogError.self) { try CatalogCSV.checkReferences(bad) }

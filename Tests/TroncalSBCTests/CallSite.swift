@@ -5,6 +5,7 @@ import Testing
 import TroncalProtocol
 import TroncalRuntime
 import TroncalSBC
+import Synchronization
 
 /// A site of two real processes, `troncal-routing` and `troncal-sbc`, on loopback with its own ports, for
 /// the call tests. The SBC advertises 127.0.0.1; tests put customers on 127.0.0.2 and carriers on 127.0.0.3
@@ -12,7 +13,8 @@ import TroncalSBC
 final class CallSite: Sendable {
     let directory: TemporaryDirectory
     let config: SiteConfig
-    let routing: ChildProcess
+    private let routingProcess: Mutex<ChildProcess>
+    var routing: ChildProcess { routingProcess.withLock { $0 } }
     let sbc: ChildProcess
     let offset: Int
 
@@ -50,9 +52,9 @@ final class CallSite: Sendable {
         let binaries = troncalBinaryDirectory()
         let (code, output) = try await ChildProcess.run(binaries.appendingPathComponent("troncal"), ["pki", "init", "--data-dir", directory.url.path])
         guard code == 0 else { throw CallSiteError("troncal pki init failed: \(output)") }
-        routing = try ChildProcess(
+        routingProcess = Mutex(try ChildProcess(
             binaries.appendingPathComponent("troncal-routing"), ["--config", configURL.path, "--instance", "routing-1"],
-            output: directory.url.appendingPathComponent("routing.log"))
+            output: directory.url.appendingPathComponent("routing.log")))
         sbc = try ChildProcess(
             binaries.appendingPathComponent("troncal-sbc"), ["--config", configURL.path, "--instance", "sbc-1"],
             output: directory.url.appendingPathComponent("sbc.log"))
@@ -68,6 +70,26 @@ final class CallSite: Sendable {
             await stop()
             throw CallSiteError("the site did not come up:\n\(logs)")
         }
+    }
+
+    /// Stops the routing instance and starts it again (same configuration and database); returns when it is healthy.
+    func restartRouting() async throws {
+        await routing.stop()
+        let configURL = directory.url.appendingPathComponent("site.json")
+        let child = try ChildProcess(
+            troncalBinaryDirectory().appendingPathComponent("troncal-routing"), ["--config", configURL.path, "--instance", "routing-1"],
+            output: directory.url.appendingPathComponent("routing-restarted.log"))
+        routingProcess.withLock { $0 = child }
+        let admin = config.instances(of: .routing)[0].adminPort
+        let ready = await eventually(timeout: .seconds(30), interval: .milliseconds(100)) {
+            (try? await httpGet(port: admin, path: "/health")) != nil
+        }
+        if !ready { throw CallSiteError("routing did not come back:\n\(child.outputText.suffix(2000))") }
+    }
+
+    /// Runs the `troncal` CLI on this site's data directory.
+    func troncal(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        try await ChildProcess.run(troncalBinaryDirectory().appendingPathComponent("troncal"), arguments + ["--data-dir", directory.url.path])
     }
 
     func stop() async {

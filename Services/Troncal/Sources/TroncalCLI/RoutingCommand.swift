@@ -179,6 +179,7 @@ extension RoutingCommand {
 
     static func describe(_ error: any Error) -> String {
         if let error = error as? ProtocolError { return error.message }
+        if let error = error as? LinkError, let remote = error.remote { return remote.message }
         return "\(error)"
     }
 }

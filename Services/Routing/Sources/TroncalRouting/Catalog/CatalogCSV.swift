@@ -178,14 +178,14 @@ public enum CatalogCSV {
             let line = offset + 2
             if !route.carrier.isEmpty {
                 guard let trunks = trunksByCarrier[route.carrier] else {
-                    throw CatalogError(line: line, column: "carrier", "routes: carrier \(route.carrier.quotedForError) has no trunk in the carriers catalog")
+                    throw CatalogError(line: line, column: "carrier", "carrier \(route.carrier.quotedForError) has no trunk in the carriers catalog")
                 }
                 if !route.trunk.isEmpty, !trunks.contains(route.trunk) {
-                    throw CatalogError(line: line, column: "trunk", "routes: carrier \(route.carrier.quotedForError) has no trunk \(route.trunk.quotedForError)")
+                    throw CatalogError(line: line, column: "trunk", "carrier \(route.carrier.quotedForError) has no trunk \(route.trunk.quotedForError)")
                 }
             }
             guard plans.contains(route.plan) else {
-                throw CatalogError(line: line, column: "plan", "routes: plan \(route.plan.quotedForError) is not in the plans catalog")
+                throw CatalogError(line: line, column: "plan", "plan \(route.plan.quotedForError) is not in the plans catalog")
             }
         }
     }
