@@ -32,6 +32,7 @@ let sharedTargets: [Target] = [
     .target(name: "TroncalProtocol", dependencies: [nio], path: "Shared/TroncalProtocol", swiftSettings: swiftSettings),
     .target(name: "TroncalSIP", dependencies: [nio, nioPosix, nioSSL, logging, metrics, lifecycle, crypto], path: "Shared/TroncalSIP", swiftSettings: swiftSettings),
     .target(name: "TroncalMedia", path: "Shared/TroncalMedia", swiftSettings: swiftSettings),
+    .target(name: "TroncalCatalog", path: "Shared/TroncalCatalog", swiftSettings: swiftSettings),
     .target(name: "TroncalPKI", dependencies: ["TroncalProtocol", crypto, x509, asn1], path: "Shared/TroncalPKI", swiftSettings: swiftSettings),
     .target(
         name: "TroncalLink",
@@ -66,8 +67,8 @@ let services: [ServiceSpec] = [
     .init(directory: "Monitor", library: "TroncalMonitor", executable: "troncal-monitor"),
 ]
 let serviceLibraryDependencies: [Target.Dependency] = [
-    "TroncalProtocol", "TroncalLink", "TroncalStore", "TroncalRuntime", "TroncalSIP", "TroncalMedia", "TroncalPKI", logging, metrics,
-    lifecycle,
+    "TroncalProtocol", "TroncalLink", "TroncalStore", "TroncalRuntime", "TroncalSIP", "TroncalMedia", "TroncalPKI", "TroncalCatalog", logging,
+    metrics, lifecycle,
 ]
 
 var serviceTargets: [Target] = []
@@ -90,7 +91,10 @@ for service in services {
 let cliTargets: [Target] = [
     .target(
         name: "TroncalCLI",
-        dependencies: ["TroncalProtocol", "TroncalLink", "TroncalPKI", "TroncalRuntime", argumentParser, logging, nioPosix, lifecycle, unixSignals],
+        dependencies: [
+            "TroncalProtocol", "TroncalLink", "TroncalPKI", "TroncalRuntime", "TroncalCatalog", argumentParser, logging, nioPosix, lifecycle,
+            unixSignals,
+        ],
         path: "Services/Troncal/Sources/TroncalCLI", swiftSettings: swiftSettings),
     .executableTarget(
         name: "troncal", dependencies: ["TroncalCLI", logging, argumentParser], path: "Services/Troncal/Sources/troncal",

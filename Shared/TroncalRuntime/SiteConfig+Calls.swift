@@ -112,6 +112,19 @@ public struct RoutingSettings: Codable, Sendable, Equatable {
     public var dids: [DIDSettings] = []
     /// The IANA time zone (`Europe/Madrid`) in which the `days` and `hours` of imported routes are read.
     public var timeZone: String = "UTC"
+    /// `required`: every customer call needs billing's authorisation (`billing.authorize`); without an answer from
+    /// billing it gets 503. `off`: calls are not authorised (a test bench, or a site that bills elsewhere).
+    public var authorization: String = "required"
+    public init() {}
+}
+
+/// `billing`: rating, authorisation and CDRs (`troncal-billing`).
+public struct BillingSettings: Codable, Sendable, Equatable {
+    /// The time a call is granted at once; the SBC asks for more before it runs out, so parallel calls share a
+    /// balance instead of one call holding all of it.
+    public var grantSeconds: Int = 300
+    /// The IANA time zone in which the `days` and `hours` of rates are read.
+    public var timeZone: String = "UTC"
     public init() {}
 }
 
@@ -234,6 +247,13 @@ extension ConfigLoader {
         }
         guard (100...32000).contains(routing.probeTimeoutMilliseconds) else {
             throw fail("routing.probeTimeoutMilliseconds", "must be from 100 to 32000")
+        }
+        guard ["required", "off"].contains(routing.authorization) else {
+            throw fail("routing.authorization", "must be required or off, got '\(routing.authorization.prefix(20))'")
+        }
+        guard (10...86400).contains(config.billing.grantSeconds) else { throw fail("billing.grantSeconds", "must be from 10 to 86400") }
+        guard TimeZone(identifier: config.billing.timeZone) != nil else {
+            throw fail("billing.timeZone", "must be an IANA time zone such as UTC or Europe/Madrid, got '\(config.billing.timeZone.prefix(40))'")
         }
         guard TimeZone(identifier: routing.timeZone) != nil else {
             throw fail("routing.timeZone", "must be an IANA time zone such as UTC or Europe/Madrid, got '\(routing.timeZone.prefix(40))'")

@@ -16,6 +16,7 @@ public struct SiteConfig: Codable, Sendable, Equatable {
     public var sip: SIPSettings = SIPSettings()
     public var sbc: SBCSettings = SBCSettings()
     public var routing: RoutingSettings = RoutingSettings()
+    public var billing: BillingSettings = BillingSettings()
     /// Every instance of the site: its role, name and addresses. At least one per role.
     public var instances: [InstanceSettings] = Role.services.map { InstanceSettings.default(for: $0) }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TroncalProtocol
+import TroncalCatalog
 
 @testable import TroncalRouting
 
@@ -152,7 +153,7 @@ import TroncalProtocol
 
     @Test func exportPartsAreWholeLinesThatJoinBackToTheText() {
         let text = (0..<5000).map { "carrier\($0),192.0.2.1\n" }.joined()
-        let parts = CatalogManager.split(text, partBytes: 4096)
+        let parts = CSVParts.split(text, partBytes: 4096)
         #expect(parts.count > 10)
         #expect(parts.joined() == text)
         #expect(parts.allSatisfy { $0.hasSuffix("\n") && $0.utf8.count <= 4096 })

@@ -1,21 +1,252 @@
+public import Foundation
+public import Logging
+internal import Metrics
+public import TroncalCatalog
 public import TroncalLink
 public import TroncalProtocol
 public import TroncalRuntime
 public import TroncalStore
+import Synchronization
 
-/// The `billing` service: billing and CDRs: rating, prepaid/postpaid authorization and call detail records that are never lost.
+/// The `billing` service: rating, prepaid/postpaid authorisation and call detail records that are never lost.
 ///
-/// At this stage it runs under the shared runtime and answers `ping` and `status` on its link; its database is migrated at start-up (no tables yet).
+/// Routing asks it to authorise each customer call (`billing.authorize`): it finds the sell rate of the customer's
+/// plan for the number, and grants the longest time (up to `billing.grantSeconds`) whose price fits in the balance
+/// (plus the credit limit, for postpaid) not already reserved by calls in progress, reserving it in the same
+/// transaction. The SBC renews grants (`billing.renew`) and ships each call's summary (`billing.cdr`), which is stored
+/// once by id, rated (sell and buy), charged and settled in one transaction, and acknowledged after the commit.
 public struct BillingService: TroncalService {
     public static let role = Role.billing
     public static let dependencies: [Role] = []
-    public static let migrations: [Migration]? = []
+    public static let migrations: [Migration]? = BillingStore.migrations
 
     let context: ServiceContext
+    public let billing: Billing
 
     public init(context: ServiceContext) async throws {
         self.context = context
+        guard let store = context.store else { throw ConfigError(file: "configuration", key: "store", "billing needs a database") }
+        billing = try await Billing(store: BillingStore(store: store), settings: context.config.billing, logger: context.logger)
     }
 
-    public func register(_ handlers: inout LinkHandlers) {}
+    public func register(_ handlers: inout LinkHandlers) {
+        let billing = billing
+        handlers.on(AuthorizeRequest.self, from: [.routing]) { request, _ in try await billing.authorize(request) }
+        handlers.on(RenewRequest.self, from: [.sbc]) { request, _ in RenewReply(try await billing.renew(request)) }
+        handlers.on(CDRSubmission.self, from: [.sbc]) { submission, _ in try await billing.ingest(submission.summary) }
+        handlers.on(BillingImport.self, from: [.operator]) { part, _ in try await billing.receive(part) }
+        handlers.on(BillingExport.self, from: [.operator]) { request, _ in try await billing.export(request) }
+        handlers.on(BalanceAdjustment.self, from: [.operator]) { request, peer in try await billing.adjust(request) }
+        handlers.on(AccountQuery.self, from: [.operator, .monitor]) { request, _ in try await billing.account(request.customer) }
+        handlers.on(CDRQuery.self, from: [.operator]) { query, _ in try await billing.cdrs(query) }
+    }
+}
+
+/// Billing's state: the store, the rate books in force (swapped whole on import) and the fraud guard's windows.
+public final class Billing: Sendable {
+    public let store: BillingStore
+    let settings: BillingSettings
+    let logger: Logger
+    let timeZone: TimeZone
+    private let books: Mutex<(sell: RateBook, buy: RateBook)>
+    private let uploads = UploadAssembler()
+    /// Per customer, the times of recent authorisations to high-cost destinations.
+    private let highCost = Mutex<[String: [Date]]>([:])
+
+    public init(store: BillingStore, settings: BillingSettings, logger: Logger) async throws {
+        self.store = store
+        self.settings = settings
+        self.logger = logger
+        timeZone = TimeZone(identifier: settings.timeZone) ?? TimeZone(secondsFromGMT: 0)!
+        let sell = RateBook(try await store.loadRates(.sell), timeZone: timeZone)
+        let buy = RateBook(try await store.loadRates(.buy), timeZone: timeZone)
+        books = Mutex((sell, buy))
+        logger.info("rates loaded", metadata: ["sell": "\(sell.count)", "buy": "\(buy.count)"])
+    }
+
+    var sell: RateBook { books.withLock { $0.sell } }
+    var buy: RateBook { books.withLock { $0.buy } }
+
+    static func unavailable(_ what: String, _ error: any Error) -> ProtocolError {
+        ProtocolError(.unavailable, "\(what): the billing database failed: \(error)")
+    }
+
+    public func authorize(_ request: AuthorizeRequest, now: Date = Date()) async throws -> Authorization {
+        let decision: BillingStore.Decision
+        do {
+            decision = try await store.authorize(request, sell: sell, grantSeconds: settings.grantSeconds, now: now)
+        } catch {
+            logger.error("authorisation failed", metadata: ["call-id": "\(request.callID)", "customer": "\(request.customer)", "reason": "\(error)"])
+            throw Self.unavailable("billing.authorize", error)
+        }
+        var authorization = decision.authorization
+        if authorization.allowed, let customer = decision.customer, let rate = decision.rate, customer.maximumHighCostCallsPerMinute > 0,
+            customer.highCostRateMicros > 0, rate.perMinuteMicros >= customer.highCostRateMicros
+        {
+            let count = highCost.withLock { windows in
+                var recent = windows[customer.customer, default: []].filter { now.timeIntervalSince($0) < 60 }
+                recent.append(now)
+                windows[customer.customer] = recent
+                return recent.count
+            }
+            if count > customer.maximumHighCostCallsPerMinute {
+                let detail = "\(count) calls in a minute to high-cost destinations (limit \(customer.maximumHighCostCallsPerMinute)), last to +\(rate.prefix)"
+                await suspend(customer.customer, guard: "high_cost_calls", detail: detail)
+                authorization = Authorization(allowed: false, status: 403, reason: "the account is suspended: \(detail)")
+            }
+        }
+        Counter(label: "troncal_billing_authorizations_total", dimensions: [("result", authorization.allowed ? "allowed" : "\(authorization.status ?? 403)")])
+            .increment()
+        if !authorization.allowed {
+            logger.info("call not authorised", metadata: [
+                "call-id": "\(request.callID)", "customer": "\(request.customer)", "status": "\(authorization.status ?? 0)",
+                "reason": "\(authorization.reason ?? "")",
+            ])
+        }
+        return authorization
+    }
+
+    public func renew(_ request: RenewRequest, now: Date = Date()) async throws -> Authorization {
+        do {
+            let authorization = try await store.renew(request, grantSeconds: settings.grantSeconds, now: now)
+            Counter(label: "troncal_billing_renewals_total", dimensions: [("result", authorization.allowed ? "allowed" : "refused")]).increment()
+            if !authorization.allowed {
+                logger.info("grant not renewed", metadata: [
+                    "call-id": "\(request.callID)", "customer": "\(request.customer)", "reason": "\(authorization.reason ?? "")",
+                ])
+            }
+            return authorization
+        } catch {
+            throw Self.unavailable("billing.renew", error)
+        }
+    }
+
+    public func ingest(_ summary: CallSummary, now: Date = Date()) async throws -> CDRAcknowledgement {
+        let result: (duplicate: Bool, cdr: RatedCDR)
+        do {
+            result = try await store.ingest(summary, sell: sell, buy: buy, now: now)
+        } catch {
+            logger.error("CDR not stored", metadata: ["call-id": "\(summary.callID)", "customer": "\(summary.customer)", "reason": "\(error)"])
+            Counter(label: "troncal_billing_cdrs_total", dimensions: [("result", "failed")]).increment()
+            throw Self.unavailable("billing.cdr", error)
+        }
+        let cdr = result.cdr
+        Counter(label: "troncal_billing_cdrs_total", dimensions: [("result", result.duplicate ? "duplicate" : (cdr.rated ? "rated" : "unrated"))]).increment()
+        if !result.duplicate {
+            if !cdr.rated {
+                logger.warning("CDR stored unrated", metadata: ["call-id": "\(cdr.callID)", "customer": "\(cdr.customer)", "reason": "\(cdr.note)"])
+            }
+            if cdr.sellMicros > 0 { await checkSpend(cdr.customer, now: now) }
+        }
+        return CDRAcknowledgement(id: summary.id, duplicate: result.duplicate)
+    }
+
+    /// The fraud guard's spend limit: calls that ended in the last hour cost more than the customer's limit.
+    func checkSpend(_ customer: String, now: Date) async {
+        do {
+            guard let account = try await store.customers().first(where: { $0.0.customer == customer })?.0,
+                account.status == .active, account.maximumSpendPerHourMicros > 0
+            else { return }
+            let spent = try await store.spendLastHour(customer, now: now)
+            if spent > account.maximumSpendPerHourMicros {
+                await suspend(
+                    customer, guard: "spend_per_hour",
+                    detail: "spent \(MicroAmount.format(spent)) \(account.currency) in an hour (limit \(MicroAmount.format(account.maximumSpendPerHourMicros)))")
+            }
+        } catch {
+            logger.error("fraud guard could not read the spend", metadata: ["customer": "\(customer)", "reason": "\(error)"])
+        }
+    }
+
+    func suspend(_ customer: String, guard kind: String, detail: String) async {
+        do {
+            try await store.suspend(customer, kind: kind, detail: detail)
+        } catch {
+            logger.error("fraud guard could not suspend", metadata: ["customer": "\(customer)", "reason": "\(error)"])
+            return
+        }
+        Counter(label: "troncal_billing_fraud_suspensions_total", dimensions: [("guard", kind)]).increment()
+        logger.warning("customer suspended by the fraud guard", metadata: ["customer": "\(customer)", "guard": "\(kind)", "reason": "\(detail)"])
+    }
+
+    // MARK: - Management
+
+    public func receive(_ part: BillingImport) async throws -> BillingImportResult {
+        let text: String?
+        do {
+            text = try uploads.add(upload: part.upload, kind: part.kind.rawValue, part: part.part, final: part.final, text: part.csv)
+        } catch {
+            throw ProtocolError(.badRequest, error.detail)
+        }
+        guard let text else { return BillingImportResult(kind: part.kind, rows: 0, milliseconds: 0) }
+        return try await apply(part.kind, csv: text)
+    }
+
+    public func apply(_ kind: BillingCatalogKind, csv: String) async throws -> BillingImportResult {
+        let started = ContinuousClock.now
+        var rows = 0
+        do {
+            switch kind {
+            case .customers:
+                let customers = try BillingCSV.customers(csv)
+                let statusGiven = (try? CSVTable(parsing: csv))?.header.contains("status") ?? false
+                try await store.upsert(customers, statusGiven: statusGiven)
+                rows = customers.count
+            case .rates, .carrierRates:
+                let rates = try BillingCSV.rates(kind, csv)
+                let side: BillingStore.Side = kind == .rates ? .sell : .buy
+                try await store.replaceRates(side, rates)
+                let book = RateBook(rates, timeZone: timeZone)
+                books.withLock { if side == .sell { $0.sell = book } else { $0.buy = book } }
+                rows = rates.count
+            }
+        } catch let error as CatalogError {
+            logger.notice("billing import refused", metadata: ["kind": "\(kind.rawValue)", "reason": "\(error)"])
+            throw ProtocolError(.badRequest, "\(kind.rawValue): \(error)")
+        } catch {
+            logger.error("billing import not stored", metadata: ["kind": "\(kind.rawValue)", "reason": "\(error)"])
+            throw Self.unavailable("billing.import", error)
+        }
+        let milliseconds = Int((ContinuousClock.now - started) / .milliseconds(1))
+        logger.notice("billing catalog imported", metadata: ["kind": "\(kind.rawValue)", "rows": "\(rows)", "milliseconds": "\(milliseconds)"])
+        return BillingImportResult(kind: kind, rows: rows, milliseconds: milliseconds)
+    }
+
+    public func export(_ request: BillingExport) async throws -> BillingExportPart {
+        let text: String
+        switch request.kind {
+        case .customers: text = BillingCSV.render(customers: try await store.customers())
+        case .rates: text = BillingCSV.render(rates: try await store.loadRates(.sell), kind: .rates)
+        case .carrierRates: text = BillingCSV.render(rates: try await store.loadRates(.buy), kind: .carrierRates)
+        }
+        let parts = CSVParts.split(text)
+        guard parts.indices.contains(request.part) else {
+            throw ProtocolError(.badRequest, "\(request.kind.rawValue) has parts 0 to \(parts.count - 1), not \(request.part)")
+        }
+        return BillingExportPart(kind: request.kind, part: request.part, parts: parts.count, csv: parts[request.part])
+    }
+
+    public func adjust(_ request: BalanceAdjustment) async throws -> AccountState {
+        guard request.kind == .adjustment || request.amountMicros > 0 else { throw ProtocolError(.badRequest, "a top-up must be positive") }
+        guard !request.reason.trimmingCharacters(in: .whitespaces).isEmpty else { throw ProtocolError(.badRequest, "a reason is required") }
+        guard let state = try await store.adjust(request) else {
+            throw ProtocolError(.badRequest, "customer \(request.customer.prefix(64)) has no billing account")
+        }
+        logger.notice("balance adjusted", metadata: [
+            "customer": "\(request.customer)", "kind": "\(request.kind.rawValue)", "amount": "\(SignedAmount.format(request.amountMicros))",
+            "balance": "\(SignedAmount.format(state.balanceMicros))", "by": "\(request.by)", "reason": "\(request.reason)",
+        ])
+        return state
+    }
+
+    public func account(_ customer: String) async throws -> AccountState {
+        guard let state = try await store.account(customer) else {
+            throw ProtocolError(.badRequest, "customer \(customer.prefix(64)) has no billing account")
+        }
+        return state
+    }
+
+    public func cdrs(_ query: CDRQuery) async throws -> CDRPage {
+        try await store.cdrs(query)
+    }
 }

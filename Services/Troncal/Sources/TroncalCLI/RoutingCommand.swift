@@ -4,6 +4,7 @@ import Logging
 import TroncalLink
 public import TroncalProtocol
 import TroncalRuntime
+import TroncalCatalog
 
 /// `troncal routing import|export|inspect`: the routing catalogs (carriers, plans, routes, rates, DIDs) as CSV,
 /// over the mutual-TLS link with the operator certificate. An import goes to every routing instance of the site
@@ -61,7 +62,7 @@ struct RoutingImportCommand: AsyncParsableCommand {
     func run() async throws {
         let data = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: file))
         guard let text = String(data: data, encoding: .utf8) else { throw ValidationError("\(file) is not UTF-8 text") }
-        let parts = RoutingCommand.split(text)
+        let parts = CSVParts.split(text)
         var failed = false
         for (name, client) in try target.clients(all: true) {
             defer { Task { await client.close() } }
@@ -157,26 +158,6 @@ struct RoutingInspectCommand: AsyncParsableCommand {
 }
 
 extension RoutingCommand {
-    /// Whole lines in parts of at most 256 KiB, so each part fits a link frame.
-    static func split(_ text: String, partBytes: Int = 256 << 10) -> [String] {
-        var parts: [String] = []
-        var part = ""
-        var size = 0
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            let length = line.utf8.count + 1
-            if size > 0, size + length > partBytes {
-                parts.append(part)
-                part = ""
-                size = 0
-            }
-            part += line
-            part += "\n"
-            size += length
-        }
-        parts.append(part)
-        return parts
-    }
-
     static func describe(_ error: any Error) -> String {
         if let error = error as? ProtocolError { return error.message }
         if let error = error as? LinkError, let remote = error.remote { return remote.message }

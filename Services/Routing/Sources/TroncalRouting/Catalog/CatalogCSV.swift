@@ -1,4 +1,5 @@
 public import TroncalProtocol
+public import TroncalCatalog
 
 /// The CSV format of each routing catalog: its columns, required ones and defaults, and the checks every row
 /// passes before an import is applied. Columns may come in any order; an unknown column is an error (a typo

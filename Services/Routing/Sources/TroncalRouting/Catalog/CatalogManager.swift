@@ -5,6 +5,7 @@ public import TroncalProtocol
 public import TroncalRuntime
 public import TroncalStore
 import Synchronization
+public import TroncalCatalog
 
 /// The route table in force and the catalogs it was built from, with imports that replace a catalog whole: parts
 /// are gathered per upload, the final part is checked row by row and against the other catalogs, stored, and only
@@ -17,24 +18,13 @@ public final class CatalogManager: Sendable {
         var exports: [RoutingCatalogKind: (generation: Int64, parts: [String])] = [:]
     }
 
-    struct Upload {
-        var kind: RoutingCatalogKind
-        var nextPart = 0
-        var text = ""
-        var touched: Date
-    }
-
     let settings: RoutingSettings
     let store: CatalogStore?
     let logger: Logger
     private let current: Mutex<Current>
-    private let uploads = Mutex<[String: Upload]>([:])
+    private let uploads = UploadAssembler()
     private let importing = ImportLock()
 
-    /// The most CSV text one upload may hold, and all uploads together.
-    public static let maximumUploadBytes = 256 << 20
-    /// CSV text per export part (a frame holds 1 MiB by default; JSON escaping can double quotes).
-    public static let exportPartBytes = 256 << 10
 
     public init(settings: RoutingSettings, store: (any SQLStore)?, logger: Logger) async throws {
         self.settings = settings
@@ -54,28 +44,11 @@ public final class CatalogManager: Sendable {
 
     /// One part of an upload; the final one applies it.
     public func receive(_ part: RoutingImport, now: Date = Date()) async throws -> RoutingImportResult {
-        let text: String? = try uploads.withLock { uploads throws(ProtocolError) -> String? in
-            uploads = uploads.filter { now.timeIntervalSince($0.value.touched) < 300 }
-            var upload = uploads[part.upload] ?? Upload(kind: part.kind, touched: now)
-            guard upload.kind == part.kind else { throw ProtocolError(.badRequest, "upload \(part.upload.prefix(40)) is for \(upload.kind.rawValue), not \(part.kind.rawValue)") }
-            guard part.part == upload.nextPart else {
-                uploads[part.upload] = nil
-                throw ProtocolError(.badRequest, "part \(part.part) came where part \(upload.nextPart) was expected; the upload is dropped, send it again")
-            }
-            let total = uploads.values.reduce(0) { $0 + $1.text.utf8.count } + part.csv.utf8.count
-            guard total <= Self.maximumUploadBytes else {
-                uploads[part.upload] = nil
-                throw ProtocolError(.badRequest, "uploads in progress would exceed \(Self.maximumUploadBytes >> 20) MiB; the upload is dropped")
-            }
-            upload.text += part.csv
-            upload.nextPart += 1
-            upload.touched = now
-            if part.final {
-                uploads[part.upload] = nil
-                return upload.text
-            }
-            uploads[part.upload] = upload
-            return nil
+        let text: String?
+        do {
+            text = try uploads.add(upload: part.upload, kind: part.kind.rawValue, part: part.part, final: part.final, text: part.csv, now: now)
+        } catch {
+            throw ProtocolError(.badRequest, error.detail)
         }
         guard let text else { return RoutingImportResult(kind: part.kind, rows: 0, generation: 0, milliseconds: 0) }
         return try await apply(part.kind, csv: text)
@@ -132,7 +105,7 @@ public final class CatalogManager: Sendable {
         let (generation, parts) = current.withLock { current in
             let generation = current.catalog.generations[request.kind] ?? 0
             if let cached = current.exports[request.kind], cached.generation == generation { return cached }
-            let parts = Self.split(CatalogCSV.render(request.kind, current.catalog), partBytes: Self.exportPartBytes)
+            let parts = CSVParts.split(CatalogCSV.render(request.kind, current.catalog))
             current.exports[request.kind] = (generation, parts)
             return (generation, parts)
         }
@@ -140,26 +113,6 @@ public final class CatalogManager: Sendable {
             throw ProtocolError(.badRequest, "\(request.kind.rawValue) has parts 0 to \(parts.count - 1), not \(request.part)")
         }
         return RoutingExportPart(kind: request.kind, part: request.part, parts: parts.count, generation: generation, csv: parts[request.part])
-    }
-
-    /// Whole lines in parts of at most about `partBytes` (a longer line is a part of its own).
-    public static func split(_ text: String, partBytes: Int) -> [String] {
-        var parts: [String] = []
-        var part = ""
-        var size = 0
-        for line in text.split(separator: "\n") {
-            let length = line.utf8.count + 1
-            if size > 0, size + length > partBytes {
-                parts.append(part)
-                part = ""
-                size = 0
-            }
-            part += line
-            part += "\n"
-            size += length
-        }
-        if !part.isEmpty || parts.isEmpty { parts.append(part) }
-        return parts
     }
 }
 

@@ -1,5 +1,6 @@
 public import Foundation
 public import TroncalProtocol
+public import TroncalCatalog
 public import TroncalStore
 
 /// The routing catalogs in the service's database: one table per kind, every row tagged with the generation of the

@@ -1,5 +1,6 @@
 public import Foundation
 public import TroncalProtocol
+public import TroncalCatalog
 public import TroncalRuntime
 
 /// The routes the routing core answers `routing.route` from: per route plan and destination prefix, the carrier

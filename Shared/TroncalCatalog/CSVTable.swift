@@ -92,7 +92,7 @@ public struct CSVTable: Sendable, Equatable {
         return out
     }
 
-    static func append(_ fields: [String], to out: inout String) {
+    package static func append(_ fields: [String], to out: inout String) {
         var first = true
         for field in fields {
             if !first { out.append(",") }
@@ -131,14 +131,14 @@ public struct CatalogError: Error, Sendable, Hashable, CustomStringConvertible {
 }
 
 extension String {
-    var trimmingSpaces: String {
+    package var trimmingSpaces: String {
         var view = Substring(self)
         while view.first == " " || view.first == "\t" { view.removeFirst() }
         while view.last == " " || view.last == "\t" { view.removeLast() }
         return String(view)
     }
 
-    func replacingAll(_ target: Character, with replacement: String) -> String {
+    package func replacingAll(_ target: Character, with replacement: String) -> String {
         var out = ""
         out.reserveCapacity(count + 4)
         for character in self {
@@ -148,8 +148,35 @@ extension String {
     }
 
     /// A value short enough to quote in an error message.
-    var quotedForError: String {
+    package var quotedForError: String {
         let short = count > 24 ? String(prefix(24)) + "…" : self
         return "'\(short)'"
+    }
+}
+
+/// Splitting CSV text into parts of whole lines for the link, and putting uploaded parts back together.
+public enum CSVParts {
+    /// Whole lines in parts of at most about `partBytes` (256 KiB: every part fits a link frame even with JSON
+    /// escaping); a longer line is a part of its own. Joined, the parts are the text.
+    public static func split(_ text: String, partBytes: Int = 256 << 10) -> [String] {
+        var parts: [String] = []
+        var part = ""
+        var size = 0
+        var rest = Substring(text)
+        while !rest.isEmpty {
+            let end = rest.firstIndex(of: "\n").map { rest.index(after: $0) } ?? rest.endIndex
+            let line = rest[..<end]
+            rest = rest[end...]
+            let length = line.utf8.count
+            if size > 0, size + length > partBytes {
+                parts.append(part)
+                part = ""
+                size = 0
+            }
+            part += line
+            size += length
+        }
+        if !part.isEmpty || parts.isEmpty { parts.append(part) }
+        return parts
     }
 }
