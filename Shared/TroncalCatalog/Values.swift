@@ -110,3 +110,17 @@ public enum MicroAmount {
         return fraction.isEmpty ? "\(whole)" : "\(whole).\(fraction)"
     }
 }
+
+/// Signed amounts (balances, adjustments): `-12.5`, `3`.
+public enum SignedAmount {
+    public static func parse(_ text: String) -> Int64? {
+        let trimmed = text.trimmingSpaces
+        if trimmed.hasPrefix("-") { return MicroAmount.parse(String(trimmed.dropFirst())).map { -$0 } }
+        if trimmed.hasPrefix("+") { return MicroAmount.parse(String(trimmed.dropFirst())) }
+        return MicroAmount.parse(trimmed)
+    }
+
+    public static func format(_ micros: Int64) -> String {
+        micros < 0 ? "-" + MicroAmount.format(-micros) : MicroAmount.format(micros)
+    }
+}

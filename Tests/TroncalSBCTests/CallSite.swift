@@ -45,6 +45,8 @@ final class CallSite: Sendable {
         config.routing.setupTimeoutMilliseconds = 3000
         // sipp carriers cannot answer OPTIONS outside a call: tests that need probes turn them on.
         config.routing.probeIntervalMilliseconds = 0
+        // No billing process in most call tests: those that start one turn authorisation back on.
+        config.routing.authorization = "off"
         adjust(&config, offset)
         self.config = config
         let configURL = directory.url.appendingPathComponent("site.json")

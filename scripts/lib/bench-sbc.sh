@@ -36,7 +36,7 @@ bench_sbc() {
            "requestsPerWindow": 1000000, "authenticatedRequestsPerWindow": 1000000, "requestsPerWindowPerAddress": 1000000 },
   "sbc": { "advertisedAddress": "127.0.0.1", "mediaPortMin": 30000, "mediaPortMax": 59999, "maximumCalls": 100000,
            "maximumCallsPerCustomer": 100000, "customers": [ { "id": "bench", "addresses": ["127.0.0.2/32"] } ] },
-  "routing": { "probeIntervalMilliseconds": 0, "routes": [ { "prefix": "", "targets": [ { "carrier": "bench", "host": "127.0.0.3", "port": $carrier_port } ] } ] },
+  "routing": { "probeIntervalMilliseconds": 0, "authorization": "off", "routes": [ { "prefix": "", "targets": [ { "carrier": "bench", "host": "127.0.0.3", "port": $carrier_port } ] } ] },
   "instances": [
     { "role": "sbc", "name": "sbc-1", "linkPort": 27101, "adminPort": 28101 },
     { "role": "routing", "name": "routing-1", "linkPort": 27102, "adminPort": 28102 },

@@ -69,6 +69,8 @@ public struct RouteDecision: LinkMessage, Hashable {
     public var onNet: RouteTarget?
     /// The longest authorised duration (from billing), in seconds; nil means no limit.
     public var maximumDurationSeconds: Int?
+    /// Whether billing will extend `maximumDurationSeconds` when asked (`billing.renew`) before it runs out.
+    public var renewable: Bool?
     /// For `reject`: the SIP status (404 unknown number, 403 blocked destination, 402/403 no credit,
     /// 503 no carrier available) and a reason for logs (never shown to the customer beyond the status).
     public var rejectStatus: Int?

@@ -18,6 +18,28 @@ public import ServiceLifecycle
 /// `HealthBoard` takes failing trunks out of routes and puts them back when they answer again, and `TrunkLoad`
 /// keeps full trunks out.
 public struct RoutingService: TroncalService {
+    /// Asks billing whether the customer may make this call; a refusal becomes the answer, a grant its maximum duration.
+    static func authorize(
+        _ decision: RouteDecision, request: RouteRequest, callee: String, billing: LinkClient, timeout: Duration, logger: Logger
+    ) async -> RouteDecision {
+        var decision = decision
+        do {
+            let authorization = try await billing.request(AuthorizeRequest(customer: request.customer, callee: callee, callID: request.callID), timeout: timeout)
+            guard authorization.allowed else {
+                return RouteDecision(
+                    outcome: .reject, callee: callee, rejectStatus: authorization.status ?? 403, reason: "billing: \(authorization.reason ?? "not authorised")")
+            }
+            decision.maximumDurationSeconds = authorization.maximumDurationSeconds
+            decision.renewable = authorization.renewable
+            return decision
+        } catch {
+            logger.warning("billing could not authorise the call", metadata: [
+                "call-id": "\(request.callID)", "customer": "\(request.customer)", "reason": "\(error)",
+            ])
+            return RouteDecision(outcome: .reject, callee: callee, rejectStatus: 503, reason: "billing unavailable: \(error)")
+        }
+    }
+
     public static let role = Role.routing
     public static let dependencies: [Role] = [.billing, .sbc]
     public static let migrations: [Migration]? = CatalogStore.migrations
@@ -56,11 +78,16 @@ public struct RoutingService: TroncalService {
         let board = board
         let load = load
         let logger = context.logger
+        let billing = context.config.routing.authorization == "required" ? context.links[.billing] : nil
+        let billingTimeout = Duration.milliseconds(context.config.link.requestTimeoutMilliseconds)
         handlers.on(RouteRequest.self, from: [.sbc]) { request, peer in
             let now = Date()
-            let decision = catalogs.table.decide(request, now: now) { trunk in
+            var decision = catalogs.table.decide(request, now: now) { trunk in
                 guard board.isInService(trunk.key) else { return .outOfService }
                 return load.hasRoom(trunk, now: now) ? .available : .atCapacity
+            }
+            if let billing, decision.outcome == .route, let callee = decision.callee {
+                decision = await Self.authorize(decision, request: request, callee: callee, billing: billing, timeout: billingTimeout, logger: logger)
             }
             Counter(label: "troncal_routing_decisions_total", dimensions: [("outcome", decision.outcome.rawValue)]).increment()
             if decision.outcome == .reject {

@@ -69,7 +69,9 @@ public struct SBCService: TroncalService {
             configuration: engineConfiguration,
             customers: CustomerDirectory(sbc.customers),
             carriers: CustomerDirectory(sbc.carriers.map { CustomerSettings(id: $0.id, addresses: $0.addresses) }),
-            router: context.links[.routing].map { LinkCallRouter(client: $0, timeout: .milliseconds(context.config.link.requestTimeoutMilliseconds)) }
+            router: context.links[.routing].map {
+                LinkCallRouter(client: $0, billing: context.links[.billing], timeout: .milliseconds(context.config.link.requestTimeoutMilliseconds))
+            }
                 ?? NoRouter(),
             sink: spool, relay: relay, frontDoor: frontDoor, logger: context.logger, loop: MultiThreadedEventLoopGroup.singleton.next())
         self.engine = engine
@@ -97,7 +99,10 @@ public struct SBCService: TroncalService {
         }
     }
 
-    public var services: [any Service] { [transport] }
+    public var services: [any Service] {
+        guard let billing = context.links[.billing] else { return [transport] }
+        return [transport, SpoolShipper(spool: spool, billing: billing, timeout: .milliseconds(context.config.link.requestTimeoutMilliseconds), logger: context.logger)]
+    }
 }
 
 /// Lets the transport's delivery closure answer through the transport itself.

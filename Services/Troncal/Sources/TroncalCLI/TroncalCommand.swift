@@ -7,7 +7,9 @@ public struct TroncalCommand: AsyncParsableCommand {
         commandName: "troncal",
         abstract: "Operate a Troncal site: certificates, running a site on one machine, status.",
         version: TroncalVersion.current,
-        subcommands: [PKICommand.self, UpCommand.self, StatusCommand.self, ConfigCommand.self, RoutingCommand.self])
+        subcommands: [
+            PKICommand.self, UpCommand.self, StatusCommand.self, ConfigCommand.self, RoutingCommand.self, BillingCommand.self, CDRCommand.self,
+        ])
 
     public init() {}
 }

@@ -77,6 +77,8 @@ public struct B2BUACall: Sendable {
         case sessionExpiry
         /// Waiting for the BYE answers while ending.
         case teardown
+        /// Time to ask billing to extend the grant (`billing.renew`).
+        case renewal
     }
 
     public enum Event: Sendable {
@@ -97,6 +99,8 @@ public struct B2BUACall: Sendable {
         case callerResponse(SIPResponse)
         /// A response to an in-dialog request this call sent to the callee (not the initial INVITE).
         case calleeDialogResponse(SIPResponse)
+        /// Billing's answer to `billing.renew` (nil: no answer; the call ends at the grant it has).
+        case grantRenewed(Authorization?)
     }
 
     public enum Action: Sendable {
@@ -118,6 +122,8 @@ public struct B2BUACall: Sendable {
         case startTimer(Timer, Duration)
         case cancelTimer(Timer)
         case reportAttempt(CallAttemptReport)
+        /// Ask billing to extend the call's grant; its answer comes back as `grantRenewed`.
+        case renewGrant(RenewRequest)
         /// The call is over; the summary goes to the CDR spool.
         case finished(CallSummary)
     }
@@ -151,6 +157,8 @@ public struct B2BUACall: Sendable {
     private let setupAt: Date
     private var answerAt: Date?
     private var maximumDuration: Duration
+    /// Billing will extend the grant when asked before it runs out.
+    private var renewable = false
     private var disconnect: CallSummary.Disconnect?
     private var pendingByeAnswers = 0
     /// When the call ended for billing: the BYE or the hang-up decision, not the end of the teardown.
@@ -221,6 +229,11 @@ public struct B2BUACall: Sendable {
             return forwardResponseToCallee(response, now: now)
         case (.answered, .timerFired(.duration)):
             return hangUp(reason: "maximum duration reached", now: now)
+        case (.answered, .timerFired(.renewal)):
+            let elapsed = answerAt.map { Int(now.timeIntervalSince($0)) } ?? 0
+            return [.renewGrant(RenewRequest(customer: customer, callID: callerCallID, elapsedSeconds: elapsed))]
+        case (.answered, .grantRenewed(let authorization)):
+            return grantRenewed(authorization, now: now)
         case (.answered, .timerFired(.sessionExpiry)):
             return hangUp(reason: "session timer expired", now: now)
         case (.ending, .timerFired(.teardown)):
@@ -239,12 +252,35 @@ public struct B2BUACall: Sendable {
         streams.append(report)
     }
 
+    // MARK: - Billing grants
+
+    /// When to ask for more: a third of the time left before the grant ends, at most 30 s before it, at least 1 s after now.
+    static func renewalDelay(remaining: Duration) -> Duration {
+        let lead = min(.seconds(30), remaining / 3)
+        return max(.seconds(1), remaining - lead)
+    }
+
+    private mutating func grantRenewed(_ authorization: Authorization?, now: Date) -> [Action] {
+        guard let authorization, authorization.allowed, let total = authorization.maximumDurationSeconds, let answerAt else { return [] }
+        let extended = min(configuration.maximumDuration, .seconds(total))
+        guard extended > maximumDuration else { return [] }
+        maximumDuration = extended
+        let elapsed = Duration.milliseconds(Int64(now.timeIntervalSince(answerAt) * 1000))
+        let remaining = max(.milliseconds(1), extended - elapsed)
+        var actions: [Action] = [.cancelTimer(.duration), .startTimer(.duration, remaining)]
+        if authorization.renewable, extended < configuration.maximumDuration {
+            actions.append(.startTimer(.renewal, Self.renewalDelay(remaining: remaining)))
+        }
+        return actions
+    }
+
     // MARK: - Setup
 
     private mutating func routed(_ decision: RouteDecision, now: Date) -> [Action] {
         if let normalised = decision.callee { callee = normalised }
         if let seconds = decision.maximumDurationSeconds {
             maximumDuration = min(maximumDuration, .seconds(seconds))
+            renewable = decision.renewable ?? false
         }
         switch decision.outcome {
         case .reject:
@@ -317,6 +353,9 @@ public struct B2BUACall: Sendable {
             calleeRemoteTarget = Self.firstContact(response.headers)
             calleeRouteSet = ((try? response.headers.recordRoute()) ?? []).reversed()
             var actions: [Action] = [.cancelTimer(.setup), .startTimer(.duration, maximumDuration)]
+            if renewable, maximumDuration < configuration.maximumDuration {
+                actions.append(.startTimer(.renewal, Self.renewalDelay(remaining: maximumDuration)))
+            }
             var relayed = SIPResponse(statusCode: status, reasonPhrase: response.reasonPhraseString)
             if !response.body.isEmpty, let rewritten = rewriteSDP(response.body, from: .callee, actions: &actions) {
                 relayed.body = rewritten
@@ -379,7 +418,7 @@ public struct B2BUACall: Sendable {
             state = .ending
             pendingByeAnswers = 1
             return [.respondToCaller(inDialogResponse(to: request, 200, "OK")),
-                    .sendToCallee(calleeRequest(.bye, body: []), target), .cancelTimer(.duration), .cancelTimer(.sessionExpiry),
+                    .sendToCallee(calleeRequest(.bye, body: []), target), .cancelTimer(.duration), .cancelTimer(.renewal), .cancelTimer(.sessionExpiry),
                     .startTimer(.teardown, .seconds(4))]
         default:
             var actions: [Action] = []
@@ -403,7 +442,7 @@ public struct B2BUACall: Sendable {
             state = .ending
             pendingByeAnswers = 1
             return [.respondToCallee(inDialogResponse(to: request, 200, "OK")), .sendToCaller(callerRequest(.bye, body: [])),
-                    .cancelTimer(.duration), .cancelTimer(.sessionExpiry), .startTimer(.teardown, .seconds(4))]
+                    .cancelTimer(.duration), .cancelTimer(.renewal), .cancelTimer(.sessionExpiry), .startTimer(.teardown, .seconds(4))]
         default:
             var actions: [Action] = []
             var body: [UInt8] = []
@@ -467,7 +506,7 @@ public struct B2BUACall: Sendable {
         hungUpAt = now
         state = .ending
         pendingByeAnswers = 2
-        return [.cancelTimer(.duration), .cancelTimer(.sessionExpiry),
+        return [.cancelTimer(.duration), .cancelTimer(.renewal), .cancelTimer(.sessionExpiry),
                 .sendToCaller(callerRequest(.bye, body: [])), .sendToCallee(calleeRequest(.bye, body: []), target),
                 .startTimer(.teardown, .seconds(4))]
     }
@@ -633,7 +672,7 @@ public struct B2BUACall: Sendable {
             id: summaryID, callID: callerCallID, customer: customer, caller: caller, callee: callee, site: site, instance: instance,
             attempts: attempts, setupAt: setupAt, answerAt: answerAt, endAt: end, durationMilliseconds: max(0, duration),
             disconnect: disconnect ?? CallSummary.Disconnect(by: .sbc, status: 500, reason: "ended"), streams: streams)
-        return [.cancelTimer(.duration), .cancelTimer(.sessionExpiry), .finished(summary)]
+        return [.cancelTimer(.duration), .cancelTimer(.renewal), .cancelTimer(.sessionExpiry), .finished(summary)]
     }
 
     static func reasonPhrase(_ status: Int) -> String {

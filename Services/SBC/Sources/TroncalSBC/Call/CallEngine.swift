@@ -742,6 +742,20 @@ struct Core {
                 startTimer(.call(number, timer), delay)
             case .cancelTimer(let timer):
                 cancelTimer(.call(number, timer))
+            case .renewGrant(let request):
+                let router = engine.router
+                let engine = engine
+                let logger = logger
+                effects.append(.task {
+                    do {
+                        engine.callEvent(number, .grantRenewed(try await router.renew(request)))
+                    } catch {
+                        logger.warning("billing could not renew the grant: the call ends when it runs out", metadata: [
+                            "call-id": "\(request.callID)", "customer": "\(request.customer)", "reason": "\(error)",
+                        ])
+                        engine.callEvent(number, .grantRenewed(nil))
+                    }
+                })
             case .reportAttempt(let report):
                 let router = engine.router
                 effects.append(.task { await router.report(report) })

@@ -11,20 +11,32 @@ public protocol CallRouter: Sendable {
     func report(_ attempt: CallAttemptReport) async
     /// A trunk seized for a call, or an answered call on it ended (the routing core counts trunk capacity).
     func usage(_ usage: TrunkUsage) async
+    /// Asks billing to extend a call's grant.
+    func renew(_ request: RenewRequest) async throws -> Authorization
 }
 
 extension CallRouter {
     public func usage(_ usage: TrunkUsage) async {}
+    public func renew(_ request: RenewRequest) async throws -> Authorization {
+        throw LinkError(.unavailable, "no billing instance is configured")
+    }
 }
 
 /// The routing core over the mutual-TLS link.
 public struct LinkCallRouter: CallRouter {
     let client: LinkClient
+    let billing: LinkClient?
     let timeout: Duration
 
-    public init(client: LinkClient, timeout: Duration) {
+    public init(client: LinkClient, billing: LinkClient? = nil, timeout: Duration) {
         self.client = client
+        self.billing = billing
         self.timeout = timeout
+    }
+
+    public func renew(_ request: RenewRequest) async throws -> Authorization {
+        guard let billing else { throw LinkError(.unavailable, "no billing instance is configured") }
+        return try await billing.request(request, timeout: timeout).authorization
     }
 
     public func route(_ request: RouteRequest) async throws -> RouteDecision {
