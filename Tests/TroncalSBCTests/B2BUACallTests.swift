@@ -101,8 +101,16 @@ struct B2BUACallTests {
         #expect(callerResponses(actions).first?.statusCode == 200)
         #expect(actions.contains { if case .startTimer(.duration, let d) = $0 { d == .seconds(90) } else { false } })
         #expect(actions.contains { if case .sendToCallee(let ack, _) = $0 { ack.method == .ack } else { false } })
-        // The caller hangs up: BYE goes to the carrier; its 200 ends the call.
-        _ = call.handle(.callerRequest(byeFromCaller()), now: t0.addingTimeInterval(39))
+        // The caller hangs up: the summary is spooled first; only then do the 200 and the BYE to the carrier go out.
+        let hangUp = call.handle(.callerRequest(byeFromCaller()), now: t0.addingTimeInterval(39))
+        let spooled = try #require(hangUp.lazy.compactMap { if case .spool(let summary) = $0 { summary } else { nil } }.first)
+        #expect(spooled.durationMilliseconds == 30_000)
+        #expect(callerResponses(hangUp).isEmpty)
+        #expect(!hangUp.contains { if case .sendToCallee = $0 { true } else { false } })
+        let released = call.handle(.summarySpooled, now: t0.addingTimeInterval(39.005))
+        #expect(callerResponses(released).map(\.statusCode) == [200])
+        #expect(released.contains { if case .sendToCallee(let bye, _) = $0 { bye.method == .bye } else { false } })
+        #expect(call.summaryIsSpooled)
         actions = call.handle(.calleeDialogResponse(SIPResponse(statusCode: 200, reasonPhrase: "OK")), now: t0.addingTimeInterval(39.1))
         let cdr = try #require(summary(actions))
         #expect(cdr.attempts.map(\.carrier) == ["carrier1", "carrier2", "carrier3"])
@@ -232,6 +240,10 @@ struct B2BUACallTests {
         let (invite, _) = try #require(invites(a0).first)
         _ = call.handle(.calleeResponse(response(200, to: invite, sdp: true)), now: t0)
         var actions = call.handle(.timerFired(.duration), now: t0.addingTimeInterval(90))
+        // The BYEs wait for the summary to be spooled.
+        #expect(actions.contains { if case .spool(let summary) = $0 { summary.durationMilliseconds == 90_000 } else { false } })
+        #expect(!actions.contains { if case .sendToCaller = $0 { true } else { false } })
+        actions += call.handle(.summarySpooled, now: t0.addingTimeInterval(90.01))
         let byes = actions.filter {
             switch $0 {
             case .sendToCaller(let r) where r.method == .bye: true
@@ -257,7 +269,9 @@ struct B2BUACallTests {
         var bye = SIPRequest(method: .bye, uri: SIPURI("sip:10.0.0.10:5060")!)
         bye.headers.append(.via, "SIP/2.0/UDP 203.0.113.1;branch=z9hG4bKx")
         bye.headers.append(.cseq, "1 BYE")
-        let actions = call.handle(.calleeRequest(bye), now: t0.addingTimeInterval(5))
+        var actions = call.handle(.calleeRequest(bye), now: t0.addingTimeInterval(5))
+        #expect(actions.contains { if case .spool = $0 { true } else { false } })
+        actions += call.handle(.summarySpooled, now: t0.addingTimeInterval(5.01))
         let toCaller = actions.compactMap { if case .sendToCaller(let r) = $0 { r } else { nil } }
         #expect(toCaller.map(\.method) == [.bye])
         let text = String(decoding: SIPMessage.request(toCaller[0]).serialized(), as: UTF8.self)

@@ -101,6 +101,8 @@ public struct B2BUACall: Sendable {
         case calleeDialogResponse(SIPResponse)
         /// Billing's answer to `billing.renew` (nil: no answer; the call ends at the grant it has).
         case grantRenewed(Authorization?)
+        /// The summary asked for by `spool` is durable: the messages held back go out now.
+        case summarySpooled
     }
 
     public enum Action: Sendable {
@@ -124,7 +126,10 @@ public struct B2BUACall: Sendable {
         case reportAttempt(CallAttemptReport)
         /// Ask billing to extend the call's grant; its answer comes back as `grantRenewed`.
         case renewGrant(RenewRequest)
-        /// The call is over; the summary goes to the CDR spool.
+        /// Write the summary of an answered call to the spool (fsync) now, at the hang-up, before anything tells either
+        /// side the call is over; `summarySpooled` releases the BYEs and answers held back meanwhile.
+        case spool(CallSummary)
+        /// The call is over; the summary goes to the CDR spool unless `summaryIsSpooled` (written at the hang-up).
         case finished(CallSummary)
     }
 
@@ -159,6 +164,10 @@ public struct B2BUACall: Sendable {
     private var maximumDuration: Duration
     /// Billing will extend the grant when asked before it runs out.
     private var renewable = false
+    /// The summary was written at the hang-up (`spool`); `finished` then carries it for the record only.
+    public private(set) var summaryIsSpooled = false
+    /// Messages that wait for the summary to be durable.
+    private var heldUntilSpooled: [Action] = []
     private var disconnect: CallSummary.Disconnect?
     private var pendingByeAnswers = 0
     /// When the call ended for billing: the BYE or the hang-up decision, not the end of the teardown.
@@ -198,6 +207,11 @@ public struct B2BUACall: Sendable {
     }
 
     public mutating func handle(_ event: Event, now: Date) -> [Action] {
+        if case .summarySpooled = event {
+            let held = heldUntilSpooled
+            heldUntilSpooled = []
+            return held
+        }
         switch (state, event) {
         case (.routing, .routed(let decision)):
             return routed(decision, now: now)
@@ -417,9 +431,9 @@ public struct B2BUACall: Sendable {
             hungUpAt = now
             state = .ending
             pendingByeAnswers = 1
-            return [.respondToCaller(inDialogResponse(to: request, 200, "OK")),
-                    .sendToCallee(calleeRequest(.bye, body: []), target), .cancelTimer(.duration), .cancelTimer(.renewal), .cancelTimer(.sessionExpiry),
-                    .startTimer(.teardown, .seconds(4))]
+            return spoolFirst(
+                [.respondToCaller(inDialogResponse(to: request, 200, "OK")), .sendToCallee(calleeRequest(.bye, body: []), target)],
+                then: [.cancelTimer(.duration), .cancelTimer(.renewal), .cancelTimer(.sessionExpiry), .startTimer(.teardown, .seconds(4))], now: now)
         default:
             var actions: [Action] = []
             var body: [UInt8] = []
@@ -441,8 +455,9 @@ public struct B2BUACall: Sendable {
             hungUpAt = now
             state = .ending
             pendingByeAnswers = 1
-            return [.respondToCallee(inDialogResponse(to: request, 200, "OK")), .sendToCaller(callerRequest(.bye, body: [])),
-                    .cancelTimer(.duration), .cancelTimer(.renewal), .cancelTimer(.sessionExpiry), .startTimer(.teardown, .seconds(4))]
+            return spoolFirst(
+                [.respondToCallee(inDialogResponse(to: request, 200, "OK")), .sendToCaller(callerRequest(.bye, body: []))],
+                then: [.cancelTimer(.duration), .cancelTimer(.renewal), .cancelTimer(.sessionExpiry), .startTimer(.teardown, .seconds(4))], now: now)
         default:
             var actions: [Action] = []
             var body: [UInt8] = []
@@ -506,9 +521,17 @@ public struct B2BUACall: Sendable {
         hungUpAt = now
         state = .ending
         pendingByeAnswers = 2
-        return [.cancelTimer(.duration), .cancelTimer(.renewal), .cancelTimer(.sessionExpiry),
-                .sendToCaller(callerRequest(.bye, body: [])), .sendToCallee(calleeRequest(.bye, body: []), target),
-                .startTimer(.teardown, .seconds(4))]
+        return spoolFirst(
+            [.sendToCaller(callerRequest(.bye, body: [])), .sendToCallee(calleeRequest(.bye, body: []), target)],
+            then: [.cancelTimer(.duration), .cancelTimer(.renewal), .cancelTimer(.sessionExpiry), .startTimer(.teardown, .seconds(4))], now: now)
+    }
+
+    /// At the hang-up of an answered call: the summary is spooled first, and `messages` (BYEs, the 200 to a BYE) wait
+    /// for it, so that no side learns the call is over before its CDR is durable; `then` (timers) runs at once.
+    private mutating func spoolFirst(_ messages: [Action], then: [Action], now: Date) -> [Action] {
+        summaryIsSpooled = true
+        heldUntilSpooled = messages
+        return [.spool(summary(now: now))] + then
     }
 
     private func refreshSessionTimer(_ headers: SIPHeaders) -> [Action] {
@@ -665,14 +688,20 @@ public struct B2BUACall: Sendable {
     private mutating func finish(now: Date) -> [Action] {
         guard state != .ended else { return [] }
         state = .ended
+        // Anything still held (the teardown ran out first) goes now.
+        let held = heldUntilSpooled
+        heldUntilSpooled = []
+        return held + [.cancelTimer(.duration), .cancelTimer(.renewal), .cancelTimer(.sessionExpiry), .finished(summary(now: now))]
+    }
+
+    private func summary(now: Date) -> CallSummary {
         let caller = ((try? callerInvite.headers.from()) ?? nil)?.uri.user ?? ""
         let end = hungUpAt ?? now
         let duration = answerAt.map { Int((end.timeIntervalSince($0) * 1000).rounded()) } ?? 0
-        let summary = CallSummary(
+        return CallSummary(
             id: summaryID, callID: callerCallID, customer: customer, caller: caller, callee: callee, site: site, instance: instance,
             attempts: attempts, setupAt: setupAt, answerAt: answerAt, endAt: end, durationMilliseconds: max(0, duration),
             disconnect: disconnect ?? CallSummary.Disconnect(by: .sbc, status: 500, reason: "ended"), streams: streams)
-        return [.cancelTimer(.duration), .cancelTimer(.renewal), .cancelTimer(.sessionExpiry), .finished(summary)]
     }
 
     static func reasonPhrase(_ status: Int) -> String {

@@ -763,7 +763,18 @@ struct Core {
                     "call-id": "\(slot.callerCallID)", "customer": "\(slot.customer)", "carrier": "\(report.carrier)",
                     "result": "\(report.result.rawValue)", "status": "\(report.status.map(String.init) ?? "-")",
                 ])
+            case .spool(let summary):
+                let session = slot.relay
+                let sink = engine.sink
+                let engine = engine
+                effects.append(.task {
+                    var summary = summary
+                    if let session { summary.streams = await session.streamReports() }
+                    await sink.submit(summary)
+                    engine.callEvent(number, .summarySpooled)
+                })
             case .finished(let finished):
+                let alreadySpooled = slot.call?.summaryIsSpooled ?? false
                 if let answered = finished.attempts.last(where: { $0.result == .answered }) {
                     let router = engine.router
                     let usage = TrunkUsage(event: .released, carrier: answered.carrier, trunk: answered.trunk, callID: finished.callID)
@@ -783,7 +794,7 @@ struct Core {
                         "call-id": "\(summary.callID)", "customer": "\(summary.customer)", "status": "\(summary.disconnect.status)",
                         "duration-ms": "\(summary.durationMilliseconds)", "attempts": "\(summary.attempts.count)",
                     ])
-                    await sink.submit(summary)
+                    if !alreadySpooled { await sink.submit(summary) }
                 })
                 state.calls[number]?.relay = nil
                 finishSlot(number)
