@@ -12,50 +12,10 @@ import TroncalStore
 /// on the cluster `scripts/test` starts): stored and loaded back whole, generations, a stray generation left by an
 /// interrupted import, and a 200,000-prefix rate deck.
 @Suite struct CatalogStoreTests {
-    enum Backend: String, CaseIterable, CustomStringConvertible {
-        case sqlite, postgres
-        var description: String { rawValue }
-    }
+    typealias Backend = TestBackend
 
-    /// A migrated routing database on `backend`, removed after `body`; nil body run when PostgreSQL is skipped on purpose.
     static func withDatabase(_ backend: Backend, _ body: (any SQLStore) async throws -> Void) async throws {
-        let logger = Logger(label: "test.routing-store")
-        switch backend {
-        case .sqlite:
-            let directory = try TemporaryDirectory(prefix: "troncal-routing-store")
-            defer { directory.remove() }
-            let store = try await openStore(.sqlite(path: directory.url.appendingPathComponent("routing.sqlite").path), logger: logger)
-            _ = try await Migrator(service: "routing", migrations: CatalogStore.migrations, logger: logger).migrate(store)
-            do { try await body(store) } catch {
-                try? await store.close()
-                throw error
-            }
-            try await store.close()
-        case .postgres:
-            let environment = ProcessInfo.processInfo.environment
-            guard let url = environment["TRONCAL_TEST_POSTGRES_URL"], !url.isEmpty else {
-                if environment["TRONCAL_TEST_SKIP_POSTGRES"] == "1" { return }
-                Issue.record("TRONCAL_TEST_POSTGRES_URL is not set: run the tests through scripts/test (or set TRONCAL_TEST_SKIP_POSTGRES=1)")
-                return
-            }
-            let admin = try await openStore(.postgres(try PostgresConfiguration(url: url)), logger: logger)
-            let name = "routing_\(UUID().uuidString.prefix(8).lowercased())"
-            try await admin.execute("CREATE DATABASE \(name)")
-            var components = try #require(URLComponents(string: url))
-            components.path = "/\(name)"
-            let store = try await openStore(.postgres(try PostgresConfiguration(url: try #require(components.string))), logger: logger)
-            var failure: (any Error)?
-            do {
-                _ = try await Migrator(service: "routing", migrations: CatalogStore.migrations, logger: logger).migrate(store)
-                try await body(store)
-            } catch {
-                failure = error
-            }
-            try? await store.close()
-            try? await admin.execute("DROP DATABASE IF EXISTS \(name)")
-            try? await admin.close()
-            if let failure { throw failure }
-        }
+        try await withMigratedDatabase(backend, service: "routing", migrations: CatalogStore.migrations, body)
     }
 
     static func sampleCatalog() throws -> RoutingCatalog {

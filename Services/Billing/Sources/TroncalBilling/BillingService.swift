@@ -92,6 +92,7 @@ public final class Billing: Sendable {
             if count > customer.maximumHighCostCallsPerMinute {
                 let detail = "\(count) calls in a minute to high-cost destinations (limit \(customer.maximumHighCostCallsPerMinute)), last to +\(rate.prefix)"
                 await suspend(customer.customer, guard: "high_cost_calls", detail: detail)
+                try? await store.release(customer: customer.customer, callID: request.callID)
                 authorization = Authorization(allowed: false, status: 403, reason: "the account is suspended: \(detail)")
             }
         }

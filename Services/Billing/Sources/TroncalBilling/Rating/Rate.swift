@@ -79,7 +79,8 @@ public struct Rate: Sendable, Hashable {
 }
 
 /// Rates by owner and prefix, looked up by the longest prefix that has a rate in force at the call's time (a prefix
-/// whose rates are all for other times or dates gives way to a shorter one).
+/// whose rates are all for other times or dates gives way to a shorter one). Among a prefix's rates in force, one with
+/// days or hours beats one without; otherwise the first in the file wins.
 public struct RateBook: Sendable {
     private var byOwner: [String: [String: [Rate]]] = [:]
     public private(set) var count = 0
@@ -101,8 +102,10 @@ public struct RateBook: Sendable {
         let minute = (parts.hour ?? 0) * 60 + (parts.minute ?? 0)
         var length = min(number.count, 15)
         while length >= 0 {
-            if let rates = prefixes[String(number.prefix(length))], let rate = rates.first(where: { $0.applies(at: date, weekday: weekday, minute: minute) }) {
-                return rate
+            if let rates = prefixes[String(number.prefix(length))] {
+                // A rate for some days or hours (a weekend, a peak) beats the prefix's all-time rate when both are in force.
+                let inForce = rates.filter { $0.applies(at: date, weekday: weekday, minute: minute) }
+                if let rate = inForce.first(where: { !$0.schedule.isAlways }) ?? inForce.first { return rate }
             }
             length -= 1
         }

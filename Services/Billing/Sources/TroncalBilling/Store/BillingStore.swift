@@ -482,6 +482,11 @@ public struct BillingStore: Sendable {
         }
     }
 
+    /// Drops a call's reservation (an authorisation withdrawn after it was made).
+    public func release(customer: String, callID: String) async throws {
+        try await store.execute("DELETE FROM billing_reservations WHERE customer = $1 AND call_id = $2", [.text(customer), .text(callID)])
+    }
+
     /// Suspends a customer (fraud guard) and records the event.
     public func suspend(_ customer: String, kind: String, detail: String, now: Date = Date()) async throws {
         try await store.transaction { transaction in
