@@ -13,9 +13,13 @@ import Synchronization
 final class CallSite: Sendable {
     let directory: TemporaryDirectory
     let config: SiteConfig
-    private let routingProcess: Mutex<ChildProcess>
-    var routing: ChildProcess { routingProcess.withLock { $0 } }
-    let sbc: ChildProcess
+    /// The running services by instance name (`routing-1`, `sbc-1`, and `billing-1` when the site has billing).
+    private let processes: Mutex<[String: ChildProcess]>
+    private let restarts = Mutex(0)
+    var routing: ChildProcess { process("routing-1") }
+    var sbc: ChildProcess { process("sbc-1") }
+    var billing: ChildProcess { process("billing-1") }
+    let instances: [String]
     let offset: Int
 
     static let sbcAddress = "127.0.0.1"
@@ -28,8 +32,14 @@ final class CallSite: Sendable {
     func port(_ slot: Int) -> Int { 6100 + offset + slot * 10 }
     /// The port of carrier `index` (0-2) of the test.
     func carrierPort(_ index: Int) -> Int { 9000 + offset + index * 100 }
+    var configURL: URL { directory.url.appendingPathComponent("site.json") }
 
-    init(adjust: (inout SiteConfig, Int) -> Void) async throws {
+    func process(_ instance: String) -> ChildProcess {
+        processes.withLock { $0[instance]! }
+    }
+
+    /// `billing`: also run `troncal-billing` (and leave `routing.authorization` as the site configures it).
+    init(billing: Bool = false, adjust: (inout SiteConfig, Int) -> Void) async throws {
         let directory = try TemporaryDirectory(prefix: "troncal-calls")
         self.directory = directory
         let offset = freePortOffset()
@@ -45,48 +55,66 @@ final class CallSite: Sendable {
         config.routing.setupTimeoutMilliseconds = 3000
         // sipp carriers cannot answer OPTIONS outside a call: tests that need probes turn them on.
         config.routing.probeIntervalMilliseconds = 0
-        // No billing process in most call tests: those that start one turn authorisation back on.
-        config.routing.authorization = "off"
+        // No billing process in most call tests.
+        config.routing.authorization = billing ? "required" : "off"
         adjust(&config, offset)
         self.config = config
-        let configURL = directory.url.appendingPathComponent("site.json")
-        try ConfigLoader.encode(config).write(to: configURL)
+        instances = ["routing-1", "sbc-1"] + (billing ? ["billing-1"] : [])
+        try ConfigLoader.encode(config).write(to: directory.url.appendingPathComponent("site.json"))
         let binaries = troncalBinaryDirectory()
         let (code, output) = try await ChildProcess.run(binaries.appendingPathComponent("troncal"), ["pki", "init", "--data-dir", directory.url.path])
         guard code == 0 else { throw CallSiteError("troncal pki init failed: \(output)") }
-        routingProcess = Mutex(try ChildProcess(
-            binaries.appendingPathComponent("troncal-routing"), ["--config", configURL.path, "--instance", "routing-1"],
-            output: directory.url.appendingPathComponent("routing.log")))
-        sbc = try ChildProcess(
-            binaries.appendingPathComponent("troncal-sbc"), ["--config", configURL.path, "--instance", "sbc-1"],
-            output: directory.url.appendingPathComponent("sbc.log"))
-        let routingAdmin = config.instances(of: .routing)[0].adminPort
-        let sbcAdmin = config.instances(of: .sbc)[0].adminPort
-        let ready = await eventually(timeout: .seconds(30), interval: .milliseconds(100)) {
-            let routingUp = (try? await httpGet(port: routingAdmin, path: "/health")) != nil
-            let sbcUp = (try? await httpGet(port: sbcAdmin, path: "/health")) != nil
-            return routingUp && sbcUp
+        processes = Mutex([:])
+        for instance in instances.reversed() { try start(instance) }
+        let ready = await eventually(timeout: .seconds(30), interval: .milliseconds(100)) { [self] in
+            for instance in self.instances where !(await self.isUp(instance)) { return false }
+            return true
         }
         if !ready {
-            let logs = "routing:\n\(routing.outputText.suffix(2000))\nsbc:\n\(sbc.outputText.suffix(2000))"
+            let logs = instances.map { "\($0):\n\(process($0).outputText.suffix(2000))" }.joined(separator: "\n")
             await stop()
             throw CallSiteError("the site did not come up:\n\(logs)")
         }
     }
 
+    func role(of instance: String) -> String { String(instance.prefix { $0 != "-" }) }
+
+    func isUp(_ instance: String) async -> Bool {
+        guard let settings = config.instance(named: instance) else { return false }
+        return (try? await httpGet(port: settings.adminPort, path: "/health")) != nil
+    }
+
+    /// Starts (or starts again) one instance; its output goes to `<instance>.log`, or `<instance>-N.log` after a restart.
+    func start(_ instance: String) throws {
+        let count = restarts.withLock { count in
+            defer { count += 1 }
+            return count
+        }
+        let log = processes.withLock { $0[instance] } == nil ? "\(role(of: instance)).log" : "\(role(of: instance))-\(count).log"
+        let child = try ChildProcess(
+            troncalBinaryDirectory().appendingPathComponent("troncal-\(role(of: instance))"), ["--config", configURL.path, "--instance", instance],
+            output: directory.url.appendingPathComponent(log))
+        processes.withLock { $0[instance] = child }
+    }
+
+    /// Stops an instance (SIGTERM, or `signal`), starts it again and returns when it is healthy.
+    func restart(_ instance: String, signal: Int32 = SIGTERM, after pause: Duration = .zero) async throws {
+        let old = process(instance)
+        if signal == SIGKILL {
+            kill(old.pid, SIGKILL)
+            old.process.waitUntilExit()
+        } else {
+            await old.stop(signal: signal)
+        }
+        try await Task.sleep(for: pause)
+        try start(instance)
+        let ready = await eventually(timeout: .seconds(30), interval: .milliseconds(100)) { await self.isUp(instance) }
+        if !ready { throw CallSiteError("\(instance) did not come back:\n\(process(instance).outputText.suffix(2000))") }
+    }
+
     /// Stops the routing instance and starts it again (same configuration and database); returns when it is healthy.
     func restartRouting() async throws {
-        await routing.stop()
-        let configURL = directory.url.appendingPathComponent("site.json")
-        let child = try ChildProcess(
-            troncalBinaryDirectory().appendingPathComponent("troncal-routing"), ["--config", configURL.path, "--instance", "routing-1"],
-            output: directory.url.appendingPathComponent("routing-restarted.log"))
-        routingProcess.withLock { $0 = child }
-        let admin = config.instances(of: .routing)[0].adminPort
-        let ready = await eventually(timeout: .seconds(30), interval: .milliseconds(100)) {
-            (try? await httpGet(port: admin, path: "/health")) != nil
-        }
-        if !ready { throw CallSiteError("routing did not come back:\n\(child.outputText.suffix(2000))") }
+        try await restart("routing-1")
     }
 
     /// Runs the `troncal` CLI on this site's data directory.
@@ -95,13 +123,14 @@ final class CallSite: Sendable {
     }
 
     func stop() async {
-        await sbc.stop()
-        await routing.stop()
+        for instance in ["sbc-1", "routing-1", "billing-1"] where instances.contains(instance) {
+            if let child = processes.withLock({ $0[instance] }) { await child.stop() }
+        }
     }
 
-    /// Kills both services if they still run (a test that threw before `stop()`), then deletes the files.
+    /// Kills every service still running (a test that threw before `stop()`), then deletes the files.
     func remove() {
-        for child in [sbc, routing] where child.isRunning {
+        for child in processes.withLock({ Array($0.values) }) where child.isRunning {
             kill(child.pid, SIGKILL)
             child.process.waitUntilExit()
         }
@@ -121,7 +150,11 @@ final class CallSite: Sendable {
         }
     }
 
-    var logs: String { "--- sbc.log (tail)\n\(sbc.outputText.suffix(4000))\n--- routing.log (tail)\n\(routing.outputText.suffix(1500))" }
+    var logs: String {
+        var text = "--- sbc.log (tail)\n\(sbc.outputText.suffix(4000))\n--- routing.log (tail)\n\(routing.outputText.suffix(1500))"
+        if instances.contains("billing-1") { text += "\n--- billing.log (tail)\n\(billing.outputText.suffix(1500))" }
+        return text
+    }
 
     static func customer(_ id: String = "acme", addresses: [String] = [customerAddress + "/32"], username: String = "", password: String = "")
         -> CustomerSettings
@@ -178,6 +211,16 @@ final class Sipp: Sendable {
     }
 
     func stop() async { await child.stop(signal: SIGKILL) }
+
+    /// The "Successful call" count of sipp's final statistics screen.
+    var successfulCalls: Int? { count("Successful call") }
+    var failedCalls: Int? { count("Failed call") }
+
+    private func count(_ row: String) -> Int? {
+        guard let line = child.outputText.split(separator: "\n").last(where: { $0.contains(row) }) else { return nil }
+        let columns = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+        return columns.count > 2 ? Int(columns[2]) : nil
+    }
 
     var messageText: String { String(decoding: (try? Data(contentsOf: messages)) ?? Data(), as: UTF8.self) }
     var errorText: String { String(String(decoding: (try? Data(contentsOf: errors)) ?? Data(), as: UTF8.self).suffix(3000)) }

@@ -1,0 +1,154 @@
+import Foundation
+import Logging
+import TestSupport
+import Testing
+import TroncalProtocol
+import TroncalRuntime
+import TroncalStore
+
+/// Billing end to end with sipp: SBC → routing → billing authorises a prepaid call for what its balance covers and
+/// the SBC cuts it there; CDRs survive `kill -9` of billing or of the SBC in the middle of 1,000 calls, each stored
+/// once in PostgreSQL, the balance equal to the sum of the rated CDRs.
+@Suite("Billing with sipp", .serialized)
+struct BillingCallTests {
+    static let customers = "customer,type,rate_plan\nacme,prepaid,retail\n"
+    static let rates = "plan,prefix,rate\nretail,34,0.06\n"
+
+    static func site(postgres: TestPostgresDatabase? = nil, adjust: @escaping (inout SiteConfig) -> Void = { _ in }) async throws -> CallSite {
+        try await CallSite(billing: true) { config, offset in
+            config.sbc.customers = [CallSite.customer()]
+            config.routing.routes = [
+                RouteSettings(prefix: "34", targets: [RouteTargetSettings(carrier: "carrier-a", host: CallSite.carrierAddress, port: 9000 + offset)])
+            ]
+            // One busy customer address: keep the flood guard out of the way of 50 calls a second.
+            config.sip.requestsPerWindow = 1_000_000
+            config.sip.authenticatedRequestsPerWindow = 1_000_000
+            config.sip.requestsPerWindowPerAddress = 1_000_000
+            if let postgres, let components = postgres.components {
+                config.store.backend = "postgres"
+                config.store.postgres.host = components.host ?? "127.0.0.1"
+                config.store.postgres.port = components.port ?? 5432
+                config.store.postgres.user = components.user ?? "postgres"
+                config.store.postgres.database = postgres.name
+            }
+            adjust(&config)
+        }
+    }
+
+    static func prepare(_ site: CallSite, topUp amount: String) async throws {
+        let customers = site.directory.url.appendingPathComponent("customers.csv")
+        let rates = site.directory.url.appendingPathComponent("rates.csv")
+        try Data(Self.customers.utf8).write(to: customers)
+        try Data(Self.rates.utf8).write(to: rates)
+        for (kind, file) in [("customers", customers), ("rates", rates)] {
+            let (status, output) = try await site.troncal(["billing", "import", kind, file.path])
+            #expect(status == 0, "\(output)")
+        }
+        let (status, output) = try await site.troncal(["billing", "topup", "acme", amount, "--reason", "test credit", "--by", "tests"])
+        #expect(status == 0, "\(output)")
+    }
+
+    static func account(_ site: CallSite) async throws -> AccountState {
+        let (status, output) = try await site.troncal(["billing", "account", "acme", "--json"])
+        guard status == 0 else { throw CallSiteError("troncal billing account failed: \(output)") }
+        return try JSONDecoder().decode(AccountState.self, from: Data(output.utf8))
+    }
+
+    static func cdrs(_ site: CallSite) async throws -> [RatedCDR] {
+        let (status, output) = try await site.troncal(["cdr", "export", "--from", "2000-01-01", "--to", "2100-01-01", "--format", "json"])
+        guard status == 0 else { throw CallSiteError("troncal cdr export failed: \(output)") }
+        return try JSONDecoder().decode([RatedCDR].self, from: Data(output.utf8))
+    }
+
+    /// Waits until the SBC's spool is empty: every summary acknowledged by billing.
+    static func drained(_ site: CallSite, timeout: Duration = .seconds(60)) async -> Bool {
+        await eventually(timeout: timeout, interval: .milliseconds(200)) { (try? site.summaries())?.isEmpty ?? false }
+    }
+
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func aPrepaidCallIsCutWhenItsBalanceRunsOutAndTheBalanceEndsAtZero() async throws {
+        let site = try await Self.site()
+        defer { site.remove() }
+        // 0.09 at 0.06 a minute: 90 seconds.
+        try await Self.prepare(site, topUp: "0.09")
+        let carrier = try SBCCallTests.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: site.carrierPort(0), calls: 1)
+        try await Task.sleep(for: .milliseconds(300))
+        let caller = try SBCCallTests.caller(site, "caller", scenario: SippScenarios.caller(callerHangsUp: false), slot: 1, calls: 1, rate: 1, limit: 1)
+        #expect(await caller.finish(timeout: .seconds(120)) == 0, "\(caller.report)\n\(site.logs)")
+        #expect(await carrier.finish(timeout: .seconds(10)) == 0, "\(carrier.report)")
+        #expect(await Self.drained(site))
+        let cdr = try #require(try await Self.cdrs(site).first { $0.answerAt != nil })
+        #expect(cdr.disconnectBy == "sbc")
+        #expect((89_500...91_500).contains(cdr.durationMilliseconds), "\(cdr.durationMilliseconds) ms")
+        #expect(cdr.billedSeconds == 90 && cdr.sellMicros == 90_000)
+        let account = try await Self.account(site)
+        #expect(account.balanceMicros == 0)
+        #expect(account.reservedMicros == 0)
+        // Nothing left: the next call is refused (402) and makes no call leg.
+        let refused = try SBCCallTests.caller(site, "refused", scenario: SippScenarios.caller(holdMilliseconds: 100), slot: 2, calls: 1, rate: 1, limit: 1)
+        _ = await refused.finish(timeout: .seconds(20))
+        #expect(refused.messageText.contains("SIP/2.0 402"), "\(refused.report)")
+        await caller.stop()
+        await carrier.stop()
+        await refused.stop()
+        await site.stop()
+    }
+
+    /// 1,000 short calls at 50 a second; `kill -9` of `instance` after 6 s, started again 2 s later.
+    func runThousandCalls(killing instance: String) async throws {
+        guard let database = try await TestPostgresDatabase.create(prefix: "billing_e2e") else { return }
+        let site: CallSite
+        do {
+            site = try await Self.site(postgres: database)
+        } catch {
+            await database.drop()
+            throw error
+        }
+        defer { site.remove() }
+        try await Self.prepare(site, topUp: "1000")
+        let carrier = try SBCCallTests.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: site.carrierPort(0), calls: 100_000)
+        try await Task.sleep(for: .milliseconds(300))
+        let caller = try SBCCallTests.caller(
+            site, "caller", scenario: SippScenarios.caller(holdMilliseconds: 100), slot: 1, calls: 1000, rate: 50, limit: 60,
+            extra: ["-recv_timeout", "6000"])
+        try await Task.sleep(for: .seconds(6))
+        try await site.restart(instance, signal: SIGKILL, after: .seconds(2))
+        _ = await caller.finish(timeout: .seconds(150))
+        let successful = try #require(caller.successfulCalls, "\(caller.report)")
+        #expect(successful >= 700, "\(caller.report)\n\(site.logs)")
+        #expect(await Self.drained(site), "\(site.logs)")
+        let store = try await openStore(.postgres(try PostgresConfiguration(url: database.url)), logger: Logger(label: "test"))
+        let counts = try await store.query(
+            "SELECT COUNT(*) AS n, COUNT(DISTINCT id) AS ids, COUNT(DISTINCT call_id) AS calls, COALESCE(SUM(sell_micros), 0) AS sold FROM billing_cdrs WHERE answer_at IS NOT NULL")
+        try await store.close()
+        let answered = Int(try counts[0].int("n"))
+        // Every completed call has its CDR, and only one. (At most one more: a call whose summary was durable when the kill came
+        // just before its 200 to the BYE left.)
+        #expect(answered >= successful && answered <= successful + 1, "\(answered) answered CDRs, sipp completed \(successful)")
+        #expect(try counts[0].int("ids") == Int64(answered))
+        #expect(try counts[0].int("calls") == Int64(answered))
+        let account = try await Self.account(site)
+        #expect(account.balanceMicros == 1_000_000_000 - (try counts[0].int("sold")))
+        if instance == "sbc-1" {
+            // The calls the SBC had in progress died with it, without summaries: their grants (300 s, 0.30 each) stay
+            // reserved until they expire, ten minutes after the grant.
+            #expect(account.reservedMicros % 300_000 == 0 && account.reservedMicros <= 20 * 300_000, "\(account.reservedMicros)")
+        } else {
+            #expect(account.reservedMicros == 0)
+        }
+        await carrier.stop()
+        await caller.stop()
+        await site.stop()
+        await database.drop()
+    }
+
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func everyCompletedCallHasOneCDRWhenBillingIsKilledInTheMiddle() async throws {
+        try await runThousandCalls(killing: "billing-1")
+    }
+
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func everyCompletedCallHasOneCDRWhenTheSBCIsKilledInTheMiddleAndReplaysItsSpool() async throws {
+        try await runThousandCalls(killing: "sbc-1")
+    }
+}
