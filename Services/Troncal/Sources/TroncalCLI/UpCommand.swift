@@ -85,6 +85,7 @@ struct Announcer: Service {
         if let monitor {
             Output.line("  Dashboard (monitor): http://\(monitor.adminHost):\(monitor.adminPort)/health  metrics: /metrics")
         }
+        Output.line("  Customers: sbc.customers in site.json; routes: troncal routing import; accounts, rates, credit: troncal billing import|topup")
         Output.line("  Status: troncal status --data-dir \(directory.root.path)")
         Output.line("  Logs: \(directory.logsDirectory.path)/<instance>.log   Stop: Ctrl-C")
     }
