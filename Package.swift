@@ -101,6 +101,13 @@ let cliTargets: [Target] = [
         swiftSettings: swiftSettings),
 ]
 
+// `scripts/bench billing` (built in release by that script only).
+let benchTargets: [Target] = [
+    .executableTarget(
+        name: "BillingBench", dependencies: ["TroncalProtocol", "TroncalLink", "TroncalPKI", "TroncalStore", logging],
+        path: "Benchmarks/BillingBench", swiftSettings: swiftSettings)
+]
+
 let testTargets: [Target] = [
     .target(
         name: "TestSupport",
@@ -137,7 +144,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
     ],
-    targets: sharedTargets + serviceTargets + cliTargets + testTargets
+    targets: sharedTargets + serviceTargets + cliTargets + benchTargets + testTargets
 )
 
 // MARK: - Layering guard: no service library may depend on another service library.
