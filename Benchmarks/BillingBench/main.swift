@@ -36,21 +36,34 @@ let ca = try SiteCA.open(URL(fileURLWithPath: arguments[1]))
 let client = try LinkClient(
     role: .billing, endpoints: [LinkEndpoint(host: arguments[2], port: port)], credentials: ca.credentials(role: .sbc, instance: "sbc-1"), logger: logger)
 
-// Through the link: `concurrency` requests in flight, as the SBC's spool shipper does.
-let linkStart = ContinuousClock.now
-try await withThrowingTaskGroup(of: Void.self) { group in
-    var next = 0
-    func add() {
-        let index = next
-        next += 1
-        group.addTask { _ = try await client.request(CDRSubmission(summary: summary(index, run: run)), timeout: .seconds(30)) }
+/// Sends `count` summaries (ids `tag-N`) in requests of `batch` summaries, `concurrency` requests in flight; returns seconds.
+func send(count: Int, batch: Int, concurrency: Int, tag: String) async throws -> Double {
+    let started = ContinuousClock.now
+    let batches = stride(from: 0, to: count, by: batch).map { $0..<min($0 + batch, count) }
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        var next = 0
+        func add() {
+            let range = batches[next]
+            next += 1
+            group.addTask {
+                if batch == 1 {
+                    _ = try await client.request(CDRSubmission(summary: summary(range.lowerBound, run: tag)), timeout: .seconds(30))
+                } else {
+                    _ = try await client.request(CDRBatch(summaries: range.map { summary($0, run: tag) }), timeout: .seconds(30))
+                }
+            }
+        }
+        while next < min(concurrency, batches.count) { add() }
+        while try await group.next() != nil {
+            if next < batches.count { add() }
+        }
     }
-    while next < min(concurrency, count) { add() }
-    while try await group.next() != nil {
-        if next < count { add() }
-    }
+    return Double((ContinuousClock.now - started) / .milliseconds(1)) / 1000
 }
-let linkSeconds = Double((ContinuousClock.now - linkStart) / .milliseconds(1)) / 1000
+
+// Through the link, as the SBC's spool shipper sends them (batches of 50, 4 in flight), and one by one (16 in flight).
+let linkSeconds = try await send(count: count, batch: 50, concurrency: 4, tag: run)
+let singleSeconds = try await send(count: count, batch: 1, concurrency: concurrency, tag: run + "s")
 await client.close()
 
 // A plain COPY of the same rows (the CDR columns billing writes) into a table of the same shape.
@@ -79,16 +92,18 @@ for index in 0..<count {
 }
 try await store.bulkLoad(table: "bench_copy_cdrs", columns: columns, rows: rows)
 let copySeconds = Double((ContinuousClock.now - copyStart) / .milliseconds(1)) / 1000
-let stored = try await store.query("SELECT COUNT(*) AS n FROM billing_cdrs WHERE id LIKE $1", [.text("\(run)-%")])
+let stored = try await store.query("SELECT COUNT(*) AS n FROM billing_cdrs WHERE id LIKE $1 OR id LIKE $2", [.text("\(run)-%"), .text("\(run)s-%")])
 let storedCount = try stored.first?.int("n") ?? 0
 try await store.execute("DROP TABLE bench_copy_cdrs")
 try await store.close()
-guard storedCount == Int64(count) else {
-    FileHandle.standardError.write(Data("only \(storedCount) of \(count) CDRs are in billing_cdrs\n".utf8))
+guard storedCount == Int64(2 * count) else {
+    FileHandle.standardError.write(Data("only \(storedCount) of \(2 * count) CDRs are in billing_cdrs\n".utf8))
     exit(1)
 }
 let linkRate = Double(count) / linkSeconds
+let singleRate = Double(count) / singleSeconds
 let copyRate = Double(count) / copySeconds
-print(String(format: "through the link (billing.cdr, %d in flight, rated and charged, acknowledged after commit): %d CDRs in %.2f s = %.0f CDRs/s", concurrency, count, linkSeconds, linkRate))
-print(String(format: "plain COPY of the same rows into a table of the same shape:                               %d rows in %.2f s = %.0f rows/s", count, copySeconds, copyRate))
-print(String(format: "ratio link/COPY: %.3f", linkRate / copyRate))
+print(String(format: "through the link, as the SBC ships them (billing.cdr.batch of 50, 4 in flight; rated, charged, acknowledged after commit): %d CDRs in %.2f s = %.0f CDRs/s", count, linkSeconds, linkRate))
+print(String(format: "through the link one by one (billing.cdr, %d in flight):                                                          %d CDRs in %.2f s = %.0f CDRs/s", concurrency, count, singleSeconds, singleRate))
+print(String(format: "plain COPY of the same rows into a table of the same shape:                                                       %d rows in %.2f s = %.0f rows/s", count, copySeconds, copyRate))
+print(String(format: "ratios: batched link/COPY %.3f, one-by-one link/COPY %.3f, batched/one-by-one %.2f", linkRate / copyRate, singleRate / copyRate, linkRate / singleRate))

@@ -63,6 +63,8 @@ public enum MessageCatalog {
         MessageDescriptor(RenewReply.self, kind: .reply, senders: nil, summary: "reply to billing.renew: the new total grant, or a refusal"),
         MessageDescriptor(CDRSubmission.self, kind: .request, senders: [.sbc], summary: "one call summary from the SBC's spool, stored once by id"),
         MessageDescriptor(CDRAcknowledgement.self, kind: .reply, senders: nil, summary: "the CDR is committed (or was already)"),
+        MessageDescriptor(CDRBatch.self, kind: .request, senders: [.sbc], summary: "several call summaries, stored in one transaction"),
+        MessageDescriptor(CDRBatchAcknowledgement.self, kind: .reply, senders: nil, summary: "one acknowledgement per summary of the batch"),
         MessageDescriptor(
             BillingImport.self, kind: .request, senders: [.operator], summary: "one part of a CSV upload: customers, rates or carrier-rates"),
         MessageDescriptor(BillingImportResult.self, kind: .reply, senders: nil, summary: "reply to billing.import: rows applied"),

@@ -133,6 +133,38 @@ import TroncalStore
     }
 
     @Test(arguments: TestBackend.allCases)
+    func aBatchIsStoredOnceWithItsDuplicatesAndEachCustomerChargedTheSumOfItsCalls(backend: TestBackend) async throws {
+        try await Self.withBilling(backend) { billing in
+            try await Self.topUp(billing, "pre", "10")
+            _ = try await billing.ingest(Self.summary("old", seconds: 10))
+            var batch: [CallSummary] = []
+            for index in 0..<120 {
+                let customer = index % 3 == 0 ? "post" : "pre"
+                batch.append(Self.summary("b\(index)", customer: customer, seconds: Double(index % 7 + 1)))
+            }
+            batch.append(Self.summary("old", seconds: 10))
+            batch.append(Self.summary("b5", seconds: 2))
+            batch.append(Self.summary("stranger", customer: "nobody", seconds: 5))
+            let acknowledgements = try await billing.ingest(batch)
+            #expect(acknowledgements.map(\.id) == batch.map(\.id))
+            #expect(acknowledgements.filter(\.duplicate).map(\.id) == ["old", "b5"])
+            func expected(_ customer: String) -> Int64 {
+                var total: Int64 = 0
+                for index in 0..<120 where (index % 3 == 0) == (customer == "post") { total += Int64(index % 7 + 1) * 1_000 }
+                return total
+            }
+            #expect(try await billing.account("pre").balanceMicros == 10_000_000 - 10_000 - expected("pre"))
+            #expect(try await billing.account("post").balanceMicros == -expected("post"))
+            // One ledger row per charged CDR.
+            let ledger = try await billing.store.store.query("SELECT COUNT(*) AS n FROM billing_ledger WHERE kind = 'call'")
+            #expect(try ledger[0].int("n") == 121)
+            // Sent again whole: nothing changes.
+            #expect(try await billing.ingest(batch).allSatisfy(\.duplicate))
+            #expect(try await billing.account("post").balanceMicros == -expected("post"))
+        }
+    }
+
+    @Test(arguments: TestBackend.allCases)
     func concurrentResendsOfOneCDRChargeOnce(backend: TestBackend) async throws {
         try await Self.withBilling(backend) { billing in
             try await Self.topUp(billing, "pre", "10")

@@ -88,6 +88,23 @@ public struct CDRAcknowledgement: LinkMessage, Hashable {
     }
 }
 
+/// `billing.cdr.batch` (sbc → billing): several call summaries at once, stored in one transaction with the same
+/// rules as `billing.cdr`; the reply acknowledges each (after the commit).
+public struct CDRBatch: LinkRequest, Hashable {
+    public typealias Reply = CDRBatchAcknowledgement
+    public static let messageType = "billing.cdr.batch"
+
+    public var summaries: [CallSummary]
+    public init(summaries: [CallSummary]) { self.summaries = summaries }
+}
+
+/// `billing.cdr.batch.reply`: one acknowledgement per summary, in order.
+public struct CDRBatchAcknowledgement: LinkMessage, Hashable {
+    public static let messageType = "billing.cdr.batch.reply"
+    public var acknowledgements: [CDRAcknowledgement]
+    public init(acknowledgements: [CDRAcknowledgement]) { self.acknowledgements = acknowledgements }
+}
+
 /// What a billing catalog holds, one CSV format each (`docs/billing.md`).
 public enum BillingCatalogKind: String, Codable, Sendable, Hashable, CaseIterable {
     /// Accounts: prepaid or postpaid, currency, credit limit, rate plan, limits, status (never balances).

@@ -34,6 +34,7 @@ public struct BillingService: TroncalService {
         handlers.on(AuthorizeRequest.self, from: [.routing]) { request, _ in try await billing.authorize(request) }
         handlers.on(RenewRequest.self, from: [.sbc]) { request, _ in RenewReply(try await billing.renew(request)) }
         handlers.on(CDRSubmission.self, from: [.sbc]) { submission, _ in try await billing.ingest(submission.summary) }
+        handlers.on(CDRBatch.self, from: [.sbc]) { batch, _ in CDRBatchAcknowledgement(acknowledgements: try await billing.ingest(batch.summaries)) }
         handlers.on(BillingImport.self, from: [.operator]) { part, _ in try await billing.receive(part) }
         handlers.on(BillingExport.self, from: [.operator]) { request, _ in try await billing.export(request) }
         handlers.on(BalanceAdjustment.self, from: [.operator]) { request, peer in try await billing.adjust(request) }
@@ -123,29 +124,41 @@ public final class Billing: Sendable {
     }
 
     public func ingest(_ summary: CallSummary, now: Date = Date()) async throws -> CDRAcknowledgement {
-        let result: (duplicate: Bool, cdr: RatedCDR)
+        try await ingest([summary], now: now)[0]
+    }
+
+    /// Stores summaries as CDRs in one transaction (see `BillingStore.ingest`), then runs the fraud guard's spend check
+    /// for the customers charged.
+    public func ingest(_ summaries: [CallSummary], now: Date = Date()) async throws -> [CDRAcknowledgement] {
+        guard summaries.count <= 1000 else { throw ProtocolError(.badRequest, "at most 1000 summaries in one batch") }
+        let results: [(duplicate: Bool, cdr: RatedCDR)]
         do {
-            result = try await store.ingest(summary, sell: sell, buy: buy, now: now)
+            results = try await store.ingest(summaries, sell: sell, buy: buy, now: now)
         } catch {
-            logger.error("CDR not stored", metadata: ["call-id": "\(summary.callID)", "customer": "\(summary.customer)", "reason": "\(error)"])
-            Counter(label: "troncal_billing_cdrs_total", dimensions: [("result", "failed")]).increment()
+            logger.error("CDRs not stored", metadata: [
+                "call-id": "\(summaries.first?.callID ?? "")", "customer": "\(summaries.first?.customer ?? "")", "cdrs": "\(summaries.count)",
+                "reason": "\(error)",
+            ])
+            Counter(label: "troncal_billing_cdrs_total", dimensions: [("result", "failed")]).increment(by: summaries.count)
             throw Self.unavailable("billing.cdr", error)
         }
-        let cdr = result.cdr
-        Counter(label: "troncal_billing_cdrs_total", dimensions: [("result", result.duplicate ? "duplicate" : (cdr.rated ? "rated" : "unrated"))]).increment()
-        if !result.duplicate {
+        var charged = Set<String>()
+        for (duplicate, cdr) in results {
+            Counter(label: "troncal_billing_cdrs_total", dimensions: [("result", duplicate ? "duplicate" : (cdr.rated ? "rated" : "unrated"))]).increment()
+            guard !duplicate else { continue }
             if !cdr.rated {
                 logger.warning("CDR stored unrated", metadata: ["call-id": "\(cdr.callID)", "customer": "\(cdr.customer)", "reason": "\(cdr.note)"])
             }
-            if cdr.sellMicros > 0 { await checkSpend(cdr.customer, now: now) }
+            if cdr.sellMicros > 0 { charged.insert(cdr.customer) }
         }
-        return CDRAcknowledgement(id: summary.id, duplicate: result.duplicate)
+        for customer in charged.sorted() { await checkSpend(customer, now: now) }
+        return results.map { CDRAcknowledgement(id: $0.cdr.id, duplicate: $0.duplicate) }
     }
 
     /// The fraud guard's spend limit: calls that ended in the last hour cost more than the customer's limit.
     func checkSpend(_ customer: String, now: Date) async {
         do {
-            guard let account = try await store.customers().first(where: { $0.0.customer == customer })?.0,
+            guard let account = try await store.customer(customer),
                 account.status == .active, account.maximumSpendPerHourMicros > 0
             else { return }
             let spent = try await store.spendLastHour(customer, now: now)

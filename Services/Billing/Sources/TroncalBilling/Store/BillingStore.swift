@@ -172,6 +172,10 @@ public struct BillingStore: Sendable {
         }
     }
 
+    public func customer(_ id: String) async throws -> CustomerRecord? {
+        try await store.query("SELECT \(Self.customerColumns) FROM billing_customers WHERE customer = $1", [.text(id)]).first.map { try Self.customer($0).0 }
+    }
+
     public func customers() async throws -> [(CustomerRecord, Int64)] {
         try await store.query("SELECT \(Self.customerColumns) FROM billing_customers ORDER BY customer").map {
             let (customer, balance, _) = try Self.customer($0)
@@ -294,57 +298,133 @@ public struct BillingStore: Sendable {
     /// Stores one call summary as a CDR exactly once: rated (sell and buy), the customer charged and the reservation
     /// settled in the same transaction. A summary whose id is stored already changes nothing.
     public func ingest(_ summary: CallSummary, sell: RateBook, buy: RateBook, now: Date = Date()) async throws -> (duplicate: Bool, cdr: RatedCDR) {
-        try await store.transaction { transaction in
-            if let existing = try await transaction.query("SELECT \(Self.cdrColumns) FROM billing_cdrs WHERE id = $1", [.text(summary.id)]).first {
-                return (true, try Self.cdr(existing))
+        let result = try await ingest([summary], sell: sell, buy: buy, now: now)
+        return (result[0].duplicate, result[0].cdr)
+    }
+
+    /// Stores a batch of call summaries in one transaction: those whose id is stored already change nothing (also when
+    /// one id comes twice in the batch); the others are rated, their customers charged once each (one balance update and
+    /// one ledger row per CDR), their reservations settled. All of it commits, or none of it.
+    public func ingest(_ summaries: [CallSummary], sell: RateBook, buy: RateBook, now: Date = Date()) async throws -> [(duplicate: Bool, cdr: RatedCDR)] {
+        guard !summaries.isEmpty else { return [] }
+        return try await store.transaction { transaction in
+            let ids = Array(Set(summaries.map(\.id)))
+            var existing: [String: RatedCDR] = [:]
+            for chunk in ids.chunked(500) {
+                let placeholders = (1...chunk.count).map { "$\($0)" }.joined(separator: ", ")
+                for row in try await transaction.query("SELECT \(Self.cdrColumns) FROM billing_cdrs WHERE id IN (\(placeholders))", chunk.map(SQLValue.text)) {
+                    let cdr = try Self.cdr(row)
+                    existing[cdr.id] = cdr
+                }
             }
-            let customers = try await transaction.query(
-                "SELECT \(Self.customerColumns) FROM billing_customers WHERE customer = $1\(Self.lockClause(transaction))", [.text(summary.customer)])
-            let account = try customers.first.map(Self.customer)
-            let reservation = try await transaction.query(
-                "SELECT * FROM billing_reservations WHERE customer = $1 AND call_id = $2", [.text(summary.customer), .text(summary.callID)]).first
-            let answered = summary.attempts.last { $0.result == .answered }
-            let rated = Self.rate(summary, account: account?.0, reservation: reservation, sell: sell, buy: buy, carrier: answered?.carrier ?? "")
-            var cdr = RatedCDR(
-                id: summary.id, callID: summary.callID, customer: summary.customer, caller: summary.caller, callee: summary.callee,
-                carrier: answered?.carrier ?? summary.attempts.last?.carrier ?? "", trunk: answered?.trunk ?? summary.attempts.last?.trunk ?? "",
-                setupAt: Self.text(summary.setupAt), answerAt: summary.answerAt.map(Self.text), endAt: Self.text(summary.endAt),
-                durationMilliseconds: summary.durationMilliseconds, billedSeconds: rated.billedSeconds, disconnectStatus: summary.disconnect.status,
-                disconnectBy: summary.disconnect.by.rawValue, currency: account?.0.currency ?? "", sellMicros: rated.sell, buyMicros: rated.buy,
-                marginMicros: rated.sell - rated.buy, rated: rated.rated, ratePrefix: rated.prefix, note: rated.note,
-                mos: summary.streams.map(\.mos).min())
+            // Accounts, locked in a fixed order (no deadlock between two batches), and the calls' reservations.
+            var accounts: [String: (CustomerRecord, balance: Int64)] = [:]
+            let customers = Array(Set(summaries.map(\.customer))).sorted()
+            for customer in customers {
+                if let row = try await transaction.query(
+                    "SELECT \(Self.customerColumns) FROM billing_customers WHERE customer = $1\(Self.lockClause(transaction))", [.text(customer)]).first
+                {
+                    let (record, balance, _) = try Self.customer(row)
+                    accounts[customer] = (record, balance)
+                }
+            }
+            var reservations: [String: SQLRow] = [:]
+            for chunk in summaries.chunked(200) {
+                let conditions = (0..<chunk.count).map { "(customer = $\($0 * 2 + 1) AND call_id = $\($0 * 2 + 2))" }.joined(separator: " OR ")
+                let binds = chunk.flatMap { [SQLValue.text($0.customer), .text($0.callID)] }
+                for row in try await transaction.query("SELECT * FROM billing_reservations WHERE \(conditions)", binds) {
+                    reservations["\(try row.string("customer"))\u{0}\(try row.string("call_id"))"] = row
+                }
+            }
             let encoder = JSONEncoder()
             encoder.dateEncodingStrategy = .custom { date, encoder in
                 var container = encoder.singleValueContainer()
                 try container.encode(Self.text(date))
             }
             encoder.outputFormatting = [.sortedKeys]
-            let json = String(decoding: try encoder.encode(summary), as: UTF8.self)
-            try await transaction.execute(
-                """
-                INSERT INTO billing_cdrs (id, call_id, customer, caller, callee, carrier, trunk, setup_at, answer_at, end_at, duration_ms, billed_seconds,
-                disconnect_status, disconnect_by, currency, sell_micros, buy_micros, margin_micros, rated, rate_prefix, note, mos, summary, stored_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)
-                """,
-                [
+            let stamp = Self.text(now)
+            var results: [(duplicate: Bool, cdr: RatedCDR)] = []
+            var cdrRows: [[SQLValue]] = []
+            var ledgerRows: [[SQLValue]] = []
+            var settled: [(String, String)] = []
+            var stored = Set<String>()
+            for summary in summaries {
+                if let cdr = existing[summary.id] {
+                    results.append((true, cdr))
+                    continue
+                }
+                guard stored.insert(summary.id).inserted else {
+                    // The same id twice in one batch: the first one counts.
+                    results.append((true, results.first { $0.cdr.id == summary.id }!.cdr))
+                    continue
+                }
+                let account = accounts[summary.customer]
+                let answered = summary.attempts.last { $0.result == .answered }
+                let rated = Self.rate(
+                    summary, account: account?.0, reservation: reservations["\(summary.customer)\u{0}\(summary.callID)"], sell: sell, buy: buy,
+                    carrier: answered?.carrier ?? "")
+                let cdr = RatedCDR(
+                    id: summary.id, callID: summary.callID, customer: summary.customer, caller: summary.caller, callee: summary.callee,
+                    carrier: answered?.carrier ?? summary.attempts.last?.carrier ?? "", trunk: answered?.trunk ?? summary.attempts.last?.trunk ?? "",
+                    setupAt: Self.text(summary.setupAt), answerAt: summary.answerAt.map(Self.text), endAt: Self.text(summary.endAt),
+                    durationMilliseconds: summary.durationMilliseconds, billedSeconds: rated.billedSeconds, disconnectStatus: summary.disconnect.status,
+                    disconnectBy: summary.disconnect.by.rawValue, currency: account?.0.currency ?? "", sellMicros: rated.sell, buyMicros: rated.buy,
+                    marginMicros: rated.sell - rated.buy, rated: rated.rated, ratePrefix: rated.prefix, note: rated.note,
+                    mos: summary.streams.map(\.mos).min())
+                cdrRows.append([
                     .text(cdr.id), .text(cdr.callID), .text(cdr.customer), .text(cdr.caller), .text(cdr.callee), .text(cdr.carrier), .text(cdr.trunk),
                     .text(cdr.setupAt), cdr.answerAt.map(SQLValue.text) ?? .null, .text(cdr.endAt), .int(cdr.durationMilliseconds), .int(cdr.billedSeconds),
                     .int(cdr.disconnectStatus), .text(cdr.disconnectBy), .text(cdr.currency), .integer(cdr.sellMicros), .integer(cdr.buyMicros),
                     .integer(cdr.marginMicros), .int(cdr.rated ? 1 : 0), .text(cdr.ratePrefix), .text(cdr.note), cdr.mos.map(SQLValue.real) ?? .null,
-                    .text(json), .text(Self.text(now)),
+                    .text(String(decoding: try encoder.encode(summary), as: UTF8.self)), .text(stamp),
                 ])
-            if let (customer, balance, _) = account, cdr.sellMicros != 0 {
-                let after = balance - cdr.sellMicros
-                try await transaction.execute(
-                    "UPDATE billing_customers SET balance_micros = $2 WHERE customer = $1", [.text(customer.customer), .integer(after)])
-                try await transaction.execute(
-                    "INSERT INTO billing_ledger (id, customer, at, kind, amount_micros, balance_micros, reference, by_whom) VALUES ($1, $2, $3, 'call', $4, $5, $6, 'billing')",
-                    [.text(UUID().uuidString), .text(customer.customer), .text(Self.text(now)), .integer(-cdr.sellMicros), .integer(after), .text(cdr.id)])
+                if var (customer, balance) = account, cdr.sellMicros != 0 {
+                    balance -= cdr.sellMicros
+                    accounts[summary.customer] = (customer, balance)
+                    customer = accounts[summary.customer]!.0
+                    ledgerRows.append([
+                        .text(UUID().uuidString), .text(customer.customer), .text(stamp), .text("call"), .integer(-cdr.sellMicros), .integer(balance),
+                        .text(cdr.id), .text("billing"),
+                    ])
+                }
+                settled.append((summary.customer, summary.callID))
+                results.append((false, cdr))
+            }
+            try await Self.insert(
+                transaction, table: "billing_cdrs",
+                columns: [
+                    "id", "call_id", "customer", "caller", "callee", "carrier", "trunk", "setup_at", "answer_at", "end_at", "duration_ms", "billed_seconds",
+                    "disconnect_status", "disconnect_by", "currency", "sell_micros", "buy_micros", "margin_micros", "rated", "rate_prefix", "note", "mos",
+                    "summary", "stored_at",
+                ], rows: cdrRows)
+            try await Self.insert(
+                transaction, table: "billing_ledger", columns: ["id", "customer", "at", "kind", "amount_micros", "balance_micros", "reference", "by_whom"],
+                rows: ledgerRows)
+            let charged = Set(ledgerRows.map { if case .text(let customer) = $0[1] { customer } else { "" } })
+            for customer in charged.sorted() {
+                guard let (_, balance) = accounts[customer] else { continue }
+                try await transaction.execute("UPDATE billing_customers SET balance_micros = $2 WHERE customer = $1", [.text(customer), .integer(balance)])
+            }
+            for chunk in settled.chunked(200) {
+                let conditions = (0..<chunk.count).map { "(customer = $\($0 * 2 + 1) AND call_id = $\($0 * 2 + 2))" }.joined(separator: " OR ")
+                try await transaction.execute("DELETE FROM billing_reservations WHERE \(conditions)", chunk.flatMap { [SQLValue.text($0.0), .text($0.1)] })
+            }
+            return results
+        }
+    }
+
+    /// Multi-row INSERTs, a few hundred rows a statement.
+    static func insert(_ transaction: any SQLTransaction, table: String, columns: [String], rows: [[SQLValue]]) async throws {
+        for chunk in rows.chunked(max(1, 20_000 / columns.count)) {
+            var parameter = 0
+            let tuples = chunk.map { _ in
+                "(" + columns.map { _ in
+                    parameter += 1
+                    return "$\(parameter)"
+                }.joined(separator: ", ") + ")"
             }
             try await transaction.execute(
-                "DELETE FROM billing_reservations WHERE customer = $1 AND call_id = $2", [.text(summary.customer), .text(summary.callID)])
-            cdr.note = rated.note
-            return (false, cdr)
+                "INSERT INTO \(table) (\(columns.joined(separator: ", "))) VALUES \(tuples.joined(separator: ", "))", Array(chunk.joined()))
         }
     }
 
@@ -504,5 +584,12 @@ public struct BillingStore: Sendable {
             "SELECT COALESCE(SUM(sell_micros), 0) AS spent FROM billing_cdrs WHERE customer = $1 AND end_at >= $2",
             [.text(customer), .text(Self.text(now.addingTimeInterval(-3600)))]
         ).first?.int("spent") ?? 0
+    }
+}
+
+extension Array {
+    /// Consecutive slices of at most `size` elements.
+    func chunked(_ size: Int) -> [ArraySlice<Element>] {
+        stride(from: 0, to: count, by: size).map { self[$0..<Swift.min($0 + size, count)] }
     }
 }
