@@ -53,13 +53,15 @@ struct B2BUACallTests {
         (0..<count).map { RouteTarget(carrier: "carrier\($0 + 1)", trunk: "trunk\($0 + 1)", host: Self.carrierIPs[$0], port: 5060, transport: "udp", number: "34911234567", setupTimeoutMilliseconds: 8000) }
     }
 
-    func response(_ status: Int, to request: SIPRequest, tag: String = "carrier-tag", sdp: Bool = false, contactHost: String = "203.0.113.3") -> SIPResponse {
+    func response(
+        _ status: Int, to request: SIPRequest, tag: String = "carrier-tag", sdp: Bool = false, contactHost: String = "203.0.113.3", formats: String = "0"
+    ) -> SIPResponse {
         var headers = SIPHeaders()
         for field in request.headers where [.from, .callID, .cseq].contains(field.name) { headers.append(field) }
         if let to = request.headers.first(.to) { headers.append(.to, status > 100 ? "\(to.valueString);tag=\(tag)" : to.valueString) }
         headers.append(.contact, "<sip:carrier@\(contactHost):5060>")
         headers.append(.init(rawName: "Server", value: "CarrierSwitch 9 at \(contactHost)")!)
-        let body = sdp ? Array("v=0\r\no=c 1 1 IN IP4 \(contactHost)\r\ns=-\r\nc=IN IP4 \(contactHost)\r\nt=0 0\r\nm=audio 50000 RTP/AVP 0\r\n".utf8) : []
+        let body = sdp ? Array("v=0\r\no=c 1 1 IN IP4 \(contactHost)\r\ns=-\r\nc=IN IP4 \(contactHost)\r\nt=0 0\r\nm=audio 50000 RTP/AVP \(formats)\r\n".utf8) : []
         if sdp { headers.append(.contentType, "application/sdp") }
         return SIPResponse(statusCode: status, reasonPhrase: "X", headers: headers, body: body)
     }
@@ -258,6 +260,17 @@ struct B2BUACallTests {
         let cdr = try #require(summary(actions))
         #expect(cdr.durationMilliseconds == 90_000)
         #expect(cdr.disconnect.reason == "maximum duration reached")
+    }
+
+    @Test func theAnswersFirstCodecIsWhatTheMOSIsComputedFor() throws {
+        var call = try makeCall()
+        _ = call.start()
+        let a0 = call.handle(.routed(RouteDecision(outcome: .route, targets: targets(1))), now: t0)
+        #expect(a0.contains { if case .mediaCodec("PCMU") = $0 { true } else { false } })
+        let (invite, _) = try #require(invites(a0).first)
+        let answered = call.handle(.calleeResponse(response(200, to: invite, sdp: true, formats: "18 0")), now: t0)
+        let codecs = answered.compactMap { if case .mediaCodec(let codec) = $0 { codec } else { nil } }
+        #expect(codecs == ["G729"])
     }
 
     @Test func byeFromTheCalleeReachesTheCaller() throws {

@@ -121,6 +121,8 @@ public struct B2BUACall: Sendable {
         case respondToCallee(SIPResponse)
         /// Where the relay should send each side's media (from their SDP).
         case mediaDestination(leg: Leg, address: String, port: Int)
+        /// The codec of the latest SDP's first media line (the answer's, once answered): what the MOS is computed for.
+        case mediaCodec(String)
         case startTimer(Timer, Duration)
         case cancelTimer(Timer)
         case reportAttempt(CallAttemptReport)
@@ -656,6 +658,7 @@ public struct B2BUACall: Sendable {
         if let destination = sdp.destination(ofMedia: 0) {
             actions.append(.mediaDestination(leg: leg, address: destination.address, port: destination.port))
         }
+        if let codec = sdp.media.first?.codecs.first?.encoding { actions.append(.mediaCodec(codec)) }
         let (address, port) = leg == .caller
             ? (configuration.carrierSideMediaAddress, configuration.relayPorts.callee)
             : (configuration.customerSideMediaAddress, configuration.relayPorts.caller)

@@ -738,6 +738,8 @@ struct Core {
                 }
             case .mediaDestination(let leg, let address, let port):
                 slot.relay?.setDestination(leg, host: address, port: port)
+            case .mediaCodec(let codec):
+                slot.relay?.setCodec(codec)
             case .startTimer(let timer, let delay):
                 startTimer(.call(number, timer), delay)
             case .cancelTimer(let timer):

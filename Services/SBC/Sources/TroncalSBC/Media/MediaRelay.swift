@@ -52,6 +52,14 @@ public final class MediaRelaySession: Sendable {
         }
     }
 
+    /// The codec both directions use (the negotiated one): what their MOS is computed for.
+    public func setCodec(_ codec: String) {
+        eventLoop.execute { [state] in
+            state.value.codec[.caller] = codec
+            state.value.codec[.callee] = codec
+        }
+    }
+
     /// The quality of both directions so far, as the call summary carries it.
     public func streamReports() async -> [CallSummary.StreamReport] {
         let box = state
