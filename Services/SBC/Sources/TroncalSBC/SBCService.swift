@@ -59,6 +59,9 @@ public struct SBCService: TroncalService {
         self.relay = relay
         let spool = try CallSummarySpool(directory: context.stateDirectory.appendingPathComponent("cdr-spool"), logger: context.logger)
         self.spool = spool
+        // SIP listeners and the call engine's timers share one event loop: a message received, its transaction timers and
+        // the answers sent all stay on that thread, with no wake-up of another loop per message.
+        let sipLoop = MultiThreadedEventLoopGroup.singleton.next()
         var engineConfiguration = CallEngine.Configuration(
                 advertisedAddress: advertised, site: context.config.site, instance: context.instance.name, realm: sbc.realm,
                 digestAlgorithms: sbc.digestAlgorithms.compactMap { DigestAlgorithm(token: $0) },
@@ -73,10 +76,10 @@ public struct SBCService: TroncalService {
                 LinkCallRouter(client: $0, billing: context.links[.billing], timeout: .milliseconds(context.config.link.requestTimeoutMilliseconds))
             }
                 ?? NoRouter(),
-            sink: spool, relay: relay, frontDoor: frontDoor, logger: context.logger, loop: MultiThreadedEventLoopGroup.singleton.next())
+            sink: spool, relay: relay, frontDoor: frontDoor, logger: context.logger, loop: sipLoop)
         self.engine = engine
         let box = TransportReference()
-        let transport = SIPTransport(configuration: configuration, logger: context.logger) { inbound in
+        let transport = SIPTransport(configuration: configuration, logger: context.logger, group: sipLoop) { inbound in
             switch frontDoor.decide(inbound) {
             case .respond(let response): box.transport?.respond(response, to: inbound.source)
             case .ignore: break
