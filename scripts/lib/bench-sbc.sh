@@ -120,6 +120,13 @@ bench_sbc_trial() {
     rm -rf "$work_dir"
 }
 
+# After a failed (overloaded) trial: let the system forget it before the next one. A SIP transaction is kept 32 s (64·T1)
+# after it ends to absorb retransmissions, so an overloaded trial leaves a full table behind that would fail the next trial
+# for reasons of the previous one. Every system gets the same pause.
+bench_sbc_drain() {
+    sleep 35
+}
+
 # The highest rate with < 0.1% failed calls: doubling from 100 cps, then bisecting. Prints "rate cpu-ms-per-call".
 bench_sbc_search() {
     local name="$1" target="$2" pids="$3"
@@ -134,6 +141,7 @@ bench_sbc_search() {
             rate=$((rate * 2))
         else
             bad=$rate
+            bench_sbc_drain
             break
         fi
     done
@@ -155,6 +163,7 @@ bench_sbc_search() {
                 good_cpu=$cpu
             else
                 bad=$rate
+                bench_sbc_drain
             fi
         done
     fi
