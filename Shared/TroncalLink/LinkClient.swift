@@ -74,7 +74,7 @@ public actor LinkClient {
     public func request<R: LinkRequest>(_ request: R, timeout: Duration = .seconds(5)) async throws(LinkError) -> R.Reply {
         let deadline = NIODeadline.now() + TimeAmount(timeout)
         let current = try await connected(before: deadline)
-        let id = UUID().uuidString
+        let id = RandomID.uuidString()
         let head = EnvelopeHead(v: R.version, id: id, type: R.messageType, from: identity.description)
         let frame: ByteBuffer
         do {
@@ -124,7 +124,7 @@ public actor LinkClient {
     public func send<M: LinkMessage>(_ message: M, timeout: Duration = .seconds(5)) async throws(LinkError) {
         let deadline = NIODeadline.now() + TimeAmount(timeout)
         let current = try await connected(before: deadline)
-        let head = EnvelopeHead(v: M.version, id: UUID().uuidString, type: M.messageType, from: identity.description)
+        let head = EnvelopeHead(v: M.version, id: RandomID.uuidString(), type: M.messageType, from: identity.description)
         do {
             let data = try EnvelopeEncoder.encode(Envelope(head: head, body: message))
             try await current.channel.writeAndFlush(ByteBuffer(bytes: data))

@@ -35,7 +35,7 @@ public struct LinkHandlers: Sendable {
         entries[R.messageType] = Entry(version: R.version, senders: senders, expectsReply: true) { inbound, peer in
             let request = try inbound.body(as: R.self)
             let reply = try await handler(request, peer)
-            let head = EnvelopeHead(v: R.Reply.version, id: UUID().uuidString, type: R.Reply.messageType, from: from, re: inbound.head.id)
+            let head = EnvelopeHead(v: R.Reply.version, id: RandomID.uuidString(), type: R.Reply.messageType, from: from, re: inbound.head.id)
             return (head, try EnvelopeEncoder.encode(Envelope(head: head, body: reply)))
         }
     }
@@ -102,7 +102,7 @@ public struct LinkHandlers: Sendable {
     }
 
     private func errorResult(_ error: ProtocolError, replyTo id: String?, type: String?) -> Result {
-        let head = EnvelopeHead(v: 1, id: UUID().uuidString, type: ProtocolError.messageType, from: localIdentity.description, re: id)
+        let head = EnvelopeHead(v: 1, id: RandomID.uuidString(), type: ProtocolError.messageType, from: localIdentity.description, re: id)
         guard let json = try? EnvelopeEncoder.encode(Envelope(head: head, body: error)) else {
             return Result(outcome: .none, type: type, error: error)
         }

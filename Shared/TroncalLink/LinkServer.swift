@@ -177,7 +177,7 @@ public final class LinkServer: Service, Sendable {
     }
 
     private func errorFrame(_ error: ProtocolError) -> ByteBuffer {
-        let head = EnvelopeHead(v: 1, id: UUID().uuidString, type: ProtocolError.messageType, from: handlers.localIdentity.description)
+        let head = EnvelopeHead(v: 1, id: RandomID.uuidString(), type: ProtocolError.messageType, from: handlers.localIdentity.description)
         let data = (try? EnvelopeEncoder.encode(Envelope(head: head, body: error))) ?? Data("{}".utf8)
         return ByteBuffer(bytes: data)
     }

@@ -26,7 +26,9 @@ bench_sbc() {
     local callee=34911234567
     local scenario="$PWD/Benchmarks/sbc/uac.xml"
 
-    # The Troncal site: the SBC and the routing core, quiet logs, border limits out of the way of one busy trunk.
+    # The Troncal site: the SBC and the routing core, quiet logs, border limits out of the way of one busy trunk. sipp's
+    # built-in uas cannot answer OPTIONS, so probes are off; then a trunk taken out of routes would never come back:
+    # an overloaded trial must not take it out (failuresToTakeOut at its maximum).
     mkdir -p "$work/site"
     cat > "$work/site/site.json" <<JSON
 {
@@ -36,7 +38,7 @@ bench_sbc() {
            "requestsPerWindow": 1000000, "authenticatedRequestsPerWindow": 1000000, "requestsPerWindowPerAddress": 1000000 },
   "sbc": { "advertisedAddress": "127.0.0.1", "mediaPortMin": 30000, "mediaPortMax": 59999, "maximumCalls": 100000,
            "maximumCallsPerCustomer": 100000, "customers": [ { "id": "bench", "addresses": ["127.0.0.2/32"] } ] },
-  "routing": { "probeIntervalMilliseconds": 0, "authorization": "off", "routes": [ { "prefix": "", "targets": [ { "carrier": "bench", "host": "127.0.0.3", "port": $carrier_port } ] } ] },
+  "routing": { "probeIntervalMilliseconds": 0, "failuresToTakeOut": 1000, "authorization": "off", "routes": [ { "prefix": "", "targets": [ { "carrier": "bench", "host": "127.0.0.3", "port": $carrier_port } ] } ] },
   "instances": [
     { "role": "sbc", "name": "sbc-1", "linkPort": 27101, "adminPort": 28101 },
     { "role": "routing", "name": "routing-1", "linkPort": 27102, "adminPort": 28102 },

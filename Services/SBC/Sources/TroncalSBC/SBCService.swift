@@ -62,10 +62,19 @@ public struct SBCService: TroncalService {
         // SIP listeners and the call engine's timers share one event loop: a message received, its transaction timers and
         // the answers sent all stay on that thread, with no wake-up of another loop per message.
         let sipLoop = MultiThreadedEventLoopGroup.singleton.next()
+        // Each call holds four relay sockets: more calls than file descriptors allow would fail in the middle (relay
+        // ports, spool files, connections). Raise the soft limit to the hard one and admit only what fits.
+        let budget = FileDescriptorBudget.raise()
+        let maximumCalls = min(sbc.maximumCalls, budget.calls)
+        if maximumCalls < sbc.maximumCalls {
+            context.logger.warning("fewer calls admitted than sbc.maximumCalls: the process may open too few files", metadata: [
+                "maximum-calls": "\(maximumCalls)", "configured": "\(sbc.maximumCalls)", "open-files-limit": "\(budget.limit)",
+            ])
+        }
         var engineConfiguration = CallEngine.Configuration(
                 advertisedAddress: advertised, site: context.config.site, instance: context.instance.name, realm: sbc.realm,
                 digestAlgorithms: sbc.digestAlgorithms.compactMap { DigestAlgorithm(token: $0) },
-                maximumCalls: sbc.maximumCalls, maximumCallsPerCustomer: sbc.maximumCallsPerCustomer,
+                maximumCalls: maximumCalls, maximumCallsPerCustomer: sbc.maximumCallsPerCustomer,
                 maximumCallDuration: .seconds(sbc.maximumCallSeconds), refuseUnknownSources: sip.refusedSources == "refuse")
         engineConfiguration.maximumTransactions = sbc.maximumTransactions
         let engine = CallEngine(
@@ -112,4 +121,29 @@ public struct SBCService: TroncalService {
 final class TransportReference: @unchecked Sendable {
     // @unchecked: set once, before the transport runs and can deliver anything; only read afterwards.
     var transport: SIPTransport?
+}
+
+/// How many calls the process's open-file limit leaves room for.
+struct FileDescriptorBudget {
+    var limit: Int
+    var calls: Int
+
+    /// Descriptors kept for everything but relay sockets: listeners, connections, links, the store, spool files, logs.
+    static let reserve = 1024
+    /// Per call: four relay sockets, and one spool file while its summary is written.
+    static let perCall = 5
+
+    /// Raises the soft `RLIMIT_NOFILE` to the hard limit and returns the budget.
+    static func raise() -> FileDescriptorBudget {
+        var limits = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limits) == 0 else { return FileDescriptorBudget(limit: -1, calls: Int.max) }
+        if limits.rlim_cur < limits.rlim_max {
+            var raised = limits
+            raised.rlim_cur = limits.rlim_max
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limits = raised }
+        }
+        let current = UInt64(limits.rlim_cur)
+        let limit = current > UInt64(Int32.max) ? Int(Int32.max) : Int(current)
+        return FileDescriptorBudget(limit: limit, calls: max(1, (limit - reserve) / perCall))
+    }
 }

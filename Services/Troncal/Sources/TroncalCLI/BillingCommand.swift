@@ -58,7 +58,7 @@ struct BillingImportCommand: AsyncParsableCommand {
         let data = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: file))
         guard let text = String(data: data, encoding: .utf8) else { throw ValidationError("\(file) is not UTF-8 text") }
         let parts = CSVParts.split(text)
-        let upload = UUID().uuidString
+        let upload = RandomID.uuidString()
         var result: BillingImportResult?
         for (index, part) in parts.enumerated() {
             result = try await target.request(BillingImport(kind: kind, upload: upload, part: index, final: index == parts.count - 1, csv: part))

@@ -66,7 +66,7 @@ struct RoutingImportCommand: AsyncParsableCommand {
         var failed = false
         for (name, client) in try target.clients(all: true) {
             defer { Task { await client.close() } }
-            let upload = UUID().uuidString
+            let upload = RandomID.uuidString()
             do {
                 var result: RoutingImportResult?
                 for (index, part) in parts.enumerated() {

@@ -383,7 +383,7 @@ public struct BillingStore: Sendable {
                     accounts[summary.customer] = (customer, balance)
                     customer = accounts[summary.customer]!.0
                     ledgerRows.append([
-                        .text(UUID().uuidString), .text(customer.customer), .text(stamp), .text("call"), .integer(-cdr.sellMicros), .integer(balance),
+                        .text(RandomID.uuidString()), .text(customer.customer), .text(stamp), .text("call"), .integer(-cdr.sellMicros), .integer(balance),
                         .text(cdr.id), .text("billing"),
                     ])
                 }
@@ -554,7 +554,7 @@ public struct BillingStore: Sendable {
             try await transaction.execute(
                 "INSERT INTO billing_ledger (id, customer, at, kind, amount_micros, balance_micros, reference, by_whom) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 [
-                    .text(UUID().uuidString), .text(customer.customer), .text(Self.text(now)), .text(request.kind.rawValue), .integer(request.amountMicros),
+                    .text(RandomID.uuidString()), .text(customer.customer), .text(Self.text(now)), .text(request.kind.rawValue), .integer(request.amountMicros),
                     .integer(after), .text(request.reason), .text(request.by),
                 ])
             let updated = try await transaction.query("SELECT \(Self.customerColumns) FROM billing_customers WHERE customer = $1", [.text(customer.customer)])
@@ -574,7 +574,7 @@ public struct BillingStore: Sendable {
                 "UPDATE billing_customers SET status = 'suspended', status_reason = $2 WHERE customer = $1", [.text(customer), .text(detail)])
             try await transaction.execute(
                 "INSERT INTO billing_events (id, at, customer, kind, detail) VALUES ($1, $2, $3, $4, $5)",
-                [.text(UUID().uuidString), .text(Self.text(now)), .text(customer), .text(kind), .text(detail)])
+                [.text(RandomID.uuidString()), .text(Self.text(now)), .text(customer), .text(kind), .text(detail)])
         }
     }
 

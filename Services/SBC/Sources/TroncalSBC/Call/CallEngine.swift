@@ -667,7 +667,7 @@ struct Core {
             invite: slot.invite, customer: slot.customer, site: configuration.site, instance: configuration.instance,
             configuration: callConfiguration,
             callerLocalTag: Self.identifier(12), calleeCallID: slot.calleeCallID, calleeLocalTag: Self.identifier(12),
-            summaryID: UUID().uuidString.lowercased(), now: Date())
+            summaryID: RandomID.uuidString(), now: Date())
         call.fromCarrier = slot.fromCarrier
         slot.call = call
         state.calls[number] = slot

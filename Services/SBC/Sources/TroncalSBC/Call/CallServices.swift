@@ -80,14 +80,32 @@ public struct CallSummarySpool: CallSummarySink {
     }
 
     public func submit(_ summary: CallSummary) async {
-        do {
-            // fsync blocks: run it on NIO's thread pool, not on the few threads of the cooperative pool.
-            try await NIOThreadPool.singleton.runIfActive { try self.write(summary) }
-        } catch {
-            logger.error("call summary could not be spooled", metadata: [
-                "call-id": "\(summary.callID)", "customer": "\(summary.customer)", "reason": "\(error)",
-            ])
+        // A full disk or no file descriptor left may pass: try again for about 3 s before giving up.
+        var delay = Duration.milliseconds(50)
+        var lastError: (any Error)?
+        for _ in 0..<7 {
+            do {
+                // fsync blocks: run it on NIO's thread pool, not on the few threads of the cooperative pool.
+                try await NIOThreadPool.singleton.runIfActive { try self.write(summary) }
+                return
+            } catch {
+                lastError = error
+                try? await Task.sleep(for: delay)
+                delay *= 2
+            }
         }
+        // Never silently: the whole summary goes to the log, from where it can be put back into the spool.
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(date.formatted(Self.timeFormat))
+        }
+        encoder.outputFormatting = [.sortedKeys]
+        let json = (try? encoder.encode(summary)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        logger.critical("call summary could not be spooled: it is in this line only", metadata: [
+            "call-id": "\(summary.callID)", "customer": "\(summary.customer)", "reason": "\(lastError.map { "\($0)" } ?? "")",
+            "summary": "\(json)",
+        ])
     }
 
     /// Times are ISO 8601 in UTC with milliseconds (`2026-11-25T10:44:35.123Z`): billing needs better than seconds.
