@@ -241,6 +241,35 @@ struct SBCCallTests {
     }
 
     @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func aCarrierRefusingTheTCPConnectionIsPassedOverAtOnce() async throws {
+        // Nothing listens on the first carrier's TCP port: the connection is refused, which counts at once, long before
+        // the 3 s setup timeout.
+        let site = try await CallSite { config, offset in
+            config.sbc.customers = [CallSite.customer()]
+            config.routing.routes = [
+                RouteSettings(prefix: "34", targets: [
+                    RouteTargetSettings(carrier: "closed", host: CallSite.carrierAddress, port: 9000 + offset, transport: "tcp"),
+                    RouteTargetSettings(carrier: "answers", host: CallSite.carrierAddress, port: 9100 + offset),
+                ])
+            ]
+        }
+        defer { site.remove() }
+        let answers = try Self.carrier(site, "answers", scenario: SippScenarios.carrier(), port: site.carrierPort(1), calls: 1)
+        try await Task.sleep(for: .milliseconds(300))
+        let started = ContinuousClock.now
+        let caller = try Self.caller(site, "caller", scenario: SippScenarios.caller(holdMilliseconds: 100), slot: 1, calls: 1, rate: 1, limit: 1)
+        #expect(await caller.finish() == 0, "\(caller.report)\n\(site.logs)")
+        #expect(ContinuousClock.now - started < .seconds(2), "failover took \(ContinuousClock.now - started)")
+        #expect(await answers.finish(timeout: .seconds(10)) == 0, "\(answers.report)")
+        let summary = try #require(await eventuallySummaries(site, count: 1).first)
+        #expect(summary.attempts.map(\.carrier) == ["closed", "answers"])
+        #expect(summary.attempts.map(\.result) == [.transportError, .answered])
+        await caller.stop()
+        await answers.stop()
+        await site.stop()
+    }
+
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
     func rtpFlowsThroughTheRelayAndTheSummaryCarriesPacketCountsAndMOS() async throws {
         let site = try await Self.site(carrierPort: { 9000 + $0 })
         defer { site.remove() }
