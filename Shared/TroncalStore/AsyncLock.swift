@@ -2,7 +2,7 @@ import Synchronization
 
 /// A first-come-first-served mutual-exclusion lock for async code: waiting suspends the task instead of blocking a
 /// thread, and a waiter that is cancelled leaves the queue with `CancellationError`.
-final class AsyncLock: Sendable {
+public final class AsyncLock: Sendable {
     private struct Waiter {
         let id: UInt64
         let continuation: CheckedContinuation<Void, any Error>
@@ -16,8 +16,17 @@ final class AsyncLock: Sendable {
 
     private let state = Mutex(State())
 
+    public init() {}
+
+    /// Runs `body` holding the lock.
+    public func withLock<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        try await lock()
+        defer { unlock() }
+        return try await body()
+    }
+
     /// Waits until the lock is free and takes it. Every successful `lock()` must be paired with one `unlock()`.
-    func lock() async throws {
+    public func lock() async throws {
         let id = state.withLock { state -> UInt64 in
             state.nextID &+= 1
             return state.nextID
@@ -45,7 +54,7 @@ final class AsyncLock: Sendable {
     }
 
     /// Releases the lock, handing it straight to the longest waiter if there is one.
-    func unlock() {
+    public func unlock() {
         let next = state.withLock { state -> Waiter? in
             precondition(state.locked, "AsyncLock.unlock() without lock()")
             if state.waiters.isEmpty {

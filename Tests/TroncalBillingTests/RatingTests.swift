@@ -146,7 +146,7 @@ import TroncalProtocol
     }
 
     @Test func customersAreReadWithTheirLimitsAndCheckedForConsistency() throws {
-        let customers = try BillingCSV.customers("""
+        let (customers, _) = try BillingCSV.customers("""
             customer,type,currency,credit_limit,rate_plan,max_calls,max_spend_per_hour,max_high_cost_calls_per_minute,high_cost_rate
             acme,prepaid,eur,,retail,10,50,3,0.5
             globex,postpaid,USD,1000,wholesale,,,,

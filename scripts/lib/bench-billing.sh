@@ -2,6 +2,8 @@
 # sends them, against a plain COPY of the same rows, in one run. Sourced by scripts/bench; starts its own throwaway
 # PostgreSQL (scripts/lib/postgres.sh, port 54339) and a release build of troncal, troncal-billing and BillingBench.
 
+source scripts/lib/bench-common.sh
+
 bench_billing() {
     local count="${1:-20000}" concurrency="${2:-16}"
     echo "troncal: building troncal, troncal-billing and BillingBench (release)" >&2
@@ -23,25 +25,13 @@ bench_billing() {
   "site": "bench",
   "logging": { "level": "warning" },
   "store": { "backend": "postgres", "postgres": { "host": "127.0.0.1", "port": $TRONCAL_TEST_PG_PORT, "user": "postgres", "database": "$TRONCAL_TEST_PG_DB" } },
-  "instances": [
-    { "role": "sbc", "name": "sbc-1", "linkPort": 27201, "adminPort": 28201 },
-    { "role": "routing", "name": "routing-1", "linkPort": 27202, "adminPort": 28202 },
-    { "role": "billing", "name": "billing-1", "linkPort": 27203, "adminPort": 28203 },
-    { "role": "pbx", "name": "pbx-1", "linkPort": 27204, "adminPort": 28204 },
-    { "role": "backup", "name": "backup-1", "linkPort": 27205, "adminPort": 28205 },
-    { "role": "monitor", "name": "monitor-1", "linkPort": 27206, "adminPort": 28206 }
-  ]
+  $(bench_instances_json 27200)
 }
 JSON
     "$bin/troncal" pki init --data-dir "$work/site" >/dev/null
     "$bin/troncal-billing" --config "$work/site/site.json" --instance billing-1 >"$work/billing.log" 2>&1 &
     BENCH_PIDS+=("$!")
-    local tries=0
-    until curl -sf "http://127.0.0.1:28203/health" >/dev/null 2>&1; do
-        tries=$((tries + 1))
-        if [ "$tries" -gt 100 ]; then echo "troncal-billing did not start:" >&2; cat "$work/billing.log" >&2; return 1; fi
-        sleep 0.2
-    done
+    bench_wait_healthy 28203 "$work/billing.log"
     printf 'customer,type,rate_plan\nbench,prepaid,retail\n' > "$work/customers.csv"
     printf 'plan,prefix,rate,first_increment,next_increment\nretail,34,0.06,60,60\n' > "$work/rates.csv"
     printf 'carrier,prefix,rate\ncarrier-a,34,0.01\n' > "$work/buy.csv"

@@ -1,6 +1,8 @@
 # The second half of `scripts/bench routing`: a rate deck of 200,000 prefixes imported with `troncal routing import rates`
 # into a release troncal-routing (SQLite, the embedded default), timed by the routing core (check, store, rebuild).
 
+source scripts/lib/bench-common.sh
+
 bench_routing_import() {
     local rows="${1:-200000}"
     echo "troncal: building troncal and troncal-routing (release)" >&2
@@ -19,25 +21,13 @@ bench_routing_import() {
   "site": "bench",
   "logging": { "level": "warning" },
   "routing": { "probeIntervalMilliseconds": 0, "authorization": "off" },
-  "instances": [
-    { "role": "sbc", "name": "sbc-1", "linkPort": 27301, "adminPort": 28301 },
-    { "role": "routing", "name": "routing-1", "linkPort": 27302, "adminPort": 28302 },
-    { "role": "billing", "name": "billing-1", "linkPort": 27303, "adminPort": 28303 },
-    { "role": "pbx", "name": "pbx-1", "linkPort": 27304, "adminPort": 28304 },
-    { "role": "backup", "name": "backup-1", "linkPort": 27305, "adminPort": 28305 },
-    { "role": "monitor", "name": "monitor-1", "linkPort": 27306, "adminPort": 28306 }
-  ]
+  $(bench_instances_json 27300)
 }
 JSON
     "$bin/troncal" pki init --data-dir "$work/site" >/dev/null
     "$bin/troncal-routing" --config "$work/site/site.json" --instance routing-1 >"$work/routing.log" 2>&1 &
     BENCH_PIDS+=("$!")
-    local tries=0
-    until curl -sf "http://127.0.0.1:28302/health" >/dev/null 2>&1 || curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:28302/health" 2>/dev/null | grep -q 200; do
-        tries=$((tries + 1))
-        if [ "$tries" -gt 100 ]; then echo "troncal-routing did not start:" >&2; cat "$work/routing.log" >&2; return 1; fi
-        sleep 0.2
-    done
+    bench_wait_healthy 28302 "$work/routing.log"
     printf 'carrier,host\ncarrier-a,192.0.2.1\ncarrier-b,192.0.2.2\n' > "$work/carriers.csv"
     "$bin/troncal" routing import carriers "$work/carriers.csv" --data-dir "$work/site" >/dev/null
     # Distinct prefixes: a country digit and 3-7 more, deterministic.

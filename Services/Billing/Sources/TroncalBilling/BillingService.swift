@@ -51,6 +51,8 @@ public final class Billing: Sendable {
     let timeZone: TimeZone
     private let books: Mutex<(sell: RateBook, buy: RateBook)>
     private let uploads = UploadAssembler()
+    /// One import at a time: two rate imports at once would race for the same generation.
+    private let importing = AsyncLock()
     /// Per customer, the times of recent authorisations to high-cost destinations.
     private let highCost = Mutex<[String: [Date]]>([:])
 
@@ -197,13 +199,16 @@ public final class Billing: Sendable {
     }
 
     public func apply(_ kind: BillingCatalogKind, csv: String) async throws -> BillingImportResult {
+        try await importing.withLock { try await applyNow(kind, csv: csv) }
+    }
+
+    private func applyNow(_ kind: BillingCatalogKind, csv: String) async throws -> BillingImportResult {
         let started = ContinuousClock.now
         var rows = 0
         do {
             switch kind {
             case .customers:
-                let customers = try BillingCSV.customers(csv)
-                let statusGiven = (try? CSVTable(parsing: csv))?.header.contains("status") ?? false
+                let (customers, statusGiven) = try BillingCSV.customers(csv)
                 try await store.upsert(customers, statusGiven: statusGiven)
                 rows = customers.count
             case .rates, .carrierRates:

@@ -25,12 +25,9 @@ struct BillingTargetOptions: ParsableArguments {
     func client() throws -> LinkClient {
         let directory = SiteDirectory(path: site.dataDir)
         let config = try directory.loadConfig()
-        let credentials = try directory.operatorCredentials(config)
-        var logger = Logger(label: "troncal.billing")
-        logger.logLevel = .critical
-        let endpoints = config.instances(of: .billing).map { LinkEndpoint(host: $0.host, port: $0.linkPort) }
-        guard !endpoints.isEmpty else { throw ValidationError("the site has no billing instance") }
-        return try LinkClient(role: .billing, endpoints: endpoints, credentials: credentials, logger: logger, maximumFrameLength: config.link.maximumFrameBytes)
+        let instances = config.instances(of: .billing)
+        guard !instances.isEmpty else { throw ValidationError("the site has no billing instance") }
+        return try directory.operatorClient(config, role: .billing, instances: instances)
     }
 
     func request<R: LinkRequest>(_ request: R) async throws -> R.Reply {

@@ -28,9 +28,6 @@ struct RoutingTargetOptions: ParsableArguments {
     func clients(all: Bool) throws -> [(String, LinkClient)] {
         let directory = SiteDirectory(path: site.dataDir)
         let config = try directory.loadConfig()
-        let credentials = try directory.operatorCredentials(config)
-        var logger = Logger(label: "troncal.routing")
-        logger.logLevel = .critical
         var instances = config.instances(of: .routing)
         if let instance {
             instances = instances.filter { $0.name == instance }
@@ -39,13 +36,7 @@ struct RoutingTargetOptions: ParsableArguments {
             instances = Array(instances.prefix(1))
         }
         guard !instances.isEmpty else { throw ValidationError("the site has no routing instance") }
-        return try instances.map { instance in
-            let endpoint = LinkEndpoint(host: instance.host, port: instance.linkPort)
-            return (
-                instance.name,
-                try LinkClient(role: .routing, endpoints: [endpoint], credentials: credentials, logger: logger, maximumFrameLength: config.link.maximumFrameBytes)
-            )
-        }
+        return try instances.map { ($0.name, try directory.operatorClient(config, role: .routing, instances: [$0])) }
     }
 }
 

@@ -2,6 +2,8 @@ public import Foundation
 public import TroncalPKI
 public import TroncalProtocol
 public import TroncalRuntime
+internal import TroncalLink
+internal import Logging
 
 /// A site's data directory as `troncal up` lays it out: `site.json`, `pki/`, `data/` and `logs/`.
 public struct SiteDirectory: Sendable {
@@ -72,5 +74,17 @@ public struct SiteDirectory: Sendable {
             throw PKIError(.missingCA, "no operator certificate at \(credentials.certificatePath); run `troncal pki issue --role operator --instance operator`")
         }
         return credentials
+    }
+}
+
+extension SiteDirectory {
+    /// A link client with the site's operator certificate to `instances` of `role` (failing over in that order), quiet
+    /// in the log: the commands report what goes wrong themselves.
+    func operatorClient(_ config: SiteConfig, role: Role, instances: [InstanceSettings]) throws -> LinkClient {
+        var logger = Logger(label: "troncal.\(role)")
+        logger.logLevel = .critical
+        return try LinkClient(
+            role: role, endpoints: instances.map { LinkEndpoint(host: $0.host, port: $0.linkPort) }, credentials: try operatorCredentials(config),
+            logger: logger, maximumFrameLength: config.link.maximumFrameBytes)
     }
 }

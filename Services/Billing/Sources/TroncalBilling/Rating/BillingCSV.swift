@@ -49,134 +49,62 @@ public enum BillingCSV {
         }
     }
 
-    /// A checked table with access by column.
-    struct Rows {
-        let table: CSVTable
-        let index: [String: Int]
-
-        init(_ kind: BillingCatalogKind, _ text: String) throws(CatalogError) {
-            let table = try CSVTable(parsing: text)
-            self.table = table
-            let (all, required) = BillingCSV.columns(kind)
-            for name in table.header where !all.contains(name) {
-                throw CatalogError(line: 1, column: name, "not a column of \(kind.rawValue) (columns: \(all.joined(separator: ", ")))")
-            }
-            for name in required where !table.header.contains(name) { throw CatalogError(line: 1, column: name, "this column is required") }
-            if let duplicate = table.header.enumerated().first(where: { table.header.firstIndex(of: $0.element) != $0.offset }) {
-                throw CatalogError(line: 1, column: duplicate.element, "the column appears twice")
-            }
-            index = Dictionary(uniqueKeysWithValues: table.header.enumerated().map { ($0.element, $0.offset) })
-            let width = table.header.count
-            for row in table.rows where row.fields.count != width {
-                throw CatalogError(line: row.line, "\(row.fields.count) fields, the header has \(width)")
-            }
-        }
-
-        func value(_ row: [String], _ column: String) -> String {
-            index[column].map { row[$0].trimmingSpaces } ?? ""
-        }
+    static func records(_ kind: BillingCatalogKind, _ text: String) throws(CatalogError) -> CSVRecords {
+        let (all, required) = columns(kind)
+        return try CSVRecords(parsing: text, kind: kind.rawValue, columns: all, required: required)
     }
 
-    static func name(_ value: String, line: Int, column: String) throws(CatalogError) -> String {
-        guard !value.isEmpty else { throw CatalogError(line: line, column: column, "a value is required") }
-        guard value.count <= 64, value.unicodeScalars.allSatisfy({ $0.value >= 0x21 && $0.value != 0x7F && $0 != ";" }) else {
-            throw CatalogError(line: line, column: column, "a name has 1 to 64 visible characters, no spaces or ';'")
-        }
-        return value
-    }
-
-    static func amount(_ value: String, line: Int, column: String, default fallback: Int64 = 0) throws(CatalogError) -> Int64 {
-        if value.isEmpty { return fallback }
-        guard let micros = MicroAmount.parse(value) else {
-            throw CatalogError(line: line, column: column, "\(value.quotedForError) is not an amount like 0.0125 (up to 6 decimals, no sign)")
-        }
-        return micros
-    }
-
-    static func integer(_ value: String, line: Int, column: String, default fallback: Int, _ range: ClosedRange<Int>) throws(CatalogError) -> Int {
-        if value.isEmpty { return fallback }
-        guard value.allSatisfy(\.isASCIIDigit), let number = Int(value), range.contains(number) else {
-            throw CatalogError(line: line, column: column, "\(value.quotedForError) is not a whole number from \(range.lowerBound) to \(range.upperBound)")
-        }
-        return number
-    }
-
-    static func date(_ value: String, line: Int, column: String) throws(CatalogError) -> Date? {
-        if value.isEmpty { return nil }
-        if let date = try? Date(value, strategy: .iso8601) { return date }
-        if value.count == 10, let date = try? Date(value + "T00:00:00Z", strategy: .iso8601) { return date }
-        throw CatalogError(line: line, column: column, "\(value.quotedForError) is not a date (2026-12-01) or an ISO 8601 time (2026-12-01T08:00:00Z)")
-    }
-
-    public static func customers(_ text: String) throws(CatalogError) -> [CustomerRecord] {
-        let rows = try Rows(.customers, text)
+    /// The customers of a file, and whether it has a `status` column (without one, known customers keep theirs).
+    public static func customers(_ text: String) throws(CatalogError) -> (customers: [CustomerRecord], statusGiven: Bool) {
+        let file = try records(.customers, text)
         var seen = Set<String>()
         var result: [CustomerRecord] = []
-        for (line, fields) in rows.table.rows {
-            func v(_ column: String) -> String { rows.value(fields, column) }
-            let id = try name(v("customer"), line: line, column: "customer")
-            guard seen.insert(id).inserted else { throw CatalogError(line: line, column: "customer", "\(id.quotedForError) appears twice") }
-            guard let kind = CustomerRecord.Kind(rawValue: v("type").lowercased()) else {
-                throw CatalogError(line: line, column: "type", "\(v("type").quotedForError) is not prepaid or postpaid")
+        for row in file.records {
+            let id = try row.name("customer")
+            guard seen.insert(id).inserted else { throw row.fail("customer", "\(id.quotedForError) appears twice") }
+            guard let kind = CustomerRecord.Kind(rawValue: row["type"].lowercased()) else {
+                throw row.fail("type", "\(row["type"].quotedForError) is not prepaid or postpaid")
             }
             var customer = CustomerRecord(customer: id, kind: kind)
-            let currency = v("currency").uppercased()
+            let currency = row["currency"].uppercased()
             if !currency.isEmpty {
                 guard currency.count == 3, currency.allSatisfy({ $0.isASCII && $0.isLetter }) else {
-                    throw CatalogError(line: line, column: "currency", "\(currency.quotedForError) is not an ISO 4217 code such as EUR")
+                    throw row.fail("currency", "\(currency.quotedForError) is not an ISO 4217 code such as EUR")
                 }
                 customer.currency = currency
             }
-            customer.creditLimitMicros = try amount(v("credit_limit"), line: line, column: "credit_limit")
-            if kind == .prepaid, customer.creditLimitMicros != 0 {
-                throw CatalogError(line: line, column: "credit_limit", "a prepaid account has no credit limit")
-            }
-            if !v("rate_plan").isEmpty { customer.ratePlan = try name(v("rate_plan"), line: line, column: "rate_plan") }
-            customer.maximumCalls = try integer(v("max_calls"), line: line, column: "max_calls", default: 0, 0...10_000_000)
-            let status = v("status").lowercased()
+            customer.creditLimitMicros = try row.amount("credit_limit")
+            if kind == .prepaid, customer.creditLimitMicros != 0 { throw row.fail("credit_limit", "a prepaid account has no credit limit") }
+            customer.ratePlan = try row.name("rate_plan", optional: true, default: customer.ratePlan)
+            customer.maximumCalls = try row.integer("max_calls", default: 0, 0...10_000_000)
+            let status = row["status"].lowercased()
             if !status.isEmpty {
                 guard let parsed = CustomerRecord.Status(rawValue: status) else {
-                    throw CatalogError(line: line, column: "status", "\(status.quotedForError) is not active or suspended")
+                    throw row.fail("status", "\(status.quotedForError) is not active or suspended")
                 }
                 customer.status = parsed
             }
-            customer.maximumSpendPerHourMicros = try amount(v("max_spend_per_hour"), line: line, column: "max_spend_per_hour")
-            customer.maximumHighCostCallsPerMinute = try integer(
-                v("max_high_cost_calls_per_minute"), line: line, column: "max_high_cost_calls_per_minute", default: 0, 0...1_000_000)
-            customer.highCostRateMicros = try amount(v("high_cost_rate"), line: line, column: "high_cost_rate")
+            customer.maximumSpendPerHourMicros = try row.amount("max_spend_per_hour")
+            customer.maximumHighCostCallsPerMinute = try row.integer("max_high_cost_calls_per_minute", default: 0, 0...1_000_000)
+            customer.highCostRateMicros = try row.amount("high_cost_rate")
             result.append(customer)
         }
-        return result
+        return (result, file.hasColumn("status"))
     }
 
     public static func rates(_ kind: BillingCatalogKind, _ text: String) throws(CatalogError) -> [Rate] {
         let owner = kind == .carrierRates ? "carrier" : "plan"
-        let rows = try Rows(kind, text)
         var result: [Rate] = []
-        for (line, fields) in rows.table.rows {
-            func v(_ column: String) -> String { rows.value(fields, column) }
-            var prefix = v("prefix")
-            if prefix.hasPrefix("+") { prefix.removeFirst() }
-            guard prefix.count <= 15, prefix.allSatisfy(\.isASCIIDigit) else {
-                throw CatalogError(line: line, column: "prefix", "\(prefix.quotedForError) is not up to 15 digits")
-            }
-            let rateText = v("rate")
-            guard !rateText.isEmpty else { throw CatalogError(line: line, column: "rate", "a value is required") }
-            var rate = Rate(owner: try name(v(owner), line: line, column: owner), prefix: prefix, perMinuteMicros: try amount(rateText, line: line, column: "rate"))
-            rate.connectionFeeMicros = try amount(v("connection_fee"), line: line, column: "connection_fee")
-            rate.firstIncrement = try integer(v("first_increment"), line: line, column: "first_increment", default: 1, 1...3600)
-            rate.nextIncrement = try integer(v("next_increment"), line: line, column: "next_increment", default: 1, 1...3600)
-            rate.minimumSeconds = try integer(v("minimum_seconds"), line: line, column: "minimum_seconds", default: 0, 0...3600)
-            do {
-                rate.schedule = try Schedule(days: v("days"), hours: v("hours"))
-            } catch {
-                throw CatalogError(line: line, column: error.column, error.detail)
-            }
-            rate.effectiveFrom = try date(v("effective_from"), line: line, column: "effective_from")
-            rate.effectiveTo = try date(v("effective_to"), line: line, column: "effective_to")
-            if let from = rate.effectiveFrom, let to = rate.effectiveTo, to <= from {
-                throw CatalogError(line: line, column: "effective_to", "must be after effective_from")
-            }
+        for row in try records(kind, text).records {
+            var rate = Rate(owner: try row.name(owner), prefix: try row.prefix("prefix"), perMinuteMicros: try row.amount("rate", default: nil))
+            rate.connectionFeeMicros = try row.amount("connection_fee")
+            rate.firstIncrement = try row.integer("first_increment", default: 1, 1...3600)
+            rate.nextIncrement = try row.integer("next_increment", default: 1, 1...3600)
+            rate.minimumSeconds = try row.integer("minimum_seconds", default: 0, 0...3600)
+            rate.schedule = try row.schedule()
+            rate.effectiveFrom = try row.date("effective_from")
+            rate.effectiveTo = try row.date("effective_to")
+            if let from = rate.effectiveFrom, let to = rate.effectiveTo, to <= from { throw row.fail("effective_to", "must be after effective_from") }
             result.append(rate)
         }
         return result

@@ -70,11 +70,13 @@ public struct Rate: Sendable, Hashable {
         return low
     }
 
-    /// Whether the rate is in force at `moment` (weekday 0 = Monday, minute of the day) and `date`.
-    func applies(at date: Date, weekday: Int, minute: Int) -> Bool {
+    /// Whether the rate is in force at `date`; `moment` gives its weekday (0 = Monday) and minute of the day.
+    func applies(at date: Date, moment: () -> (weekday: Int, minute: Int)) -> Bool {
         if let effectiveFrom, date < effectiveFrom { return false }
         if let effectiveTo, date >= effectiveTo { return false }
-        return schedule.isAlways || schedule.contains(weekday: weekday, minute: minute)
+        if schedule.isAlways { return true }
+        let (weekday, minute) = moment()
+        return schedule.contains(weekday: weekday, minute: minute)
     }
 }
 
@@ -95,16 +97,23 @@ public struct RateBook: Sendable {
     /// The rate of `owner` for `number` (E.164 digits) at `date`.
     public func rate(owner: String, number: String, at date: Date) -> Rate? {
         guard let prefixes = byOwner[owner] else { return nil }
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = timeZone
-        let parts = calendar.dateComponents([.weekday, .hour, .minute], from: date)
-        let weekday = ((parts.weekday ?? 2) + 5) % 7
-        let minute = (parts.hour ?? 0) * 60 + (parts.minute ?? 0)
+        // The weekday and minute cost a calendar computation: only when a rate with days or hours is met.
+        var moment: (weekday: Int, minute: Int)?
+        let timeZone = timeZone
+        func now() -> (weekday: Int, minute: Int) {
+            if let moment { return moment }
+            var calendar = Calendar(identifier: .gregorian)
+            calendar.timeZone = timeZone
+            let parts = calendar.dateComponents([.weekday, .hour, .minute], from: date)
+            let computed = (((parts.weekday ?? 2) + 5) % 7, (parts.hour ?? 0) * 60 + (parts.minute ?? 0))
+            moment = computed
+            return computed
+        }
         var length = min(number.count, 15)
         while length >= 0 {
             if let rates = prefixes[String(number.prefix(length))] {
                 // A rate for some days or hours (a weekend, a peak) beats the prefix's all-time rate when both are in force.
-                let inForce = rates.filter { $0.applies(at: date, weekday: weekday, minute: minute) }
+                let inForce = rates.filter { $0.applies(at: date, moment: now) }
                 if let rate = inForce.first(where: { !$0.schedule.isAlways }) ?? inForce.first { return rate }
             }
             length -= 1

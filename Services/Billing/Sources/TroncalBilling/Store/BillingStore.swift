@@ -378,12 +378,11 @@ public struct BillingStore: Sendable {
                     .integer(cdr.marginMicros), .int(cdr.rated ? 1 : 0), .text(cdr.ratePrefix), .text(cdr.note), cdr.mos.map(SQLValue.real) ?? .null,
                     .text(String(decoding: try encoder.encode(summary), as: UTF8.self)), .text(stamp),
                 ])
-                if var (customer, balance) = account, cdr.sellMicros != 0 {
-                    balance -= cdr.sellMicros
-                    accounts[summary.customer] = (customer, balance)
-                    customer = accounts[summary.customer]!.0
+                if let (customer, balance) = accounts[summary.customer], cdr.sellMicros != 0 {
+                    let after = balance - cdr.sellMicros
+                    accounts[summary.customer] = (customer, after)
                     ledgerRows.append([
-                        .text(RandomID.uuidString()), .text(customer.customer), .text(stamp), .text("call"), .integer(-cdr.sellMicros), .integer(balance),
+                        .text(RandomID.uuidString()), .text(customer.customer), .text(stamp), .text("call"), .integer(-cdr.sellMicros), .integer(after),
                         .text(cdr.id), .text("billing"),
                     ])
                 }

@@ -32,18 +32,9 @@ public enum CatalogCSV {
     /// Reads `text` as a catalog of `kind` into `catalog` (replacing that kind), checking every row; the first bad
     /// row stops the import with its line and column.
     public static func read(_ kind: RoutingCatalogKind, _ text: String, into catalog: inout RoutingCatalog) throws(CatalogError) {
-        let table = try CSVTable(parsing: text)
         let known = columns(of: kind)
-        for name in table.header where !known.contains(where: { $0.name == name }) {
-            throw CatalogError(line: 1, column: name, "not a column of \(kind.rawValue) (columns: \(known.map(\.name).joined(separator: ", ")))")
-        }
-        for column in known where column.required && !table.header.contains(column.name) {
-            throw CatalogError(line: 1, column: column.name, "this column is required")
-        }
-        if let duplicate = table.header.enumerated().first(where: { table.header.firstIndex(of: $0.element) != $0.offset }) {
-            throw CatalogError(line: 1, column: duplicate.element, "the column appears twice")
-        }
-        let index = Dictionary(uniqueKeysWithValues: table.header.enumerated().map { ($0.element, $0.offset) })
+        let file = try CSVRecords(
+            parsing: text, kind: kind.rawValue, columns: known.map(\.name), required: known.filter(\.required).map(\.name))
         switch kind {
         case .carriers: catalog.trunks = []
         case .plans: catalog.plans = []
@@ -52,11 +43,8 @@ public enum CatalogCSV {
         case .dids: catalog.dids = []
         }
         var seen = Set<String>()
-        for (line, fields) in table.rows {
-            guard fields.count == table.header.count else {
-                throw CatalogError(line: line, "\(fields.count) fields, the header has \(table.header.count)")
-            }
-            let row = Row(line: line, fields: fields, index: index)
+        for row in file.records {
+            let line = row.line
             switch kind {
             case .carriers:
                 var trunk = TrunkRecord(carrier: try row.name("carrier"), trunk: try row.name("trunk", optional: true), host: try row.host("host"))
@@ -80,7 +68,7 @@ public enum CatalogCSV {
                 }
                 let customers = try row["customers"].split(separator: ";").map { String($0).trimmingSpaces }.filter { !$0.isEmpty }.map {
                     (customer: String) throws(CatalogError) -> String in
-                    try Row.checkName(customer, line: line, column: "customers")
+                    try CSVRecord.checkName(customer, line: line, column: "customers")
                     guard seen.insert("customer\u{0}\(customer)").inserted else {
                         throw CatalogError(line: line, column: "customers", "customer \(customer.quotedForError) is on two plans")
                     }
@@ -101,26 +89,13 @@ public enum CatalogCSV {
                 if !route.trunk.isEmpty, route.carrier.isEmpty { throw CatalogError(line: line, column: "trunk", "a trunk needs its carrier") }
                 route.priority = try row.integer("priority", default: 1, 0...1_000_000)
                 route.weight = try row.integer("weight", default: 1, 0...1_000_000)
-                let cost = row["cost"]
-                if !cost.isEmpty {
-                    guard let micros = MicroAmount.parse(cost) else {
-                        throw CatalogError(line: line, column: "cost", "\(cost.quotedForError) is not an amount like 0.0125 (up to 6 decimals)")
-                    }
-                    route.costMicros = micros
-                }
-                do {
-                    route.schedule = try Schedule(days: row["days"], hours: row["hours"])
-                } catch {
-                    throw CatalogError(line: line, column: error.column, error.detail)
-                }
+                if !row["cost"].isEmpty { route.costMicros = try row.amount("cost") }
+                route.schedule = try row.schedule()
                 catalog.routes.append(route)
             case .rates:
                 let carrier = try row.name("carrier")
                 let prefix = try row.prefix("prefix")
-                let text = row["rate"]
-                guard let micros = MicroAmount.parse(text) else {
-                    throw CatalogError(line: line, column: "rate", "\(text.quotedForError) is not an amount like 0.0125 (up to 6 decimals)")
-                }
+                let micros = try row.amount("rate", default: nil)
                 guard seen.insert("\(carrier)\u{0}\(prefix)").inserted else {
                     throw CatalogError(line: line, column: "prefix", "carrier \(carrier.quotedForError) has prefix \(prefix) twice")
                 }
@@ -133,10 +108,6 @@ public enum CatalogCSV {
                     number: number, customer: try row.name("customer"), host: try row.host("host"), port: try row.integer("port", default: 5060, 1...65535),
                     transport: try row.transport("transport")))
             }
-        }
-        if kind == .routes {
-            // Rows of one plan and prefix share that prefix's choices; mixing a block and carriers at the same times is ambiguous only if
-            // both are always on, which is allowed (the block wins), so nothing more to check here.
         }
     }
 
@@ -188,88 +159,6 @@ public enum CatalogCSV {
             guard plans.contains(route.plan) else {
                 throw CatalogError(line: line, column: "plan", "plan \(route.plan.quotedForError) is not in the plans catalog")
             }
-        }
-    }
-
-    /// One data row with access by column name.
-    struct Row {
-        let line: Int
-        let fields: [String]
-        let index: [String: Int]
-
-        subscript(_ column: String) -> String {
-            guard let position = index[column] else { return "" }
-            return fields[position].trimmingSpaces
-        }
-
-        static func checkName(_ value: String, line: Int, column: String) throws(CatalogError) {
-            guard value.count <= 64, value.unicodeScalars.allSatisfy({ $0.value >= 0x21 && $0.value != 0x7F && $0 != ";" }) else {
-                throw CatalogError(line: line, column: column, "a name has 1 to 64 visible characters, no spaces or ';'")
-            }
-        }
-
-        func name(_ column: String, optional: Bool = false, default fallback: String = "") throws(CatalogError) -> String {
-            let value = self[column]
-            if value.isEmpty {
-                guard optional else { throw CatalogError(line: line, column: column, "a value is required") }
-                return fallback
-            }
-            try Self.checkName(value, line: line, column: column)
-            return value
-        }
-
-        func host(_ column: String) throws(CatalogError) -> String {
-            let value = self[column]
-            guard !value.isEmpty, value.count <= 253,
-                value.unicodeScalars.allSatisfy({ ($0.properties.isAlphabetic && $0.isASCII) || ("0"..."9").contains($0) || ".-:[]".unicodeScalars.contains($0) })
-            else {
-                throw CatalogError(line: line, column: column, "\(value.quotedForError) is not a host name or IP address")
-            }
-            return value
-        }
-
-        func integer(_ column: String, default fallback: Int, _ range: ClosedRange<Int>) throws(CatalogError) -> Int {
-            let value = self[column]
-            if value.isEmpty { return fallback }
-            guard value.allSatisfy(\.isASCIIDigit), let number = Int(value), range.contains(number) else {
-                throw CatalogError(line: line, column: column, "\(value.quotedForError) is not a whole number from \(range.lowerBound) to \(range.upperBound)")
-            }
-            return number
-        }
-
-        func bool(_ column: String, default fallback: Bool) throws(CatalogError) -> Bool {
-            switch self[column].lowercased() {
-            case "": return fallback
-            case "true", "yes", "1": return true
-            case "false", "no", "0": return false
-            case let other: throw CatalogError(line: line, column: column, "\(other.quotedForError) is not true or false")
-            }
-        }
-
-        func transport(_ column: String) throws(CatalogError) -> String {
-            let value = self[column].lowercased()
-            if value.isEmpty { return "udp" }
-            guard ["udp", "tcp", "tls"].contains(value) else { throw CatalogError(line: line, column: column, "\(value.quotedForError) is not udp, tcp or tls") }
-            return value
-        }
-
-        /// E.164 digits without `+` (a leading `+` is accepted and dropped), up to 15; may be empty.
-        func prefix(_ column: String) throws(CatalogError) -> String {
-            var value = self[column]
-            if value.hasPrefix("+") { value.removeFirst() }
-            guard value.count <= 15, value.allSatisfy(\.isASCIIDigit) else {
-                throw CatalogError(line: line, column: column, "\(value.quotedForError) is not up to 15 digits")
-            }
-            return value
-        }
-
-        /// Digits, `*` and `#` (tech prefixes), up to 16.
-        func dialPrefix(_ column: String) throws(CatalogError) -> String {
-            let value = self[column]
-            guard value.count <= 16, value.allSatisfy({ $0.isASCIIDigit || $0 == "*" || $0 == "#" }) else {
-                throw CatalogError(line: line, column: column, "\(value.quotedForError) is not up to 16 digits, * or #")
-            }
-            return value
         }
     }
 }

@@ -23,7 +23,8 @@ public final class CatalogManager: Sendable {
     let logger: Logger
     private let current: Mutex<Current>
     private let uploads = UploadAssembler()
-    private let importing = ImportLock()
+    /// One import at a time, in arrival order.
+    private let importing = AsyncLock()
 
 
     public init(settings: RoutingSettings, store: (any SQLStore)?, logger: Logger) async throws {
@@ -56,7 +57,7 @@ public final class CatalogManager: Sendable {
 
     /// Checks `csv` as the new catalog of `kind`, stores it and swaps the route table.
     public func apply(_ kind: RoutingCatalogKind, csv: String) async throws -> RoutingImportResult {
-        try await importing.run {
+        try await importing.withLock {
             let started = ContinuousClock.now
             var candidate = catalog
             do {
@@ -113,23 +114,5 @@ public final class CatalogManager: Sendable {
             throw ProtocolError(.badRequest, "\(request.kind.rawValue) has parts 0 to \(parts.count - 1), not \(request.part)")
         }
         return RoutingExportPart(kind: request.kind, part: request.part, parts: parts.count, generation: generation, csv: parts[request.part])
-    }
-}
-
-/// Runs one import at a time, in arrival order.
-actor ImportLock {
-    private var busy = false
-    private var waiters: [CheckedContinuation<Void, Never>] = []
-
-    func run<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
-        if busy {
-            await withCheckedContinuation { waiters.append($0) }
-        } else {
-            busy = true
-        }
-        defer {
-            if waiters.isEmpty { busy = false } else { waiters.removeFirst().resume() }
-        }
-        return try await body()
     }
 }

@@ -233,7 +233,14 @@ public struct RouteTable: Sendable {
                 setupTimeoutMilliseconds: setupTimeoutMilliseconds)
             return RouteDecision(outcome: .onNet, callee: digits, onNet: target)
         }
-        let moment = self.moment(now)
+        // The weekday and minute cost a calendar computation: only for routes that have time-of-day rows.
+        var cachedMoment: (weekday: Int, minute: Int)??
+        let moment = { () -> (weekday: Int, minute: Int)? in
+            if let cachedMoment { return cachedMoment }
+            let computed = self.moment(now)
+            cachedMoment = .some(computed)
+            return computed
+        }
         var specific: (length: Int, entry: Entry, active: [Choice])?
         for plan in customerPlans[request.customer] ?? [] {
             guard let trie = plans[plan], let found = Self.match(trie, digits, moment) else { continue }
@@ -281,13 +288,19 @@ public struct RouteTable: Sendable {
 
     /// The longest prefix of `digits` in `trie` that has a choice (or block) in force at `moment`; an entry whose
     /// every row is for other times is passed over for the next shorter prefix.
-    static func match(_ trie: PrefixTrie<Entry>, _ digits: String, _ moment: (weekday: Int, minute: Int)?) -> (length: Int, entry: Entry, active: [Choice])? {
+    static func match(
+        _ trie: PrefixTrie<Entry>, _ digits: String, _ moment: () -> (weekday: Int, minute: Int)?
+    ) -> (length: Int, entry: Entry, active: [Choice])? {
         var limit = digits.utf8.count
         while limit >= 0, let found = trie.longestMatch(utf8: digits.utf8.prefix(limit)) {
             let entry = found.value
-            let active = entry.hasSchedules
-                ? entry.choices.filter { choice in moment.map { choice.schedule.contains(weekday: $0.weekday, minute: $0.minute) } ?? true }
-                : entry.choices
+            let active: [Choice]
+            if entry.hasSchedules {
+                let now = moment()
+                active = entry.choices.filter { choice in now.map { choice.schedule.contains(weekday: $0.weekday, minute: $0.minute) } ?? true }
+            } else {
+                active = entry.choices
+            }
             if !active.isEmpty { return (found.length, entry, active) }
             limit = found.length - 1
         }
