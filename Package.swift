@@ -31,7 +31,9 @@ let swiftSettings: [SwiftSetting] = [
 let sharedTargets: [Target] = [
     .target(name: "TroncalProtocol", dependencies: [nio], path: "Shared/TroncalProtocol", swiftSettings: swiftSettings),
     .target(name: "TroncalSIP", dependencies: [nio, nioPosix, nioSSL, logging, metrics, lifecycle, crypto], path: "Shared/TroncalSIP", swiftSettings: swiftSettings),
-    .target(name: "TroncalMedia", path: "Shared/TroncalMedia", swiftSettings: swiftSettings),
+    .target(name: "TroncalMedia", dependencies: [nio, nioPosix, logging, metrics], path: "Shared/TroncalMedia", swiftSettings: swiftSettings),
+    .target(
+        name: "TroncalCall", dependencies: ["TroncalSIP", nio, nioPosix, logging], path: "Shared/TroncalCall", swiftSettings: swiftSettings),
     .target(name: "TroncalCatalog", path: "Shared/TroncalCatalog", swiftSettings: swiftSettings),
     .target(name: "TroncalPKI", dependencies: ["TroncalProtocol", crypto, x509, asn1], path: "Shared/TroncalPKI", swiftSettings: swiftSettings),
     .target(
@@ -67,8 +69,8 @@ let services: [ServiceSpec] = [
     .init(directory: "Monitor", library: "TroncalMonitor", executable: "troncal-monitor"),
 ]
 let serviceLibraryDependencies: [Target.Dependency] = [
-    "TroncalProtocol", "TroncalLink", "TroncalStore", "TroncalRuntime", "TroncalSIP", "TroncalMedia", "TroncalPKI", "TroncalCatalog", logging,
-    metrics, lifecycle,
+    "TroncalProtocol", "TroncalLink", "TroncalStore", "TroncalRuntime", "TroncalSIP", "TroncalCall", "TroncalMedia", "TroncalPKI",
+    "TroncalCatalog", logging, metrics, lifecycle,
 ]
 
 var serviceTargets: [Target] = []
@@ -115,7 +117,8 @@ let testTargets: [Target] = [
         path: "Tests/TestSupport", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalProtocolTests", dependencies: ["TroncalProtocol", nio, .product(name: "NIOEmbedded", package: "swift-nio")], path: "Tests/TroncalProtocolTests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalSIPTests", dependencies: ["TroncalSIP", "TestSupport", "TroncalPKI", "TroncalProtocol", nio, nioPosix, nioSSL, logging, .product(name: "NIOEmbedded", package: "swift-nio")], path: "Tests/TroncalSIPTests", swiftSettings: swiftSettings),
-    .testTarget(name: "TroncalMediaTests", dependencies: ["TroncalMedia"], path: "Tests/TroncalMediaTests", swiftSettings: swiftSettings),
+    .testTarget(name: "TroncalMediaTests", dependencies: ["TroncalMedia", "TestSupport", nio, nioPosix, logging], path: "Tests/TroncalMediaTests", swiftSettings: swiftSettings),
+    .testTarget(name: "TroncalCallTests", dependencies: ["TroncalCall", "TroncalSIP", "TestSupport", nio, nioPosix, logging], path: "Tests/TroncalCallTests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalPKITests", dependencies: ["TroncalPKI", "TestSupport"], path: "Tests/TroncalPKITests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalLinkTests", dependencies: ["TroncalLink", "TestSupport", nio, nioPosix, nioSSL, logging], path: "Tests/TroncalLinkTests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalStoreTests", dependencies: ["TroncalStore", "TestSupport", logging], path: "Tests/TroncalStoreTests", swiftSettings: swiftSettings),

@@ -106,18 +106,7 @@ public actor LinkClient {
             dropConnection(current, reason: "\(error)")
             throw LinkError(.connectionClosed, "\(error)")
         }
-        if reply.head.type == ProtocolError.messageType {
-            let remote = (try? reply.body(as: ProtocolError.self)) ?? ProtocolError(.internal, "undecodable error reply")
-            throw LinkError(.remote, "\(current.peer) refused \(R.messageType)", remote: remote)
-        }
-        guard reply.head.type == R.Reply.messageType else {
-            throw LinkError(.protocolViolation, "expected \(R.Reply.messageType), got \(reply.head.type)")
-        }
-        do {
-            return try reply.body(as: R.Reply.self)
-        } catch {
-            throw LinkError(.protocolViolation, error.message)
-        }
+        return try reply.reply(to: R.self, from: "\(current.peer)")
     }
 
     /// Sends a one-way message (no reply expected). Returns once it is written to a connection.
@@ -270,5 +259,24 @@ extension TimeAmount {
     init(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
         self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}
+
+extension InboundEnvelope {
+    /// The typed reply to a request of type `R`: an `error` envelope becomes a `.remote` LinkError, any other type a
+    /// protocol violation.
+    func reply<R: LinkRequest>(to request: R.Type, from peer: String) throws(LinkError) -> R.Reply {
+        if head.type == ProtocolError.messageType {
+            let remote = (try? body(as: ProtocolError.self)) ?? ProtocolError(.internal, "undecodable error reply")
+            throw LinkError(.remote, "\(peer) refused \(R.messageType)", remote: remote)
+        }
+        guard head.type == R.Reply.messageType else {
+            throw LinkError(.protocolViolation, "expected \(R.Reply.messageType), got \(head.type)")
+        }
+        do {
+            return try body(as: R.Reply.self)
+        } catch {
+            throw LinkError(.protocolViolation, error.message)
+        }
     }
 }

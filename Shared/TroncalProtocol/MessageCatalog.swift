@@ -46,6 +46,9 @@ public enum MessageCatalog {
             TrunkUsage.self, kind: .oneWay, senders: [.sbc],
             summary: "a carrier trunk seized for a call, or an answered call on it ended (capacity counting)"),
         MessageDescriptor(
+            RoutingReports.self, kind: .oneWay, senders: [.sbc],
+            summary: "several routing.attempt and routing.usage entries of one SBC event loop in one frame"),
+        MessageDescriptor(
             RoutingImport.self, kind: .request, senders: [.operator],
             summary: "one part of a CSV upload replacing a routing catalog (carriers, plans, routes, rates, dids)"),
         MessageDescriptor(RoutingImportResult.self, kind: .reply, senders: nil, summary: "reply to routing.import: rows stored, new generation"),

@@ -20,6 +20,10 @@ public struct SBCSettings: Codable, Sendable, Equatable {
     public var maximumTransactions: Int = 262_144
     /// Concurrent calls per customer when the customer does not set its own.
     public var maximumCallsPerCustomer: Int = 100
+    /// Event loops (threads) that carry SIP and calls: each call lives on one, chosen by a hash of its Call-ID, with its
+    /// transactions, timers, media relay sockets and routing link; each loop has its own UDP socket on the SIP port
+    /// (SO_REUSEPORT). 0: one per CPU core.
+    public var eventLoops: Int = 0
     /// The digest realm customers authenticate in.
     public var realm: String = "troncal"
     /// The digest algorithms offered in a 407, one challenge each, in this order. RFC 8760 puts the strongest
@@ -194,6 +198,7 @@ extension ConfigLoader {
             throw fail("sbc.maximumTransactions", "must be from 1024 to 16777216")
         }
         guard sbc.maximumCallsPerCustomer >= 1 else { throw fail("sbc.maximumCallsPerCustomer", "must be at least 1") }
+        guard (0...64).contains(sbc.eventLoops) else { throw fail("sbc.eventLoops", "must be from 0 (one per core) to 64") }
         guard !sbc.realm.isEmpty, !sbc.realm.contains("\"") else { throw fail("sbc.realm", "must be non-empty and without quotes") }
         guard !sbc.digestAlgorithms.isEmpty else { throw fail("sbc.digestAlgorithms", "must offer at least one algorithm") }
         for (index, name) in sbc.digestAlgorithms.enumerated() where !["MD5", "SHA-256", "SHA-512-256"].contains(name) {

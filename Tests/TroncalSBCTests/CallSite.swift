@@ -143,11 +143,7 @@ final class CallSite: Sendable {
     /// The call summaries the SBC has spooled.
     func summaries() throws -> [CallSummary] {
         let spool = directory.url.appendingPathComponent(config.dataDirectory).appendingPathComponent("sbc-1").appendingPathComponent("cdr-spool")
-        let decoder = CallSummarySpool.decoder
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: spool.path)) ?? []
-        return try names.filter { $0.hasSuffix(".json") }.map {
-            try decoder.decode(CallSummary.self, from: Data(contentsOf: spool.appendingPathComponent($0)))
-        }
+        return CallSummarySpool.pending(in: spool)
     }
 
     var logs: String {

@@ -33,3 +33,21 @@ public struct CallAttemptReport: LinkMessage, Hashable {
         self.callID = callID
     }
 }
+
+/// `routing.reports` (sbc → routing, one-way): the attempt reports and trunk seizures of a few milliseconds of one SBC
+/// event loop in one frame, instead of one frame each. Routing handles each entry as if it had come alone
+/// (`routing.attempt`, `routing.usage`), the seizures first.
+public struct RoutingReports: LinkMessage, Hashable {
+    public static let messageType = "routing.reports"
+
+    public var attempts: [CallAttemptReport]
+    public var usage: [TrunkUsage]
+
+    public init(attempts: [CallAttemptReport] = [], usage: [TrunkUsage] = []) {
+        self.attempts = attempts
+        self.usage = usage
+    }
+
+    public var isEmpty: Bool { attempts.isEmpty && usage.isEmpty }
+    public var count: Int { attempts.count + usage.count }
+}

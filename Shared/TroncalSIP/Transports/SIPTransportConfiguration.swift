@@ -23,6 +23,9 @@ public struct SIPTransportConfiguration: Sendable {
     /// Concurrent TCP+TLS connections allowed from one IP address; further ones are closed at once.
     public var maximumConnectionsPerAddress: Int
     public var maximumConnections: Int
+    /// UDP sockets bound to `udpPort`, one per event loop of the transport's group (SO_REUSEPORT when more than one):
+    /// the kernel spreads sources over them, and each loop sends from its own socket without a thread hop.
+    public var udpSockets: Int = 1
 
     public init(
         host: String = "0.0.0.0", udpPort: Int? = 5060, tcpPort: Int? = 5060, tlsPort: Int? = nil, tlsCertificatePath: String? = nil,

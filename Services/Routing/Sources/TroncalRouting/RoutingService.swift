@@ -98,7 +98,7 @@ public struct RoutingService: TroncalService {
             }
             return decision
         }
-        handlers.onMessage(CallAttemptReport.self, from: [.sbc]) { report, peer in
+        let recordAttempt: @Sendable (CallAttemptReport) -> Void = { report in
             board.record(report)
             load.record(report)
             Counter(label: "troncal_routing_attempts_total", dimensions: [("carrier", report.carrier), ("result", report.result.rawValue)])
@@ -108,8 +108,13 @@ public struct RoutingService: TroncalService {
                 "status": "\(report.status.map(String.init) ?? "-")",
             ])
         }
+        handlers.onMessage(CallAttemptReport.self, from: [.sbc]) { report, _ in recordAttempt(report) }
         handlers.onMessage(TrunkUsage.self, from: [.sbc]) { usage, _ in
             load.record(usage)
+        }
+        handlers.onMessage(RoutingReports.self, from: [.sbc]) { reports, _ in
+            for usage in reports.usage { load.record(usage) }
+            for report in reports.attempts { recordAttempt(report) }
         }
         handlers.on(RoutingImport.self, from: [.operator]) { part, peer in
             try await catalogs.receive(part)

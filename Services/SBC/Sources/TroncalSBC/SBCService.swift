@@ -6,6 +6,7 @@ public import TroncalProtocol
 public import TroncalRuntime
 public import TroncalSIP
 public import TroncalStore
+internal import NIOCore
 internal import NIOPosix
 internal import Foundation
 
@@ -13,9 +14,9 @@ internal import Foundation
 ///
 /// It listens for SIP on the site's `sip.*` ports (UDP, TCP, TLS), applies the SIP stack's strictness rules,
 /// then the border defenses (`SIPFrontDoor`: allow/deny lists, flood guard, scanner blocking), then hands
-/// what passed to the `CallEngine`: customers by source address and digest, the B2BUA per call with its
-/// media relay, targets from the routing core over the link, summaries to the local spool. It keeps no
-/// database (a compromised SBC is wiped and replaced).
+/// what passed to the `CallEngine`, which runs each call on one of `sbc.eventLoops` event loops: customers by source
+/// address and digest, the B2BUA per call with its media relay, targets from the routing core over the link,
+/// summaries to the local spool. It keeps no database (a compromised SBC is wiped and replaced).
 public struct SBCService: TroncalService {
     public static let role = Role.sbc
     public static let dependencies: [Role] = [.routing, .billing]
@@ -27,8 +28,9 @@ public struct SBCService: TroncalService {
     let frontDoor: SIPFrontDoor
     /// The calls (for tests and status).
     public let engine: CallEngine
-    public let relay: MediaRelay
     public let spool: CallSummarySpool
+    /// The event loops of SIP and calls.
+    public let eventLoops: Int
 
     public init(context: ServiceContext) async throws {
         self.context = context
@@ -45,23 +47,22 @@ public struct SBCService: TroncalService {
             accessList: accessList, refusedSources: SIPFrontDoor.RefusedSources(rawValue: sip.refusedSources) ?? .drop,
             floodGuard: flood, logger: context.logger)
         self.frontDoor = frontDoor
+        let sbc = context.config.sbc
+        // One event loop per core unless told otherwise: the SIP sockets, the calls, their relay sockets and link
+        // connections all live on these threads, a call on one of them.
+        let eventLoops = sbc.eventLoops > 0 ? sbc.eventLoops : System.coreCount
+        self.eventLoops = eventLoops
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: eventLoops)
         let usesSiteCertificate = sip.tlsCertificatePath.isEmpty
-        let configuration = SIPTransportConfiguration(
+        var configuration = SIPTransportConfiguration(
             host: sip.listenAddress, udpPort: sip.udpPort, tcpPort: sip.tcpPort, tlsPort: sip.tlsPort,
             tlsCertificatePath: usesSiteCertificate ? context.credentials.certificatePath : sip.tlsCertificatePath,
             tlsKeyPath: usesSiteCertificate ? context.credentials.keyPath : sip.tlsKeyPath,
             stallTimeout: .milliseconds(Int(sip.stallTimeoutSeconds * 1000)), maximumConnectionsPerAddress: sip.maximumConnectionsPerAddress)
-        let sbc = context.config.sbc
+        configuration.udpSockets = eventLoops
         let advertised = sbc.advertised(listenAddress: sip.listenAddress)
-        let relay = MediaRelay(
-            bindAddress: sbc.mediaListenAddress.isEmpty ? advertised : sbc.mediaListenAddress, portRange: sbc.mediaPortMin...sbc.mediaPortMax,
-            logger: context.logger)
-        self.relay = relay
         let spool = try CallSummarySpool(directory: context.stateDirectory.appendingPathComponent("cdr-spool"), logger: context.logger)
         self.spool = spool
-        // SIP listeners and the call engine's timers share one event loop: a message received, its transaction timers and
-        // the answers sent all stay on that thread, with no wake-up of another loop per message.
-        let sipLoop = MultiThreadedEventLoopGroup.singleton.next()
         // Each call holds four relay sockets: more calls than file descriptors allow would fail in the middle (relay
         // ports, spool files, connections). Raise the soft limit to the hard one and admit only what fits.
         let budget = FileDescriptorBudget.raise()
@@ -71,33 +72,43 @@ public struct SBCService: TroncalService {
                 "maximum-calls": "\(maximumCalls)", "configured": "\(sbc.maximumCalls)", "open-files-limit": "\(budget.limit)",
             ])
         }
-        var engineConfiguration = CallEngine.Configuration(
-                advertisedAddress: advertised, site: context.config.site, instance: context.instance.name, realm: sbc.realm,
-                digestAlgorithms: sbc.digestAlgorithms.compactMap { DigestAlgorithm(token: $0) },
-                maximumCalls: maximumCalls, maximumCallsPerCustomer: sbc.maximumCallsPerCustomer,
-                maximumCallDuration: .seconds(sbc.maximumCallSeconds), refuseUnknownSources: sip.refusedSources == "refuse")
-        engineConfiguration.maximumTransactions = sbc.maximumTransactions
-        let engine = CallEngine(
-            configuration: engineConfiguration,
+        let admission = CallAdmission(
             customers: CustomerDirectory(sbc.customers),
-            carriers: CustomerDirectory(sbc.carriers.map { CustomerSettings(id: $0.id, addresses: $0.addresses) }),
-            router: context.links[.routing].map {
-                LinkCallRouter(client: $0, billing: context.links[.billing], timeout: .milliseconds(context.config.link.requestTimeoutMilliseconds))
-            }
-                ?? NoRouter(),
-            sink: spool, relay: relay, frontDoor: frontDoor, logger: context.logger, loop: sipLoop)
-        self.engine = engine
-        let box = TransportReference()
-        let transport = SIPTransport(configuration: configuration, logger: context.logger, group: sipLoop) { inbound in
+            carriers: CustomerDirectory(sbc.carriers.map { CustomerSettings(id: $0.id, addresses: $0.addresses) }), realm: sbc.realm,
+            digestAlgorithms: sbc.digestAlgorithms.compactMap { DigestAlgorithm(token: $0) }, maximumCalls: maximumCalls,
+            maximumCallsPerCustomer: sbc.maximumCallsPerCustomer, frontDoor: frontDoor, logger: context.logger)
+        var engineConfiguration = CallEngine.Configuration(
+            advertisedAddress: advertised, site: context.config.site, instance: context.instance.name,
+            maximumCallDuration: .seconds(sbc.maximumCallSeconds), refuseUnknownSources: sip.refusedSources == "refuse")
+        engineConfiguration.maximumTransactions = sbc.maximumTransactions
+        let timeout = Duration.milliseconds(context.config.link.requestTimeoutMilliseconds)
+        let links = try CallEngine.Links(
+            routing: Self.linkSettings(.routing, context: context), billing: Self.linkSettings(.billing, context: context), timeout: timeout)
+        let box = EngineReference()
+        let transport = SIPTransport(configuration: configuration, logger: context.logger, group: group) { inbound in
             switch frontDoor.decide(inbound) {
             case .respond(let response): box.transport?.respond(response, to: inbound.source)
             case .ignore: break
-            case .process: engine.receive(inbound)
+            case .process: box.engine?.receive(inbound)
             }
         }
+        let engine = try await CallEngine(
+            configuration: engineConfiguration, admission: admission, group: group, transport: transport, spool: spool,
+            mediaAddress: sbc.mediaListenAddress.isEmpty ? advertised : sbc.mediaListenAddress, mediaPorts: sbc.mediaPortMin...sbc.mediaPortMax,
+            links: links, logger: context.logger)
         box.transport = transport
-        engine.attach(transport)
+        box.engine = engine
+        self.engine = engine
         self.transport = transport
+    }
+
+    /// The settings of every loop's link to `role`, from the instances of the site (nil when it has none).
+    static func linkSettings(_ role: Role, context: ServiceContext) throws -> LinkClientSettings? {
+        let endpoints = context.config.instances(of: role).map { LinkEndpoint(host: $0.host, port: $0.linkPort) }
+        guard !endpoints.isEmpty else { return nil }
+        return try LinkClientSettings(
+            role: role, endpoints: endpoints, credentials: context.credentials, logger: context.logger,
+            maximumFrameLength: context.config.link.maximumFrameBytes)
     }
 
     public func register(_ handlers: inout LinkHandlers) {
@@ -117,10 +128,11 @@ public struct SBCService: TroncalService {
     }
 }
 
-/// Lets the transport's delivery closure answer through the transport itself.
-final class TransportReference: @unchecked Sendable {
-    // @unchecked: set once, before the transport runs and can deliver anything; only read afterwards.
+/// Lets the transport's delivery closure reach the engine and the transport, both made after it.
+final class EngineReference: @unchecked Sendable {
+    // @unchecked: both are set once, before the transport runs and can deliver anything; only read afterwards.
     var transport: SIPTransport?
+    var engine: CallEngine?
 }
 
 /// How many calls the process's open-file limit leaves room for.

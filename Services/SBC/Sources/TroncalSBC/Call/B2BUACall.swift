@@ -68,9 +68,9 @@ public struct B2BUACall: Sendable {
     }
 
     /// Timers the shell runs for the call.
-    public enum Timer: Sendable, Hashable {
+    public enum Timer: Int, Sendable, Hashable, CaseIterable {
         /// The current attempt's setup timeout (no final answer in time → next target).
-        case setup
+        case setup = 1
         /// The authorised maximum duration.
         case duration
         /// RFC 4028 session expiry: no refresh in time → hang up.

@@ -1,4 +1,4 @@
-public import Foundation
+internal import Foundation
 public import Logging
 internal import Metrics
 public import ServiceLifecycle
@@ -59,10 +59,25 @@ public struct SpoolShipper: Service {
         }
     }
 
-    /// Sends every named file, in batches, `concurrency` batches at a time; returns the reason of the first failure to
-    /// retry, if any.
+    /// Sends every named file, in batches of about `batchSize` summaries (whole files; a larger file is sent in parts),
+    /// `concurrency` batches at a time; returns the reason of the first failure to retry, if any.
     func ship(_ names: [String]) async -> String? {
-        let batches = stride(from: 0, to: names.count, by: batchSize).map { Array(names[$0..<min($0 + batchSize, names.count)]) }
+        var batches: [[String]] = []
+        var current: [String] = []
+        var size = 0
+        for name in names {
+            // Most files hold a handful of summaries; their size is guessed from the file size to group them without
+            // reading them twice.
+            let estimate = max(1, spool.estimatedCount(of: name))
+            if !current.isEmpty, size + estimate > batchSize {
+                batches.append(current)
+                current = []
+                size = 0
+            }
+            current.append(name)
+            size += estimate
+        }
+        if !current.isEmpty { batches.append(current) }
         return await withTaskGroup(of: String?.self) { group in
             var iterator = batches.makeIterator()
             var inFlight = 0
@@ -83,70 +98,98 @@ public struct SpoolShipper: Service {
         }
     }
 
-    /// One batch; nil when every file of it was acknowledged or set aside.
+    /// One batch of files; nil when every summary of them was acknowledged or set aside. A file is removed once all its
+    /// summaries are acknowledged, and rewritten with the rest when only some are.
     func shipBatch(_ names: [String]) async -> String? {
-        var readable: [(String, CallSummary)] = []
+        var files: [(name: String, summaries: [CallSummary])] = []
         for name in names {
             do {
-                readable.append((name, try spool.read(name)))
+                files.append((name, try spool.read(name)))
             } catch {
-                spool.reject(name, logger: logger, reason: "unreadable: \(error)")
+                spool.reject(name, reason: "unreadable: \(error)")
                 Counter(label: "troncal_sbc_cdrs_shipped_total", dimensions: [("result", "rejected")]).increment()
             }
         }
-        guard !readable.isEmpty else { return nil }
-        do {
-            let reply = try await billing.request(CDRBatch(summaries: readable.map(\.1)), timeout: timeout)
-            let acknowledged = Set(reply.acknowledgements.map(\.id))
-            for (name, summary) in readable where acknowledged.contains(summary.id) { spool.remove(name) }
-            Counter(label: "troncal_sbc_cdrs_shipped_total", dimensions: [("result", "acknowledged")]).increment(by: acknowledged.count)
-            return acknowledged.count == readable.count ? nil : "billing acknowledged \(acknowledged.count) of \(readable.count) summaries"
-        } catch let error as LinkError where error.remote?.code == .badRequest {
-            // Something in the batch is refused: one by one, to set aside only what billing cannot take.
-            for (name, summary) in readable {
-                if let failure = await shipOne(name, summary) { return failure }
-            }
+        let summaries = files.flatMap(\.summaries)
+        guard !summaries.isEmpty else {
+            for file in files { spool.remove(file.name) }
             return nil
-        } catch {
-            return "\(error)"
         }
+        var acknowledged = Set<String>()
+        var failure: String?
+        var refused = false
+        for start in stride(from: 0, to: summaries.count, by: batchSize) {
+            let part = Array(summaries[start..<min(start + batchSize, summaries.count)])
+            do {
+                let reply = try await billing.request(CDRBatch(summaries: part), timeout: timeout)
+                acknowledged.formUnion(reply.acknowledgements.map(\.id))
+            } catch where error.remote?.code == .badRequest {
+                refused = true
+            } catch {
+                failure = "\(error)"
+                break
+            }
+        }
+        if refused, failure == nil {
+            // Something is refused: one by one, to set aside only what billing cannot take.
+            for summary in summaries where !acknowledged.contains(summary.id) {
+                switch await shipOne(summary) {
+                case .acknowledged: acknowledged.insert(summary.id)
+                case .refused(let reason):
+                    spool.reject(summary, reason: reason)
+                    Counter(label: "troncal_sbc_cdrs_shipped_total", dimensions: [("result", "rejected")]).increment()
+                    acknowledged.insert(summary.id)
+                case .failed(let reason):
+                    failure = reason
+                }
+                if failure != nil { break }
+            }
+        }
+        Counter(label: "troncal_sbc_cdrs_shipped_total", dimensions: [("result", "acknowledged")]).increment(by: acknowledged.count)
+        for file in files {
+            let remaining = file.summaries.filter { !acknowledged.contains($0.id) }
+            if remaining.isEmpty {
+                spool.remove(file.name)
+            } else if remaining.count < file.summaries.count {
+                do {
+                    try spool.keep(remaining, of: file.name)
+                } catch {
+                    // The file stays whole; billing stores each summary once by id, so the resend counts nothing twice.
+                    logger.warning("spool file not trimmed; its acknowledged summaries will be sent again", metadata: [
+                        "file": "\(file.name)", "reason": "\(error)",
+                    ])
+                }
+            }
+        }
+        if let failure { return failure }
+        let total = summaries.count
+        return acknowledged.count == total ? nil : "billing acknowledged \(acknowledged.count) of \(total) summaries"
     }
 
-    func shipOne(_ name: String, _ summary: CallSummary) async -> String? {
+    enum Outcome {
+        case acknowledged
+        case refused(String)
+        case failed(String)
+    }
+
+    func shipOne(_ summary: CallSummary) async -> Outcome {
         do {
             _ = try await billing.request(CDRSubmission(summary: summary), timeout: timeout)
-            spool.remove(name)
-            Counter(label: "troncal_sbc_cdrs_shipped_total", dimensions: [("result", "acknowledged")]).increment()
-            return nil
-        } catch let error as LinkError where error.remote?.code == .badRequest {
-            spool.reject(name, logger: logger, reason: "refused by billing: \(error)")
-            Counter(label: "troncal_sbc_cdrs_shipped_total", dimensions: [("result", "rejected")]).increment()
-            return nil
+            return .acknowledged
+        } catch where error.remote?.code == .badRequest {
+            return .refused("refused by billing: \(error)")
         } catch {
-            return "\(error)"
+            return .failed("\(error)")
         }
     }
 }
 
 extension CallSummarySpool {
-    /// The spooled summaries' file names.
-    public func pendingNames() -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []).filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.sorted()
-    }
-
-    func read(_ name: String) throws -> CallSummary {
-        try Self.decoder.decode(CallSummary.self, from: Data(contentsOf: directory.appendingPathComponent(name)))
-    }
-
-    func remove(_ name: String) {
-        unlink(directory.appendingPathComponent(name).path)
-    }
-
-    /// Moves a file out of the way, to `cdr-rejected/` beside the spool.
-    func reject(_ name: String, logger: Logger, reason: String) {
-        let rejected = directory.deletingLastPathComponent().appendingPathComponent("cdr-rejected")
-        try? FileManager.default.createDirectory(at: rejected, withIntermediateDirectories: true)
-        rename(directory.appendingPathComponent(name).path, rejected.appendingPathComponent(name).path)
-        logger.error("call summary set aside: billing cannot take it", metadata: ["file": "\(name)", "reason": "\(reason)", "directory": "\(rejected.path)"])
+    /// About how many summaries a file holds, from its size (a summary line is some 600 to 1,500 bytes).
+    func estimatedCount(of name: String) -> Int {
+        guard name.hasSuffix(".jsonl") else { return 1 }
+        let attributes = try? FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent(name).path)
+        let size = (attributes?[.size] as? NSNumber)?.intValue ?? 0
+        return max(1, size / 900)
     }
 }

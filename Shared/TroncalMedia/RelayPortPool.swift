@@ -1,5 +1,5 @@
 /// Hands out the SBC's media relay ports from a configured range: each call side takes an even RTP port
-/// and the odd one above it for RTCP. A pure value type; the relay holds it behind its lock.
+/// and the odd one above it for RTCP. A pure value type; each loop's `MediaRelay` owns one for its share of the range.
 public struct RelayPortPool: Sendable, Hashable {
     public let range: ClosedRange<Int>
     private var free: [Int]

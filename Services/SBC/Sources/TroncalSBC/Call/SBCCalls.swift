@@ -1,0 +1,411 @@
+internal import Foundation
+internal import Logging
+internal import Metrics
+internal import NIOCore
+internal import TroncalCall
+internal import TroncalMedia
+internal import TroncalProtocol
+internal import TroncalSIP
+internal import TroncalRuntime
+
+/// One call in progress on a loop: its B2BUA machine and what the shell keeps beside it.
+struct CallSlot {
+    /// Nil until the media relay is open (the machine needs its ports).
+    var call: B2BUACall?
+    let invite: SIPRequest
+    let source: SIPSource
+    let inviteTransaction: TransactionID
+    let customer: String
+    let callerCallID: String
+    let calleeCallID: String
+    let fromCarrier: Bool
+    var relay: MediaRelaySession?
+    /// The INVITE out to the current target.
+    var currentAttempt: TransactionID?
+    /// Cancelled while the relay was opening.
+    var cancelled = false
+}
+
+/// The SBC's calls on one event loop: the application above that loop's `CallLayer`. It admits new calls
+/// (`CallAdmission`), runs a `B2BUACall` per call and carries out what the machine asks: messages through the layer,
+/// media through the loop's relay, routing and billing through the loop's links, summaries through the loop's spool
+/// writer. Everything here runs on the loop; nothing is locked.
+///
+/// Leg 0 of a call is the caller's dialog, leg 1 the callee's.
+final class SBCCalls: CallApplication {
+    let shared: SBCCallShared
+    let loop: CallLoop
+    let relay: MediaRelay
+    let links: CallLinks
+    let spool: SpoolWriter
+    var calls: [Int: CallSlot] = [:]
+    private var nextCall = 1
+    var probes = TrunkProbes()
+    /// B2BUA settings that depend on the transport's bound ports, made on the first call.
+    private var contacts: B2BUACall.Configuration?
+
+    static let callerLeg = 0
+    static let calleeLeg = 1
+
+    init(shared: SBCCallShared, loop: CallLoop, relay: MediaRelay, links: CallLinks, spool: SpoolWriter) {
+        self.shared = shared
+        self.loop = loop
+        self.relay = relay
+        self.links = links
+        self.spool = spool
+    }
+
+    var logger: Logger { shared.logger }
+    var configuration: CallEngine.Configuration { shared.configuration }
+
+    static func caller(_ number: Int) -> LegReference { LegReference(call: number, leg: callerLeg) }
+    static func callee(_ number: Int) -> LegReference { LegReference(call: number, leg: calleeLeg) }
+
+    // MARK: - Events of the layer
+
+    func handle(_ event: CallLayerEvent, in loop: CallLoop) {
+        switch event {
+        case .newRequest(let request, let id, let source):
+            newRequest(request, id: id, source: source)
+        case .inDialogRequest(let leg, let request, let id):
+            let handled = callEvent(leg.call, leg.leg == Self.callerLeg ? .callerRequest(request) : .calleeRequest(request))
+            // A request the call did nothing with (one outside its state) must still get a final answer.
+            if handled == 0, !loop.layer.isAnswered(id) {
+                loop.layer.respond(InviteServerTransaction.response(481, "Call/Transaction Does Not Exist", to: request, toTag: loop.layer.makeTag()), on: id)
+            }
+        case .ack(let leg, let ack):
+            callEvent(leg.call, leg.leg == Self.callerLeg ? .callerRequest(ack) : .calleeRequest(ack))
+        case .cancelled(let leg, let invite):
+            guard var slot = calls[leg.call] else { return }
+            if slot.call == nil {
+                // Still opening the relay: the call ends before it starts.
+                slot.cancelled = true
+                calls[leg.call] = slot
+                loop.layer.respond(InviteServerTransaction.response(487, "Request Terminated", to: slot.invite, toTag: loop.layer.makeTag()), on: invite)
+                finishSlot(leg.call)
+            } else {
+                callEvent(leg.call, .callerCancel)
+            }
+        case .response(let leg?, let response, let id, let purpose):
+            guard let slot = calls[leg.call] else { return }
+            switch (leg.leg, purpose) {
+            case (Self.calleeLeg, .dialogSetup) where id == nil || id == slot.currentAttempt:
+                callEvent(leg.call, .calleeResponse(response))
+            case (Self.calleeLeg, .inDialog):
+                callEvent(leg.call, .calleeDialogResponse(response))
+            case (Self.callerLeg, .inDialog):
+                callEvent(leg.call, .callerResponse(response))
+            default:
+                return
+            }
+        case .response(nil, let response, _, .standalone(let token)):
+            probes.answered(token, status: response.statusCode, layer: &loop.layer)
+        case .response:
+            return
+        case .requestFailed(let leg?, let id, .dialogSetup, _):
+            if calls[leg.call]?.currentAttempt == id { callEvent(leg.call, .attemptTransportFailed) }
+        case .requestFailed(nil, _, .standalone(let token), let failure):
+            probes.failed(token, reason: failure == .timeout ? "timeout" : "transport error", layer: &loop.layer)
+        case .requestFailed:
+            return
+        case .answerUnacknowledged(let leg):
+            guard let slot = calls[leg.call] else { return }
+            // No ACK in 64·T1: the caller is gone. Hang up the call (RFC 3261 §13.3.1.4).
+            logger.info("no ACK for the answer: hanging up", metadata: ["call-id": "\(slot.callerCallID)", "customer": "\(slot.customer)"])
+            callEvent(leg.call, .timerFired(.sessionExpiry))
+        case .timer(let call, let timer):
+            if call < 0 {
+                probes.timedOut(-call, layer: &loop.layer)
+            } else if let timer = B2BUACall.Timer(rawValue: timer) {
+                callEvent(call, .timerFired(timer))
+            }
+        }
+    }
+
+    // MARK: - New requests
+
+    private func newRequest(_ request: SIPRequest, id: TransactionID, source: SIPSource) {
+        switch request.method {
+        case .invite:
+            newCall(request, id: id, source: source)
+        case .options:
+            guard loop.layer.serve(request, id: id, source: source, leg: nil) else { return }
+            var ok = InviteServerTransaction.response(200, "OK", to: request, toTag: loop.layer.makeTag())
+            ok.headers.insert(SIPHeaderField(.allow, value: "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"), at: ok.headers.count - 1)
+            ok.headers.insert(SIPHeaderField(.accept, value: "application/sdp"), at: ok.headers.count - 1)
+            loop.layer.respond(ok, on: id)
+        case .register:
+            loop.layer.answer(request, id: id, source: source, status: 405, reason: "Method Not Allowed")
+        default:
+            loop.layer.answer(request, id: id, source: source, status: 501, reason: "Not Implemented")
+        }
+    }
+
+    private func refuse(_ invite: SIPRequest, id: TransactionID, source: SIPSource, status: Int, reason: String, counted: String) {
+        shared.refused(counted)
+        loop.layer.answer(invite, id: id, source: source, status: status, reason: reason)
+    }
+
+    private var layerReady = false
+
+    /// The Via sent-by of each transport, from the listeners' bound ports (known once the transport listens).
+    func prepareLayer() {
+        guard !layerReady else { return }
+        let address = configuration.advertisedAddress
+        let host = address.contains(":") ? "[\(address)]" : address
+        var sentBy: [SIPTransportProtocol: String] = [:]
+        for kind in [SIPTransportProtocol.udp, .tcp, .tls] { sentBy[kind] = "\(host):\(loop.transport.port(of: kind))" }
+        loop.layer.configuration.sentBy = sentBy
+        layerReady = loop.transport.udpAddress != nil || loop.transport.configuration.udpPort == nil
+    }
+
+    private func newCall(_ invite: SIPRequest, id: TransactionID, source: SIPSource) {
+        prepareLayer()
+        let admission = shared.admission
+        var customer: CustomerSettings
+        var fromCarrier = false
+        switch admission.identify(source.remoteIP) {
+        case .unknown:
+            guard configuration.refuseUnknownSources else {
+                // Not a customer, and told to say nothing: not even 100 Trying.
+                shared.refused("unknown-source")
+                logger.info("call from an unknown source dropped", metadata: ["source": "\(source)"])
+                return
+            }
+            logger.info("call from an unknown source refused", metadata: ["source": "\(source)"])
+            return refuse(invite, id: id, source: source, status: 403, reason: "Forbidden", counted: "unknown-source")
+        case .carrier(let carrier):
+            shared.frontDoor.recordAuthenticated(source, account: "carrier:\(carrier.id)")
+            customer = carrier
+            fromCarrier = true
+        case .customers(let candidates):
+            customer = candidates[0]
+            if !customer.username.isEmpty {
+                switch admission.authenticate(invite, source: source, candidates: candidates, toTag: loop.layer.makeTag(), now: Date()) {
+                case .authenticated(let authenticated):
+                    customer = authenticated
+                case .answer(let response):
+                    guard loop.layer.serve(invite, id: id, source: source, leg: nil) else { return }
+                    loop.layer.respond(response, on: id)
+                    return
+                }
+            } else {
+                // A trunk known by its address has proven who it is as far as the border is concerned: it earns the
+                // higher request limit, so that a busy customer trunk is not taken for a flood.
+                shared.frontDoor.recordAuthenticated(source, account: customer.id)
+            }
+        }
+        guard let callerCallID = (try? invite.headers.callID()) ?? nil else {
+            return loop.layer.answer(invite, id: id, source: source, status: 400, reason: "Bad Request")
+        }
+        if loop.layer.leg(forCallID: callerCallID) != nil {
+            // A second INVITE of a call already here (new branch, same Call-ID and no To tag): a loop or a fork.
+            return loop.layer.answer(invite, id: id, source: source, status: 482, reason: "Loop Detected")
+        }
+        if let refusal = admission.admit(customer) {
+            return refusal == "sbc-full"
+                ? refuse(invite, id: id, source: source, status: 503, reason: "Service Unavailable", counted: refusal)
+                : refuse(invite, id: id, source: source, status: 403, reason: "Forbidden", counted: refusal)
+        }
+        let number = nextCall
+        nextCall += 1
+        let calleeCallID = loop.layer.makeCallID()
+        loop.layer.addLeg(Self.caller(number), callID: callerCallID)
+        loop.layer.addLeg(Self.callee(number), callID: calleeCallID)
+        guard loop.layer.serve(invite, id: id, source: source, leg: Self.caller(number)) else {
+            // The transaction table is full: answered 503 already.
+            shared.overloaded()
+            loop.layer.endCall(number)
+            admission.release(customer.id)
+            return
+        }
+        calls[number] = CallSlot(
+            invite: invite, source: source, inviteTransaction: id, customer: customer.id, callerCallID: callerCallID,
+            calleeCallID: calleeCallID, fromCarrier: fromCarrier)
+        shared.callStarted()
+        let calls = NIOLoopBound(self, eventLoop: loop.eventLoop)
+        relay.openSession().whenComplete { result in
+            let calls = calls.value
+            calls.relayOpened(number, result)
+            calls.loop.flush()
+        }
+    }
+
+    private func relayOpened(_ number: Int, _ result: Result<MediaRelaySession, any Error>) {
+        guard var slot = calls[number], !slot.cancelled else {
+            if case .success(let session) = result { relay.release(session) }
+            return
+        }
+        let session: MediaRelaySession
+        switch result {
+        case .success(let opened):
+            session = opened
+        case .failure(let error):
+            logger.warning("no media relay ports: call refused", metadata: ["call-id": "\(slot.callerCallID)", "reason": "\(error)"])
+            loop.layer.respond(InviteServerTransaction.response(503, "Service Unavailable", to: slot.invite, toTag: loop.layer.makeTag()), on: slot.inviteTransaction)
+            finishSlot(number)
+            return
+        }
+        slot.relay = session
+        var callConfiguration = b2buaConfiguration(for: slot.source.transport)
+        callConfiguration.relayPorts = (session.callerPort, session.calleePort)
+        var call = B2BUACall(
+            invite: slot.invite, customer: slot.customer, site: configuration.site, instance: configuration.instance,
+            configuration: callConfiguration, callerLocalTag: loop.layer.makeTag(), calleeCallID: slot.calleeCallID,
+            calleeLocalTag: loop.layer.makeTag(), summaryID: RandomID.uuidString(), now: Date())
+        call.fromCarrier = slot.fromCarrier
+        let actions = call.start()
+        slot.call = call
+        calls[number] = slot
+        perform(actions, call: number)
+    }
+
+    /// The B2BUA's addresses: the caller sees the SBC over its own transport, carriers over theirs.
+    private func b2buaConfiguration(for transport: SIPTransportProtocol) -> B2BUACall.Configuration {
+        let address = configuration.advertisedAddress
+        let host = address.contains(":") ? "[\(address)]" : address
+        let ports = Dictionary(uniqueKeysWithValues: [SIPTransportProtocol.udp, .tcp, .tls].map { ($0, loop.transport.port(of: $0)) })
+        let contact = transport == .udp ? "\(host):\(ports[.udp]!)" : "\(host):\(ports[transport]!);transport=\(transport.rawValue)"
+        var settings = B2BUACall.Configuration(
+            customerSideContact: contact, carrierSideContact: "\(host):\(ports[.udp]!)", customerSideMediaAddress: address,
+            carrierSideMediaAddress: address, relayPorts: (0, 0), maximumDuration: configuration.maximumCallDuration)
+        settings.carrierSideContacts = ["tcp": "\(host):\(ports[.tcp]!)", "tls": "\(host):\(ports[.tls]!)"]
+        return settings
+    }
+
+    // MARK: - The machine
+
+    /// Feeds an event to a call's machine; returns how many actions it gave.
+    @discardableResult
+    func callEvent(_ number: Int, _ event: B2BUACall.Event) -> Int {
+        guard var call = calls[number]?.call else { return 0 }
+        calls[number]?.call = nil
+        let actions = call.handle(event, now: Date())
+        calls[number]?.call = call
+        perform(actions, call: number)
+        return actions.count
+    }
+
+    func perform(_ actions: [B2BUACall.Action], call number: Int) {
+        for action in actions {
+            guard let slot = calls[number] else { return }
+            switch action {
+            case .route(let request):
+                let calls = NIOLoopBound(self, eventLoop: loop.eventLoop)
+                links.route(request).whenComplete { result in
+                    let calls = calls.value
+                    switch result {
+                    case .success(let decision): calls.callEvent(number, .routed(decision))
+                    case .failure(let error): calls.callEvent(number, .routingFailed("\(error)"))
+                    }
+                    calls.loop.flush()
+                }
+            case .respondToCaller(let response):
+                respondToCaller(response, slot: slot)
+            case .sendToCaller(let request):
+                loop.layer.send(request, on: Self.caller(number), to: .source(slot.source), purpose: .inDialog)
+            case .inviteCallee(let request, let target):
+                let kind = SIPTransportProtocol(rawValue: target.transport) ?? .udp
+                if let id = loop.layer.send(
+                    request, on: Self.callee(number), to: .address(host: target.host, port: target.port, transport: kind), purpose: .dialogSetup)
+                {
+                    calls[number]?.currentAttempt = id
+                    links.usage(TrunkUsage(event: .seized, carrier: target.carrier, trunk: target.trunk, callID: slot.callerCallID))
+                } else {
+                    logger.warning("INVITE not sent: transaction table full", metadata: ["call-id": "\(slot.callerCallID)"])
+                    callEvent(number, .attemptTransportFailed)
+                }
+            case .cancelCallee:
+                guard let id = slot.currentAttempt else { continue }
+                calls[number]?.currentAttempt = nil
+                loop.layer.cancel(id)
+            case .sendToCallee(let request, let target):
+                let kind = SIPTransportProtocol(rawValue: target.transport) ?? .udp
+                loop.layer.send(request, on: Self.callee(number), to: .address(host: target.host, port: target.port, transport: kind), purpose: .inDialog)
+            case .respondToCallee(let response):
+                loop.layer.respondInDialog(response, on: Self.callee(number))
+            case .mediaDestination(let leg, let address, let port):
+                slot.relay?.setDestination(leg == .caller ? .caller : .callee, host: address, port: port)
+            case .mediaCodec(let codec):
+                slot.relay?.setCodec(codec)
+            case .startTimer(let timer, let delay):
+                loop.layer.startTimer(call: number, timer: timer.rawValue, after: delay)
+            case .cancelTimer(let timer):
+                loop.layer.cancelTimer(call: number, timer: timer.rawValue)
+            case .renewGrant(let request):
+                let calls = NIOLoopBound(self, eventLoop: loop.eventLoop)
+                let logger = self.logger
+                links.renew(request).whenComplete { result in
+                    let calls = calls.value
+                    switch result {
+                    case .success(let authorization):
+                        calls.callEvent(number, .grantRenewed(authorization))
+                    case .failure(let error):
+                        logger.warning("billing could not renew the grant: the call ends when it runs out", metadata: [
+                            "call-id": "\(request.callID)", "customer": "\(request.customer)", "reason": "\(error)",
+                        ])
+                        calls.callEvent(number, .grantRenewed(nil))
+                    }
+                    calls.loop.flush()
+                }
+            case .reportAttempt(let report):
+                links.report(report)
+                logger.info("call attempt", metadata: [
+                    "call-id": "\(slot.callerCallID)", "customer": "\(slot.customer)", "carrier": "\(report.carrier)",
+                    "result": "\(report.result.rawValue)", "status": "\(report.status.map(String.init) ?? "-")",
+                ])
+            case .spool(var summary):
+                if let session = slot.relay { summary.streams = Self.streams(session) }
+                let calls = NIOLoopBound(self, eventLoop: loop.eventLoop)
+                spool.submit(summary) {
+                    let calls = calls.value
+                    calls.callEvent(number, .summarySpooled)
+                    calls.loop.flush()
+                }
+            case .finished(var summary):
+                let alreadySpooled = slot.call?.summaryIsSpooled ?? false
+                if let answered = summary.attempts.last(where: { $0.result == .answered }) {
+                    links.usage(TrunkUsage(event: .released, carrier: answered.carrier, trunk: answered.trunk, callID: summary.callID))
+                }
+                if let session = slot.relay {
+                    summary.streams = Self.streams(session)
+                    relay.release(session)
+                    calls[number]?.relay = nil
+                }
+                logger.info("call ended", metadata: [
+                    "call-id": "\(summary.callID)", "customer": "\(summary.customer)", "status": "\(summary.disconnect.status)",
+                    "duration-ms": "\(summary.durationMilliseconds)", "attempts": "\(summary.attempts.count)",
+                ])
+                if !alreadySpooled { spool.submit(summary) }
+                finishSlot(number)
+            }
+        }
+    }
+
+    private func respondToCaller(_ response: SIPResponse, slot: CallSlot) {
+        let cseq = CSeqKey(response.headers)
+        if let cseq, cseq.method == .invite, cseq == CSeqKey(slot.invite.headers) {
+            loop.layer.respond(response, on: slot.inviteTransaction)
+        } else if let number = loop.layer.leg(forCallID: slot.callerCallID)?.call {
+            loop.layer.respondInDialog(response, on: Self.caller(number))
+        }
+    }
+
+    static func streams(_ session: MediaRelaySession) -> [CallSummary.StreamReport] {
+        session.streamReports().map { report in
+            let quality = report.quality
+            return CallSummary.StreamReport(
+                direction: report.direction, codec: quality.codec, packets: quality.packets, bytes: quality.bytes, lost: quality.lost,
+                jitterMilliseconds: quality.jitterMilliseconds, roundTripMilliseconds: quality.roundTripMilliseconds,
+                rFactor: quality.rFactor, mos: quality.mos)
+        }
+    }
+
+    /// The call is gone: its dialogs, timers and counts go with it.
+    func finishSlot(_ number: Int) {
+        guard let slot = calls.removeValue(forKey: number) else { return }
+        loop.layer.endCall(number)
+        if let session = slot.relay { relay.release(session) }
+        shared.admission.release(slot.customer)
+    }
+}

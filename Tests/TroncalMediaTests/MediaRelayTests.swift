@@ -1,0 +1,117 @@
+import Logging
+import NIOCore
+import NIOPosix
+import TestSupport
+import Testing
+import TroncalMedia
+
+@Suite("Media relay")
+struct MediaRelayTests {
+    @Test func portPoolHandsOutEvenPortsAndReusesReturnedOnesLast() {
+        var pool = RelayPortPool(range: 30001...30010)
+        #expect(pool.available == 4)
+        let ports = (0..<4).compactMap { _ in pool.allocate() }
+        #expect(ports == [30002, 30004, 30006, 30008])
+        #expect(pool.allocate() == nil)
+        pool.release(30004)
+        pool.release(12345)
+        #expect(pool.allocate() == 30004)
+    }
+
+    @Test(arguments: [1, 2, 3, 8])
+    func theRangeIsSharedOutBetweenLoopsInWholePairsWithoutOverlap(_ loops: Int) {
+        let shares = MediaRelay.shares(of: 20000...20399, count: loops)
+        #expect(shares.count == loops)
+        let pairs = shares.map { RelayPortPool(range: $0).available }
+        #expect(pairs.reduce(0, +) == 200)
+        #expect(pairs.max()! - pairs.min()! <= 1)
+        for (left, right) in zip(shares, shares.dropFirst()) { #expect(left.upperBound < right.lowerBound) }
+        #expect(shares.allSatisfy { $0.lowerBound % 2 == 0 })
+    }
+
+    func rtp(_ sequence: UInt16) -> ByteBuffer {
+        let timestamp = UInt32(sequence) * 160
+        var buffer = ByteBuffer(bytes: [0x80, 0x00, UInt8(sequence >> 8), UInt8(sequence & 0xff),
+                                        UInt8(timestamp >> 24), UInt8(timestamp >> 16 & 0xff), UInt8(timestamp >> 8 & 0xff), UInt8(timestamp & 0xff),
+                                        0xde, 0xad, 0xbe, 0xef])
+        buffer.writeRepeatingByte(0xff, count: 160)
+        return buffer
+    }
+
+    @Test func rtpFlowsBothWaysThroughTheRelayIsCountedAndRatedByTheEModel() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let base = freePortOffset() + 9500
+        let relay = try await loop.submit {
+            NIOLoopBound(MediaRelay(bindAddress: "127.0.0.1", portRange: base...(base + 20), eventLoop: loop, logger: Logger(label: "test")), eventLoop: loop)
+        }.get()
+        let session = try await loop.flatSubmit { relay.value.openSession().map { NIOLoopBound($0, eventLoop: loop) } }.get()
+        let (callerPort, calleePort) = try await loop.submit { (session.value.callerPort, session.value.calleePort) }.get()
+        func phone() async throws -> NIOAsyncChannel<AddressedEnvelope<ByteBuffer>, AddressedEnvelope<ByteBuffer>> {
+            try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).flatMapThrowing { channel in
+                try NIOAsyncChannel<AddressedEnvelope<ByteBuffer>, AddressedEnvelope<ByteBuffer>>(wrappingChannelSynchronously: channel)
+            }.get()
+        }
+        let caller = try await phone()
+        let callee = try await phone()
+        let calleePhonePort = try #require(callee.channel.localAddress?.port)
+        // What the SDP said: the callee's address; the caller's is learned from its packets.
+        try await loop.submit {
+            session.value.setDestination(.callee, host: "127.0.0.1", port: calleePhonePort, codec: "PCMU")
+            session.value.setDestination(.caller, host: "127.0.0.1", port: 9, codec: "PCMU")
+        }.get()
+
+        let toCallerSide = try SocketAddress(ipAddress: "127.0.0.1", port: callerPort)
+        let toCalleeSide = try SocketAddress(ipAddress: "127.0.0.1", port: calleePort)
+        // 50 packets with sequence number 25 missing: 49 arrive, one is counted lost.
+        let sent = (0..<50).filter { $0 != 25 }.map(UInt16.init)
+        let received = try await withThrowingTaskGroup(of: Int.self) { group in
+            group.addTask {
+                var count = 0
+                for try await _ in callee.inbound {
+                    count += 1
+                    if count == sent.count { break }
+                }
+                return count
+            }
+            for sequence in sent {
+                try await caller.outbound.write(AddressedEnvelope(remoteAddress: toCallerSide, data: rtp(sequence)))
+            }
+            return try await group.next() ?? 0
+        }
+        #expect(received == sent.count)
+        // Back the other way: the relay latched onto the caller's real address.
+        try await callee.outbound.write(AddressedEnvelope(remoteAddress: toCalleeSide, data: rtp(1)))
+        var back: AddressedEnvelope<ByteBuffer>?
+        for try await packet in caller.inbound {
+            back = packet
+            break
+        }
+        #expect(back?.data.readableBytes == 172)
+        #expect(back?.remoteAddress.port == callerPort)
+
+        let reports = try await loop.submit { session.value.streamReports() }.get()
+        let forward = try #require(reports.first { $0.direction == "caller-to-callee" }).quality
+        #expect(forward.packets == 49)
+        #expect(forward.lost == 1)
+        #expect(forward.codec == "PCMU")
+        // The MOS is the E-model's for what was counted (the jitter depends on how busy the machine is): one-way delay
+        // of 20 ms assumed network, twice the jitter, one 20 ms packet.
+        let expected = EModel(
+            codec: CodecImpairment.forEncoding("PCMU"), oneWayDelayMilliseconds: 20 + 2 * forward.jitterMilliseconds + 20,
+            packetLossPercent: forward.lossPercent
+        ).rating()
+        #expect(abs(forward.mos - expected.mos) < 0.000_1)
+        #expect(abs(forward.rFactor - expected.r) < 0.000_1)
+        #expect(abs(forward.lossPercent - 100.0 / 50) < 0.01)
+        let backward = try #require(reports.first { $0.direction == "callee-to-caller" }).quality
+        #expect(backward.packets == 1)
+
+        let free = try await loop.submit {
+            relay.value.release(session.value)
+            return relay.value.portsAvailable
+        }.get()
+        #expect(free == 10)
+        try? await caller.channel.close()
+        try? await callee.channel.close()
+    }
+}
