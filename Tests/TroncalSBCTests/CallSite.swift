@@ -170,6 +170,8 @@ final class Sipp: Sendable {
     let messages: URL
     let errors: URL
     let name: String
+    let address: String
+    let port: Int
 
     static var executable: URL? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
@@ -184,6 +186,8 @@ final class Sipp: Sendable {
     init(_ name: String, scenario: String, in directory: TemporaryDirectory, address: String, port: Int, mediaPort: Int, arguments: [String]) throws {
         guard let executable = Self.executable else { throw CallSiteError("sipp is not installed (scripts/test installs it)") }
         self.name = name
+        self.address = address
+        self.port = port
         let scenarioFile = directory.url.appendingPathComponent("\(name).xml")
         try Data(scenario.utf8).write(to: scenarioFile)
         messages = directory.url.appendingPathComponent("\(name).messages")
@@ -207,6 +211,21 @@ final class Sipp: Sendable {
     }
 
     func stop() async { await child.stop(signal: SIGKILL) }
+
+    /// Waits until sipp has bound its SIP port (seen in /proc/net/udp), so that a call sent to it is not refused by a
+    /// machine too busy to have started it yet; throws if sipp exits or does not bind within `timeout`.
+    func listening(timeout: Duration = .seconds(20)) async throws {
+        let octets = address.split(separator: ".").compactMap { UInt8($0) }
+        guard octets.count == 4 else { throw CallSiteError("\(name): not an IPv4 address: \(address)") }
+        // /proc/net/udp shows the address as a little-endian hex word and the port as big-endian hex.
+        let local = octets.reversed().map { String(format: "%02X", $0) }.joined() + ":" + String(format: "%04X", port)
+        let bound = await eventually(timeout: timeout, interval: .milliseconds(20)) {
+            guard child.isRunning else { return true }
+            let table = (try? String(contentsOfFile: "/proc/net/udp", encoding: .utf8)) ?? ""
+            return table.split(separator: "\n").contains { $0.split(separator: " ").dropFirst().first.map(String.init) == local }
+        }
+        guard bound, child.isRunning else { throw CallSiteError("\(name) is not listening on \(address):\(port)\n\(report)") }
+    }
 
     /// The "Successful call" count of sipp's final statistics screen.
     var successfulCalls: Int? { count("Successful call") }

@@ -41,7 +41,7 @@ struct RoutingCatalogCallTests {
         #expect(badOutput.contains("routing-1: routes not imported: routes: line 3, column 'carrier': carrier 'nobody' has no trunk"), "\(badOutput)")
 
         let carrier = try SBCCallTests.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: site.carrierPort(0), calls: 1)
-        try await Task.sleep(for: .milliseconds(300))
+        try await carrier.listening()
         let caller = try SBCCallTests.caller(site, "caller", scenario: SippScenarios.caller(holdMilliseconds: 100), slot: 1, calls: 1, rate: 1, limit: 1)
         #expect(await caller.finish() == 0, "\(caller.report)\n\(site.logs)")
         #expect(await carrier.finish(timeout: .seconds(10)) == 0, "\(carrier.report)")
@@ -83,7 +83,8 @@ struct RoutingCatalogCallTests {
         #expect(try await site.troncal(["routing", "import", "routes", routes]).status == 0)
         let small = try SBCCallTests.carrier(site, "small", scenario: SippScenarios.carrier(), port: site.carrierPort(0), calls: 1)
         let big = try SBCCallTests.carrier(site, "big", scenario: SippScenarios.carrier(), port: site.carrierPort(1), calls: 1)
-        try await Task.sleep(for: .milliseconds(300))
+        try await small.listening()
+        try await big.listening()
         // Two calls one second apart, each held 3 s: the second finds small full.
         let caller = try SBCCallTests.caller(site, "caller", scenario: SippScenarios.caller(holdMilliseconds: 3000), slot: 1, calls: 2, rate: 1, limit: 2)
         #expect(await caller.finish() == 0, "\(caller.report)\n\(site.logs)")
