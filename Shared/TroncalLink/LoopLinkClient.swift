@@ -223,6 +223,11 @@ public final class LoopLinkClient {
                 }
             }
             .connect(host: endpoint.host, port: endpoint.port)
+            .flatMapErrorThrowing { error -> any Channel in
+                // No channel, no handshake: complete its promise (a second completion is ignored).
+                handshake.fail(error)
+                throw error
+            }
             .flatMap { channel -> EventLoopFuture<Connection> in
                 let timer = eventLoop.scheduleTask(in: timeout) {
                     handshake.fail(LinkError(.timeout, "TLS handshake did not finish within \(timeout)"))
