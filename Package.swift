@@ -123,7 +123,7 @@ let testTargets: [Target] = [
     .testTarget(name: "TroncalLinkTests", dependencies: ["TroncalLink", "TestSupport", nio, nioPosix, nioSSL, logging], path: "Tests/TroncalLinkTests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalStoreTests", dependencies: ["TroncalStore", "TestSupport", logging], path: "Tests/TroncalStoreTests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalRuntimeTests", dependencies: ["TroncalRuntime", "TestSupport", logging, metrics, prometheus, lifecycle, nio], path: "Tests/TroncalRuntimeTests", swiftSettings: swiftSettings),
-    .testTarget(name: "TroncalCLITests", dependencies: ["TroncalCLI", "TestSupport", logging], path: "Tests/TroncalCLITests", swiftSettings: swiftSettings),
+    .testTarget(name: "TroncalCLITests", dependencies: ["TroncalCLI", "TroncalRuntime", "TestSupport", logging], path: "Tests/TroncalCLITests", swiftSettings: swiftSettings),
 ]
 
 let package = Package(

@@ -7,20 +7,43 @@ internal import NIOPosix
 /// side and the callee's) on ports from its own share of the configured range, on its loop. The calls of a loop and
 /// their media then share one thread: relaying, counting and the call's questions about quality take no lock and no
 /// hop. Every method must be called on `eventLoop`.
+///
+/// Sockets are reused: a released session's four sockets stay bound, parked (what arrives on them is dropped), and
+/// a new call takes the oldest parked set once it has been parked for `quarantine` (so that the last packets of the
+/// ended call are not relayed into the new one), instead of creating and binding four new sockets: creating them was
+/// an eighth of the SBC's CPU per call. At most `idleLimit` sets are parked; beyond it the oldest is closed and its
+/// ports go back to the pool. Parked sets count against `capacity` (sessions open or parked, the loop's share of what
+/// the process's file descriptors allow): at that limit, or when the ports run out, the oldest parked set is reused
+/// before its quarantine ends rather than a call refused.
 public final class MediaRelay {
     public let bindAddress: String
     public let eventLoop: any EventLoop
     let logger: Logger
     private var pool: RelayPortPool
+    private var parked = CircularBuffer<(session: MediaRelaySession, since: NIODeadline)>()
+    /// Released sessions kept bound for reuse, at most.
+    public let idleLimit: Int
+    /// Sessions open or parked, at most, before parked ones are reused early.
+    public let capacity: Int
+    /// Sessions in use by calls.
+    public private(set) var active = 0
+    /// How long a released session's sockets stay parked before another call may take them.
+    public let quarantine: TimeAmount
     private let relayed: Counter
     private let exhausted: Counter
 
     /// `metricsPrefix` names the service in the relay's metrics (`troncal_sbc_media_sessions_total`).
-    public init(bindAddress: String, portRange: ClosedRange<Int>, eventLoop: any EventLoop, logger: Logger, metricsPrefix: String = "troncal_sbc") {
+    public init(
+        bindAddress: String, portRange: ClosedRange<Int>, eventLoop: any EventLoop, logger: Logger, metricsPrefix: String = "troncal_sbc",
+        idleLimit: Int = 1024, capacity: Int = .max, quarantine: TimeAmount = .seconds(1)
+    ) {
         self.bindAddress = bindAddress
         self.eventLoop = eventLoop
         self.logger = logger
         self.pool = RelayPortPool(range: portRange)
+        self.idleLimit = max(0, idleLimit)
+        self.capacity = max(1, capacity)
+        self.quarantine = quarantine
         relayed = Counter(label: "\(metricsPrefix)_media_sessions_total")
         exhausted = Counter(label: "\(metricsPrefix)_media_ports_exhausted_total")
     }
@@ -37,13 +60,27 @@ public final class MediaRelay {
         }
     }
 
-    /// RTP/RTCP port pairs free (each call takes two).
-    public var portsAvailable: Int { pool.available }
+    /// RTP/RTCP port pairs free (each call takes two), parked ones included.
+    public var portsAvailable: Int { pool.available + 2 * parked.count }
 
-    /// Opens a call's four sockets. Fails when the loop's ports are exhausted; a port that cannot be bound is skipped
-    /// and the next pair tried.
+    /// Released sessions whose sockets are parked for reuse.
+    public var parkedSessions: Int { parked.count }
+
+    /// Opens a call's four sockets, or reuses a parked set. Fails when the loop's ports are exhausted; a port that
+    /// cannot be bound is skipped and the next pair tried.
     public func openSession() -> EventLoopFuture<MediaRelaySession> {
-        open(attempt: 1)
+        let now = NIODeadline.now()
+        if let oldest = parked.first, now - oldest.since >= quarantine || pool.available < 2 || active + parked.count >= capacity {
+            parked.removeFirst()
+            relayed.increment()
+            active += 1
+            return eventLoop.makeSucceededIsolatedFuture(oldest.session.reused()).nonisolated()
+        }
+        return open(attempt: 1).assumeIsolated().map { session in
+            self.relayed.increment()
+            self.active += 1
+            return session
+        }.nonisolated()
     }
 
     private func open(attempt: Int) -> EventLoopFuture<MediaRelaySession> {
@@ -53,17 +90,15 @@ public final class MediaRelay {
             return exhaustedFailure()
         }
         let session = MediaRelaySession(callerPort: callerPort, calleePort: calleePort, eventLoop: eventLoop)
-        let bound = NIOLoopBound(self, eventLoop: eventLoop)
-        return session.bind(on: bindAddress).map { _ in
-            bound.value.relayed.increment()
-            return session
+        return session.bind(on: bindAddress).assumeIsolated().map { _ in
+            session
         }.flatMapError { error in
-            let relay = bound.value
+            let relay = self
             relay.logger.warning("media port unusable; trying others", metadata: ["ports": "\(callerPort),\(calleePort)", "reason": "\(error)"])
             relay.pool.release(callerPort)
             relay.pool.release(calleePort)
-            return relay.open(attempt: attempt + 1)
-        }
+            return relay.open(attempt: attempt + 1).assumeIsolated()
+        }.nonisolated()
     }
 
     private func exhaustedFailure() -> EventLoopFuture<MediaRelaySession> {
@@ -71,8 +106,41 @@ public final class MediaRelay {
         return eventLoop.makeFailedFuture(MediaRelayError(message: "no free media relay ports (\(pool.available) pairs left)"))
     }
 
-    /// Closes a session's sockets and returns its ports to the pool (they are reused last).
+    /// Ends a session: its sockets are parked for reuse (the oldest parked set closed when more than `idleLimit`
+    /// are), or closed and their ports returned to the pool (reused last).
     public func release(_ session: MediaRelaySession) {
+        guard session.park() else { return }
+        active -= 1
+        parked.append((session, NIODeadline.now()))
+        while parked.count > idleLimit {
+            close(parked.removeFirst().session)
+        }
+    }
+
+    /// Opens `count` sessions ahead of the first calls and parks them ready for use (no quarantine), so that the
+    /// first second of traffic does not pay for creating sockets. Never more than `idleLimit`; ports that cannot be
+    /// bound are skipped as in `openSession`.
+    public func prebind(_ count: Int) -> EventLoopFuture<Void> {
+        let count = min(count, idleLimit - parked.count, capacity - active - parked.count, pool.available / 2)
+        guard count > 0 else { return eventLoop.makeSucceededVoidFuture() }
+        // One after another on the loop (sessions are loop-confined, so no gathering across futures).
+        var chain = eventLoop.makeSucceededVoidFuture()
+        for _ in 0..<count {
+            chain = chain.assumeIsolated().flatMap { () -> EventLoopFuture<Void> in
+                self.open(attempt: 1).assumeIsolated().map { session in
+                    if session.park() { self.parked.append((session, NIODeadline.uptimeNanoseconds(0))) }
+                }.recover { _ in }.nonisolated()
+            }.nonisolated()
+        }
+        return chain
+    }
+
+    /// Closes every parked set (at shutdown, or to give the ports back).
+    public func closeParked() {
+        while let oldest = parked.popFirst() { close(oldest.session) }
+    }
+
+    private func close(_ session: MediaRelaySession) {
         guard session.close() else { return }
         pool.release(session.callerPort)
         pool.release(session.calleePort)
@@ -99,7 +167,10 @@ public final class MediaRelaySession {
     var roundTrip: [Side: Double] = [:]
     public private(set) var dropped = 0
     private var channels: [any Channel] = []
+    private var handlers: [RelayHandler] = []
     private var closed = false
+    /// Released: what arrives is dropped until the sockets are reused or closed.
+    private(set) var parked = false
 
     init(callerPort: Int, calleePort: Int, eventLoop: any EventLoop) {
         self.callerPort = callerPort
@@ -152,14 +223,36 @@ public final class MediaRelaySession {
             let session = bound.value
             let channels = session.channels
             let (callerRTP, callerRTCP, calleeRTP, calleeRTCP) = (channels[0], channels[1], channels[2], channels[3])
-            try callerRTP.pipeline.syncOperations.addHandler(RelayHandler(side: .caller, rtcp: false, session: session, out: calleeRTP))
-            try callerRTCP.pipeline.syncOperations.addHandler(RelayHandler(side: .caller, rtcp: true, session: session, out: calleeRTCP))
-            try calleeRTP.pipeline.syncOperations.addHandler(RelayHandler(side: .callee, rtcp: false, session: session, out: callerRTP))
-            try calleeRTCP.pipeline.syncOperations.addHandler(RelayHandler(side: .callee, rtcp: true, session: session, out: callerRTCP))
+            session.handlers = [
+                RelayHandler(side: .caller, rtcp: false, session: session, out: calleeRTP),
+                RelayHandler(side: .caller, rtcp: true, session: session, out: calleeRTCP),
+                RelayHandler(side: .callee, rtcp: false, session: session, out: callerRTP),
+                RelayHandler(side: .callee, rtcp: true, session: session, out: callerRTCP),
+            ]
+            for (channel, handler) in zip(channels, session.handlers) { try channel.pipeline.syncOperations.addHandler(handler) }
         }.flatMapErrorThrowing { error in
             _ = bound.value.close()
             throw error
         }
+    }
+
+    /// Releases the session, its sockets left bound; false when parked or closed already.
+    func park() -> Bool {
+        guard !closed, !parked else { return false }
+        parked = true
+        return true
+    }
+
+    /// A new session on this one's parked sockets, with nothing of the old call (destinations, latching, counts).
+    func reused() -> MediaRelaySession {
+        let fresh = MediaRelaySession(callerPort: callerPort, calleePort: calleePort, eventLoop: eventLoop)
+        fresh.channels = channels
+        fresh.handlers = handlers
+        for handler in handlers { handler.session = fresh }
+        channels = []
+        handlers = []
+        closed = true
+        return fresh
     }
 
     /// Closes the sockets; false when closed already.
@@ -168,6 +261,7 @@ public final class MediaRelaySession {
         closed = true
         for channel in channels { channel.close(promise: nil) }
         channels = []
+        handlers = []
         return true
     }
 
@@ -175,6 +269,10 @@ public final class MediaRelaySession {
 
     /// A packet arrived on `side`'s socket (RTP or RTCP): count it and send it out of the other side's socket.
     func relay(_ envelope: AddressedEnvelope<ByteBuffer>, from side: Side, rtcp: Bool, out: any Channel) {
+        guard !parked else {
+            dropped += 1
+            return
+        }
         let other: Side = side == .caller ? .callee : .caller
         let now = NIODeadline.now().uptimeNanoseconds
         envelope.data.withUnsafeReadableBytes { bytes in
@@ -225,7 +323,8 @@ final class RelayHandler: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     let side: MediaRelaySession.Side
     let rtcp: Bool
-    let session: MediaRelaySession
+    /// The session the socket serves now (a parked socket set passes to the next call's session).
+    var session: MediaRelaySession
     let out: any Channel
 
     init(side: MediaRelaySession.Side, rtcp: Bool, session: MediaRelaySession, out: any Channel) {

@@ -86,11 +86,14 @@ public struct ServiceHost<S: TroncalService>: Sendable {
             configuration: .init(host: instance.host, port: instance.linkPort, maximumFrameLength: config.link.maximumFrameBytes),
             credentials: credentials, handlers: handlers, logger: logger)
         let admin = AdminServer(host: instance.adminHost, port: instance.adminPort, registry: registry, logger: logger, health: status)
+        let dataDirectory = config.resolve(config.dataDirectory, relativeTo: configDirectory).path
+        try? FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        let host = HostMetrics(dataDirectory: dataDirectory, logger: logger)
 
         let group = ServiceGroup(
             configuration: .init(
                 services: [
-                    .init(service: linkServer), .init(service: admin), .init(service: health),
+                    .init(service: linkServer), .init(service: admin), .init(service: health), .init(service: host),
                 ] + service.services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
                 gracefulShutdownSignals: gracefulShutdownSignals, cancellationSignals: [], logger: logger))
         logger.info("service starting", metadata: [

@@ -24,6 +24,9 @@ public struct SBCSettings: Codable, Sendable, Equatable {
     /// transactions, timers, media relay sockets and routing link; each loop has its own UDP socket on the SIP port
     /// (SO_REUSEPORT). 0: one per CPU core.
     public var eventLoops: Int = 0
+    /// Relay sessions (4 sockets each) each event loop binds at start so that the first calls do not pay for binding;
+    /// released sessions are kept bound for the next call anyway (see sbc.md, "Relay sockets").
+    public var relayPrebindSessions: Int = 32
     /// The digest realm customers authenticate in.
     public var realm: String = "troncal"
     /// The digest algorithms offered in a 407, one challenge each, in this order. RFC 8760 puts the strongest
@@ -199,6 +202,7 @@ extension ConfigLoader {
         }
         guard sbc.maximumCallsPerCustomer >= 1 else { throw fail("sbc.maximumCallsPerCustomer", "must be at least 1") }
         guard (0...64).contains(sbc.eventLoops) else { throw fail("sbc.eventLoops", "must be from 0 (one per core) to 64") }
+        guard (0...4096).contains(sbc.relayPrebindSessions) else { throw fail("sbc.relayPrebindSessions", "must be from 0 to 4096") }
         guard !sbc.realm.isEmpty, !sbc.realm.contains("\"") else { throw fail("sbc.realm", "must be non-empty and without quotes") }
         guard !sbc.digestAlgorithms.isEmpty else { throw fail("sbc.digestAlgorithms", "must offer at least one algorithm") }
         for (index, name) in sbc.digestAlgorithms.enumerated() where !["MD5", "SHA-256", "SHA-512-256"].contains(name) {

@@ -1,4 +1,5 @@
 public import Foundation
+import Synchronization
 
 /// A process started by a test, stopped by its PID in `stop()` (call it in a `defer`) even when the test fails.
 public final class ChildProcess: @unchecked Sendable {
@@ -74,8 +75,74 @@ public func troncalBinaryDirectory(filePath: String = #filePath) -> URL {
 }
 
 /// A port base for a test site, so that concurrent tests and a site run by hand do not collide. Every port a
-/// test derives from it (default ports + offset, up to 9200 + offset) stays below 32768, where Linux starts
-/// handing out ephemeral ports for outgoing connections and port-0 binds.
+/// test derives from it (default ports + offset, up to 9299 + offset) stays below 32768, where Linux starts
+/// handing out ephemeral ports for outgoing connections and port-0 binds. The offset's ports are held for this test
+/// process until `releasePortOffset` (or for ten minutes), and none of them is bound on the machine when it is handed out.
 public func freePortOffset() -> Int {
-    Int.random(in: 10...230) * 100
+    PortLeases.shared.lease()
+}
+
+/// Gives the ports of `freePortOffset()` back for other tests of this process.
+public func releasePortOffset(_ offset: Int) {
+    PortLeases.shared.release(offset)
+}
+
+/// Offsets handed out to the tests of this process. Sites of different offsets can still meet: 9100 + o1 is
+/// 8100 + o2 when o2 = o1 + 1000; so an offset is handed out only when none of the ports it derives (its footprint)
+/// is held by a live lease or bound by anyone on the machine.
+final class PortLeases: Sendable {
+    static let shared = PortLeases()
+    private struct Lease { var ports: Set<Int>; var until: ContinuousClock.Instant }
+    private let leases = Mutex<[Int: Lease]>([:])
+
+    /// Every port a test site derives from its offset: SIP (5060, 5061), test slots (6100-6199), links (7100-7110),
+    /// admin (8100-8110), carriers and relay tests (9000-9699).
+    static func footprint(_ offset: Int) -> Set<Int> {
+        var ports: Set<Int> = [5060 + offset, 5061 + offset]
+        for range in [6100...6199, 7100...7110, 8100...8110, 9000...9699] { for port in range { ports.insert(port + offset) } }
+        return ports
+    }
+
+    func lease() -> Int {
+        var candidates = Array(10...230).map { $0 * 100 }
+        candidates.shuffle()
+        for offset in candidates {
+            let ports = Self.footprint(offset)
+            let taken = leases.withLock { leases -> Bool in
+                let now = ContinuousClock.now
+                leases = leases.filter { $0.value.until > now }
+                guard !leases.values.contains(where: { !$0.ports.isDisjoint(with: ports) }) else { return true }
+                leases[offset] = Lease(ports: ports, until: now + .seconds(600))
+                return false
+            }
+            if taken { continue }
+            // Someone outside this process (a site run by hand, another test run) may hold some: sample the main ones.
+            let main = [5060, 5061, 7101, 7102, 7103, 8101, 8102, 8103, 9000, 9100, 9200].map { $0 + offset }
+            if main.allSatisfy(Self.isFree) { return offset }
+        }
+        // Everything is held: fall back to chance rather than fail the test.
+        return Int.random(in: 10...230) * 100
+    }
+
+    func release(_ offset: Int) {
+        leases.withLock { _ = $0.removeValue(forKey: offset) }
+    }
+
+    /// Whether `port` can be bound on 127.0.0.1 for both TCP and UDP right now.
+    static func isFree(_ port: Int) -> Bool {
+        for kind in [Int32(SOCK_STREAM.rawValue), Int32(SOCK_DGRAM.rawValue)] {
+            let fd = socket(AF_INET, kind, 0)
+            guard fd >= 0 else { return false }
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            if bound != 0 { return false }
+        }
+        return true
+    }
 }

@@ -3,6 +3,7 @@ import Testing
 import TestSupport
 import TroncalCLI
 import TroncalProtocol
+import TroncalRuntime
 
 /// End to end: the real executables, real mutual TLS on loopback.
 @Suite("troncal up and troncal status", .serialized)
@@ -20,9 +21,19 @@ struct TroncalUpTests {
         let directory = try TemporaryDirectory(prefix: "troncal-up")
         defer { directory.remove() }
         let dataDir = directory.url.appendingPathComponent("site").path
+        let offset = freePortOffset()
+        defer { releasePortOffset(offset) }
+        // The site `troncal up --port-offset` would write, with the SBC's relay ports moved below every test's ports
+        // (the default 20000-29999 is where other tests' sites listen while this one runs).
+        var config = SiteConfig().shiftingPorts(by: offset)
+        config.site = "test-up"
+        config.sbc.mediaPortMin = 5900
+        config.sbc.mediaPortMax = 6059
+        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+        try ConfigLoader.encode(config).write(to: URL(fileURLWithPath: dataDir).appendingPathComponent("site.json"))
         let up = try ChildProcess(
             binaries.appendingPathComponent("troncal"),
-            ["up", "--data-dir", dataDir, "--site-name", "test-up", "--port-offset", "\(freePortOffset())"],
+            ["up", "--data-dir", dataDir, "--site-name", "test-up", "--port-offset", "\(offset)"],
             output: directory.url.appendingPathComponent("up.log"))
         var childPids: [Int32] = []
         defer {

@@ -47,8 +47,13 @@ struct LoopLinkClientTests {
         let second = try await RunningServer.start(pki, instance: "routing-2")
         defer { first.task.cancel(); second.task.cancel() }
         let loop = MultiThreadedEventLoopGroup.singleton.next()
+        // A first request opens the connection to routing-1 with a roomy deadline, so that the short deadline below
+        // runs on an open connection (on a busy machine the TLS handshake alone can outlast 300 ms, which is `unavailable`).
         let outcome = try await withClient(pki, ports: [first.port, second.port], on: loop) { client in
-            client.value.request(SlowEcho(text: "hang", delayMilliseconds: 60_000), timeout: .milliseconds(300))
+            client.value.request(SlowEcho(text: "warm", delayMilliseconds: 0), timeout: .seconds(10)).flatMap { warm in
+                #expect(warm.instance == "routing-1")
+                return client.value.request(SlowEcho(text: "hang", delayMilliseconds: 60_000), timeout: .milliseconds(300))
+            }
                 .map { _ in "answered" }
                 .flatMapError { error in
                     loop.makeSucceededFuture((error as? LinkError).map { "\($0.code)" } ?? "\(error)")

@@ -114,4 +114,61 @@ struct MediaRelayTests {
         try? await caller.channel.close()
         try? await callee.channel.close()
     }
+
+    @Test func aReleasedSessionsSocketsAreParkedDropWhatArrivesAndServeTheNextCallAfterTheQuarantine() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let base = freePortOffset() + 9540
+        // Quarantine long enough that the second call cannot take the parked set; then a relay with none.
+        for quarantine in [TimeAmount.seconds(60), .zero] {
+            let relay = try await loop.submit {
+                NIOLoopBound(
+                    MediaRelay(bindAddress: "127.0.0.1", portRange: base...(base + 20), eventLoop: loop, logger: Logger(label: "test"), quarantine: quarantine),
+                    eventLoop: loop)
+            }.get()
+            let first = try await loop.flatSubmit { relay.value.openSession().map { NIOLoopBound($0, eventLoop: loop) } }.get()
+            let firstPorts = try await loop.submit { [first.value.callerPort, first.value.calleePort] }.get()
+            let parked = try await loop.submit {
+                relay.value.release(first.value)
+                return relay.value.parkedSessions
+            }.get()
+            #expect(parked == 1)
+            // A late packet of the ended call reaches the parked socket and goes nowhere.
+            let phone = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+            try await phone.writeAndFlush(AddressedEnvelope(remoteAddress: try SocketAddress(ipAddress: "127.0.0.1", port: firstPorts[0]), data: rtp(7)))
+            #expect(await eventually { (try? await loop.submit { first.value.dropped }.get()) == 1 })
+
+            let second = try await loop.flatSubmit { relay.value.openSession().map { NIOLoopBound($0, eventLoop: loop) } }.get()
+            let (secondPorts, packets, available) = try await loop.submit {
+                ([second.value.callerPort, second.value.calleePort], second.value.streamReports().count, relay.value.portsAvailable)
+            }.get()
+            if quarantine == .zero {
+                #expect(secondPorts == firstPorts, "the parked sockets serve the next call")
+            } else {
+                #expect(Set(secondPorts).isDisjoint(with: firstPorts), "a parked set in quarantine is not reused")
+            }
+            #expect(packets == 0, "nothing of the old call is carried over")
+            #expect(available == 10 - 2)
+            try await loop.submit {
+                relay.value.release(second.value)
+                relay.value.closeParked()
+            }.get()
+            #expect(try await loop.submit { relay.value.portsAvailable }.get() == 10)
+            try? await phone.close()
+        }
+    }
+
+    @Test func noMoreThanTheIdleLimitOfSessionsStayParked() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let base = freePortOffset() + 9580
+        let (parked, available) = try await loop.flatSubmit { () -> EventLoopFuture<(Int, Int)> in
+            let relay = MediaRelay(bindAddress: "127.0.0.1", portRange: base...(base + 20), eventLoop: loop, logger: Logger(label: "test"), idleLimit: 1)
+            let sessions = (0..<3).map { _ in relay.openSession() }
+            return EventLoopFuture.whenAllSucceed(sessions, on: loop).map { opened in
+                for session in opened { relay.release(session) }
+                return (relay.parkedSessions, relay.portsAvailable)
+            }
+        }.get()
+        #expect(parked == 1)
+        #expect(available == 10)
+    }
 }

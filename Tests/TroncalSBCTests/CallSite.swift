@@ -71,7 +71,12 @@ final class CallSite: Sendable {
             return true
         }
         if !ready {
-            let logs = instances.map { "\($0):\n\(process($0).outputText.suffix(2000))" }.joined(separator: "\n")
+            // A crash ends its log with a long backtrace: show its first lines (the reason) before the tail.
+            let logs = instances.map { instance in
+                let text = process(instance).outputText
+                let reasons = text.split(separator: "\n").filter { $0.contains("Fatal error") || $0.contains("critical") || $0.contains("Crash") }
+                return "\(instance):\n\(reasons.prefix(5).joined(separator: "\n"))\n…\n\(text.suffix(2000))"
+            }.joined(separator: "\n")
             await stop()
             throw CallSiteError("the site did not come up:\n\(logs)")
         }
@@ -138,6 +143,7 @@ final class CallSite: Sendable {
             try? FileManager.default.copyItem(at: directory.url, to: URL(fileURLWithPath: keep).appendingPathComponent(directory.url.lastPathComponent))
         }
         directory.remove()
+        releasePortOffset(offset)
     }
 
     /// The call summaries the SBC has spooled.
@@ -221,7 +227,11 @@ final class Sipp: Sendable {
         let local = octets.reversed().map { String(format: "%02X", $0) }.joined() + ":" + String(format: "%04X", port)
         let bound = await eventually(timeout: timeout, interval: .milliseconds(20)) {
             guard child.isRunning else { return true }
-            let table = (try? String(contentsOfFile: "/proc/net/udp", encoding: .utf8)) ?? ""
+            // Read to the end: /proc files report size 0 and come in pages, so a size-based read can stop at the first.
+            let table = FileHandle(forReadingAtPath: "/proc/net/udp").map { handle in
+                defer { try? handle.close() }
+                return String(decoding: (try? handle.readToEnd()) ?? Data(), as: UTF8.self)
+            } ?? ""
             return table.split(separator: "\n").contains { $0.split(separator: " ").dropFirst().first.map(String.init) == local }
         }
         guard bound, child.isRunning else { throw CallSiteError("\(name) is not listening on \(address):\(port)\n\(report)") }

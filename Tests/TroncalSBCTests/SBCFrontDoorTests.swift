@@ -35,6 +35,8 @@ struct SBCFrontDoorTests {
         config.sip.udpPort = 0
         config.sip.tcpPort = 0
         config.sip.tlsPort = 0
+        // These tests make no calls: no relay sockets held for them (the default range overlaps other tests' ports).
+        config.sbc.relayPrebindSessions = 0
         adjust(&config.sip)
         let credentials = try pki.credentials(.sbc, "sbc-1")
         let context = ServiceContext(

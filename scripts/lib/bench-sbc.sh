@@ -251,8 +251,8 @@ bench_sbc_classify() {
         sum += share
     }
     END {
-        n = asorti(total, names)
-        for (i = 1; i <= n; i++) order[i] = names[i]
+        n = 0
+        for (name in total) order[++n] = name
         # Largest first.
         for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (total[order[j]] > total[order[i]]) { t = order[i]; order[i] = order[j]; order[j] = t }
         for (i = 1; i <= n; i++) printf "  %5.1f%%  %s\n", total[order[i]], order[i]

@@ -146,15 +146,24 @@ public final class SIPTransport: Service, Sendable {
             logger.warning("SIP outbound TLS unavailable", metadata: ["reason": "\(error)"])
         }
         if let port = configuration.udpPort {
-            try await bindUDP(port: port)
+            try await naming("UDP", port) { try await self.bindUDP(port: port) }
         }
         if let port = configuration.tcpPort {
-            let channel = try await serverBootstrap(transport: .tcp).bind(host: configuration.host, port: port).get()
+            let channel = try await naming("TCP", port) { try await self.serverBootstrap(transport: .tcp).bind(host: self.configuration.host, port: port).get() }
             state.withLock { $0.tcp = channel }
         }
         if let port = configuration.tlsPort {
-            let channel = try await serverBootstrap(transport: .tls).bind(host: configuration.host, port: port).get()
+            let channel = try await naming("TLS", port) { try await self.serverBootstrap(transport: .tls).bind(host: self.configuration.host, port: port).get() }
             state.withLock { $0.tls = channel }
+        }
+    }
+
+    /// Runs a listener's bind, naming the transport and address in its error (a port in use says which).
+    private func naming<T>(_ transport: String, _ port: Int, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            throw SIPTransportError("cannot listen for SIP over \(transport) on \(configuration.host):\(port): \(error)")
         }
     }
 

@@ -63,6 +63,7 @@ public struct SBCService: TroncalService {
         let advertised = sbc.advertised(listenAddress: sip.listenAddress)
         let spool = try CallSummarySpool(directory: context.stateDirectory.appendingPathComponent("cdr-spool"), logger: context.logger)
         self.spool = spool
+        spool.recoverOpenSegments()
         // Each call holds four relay sockets: more calls than file descriptors allow would fail in the middle (relay
         // ports, spool files, connections). Raise the soft limit to the hard one and admit only what fits.
         let budget = FileDescriptorBudget.raise()
@@ -81,6 +82,8 @@ public struct SBCService: TroncalService {
             advertisedAddress: advertised, site: context.config.site, instance: context.instance.name,
             maximumCallDuration: .seconds(sbc.maximumCallSeconds), refuseUnknownSources: sip.refusedSources == "refuse")
         engineConfiguration.maximumTransactions = sbc.maximumTransactions
+        engineConfiguration.relaySessionsPerLoop = max(1, maximumCalls / eventLoops)
+        engineConfiguration.relayPrebindSessions = sbc.relayPrebindSessions
         let timeout = Duration.milliseconds(context.config.link.requestTimeoutMilliseconds)
         let links = try CallEngine.Links(
             routing: Self.linkSettings(.routing, context: context), billing: Self.linkSettings(.billing, context: context), timeout: timeout)
@@ -123,8 +126,25 @@ public struct SBCService: TroncalService {
     }
 
     public var services: [any Service] {
-        guard let billing = context.links[.billing] else { return [transport] }
-        return [transport, SpoolShipper(spool: spool, billing: billing, timeout: .milliseconds(context.config.link.requestTimeoutMilliseconds), logger: context.logger)]
+        let calls = SIPService(transport: transport, engine: engine)
+        guard let billing = context.links[.billing] else { return [calls] }
+        return [calls, SpoolShipper(spool: spool, billing: billing, timeout: .milliseconds(context.config.link.requestTimeoutMilliseconds), logger: context.logger)]
+    }
+}
+
+/// The SIP transport as the SBC runs it: when it stops, the relay sockets parked for the next calls are closed too.
+struct SIPService: Service {
+    let transport: SIPTransport
+    let engine: CallEngine
+
+    func run() async throws {
+        do {
+            try await transport.run()
+        } catch {
+            await engine.closeParkedRelays()
+            throw error
+        }
+        await engine.closeParkedRelays()
     }
 }
 
@@ -142,7 +162,7 @@ struct FileDescriptorBudget {
 
     /// Descriptors kept for everything but relay sockets: listeners, connections, links, the store, spool files, logs.
     static let reserve = 1024
-    /// Per call: four relay sockets, and one spool file while its summary is written.
+    /// Per call: four relay sockets (open for a call or parked for the next one), and a share of the spool segments.
     static let perCall = 5
 
     /// Raises the soft `RLIMIT_NOFILE` to the hard limit and returns the budget.

@@ -27,6 +27,11 @@ public final class CallEngine: Sendable {
         /// SIP transactions held at once, over all loops (`sbc.maximumTransactions`).
         public var maximumTransactions: Int = 262_144
         public var timers: TransactionTimers
+        /// Relay sessions each loop may have open or parked (its share of what file descriptors allow; see
+        /// `MediaRelay`).
+        public var relaySessionsPerLoop: Int = .max
+        /// Relay sessions each loop binds at start (`sbc.relayPrebindSessions`).
+        public var relayPrebindSessions: Int = 32
 
         public init(
             advertisedAddress: String, site: String, instance: String, maximumCallDuration: Duration = .seconds(14400),
@@ -91,11 +96,16 @@ public final class CallEngine: Sendable {
                     billing: links.billing.map { LoopLinkClient(settings: $0, eventLoop: eventLoop) }, timeout: timeout, eventLoop: eventLoop,
                     logger: logger)
                 let calls = SBCCalls(
-                    shared: shared, loop: loop, relay: MediaRelay(bindAddress: mediaAddress, portRange: share, eventLoop: eventLoop, logger: logger),
+                    shared: shared, loop: loop, relay: MediaRelay(
+                        bindAddress: mediaAddress, portRange: share, eventLoop: eventLoop, logger: logger,
+                        capacity: configuration.relaySessionsPerLoop),
                     links: callLinks, spool: SpoolWriter(spool: spool, eventLoop: eventLoop, loopIndex: index, logger: logger))
                 loop.application = calls
                 return NIOLoopBound(calls, eventLoop: eventLoop)
             }.get()
+            let prebind = min(configuration.relayPrebindSessions, configuration.relaySessionsPerLoop)
+            // Relay sockets for the first calls, bound now rather than during the first second of traffic.
+            try await eventLoop.flatSubmit { calls.value.relay.prebind(prebind) }.get()
             loops.append(Loop(eventLoop: eventLoop, calls: calls))
         }
         self.loops = loops
@@ -118,6 +128,15 @@ public final class CallEngine: Sendable {
     }
 
     /// Sends a SIP OPTIONS to a trunk for the routing core and waits for its final answer (or `timeout`).
+    /// Closes the relay sockets parked for the next calls on every loop (at shutdown; a call's own sockets close when
+    /// it ends).
+    public func closeParkedRelays() async {
+        for loop in loops {
+            let calls = loop.calls
+            try? await loop.eventLoop.submit { calls.value.relay.closeParked() }.get()
+        }
+    }
+
     public func probe(host: String, port: Int, transport: SIPTransportProtocol, timeout: Duration) async -> TrunkProbeResult {
         let loop = loops[nextProbeLoop.wrappingAdd(1, ordering: .relaxed).oldValue % loops.count]
         let calls = loop.calls

@@ -6,9 +6,12 @@ public import TroncalProtocol
 /// renamed (and the directory fsynced), so that a crash never leaves half a summary. The billing pipeline
 /// (`SpoolShipper`) takes summaries from here and removes them once billing has acknowledged them.
 ///
-/// A file holds the summaries written together (group commit, `SpoolWriter`): one JSON object per line, named
-/// `<milliseconds>-<loop>-<sequence>.jsonl` so that names sort oldest first. Files of one summary in a JSON object
-/// (`<id>.json`, as earlier versions wrote them) are read the same way.
+/// Summaries are appended to segments (`SpoolWriter`): one JSON object per line, each group of lines written and
+/// fdatasynced together (group commit). A segment being written is `.<milliseconds>-<loop>-<sequence>.open` (hidden:
+/// not shipped); once sealed (about a second later) it is renamed `<milliseconds>-<loop>-<sequence>.jsonl`, so names
+/// sort oldest first. An `.open` segment left by a crash is sealed at start (`recoverOpenSegments`), without a torn
+/// last line: that line's call was never told its summary was safe. Files of one summary in a JSON object (`<id>.json`,
+/// as earlier versions wrote them) are read the same way.
 public struct CallSummarySpool: Sendable {
     public let directory: URL
     let logger: Logger
@@ -53,41 +56,124 @@ public struct CallSummarySpool: Sendable {
     /// Writes `summaries` as one file named `name` (without extension): one write, one fsync, one rename, one fsync of
     /// the directory. Blocks: call it off the event loops.
     func write(_ summaries: [CallSummary], name: String) throws {
+        let final = directory.appendingPathComponent("\(name).jsonl")
+        let temporary = directory.appendingPathComponent(".\(name).jsonl.tmp")
+        let descriptor = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw SpoolError("cannot create \(temporary.path): \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        do {
+            try Self.writeAll(try Self.lines(summaries), to: descriptor, path: temporary.path)
+            guard fsync(descriptor) == 0 else { throw SpoolError("cannot fsync \(temporary.path): \(String(cString: strerror(errno)))") }
+            guard rename(temporary.path, final.path) == 0 else {
+                throw SpoolError("cannot rename into \(final.path): \(String(cString: strerror(errno)))")
+            }
+        } catch {
+            unlink(temporary.path)
+            throw error
+        }
+        syncDirectory()
+    }
+
+    // MARK: - Segments
+
+    /// Encodes summaries as lines of JSON.
+    static func lines(_ summaries: [CallSummary]) throws -> Data {
         let encoder = Self.encoder
         var data = Data()
         for summary in summaries {
             data.append(try encoder.encode(summary))
             data.append(0x0A)
         }
-        try writeFile(data, name: "\(name).jsonl")
+        return data
     }
 
-    private func writeFile(_ data: Data, name: String) throws {
-        let final = directory.appendingPathComponent(name)
-        let temporary = directory.appendingPathComponent(".\(name).tmp")
-        let descriptor = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else { throw SpoolError("cannot create \(temporary.path): \(String(cString: strerror(errno)))") }
-        defer { close(descriptor) }
+    func openSegmentPath(_ name: String) -> String { directory.appendingPathComponent(".\(name).open").path }
+
+    /// Creates the segment `name` for appending. Blocks.
+    func openSegment(_ name: String) throws -> Int32 {
+        let path = openSegmentPath(name)
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw SpoolError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        return descriptor
+    }
+
+    /// Appends `data` to an open segment and makes it durable (fdatasync). On failure the segment is cut back to
+    /// `length` (what was durable before), so that it never holds half a line. Blocks.
+    func append(_ data: Data, to descriptor: Int32, length: Int, name: String) throws {
+        do {
+            try Self.writeAll(data, to: descriptor, path: openSegmentPath(name))
+            guard fdatasync(descriptor) == 0 else { throw SpoolError("cannot fdatasync \(openSegmentPath(name)): \(String(cString: strerror(errno)))") }
+        } catch {
+            ftruncate(descriptor, off_t(length))
+            throw error
+        }
+    }
+
+    /// Closes a segment and gives it its shipped name (rename, then fsync of the directory). Blocks.
+    func seal(_ descriptor: Int32, name: String) throws {
+        close(descriptor)
+        let final = directory.appendingPathComponent("\(name).jsonl").path
+        guard rename(openSegmentPath(name), final) == 0 else {
+            throw SpoolError("cannot rename \(openSegmentPath(name)) to \(final): \(String(cString: strerror(errno)))")
+        }
+        syncDirectory()
+    }
+
+    /// Seals the segments a previous run left open (a crash or kill): complete lines are kept, a torn last line is
+    /// cut off (its call never got past the durable point). Empty segments are removed. Call once at start, before
+    /// any writer runs.
+    public func recoverOpenSegments() {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []).filter { $0.hasPrefix(".") }
+        for file in names {
+            let path = directory.appendingPathComponent(file).path
+            if file.hasSuffix(".tmp") {
+                // A whole-file write that never reached its rename: never durable, never acknowledged.
+                unlink(path)
+                continue
+            }
+            guard file.hasSuffix(".open") else { continue }
+            let name = String(file.dropFirst().dropLast(5))
+            guard var data = try? Data(contentsOf: URL(fileURLWithPath: path)) else {
+                logger.error("open spool segment unreadable: left in place", metadata: ["file": "\(file)"])
+                continue
+            }
+            if let lastNewline = data.lastIndex(of: 0x0A) {
+                let torn = data.count - (lastNewline + 1)
+                data = data.prefix(lastNewline + 1)
+                if torn > 0 { logger.warning("spool segment had a torn last line: cut off", metadata: ["file": "\(file)", "bytes": "\(torn)"]) }
+            } else {
+                data = Data()
+            }
+            if data.isEmpty {
+                unlink(path)
+                continue
+            }
+            let descriptor = open(path, O_WRONLY | O_CLOEXEC)
+            guard descriptor >= 0 else { continue }
+            ftruncate(descriptor, off_t(data.count))
+            fsync(descriptor)
+            do {
+                try seal(descriptor, name: name)
+                logger.info("spool segment left open by the previous run sealed", metadata: ["file": "\(name).jsonl"])
+            } catch {
+                logger.error("open spool segment could not be sealed", metadata: ["file": "\(file)", "reason": "\(error)"])
+            }
+        }
+    }
+
+    static func writeAll(_ data: Data, to descriptor: Int32, path: String) throws {
         try data.withUnsafeBytes { bytes in
             var offset = 0
             while offset < bytes.count {
                 let written = Foundation.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
                 if written < 0, errno == EINTR { continue }
-                guard written > 0 else {
-                    unlink(temporary.path)
-                    throw SpoolError("cannot write \(temporary.path): \(String(cString: strerror(errno)))")
-                }
+                guard written > 0 else { throw SpoolError("cannot write \(path): \(String(cString: strerror(errno)))") }
                 offset += written
             }
         }
-        guard fsync(descriptor) == 0 else {
-            unlink(temporary.path)
-            throw SpoolError("cannot fsync \(temporary.path): \(String(cString: strerror(errno)))")
-        }
-        guard rename(temporary.path, final.path) == 0 else {
-            unlink(temporary.path)
-            throw SpoolError("cannot rename into \(final.path): \(String(cString: strerror(errno)))")
-        }
+    }
+
+    func syncDirectory() {
         let directoryDescriptor = open(directory.path, O_RDONLY | O_CLOEXEC)
         if directoryDescriptor >= 0 {
             fsync(directoryDescriptor)
@@ -120,12 +206,19 @@ public struct CallSummarySpool: Sendable {
         pendingNames().flatMap { (try? read($0)) ?? [] }
     }
 
-    /// The summaries waiting in the spool at `directory` (tests and tools read a stopped SBC's spool this way).
+    /// The summaries waiting in the spool at `directory`, sealed or still in an open segment (complete lines only):
+    /// tests and tools read an SBC's spool this way.
     public static func pending(in directory: URL) -> [CallSummary] {
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [])
-            .filter { ($0.hasSuffix(".jsonl") || $0.hasSuffix(".json")) && !$0.hasPrefix(".") }.sorted()
-        return names.flatMap { name in
-            (try? Data(contentsOf: directory.appendingPathComponent(name))).flatMap { try? summaries(in: $0, name: name) } ?? []
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        let sealed = files.filter { ($0.hasSuffix(".jsonl") || $0.hasSuffix(".json")) && !$0.hasPrefix(".") }
+        let open = files.filter { $0.hasPrefix(".") && $0.hasSuffix(".open") }
+        return (sealed + open).sorted { $0.trimmingPrefix(".") < $1.trimmingPrefix(".") }.flatMap { name -> [CallSummary] in
+            guard var data = try? Data(contentsOf: directory.appendingPathComponent(name)) else { return [] }
+            if name.hasSuffix(".open") {
+                data = data.lastIndex(of: 0x0A).map { data.prefix($0 + 1) } ?? Data()
+                return (try? summaries(in: data, name: "segment.jsonl")) ?? []
+            }
+            return (try? summaries(in: data, name: name)) ?? []
         }
     }
 

@@ -1,0 +1,70 @@
+internal import Foundation
+public import Logging
+internal import Metrics
+public import ServiceLifecycle
+
+/// Publishes the host's figures on the service's `/metrics` every `interval`, so that the monitor reads CPU, load,
+/// memory, disk and network from every instance it scrapes (a host's figures appear once per instance on it).
+///
+/// | metric | kind | meaning |
+/// |---|---|---|
+/// | `troncal_host_cpu_percent` | gauge | busy CPU over the last interval, all CPUs together (0–100) |
+/// | `troncal_host_cpus` | gauge | online CPUs |
+/// | `troncal_host_load{period="1m"\|"5m"\|"15m"}` | gauge | load averages |
+/// | `troncal_host_memory_total_bytes`, `troncal_host_memory_used_bytes` | gauge | MemTotal and MemTotal − MemAvailable |
+/// | `troncal_host_disk_total_bytes`, `troncal_host_disk_used_bytes` | gauge | the file system of the data directory |
+/// | `troncal_host_network_receive_bytes{interface}`, `troncal_host_network_transmit_bytes{interface}` | gauge | since boot |
+/// | `troncal_host_sample_failures_total` | counter | readings that failed (logged with the reason) |
+public struct HostMetrics: Service {
+    let dataDirectory: String
+    let interval: Duration
+    let logger: Logger
+
+    public init(dataDirectory: String, interval: Duration = .seconds(5), logger: Logger) {
+        self.dataDirectory = dataDirectory
+        self.interval = interval
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        var previous: HostFigures?
+        var failing = false
+        while !Task.isCancelledOrShuttingDown {
+            do {
+                let figures = try HostFigures.read(dataDirectory: dataDirectory)
+                Self.record(figures, previous: previous)
+                previous = figures
+                if failing { logger.info("host figures readable again") }
+                failing = false
+            } catch {
+                Counter(label: "troncal_host_sample_failures_total").increment()
+                if !failing { logger.warning("host figures could not be read", metadata: ["reason": "\(error)"]) }
+                failing = true
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    static func record(_ figures: HostFigures, previous: HostFigures?) {
+        if let previous, let busy = figures.cpuPercent(since: previous) {
+            Gauge(label: "troncal_host_cpu_percent").record(busy)
+        }
+        Gauge(label: "troncal_host_cpus").record(figures.cpuCount)
+        for (period, value) in [("1m", figures.load.one), ("5m", figures.load.five), ("15m", figures.load.fifteen)] {
+            Gauge(label: "troncal_host_load", dimensions: [("period", period)]).record(value)
+        }
+        Gauge(label: "troncal_host_memory_total_bytes").record(Double(figures.memoryTotalBytes))
+        Gauge(label: "troncal_host_memory_used_bytes").record(Double(figures.memoryUsedBytes))
+        Gauge(label: "troncal_host_disk_total_bytes").record(Double(figures.diskTotalBytes))
+        Gauge(label: "troncal_host_disk_used_bytes").record(Double(figures.diskUsedBytes))
+        for (interface, bytes) in figures.network {
+            Gauge(label: "troncal_host_network_receive_bytes", dimensions: [("interface", interface)]).record(Double(bytes.received))
+            Gauge(label: "troncal_host_network_transmit_bytes", dimensions: [("interface", interface)]).record(Double(bytes.sent))
+        }
+    }
+}
+
+extension Task where Success == Never, Failure == Never {
+    /// Cancelled, or the service group began its graceful shutdown.
+    static var isCancelledOrShuttingDown: Bool { Task.isCancelled || Task.isShuttingDownGracefully }
+}
