@@ -19,6 +19,8 @@ let sqlite = Target.Dependency.product(name: "SQLiteNIO", package: "sqlite-nio")
 let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
 let x509 = Target.Dependency.product(name: "X509", package: "swift-certificates")
 let asn1 = Target.Dependency.product(name: "SwiftASN1", package: "swift-asn1")
+let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
+let httpClient = Target.Dependency.product(name: "AsyncHTTPClient", package: "async-http-client")
 
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
@@ -77,7 +79,7 @@ var serviceTargets: [Target] = []
 for service in services {
     serviceTargets.append(
         .target(
-            name: service.library, dependencies: serviceLibraryDependencies,
+            name: service.library, dependencies: serviceLibraryDependencies + (service.library == "TroncalMonitor" ? [httpClient, nioHTTP1] : []),
             path: "Services/\(service.directory)/Sources/\(service.library)", swiftSettings: swiftSettings))
     serviceTargets.append(
         .executableTarget(
@@ -146,6 +148,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: sharedTargets + serviceTargets + cliTargets + benchTargets + testTargets
 )

@@ -78,6 +78,13 @@ public enum MessageCatalog {
         MessageDescriptor(AccountState.self, kind: .reply, senders: nil, summary: "balance, credit, reserved, available, calls, latest ledger entries"),
         MessageDescriptor(CDRQuery.self, kind: .request, senders: [.operator], summary: "a page of CDRs by setup time, customer"),
         MessageDescriptor(CDRPage.self, kind: .reply, senders: nil, summary: "reply to billing.cdrs: CDRs and the next page's cursor"),
+        MessageDescriptor(AlarmListRequest.self, kind: .request, senders: [.operator], summary: "firing alarms, optionally of one category and the recently resolved"),
+        MessageDescriptor(AlarmList.self, kind: .reply, senders: nil, summary: "reply to alarms.list"),
+        MessageDescriptor(AlarmAcknowledge.self, kind: .request, senders: [.operator], summary: "acknowledge a firing alarm: it stops escalating"),
+        MessageDescriptor(AlarmSilence.self, kind: .request, senders: [.operator], summary: "no notifications of an alarm until a time, with a reason"),
+        MessageDescriptor(AlarmActionResult.self, kind: .reply, senders: nil, summary: "reply to alarms.ack and alarms.silence: the alarm now"),
+        MessageDescriptor(AlarmHistoryRequest.self, kind: .request, senders: [.operator], summary: "the events of one alarm, or the latest of all"),
+        MessageDescriptor(AlarmHistory.self, kind: .reply, senders: nil, summary: "reply to alarms.history, newest first"),
         MessageDescriptor(ProtocolError.self, kind: .reply, senders: nil, summary: "error reply: code and message"),
         MessageDescriptor(
             TrunkProbe.self, kind: .request, senders: [.routing],

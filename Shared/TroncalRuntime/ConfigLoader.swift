@@ -140,7 +140,8 @@ public enum ConfigLoader {
         return [
             "sbc.customers": tree(CustomerSettings()), "routing.routes": tree(RouteSettings()),
             "routing.routes.targets": tree(RouteTargetSettings()), "sbc.carriers": tree(CarrierSourceSettings()),
-            "routing.dids": tree(DIDSettings()),
+            "routing.dids": tree(DIDSettings()), "monitor.receivers": tree(ReceiverSettings()),
+            "monitor.rules": tree(AlarmRule(name: "", category: .service, metric: "", summary: "", action: "")),
         ]
     }()
 
@@ -254,6 +255,7 @@ public enum ConfigLoader {
             throw fail(config.sip.tlsKeyPath.isEmpty ? "sip.tlsKeyPath" : "sip.tlsCertificatePath", "tlsCertificatePath and tlsKeyPath go together")
         }
         try validateCalls(config, file: file)
+        try validateMonitor(config, file: file)
         var names = Set<String>()
         var addresses = Set<String>()
         for (index, instance) in config.instances.enumerated() {

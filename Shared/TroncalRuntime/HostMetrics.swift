@@ -66,5 +66,5 @@ public struct HostMetrics: Service {
 
 extension Task where Success == Never, Failure == Never {
     /// Cancelled, or the service group began its graceful shutdown.
-    static var isCancelledOrShuttingDown: Bool { Task.isCancelled || Task.isShuttingDownGracefully }
+    public static var isCancelledOrShuttingDown: Bool { Task.isCancelled || Task.isShuttingDownGracefully }
 }

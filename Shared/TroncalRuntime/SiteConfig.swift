@@ -17,6 +17,7 @@ public struct SiteConfig: Codable, Sendable, Equatable {
     public var sbc: SBCSettings = SBCSettings()
     public var routing: RoutingSettings = RoutingSettings()
     public var billing: BillingSettings = BillingSettings()
+    public var monitor: MonitorSettings = MonitorSettings()
     /// Every instance of the site: its role, name and addresses. At least one per role.
     public var instances: [InstanceSettings] = Role.services.map { InstanceSettings.default(for: $0) }
 

@@ -1,21 +1,192 @@
+internal import AsyncHTTPClient
+internal import NIOHTTP1
+public import Foundation
+public import Logging
+internal import Metrics
+internal import NIOCore
+public import ServiceLifecycle
 public import TroncalLink
 public import TroncalProtocol
 public import TroncalRuntime
 public import TroncalStore
 
-/// The `monitor` service: monitoring of links, servers and voice quality, alarms and the control rules.
-///
-/// At this stage it runs under the shared runtime and answers `ping` and `status` on its link; its database is migrated at start-up (no tables yet).
+/// The `monitor` service: scrapes every instance of the site (`/health`, `/metrics`, host figures), runs the alarm
+/// rules over what it collected, stores alarms and their history, escalates them NOC 1 → NOC 2 → SOC and notifies
+/// receivers with Alertmanager-compatible webhooks through a durable outbox. See `docs/monitoring.md`.
 public struct MonitorService: TroncalService {
     public static let role = Role.monitor
     public static let dependencies: [Role] = []
-    public static let migrations: [Migration]? = []
+    public static let migrations: [Migration]? = MonitorStore.migrations
 
     let context: ServiceContext
+    let desk: AlarmDesk
+    let store: MonitorStore
 
     public init(context: ServiceContext) async throws {
         self.context = context
+        guard let sqlStore = context.store else { throw MonitorError("the monitor needs its database") }
+        store = MonitorStore(store: sqlStore)
+        let settings = context.config.monitor
+        desk = try await AlarmDesk(
+            store: store, settings: settings, site: context.config.site, rules: AlarmDesk.rules(settings), logger: context.logger)
     }
 
-    public func register(_ handlers: inout LinkHandlers) {}
+    public func register(_ handlers: inout LinkHandlers) {
+        let desk = desk
+        let store = store
+        handlers.on(AlarmListRequest.self, from: [.operator]) { request, _ in
+            let since = request.resolvedHours > 0 ? Date().addingTimeInterval(-request.resolvedHours * 3600) : nil
+            return AlarmList(alarms: try await store.alarms(category: request.category, resolvedSince: since))
+        }
+        handlers.on(AlarmAcknowledge.self, from: [.operator]) { request, peer in
+            do {
+                let by = request.by.isEmpty ? peer.description : request.by
+                return AlarmActionResult(alarm: try await desk.acknowledge(request.fingerprint, by: by, comment: request.comment, at: Date()))
+            } catch let error as MonitorError {
+                throw ProtocolError(.badRequest, error.description)
+            }
+        }
+        handlers.on(AlarmSilence.self, from: [.operator]) { request, peer in
+            do {
+                let by = request.by.isEmpty ? peer.description : request.by
+                return AlarmActionResult(alarm: try await desk.silence(request.fingerprint, until: request.until, reason: request.reason, by: by, at: Date()))
+            } catch let error as MonitorError {
+                throw ProtocolError(.badRequest, error.description)
+            }
+        }
+        handlers.on(AlarmHistoryRequest.self, from: [.operator]) { request, _ in
+            AlarmHistory(events: try await store.history(fingerprint: request.fingerprint, limit: request.limit))
+        }
+    }
+
+    public var services: [any Service] {
+        let settings = context.config.monitor
+        let targets = context.config.instances.map(ScrapeTarget.init)
+        return [
+            CollectorLoop(
+                desk: desk, targets: targets, site: context.config.site, interval: .seconds(settings.scrapeIntervalSeconds),
+                timeout: .milliseconds(settings.scrapeTimeoutMilliseconds), logger: context.logger),
+            NotificationSender(desk: desk, store: store, settings: settings, logger: context.logger),
+        ]
+    }
+}
+
+/// Scrapes the site every interval and hands the series to the desk; between rounds, escalations and notification
+/// groups come due on their own time.
+struct CollectorLoop: Service {
+    let desk: AlarmDesk
+    let targets: [ScrapeTarget]
+    let site: String
+    let interval: Duration
+    let timeout: Duration
+    let logger: Logger
+
+    func run() async throws {
+        let scraper = SiteScraper(timeout: timeout)
+        var failing: Set<String> = []
+        while !Task.isCancelledOrShuttingDown {
+            let results = await scraper.scrape(targets)
+            for result in results {
+                let instance = result.target.instance
+                Timer(label: "troncal_monitor_scrape_seconds", dimensions: [("instance", instance)])
+                    .recordNanoseconds(Int64(result.durationSeconds * 1e9))
+                if let failure = result.failure {
+                    if failing.insert(instance).inserted {
+                        logger.warning("instance scrape failed", metadata: ["instance": "\(instance)", "reason": "\(failure)", "site": "\(site)"])
+                    }
+                    Counter(label: "troncal_monitor_scrape_failures_total", dimensions: [("instance", instance)]).increment()
+                } else if failing.remove(instance) != nil {
+                    logger.info("instance scraped again", metadata: ["instance": "\(instance)", "site": "\(site)"])
+                }
+            }
+            do {
+                try await desk.collected(SiteSnapshot.series(of: results, site: site), at: Date())
+            } catch {
+                logger.error("alarm evaluation could not be stored; tried again next round", metadata: ["reason": "\(error)"])
+            }
+            try? await Task.sleep(for: interval)
+        }
+        await scraper.shutdown()
+    }
+}
+
+/// Sends the outbox: each due notification is POSTed to its receiver; a 2xx marks it sent, anything else is tried
+/// again with capped backoff (1 s doubling to 5 min); after `fallbackAfterAttempts` failures it goes to the fallback
+/// receiver instead. The outbox is in the database, so a restart neither loses a pending notification nor sends one
+/// before its time. Also moves notification groups and escalations along every second.
+struct NotificationSender: Service {
+    let desk: AlarmDesk
+    let store: MonitorStore
+    let settings: MonitorSettings
+    let logger: Logger
+
+    func run() async throws {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(5), read: .seconds(10))
+        configuration.redirectConfiguration = .disallow
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let receivers = Dictionary(settings.receivers.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        while !Task.isCancelledOrShuttingDown {
+            let now = Date()
+            do {
+                try await desk.tick(at: now)
+                try await desk.flushNotifications(at: now)
+                for item in try await store.due(at: now) {
+                    await deliver(item, receivers: receivers, client: client)
+                }
+            } catch {
+                logger.error("notification outbox could not be worked; tried again in a second", metadata: ["reason": "\(error)"])
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
+        try? await client.shutdown()
+    }
+
+    func deliver(_ item: OutboxNotification, receivers: [String: ReceiverSettings], client: HTTPClient) async {
+        let attempts = item.attempts + 1
+        let now = Date()
+        let metadata: Logger.Metadata = ["receiver": "\(item.receiver)", "notification": "\(item.id)", "attempt": "\(attempts)"]
+        var failure: String
+        if let receiver = receivers[item.receiver] {
+            var request = HTTPClientRequest(url: receiver.url)
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.headers.add(name: "User-Agent", value: "troncal-monitor/\(TroncalVersion.current)")
+            request.body = .bytes(ByteBuffer(string: item.payload))
+            do {
+                let response = try await client.execute(request, timeout: .seconds(10))
+                _ = try? await response.body.collect(upTo: 1 << 20)
+                if (200..<300).contains(response.status.code) {
+                    try? await store.markSent(item.id, attempts: attempts, at: now)
+                    Counter(label: "troncal_monitor_notifications_total", dimensions: [("receiver", item.receiver), ("outcome", "sent")]).increment()
+                    logger.info("notification sent", metadata: metadata)
+                    for fingerprint in item.fingerprints {
+                        try? await store.note(fingerprint: fingerprint, startsAt: .distantPast, at: now, event: "notified", detail: item.receiver)
+                    }
+                    return
+                }
+                failure = "\(receiver.url) answered \(response.status.code)"
+            } catch {
+                failure = "\(receiver.url): \(error)"
+            }
+        } else {
+            failure = "receiver '\(item.receiver)' is no longer configured"
+        }
+        Counter(label: "troncal_monitor_notifications_total", dimensions: [("receiver", item.receiver), ("outcome", "failed")]).increment()
+        let fallback = settings.fallbackReceiver
+        if attempts >= settings.fallbackAfterAttempts, !fallback.isEmpty, fallback != item.receiver {
+            logger.error("notification failed; sent to the fallback receiver", metadata: metadata.merging(["reason": "\(failure)", "fallback": "\(fallback)"]) { $1 })
+            let rerouted = OutboxNotification(
+                id: RandomID.uuidString(), receiver: fallback, groupKey: item.groupKey, payload: item.payload, createdAt: now,
+                fingerprints: item.fingerprints)
+            try? await store.enqueue([rerouted])
+            try? await store.markFailed(item.id, attempts: attempts, error: failure + " (handed to \(fallback))", next: nil, at: now)
+            return
+        }
+        // Without a fallback, keep trying (capped at 5 minutes apart) for a day.
+        let giveUp = attempts >= max(settings.fallbackAfterAttempts, 300)
+        let delay = min(300, pow(2, Double(min(attempts - 1, 16))))
+        logger.warning("notification failed; tried again later", metadata: metadata.merging(["reason": "\(failure)", "retry-seconds": "\(Int(delay))"]) { $1 })
+        try? await store.markFailed(item.id, attempts: attempts, error: failure, next: giveUp ? nil : now.addingTimeInterval(delay), at: now)
+    }
 }

@@ -1,0 +1,98 @@
+public import TroncalProtocol
+
+/// `monitor`: what the monitor collects, its alarm rules, escalation and notifications (see `docs/monitoring.md`).
+public struct MonitorSettings: Codable, Sendable, Equatable {
+    /// How often every instance of the site is scraped (`/health`, `/metrics`) and the rules evaluated.
+    public var scrapeIntervalSeconds: Int = 10
+    /// A scrape slower than this counts as the instance being down.
+    public var scrapeTimeoutMilliseconds: Int = 5000
+    /// Rules that replace the shipped defaults of the same name, or add to them.
+    public var rules: [AlarmRule] = []
+    /// Names of shipped rules to switch off.
+    public var disabledRules: [String] = []
+    public var escalation: EscalationSettings = EscalationSettings()
+    /// Where notifications go: Alertmanager-compatible webhooks, one or more per escalation level.
+    public var receivers: [ReceiverSettings] = []
+    /// The receiver that gets a notification after the receiver it was meant for failed `fallbackAfterAttempts` times.
+    public var fallbackReceiver: String = ""
+    public var fallbackAfterAttempts: Int = 5
+    /// Alertmanager's grouping, with its meanings: wait before the first notification of a new group, wait between
+    /// notifications of a group that changed, and before repeating an unchanged firing group.
+    public var groupWaitSeconds: Int = 30
+    public var groupIntervalSeconds: Int = 300
+    public var repeatIntervalSeconds: Int = 14400
+    /// The labels alarms are grouped by (Alertmanager's `group_by`).
+    public var groupBy: [String] = ["alertname", "site"]
+    /// Links in notifications (`externalURL`, `generatorURL`): the dashboard's address as operators reach it.
+    public var externalURL: String = ""
+    public init() {}
+}
+
+/// `monitor.escalation`.
+public struct EscalationSettings: Codable, Sendable, Equatable {
+    /// Unacknowledged this long at NOC level 1, an alarm goes to NOC level 2.
+    public var level2Minutes: Int = 15
+    /// Unacknowledged this long, a critical alarm goes to the SOC (security alarms go there at once).
+    public var level3Minutes: Int = 30
+    /// The length of the escalation minute in seconds: 60, shortened by tests only.
+    public var minuteSeconds: Int = 60
+    public init() {}
+
+    public var policy: EscalationPolicy {
+        EscalationPolicy(
+            level2Minutes: Double(level2Minutes * minuteSeconds) / 60, level3Minutes: Double(level3Minutes * minuteSeconds) / 60)
+    }
+}
+
+/// One entry of `monitor.receivers`.
+public struct ReceiverSettings: Codable, Sendable, Equatable {
+    public var name: String = ""
+    /// The webhook's URL (http or https); it receives Alertmanager's v4 JSON by POST.
+    public var url: String = ""
+    /// The escalation levels it serves: `noc-1`, `noc-2`, `soc`.
+    public var levels: [String] = ["noc-1"]
+    public init() {}
+    public init(name: String, url: String, levels: [String]) {
+        self.name = name
+        self.url = url
+        self.levels = levels
+    }
+}
+
+extension ConfigLoader {
+    static func validateMonitor(_ config: SiteConfig, file: String) throws(ConfigError) {
+        func fail(_ key: String, _ message: String) -> ConfigError { ConfigError(file: file, key: key, message) }
+        let monitor = config.monitor
+        guard (1...3600).contains(monitor.scrapeIntervalSeconds) else { throw fail("monitor.scrapeIntervalSeconds", "must be from 1 to 3600") }
+        guard (100...60_000).contains(monitor.scrapeTimeoutMilliseconds) else {
+            throw fail("monitor.scrapeTimeoutMilliseconds", "must be from 100 to 60000")
+        }
+        var names = Set<String>()
+        for (index, rule) in monitor.rules.enumerated() {
+            if let problem = rule.problems().first { throw fail("monitor.rules[\(index)]", "\(rule.name): \(problem)") }
+            guard names.insert(rule.name).inserted else { throw fail("monitor.rules[\(index)].name", "'\(rule.name)' is used twice") }
+        }
+        guard monitor.escalation.level2Minutes >= 0, monitor.escalation.level3Minutes >= monitor.escalation.level2Minutes else {
+            throw fail("monitor.escalation.level3Minutes", "must not be below level2Minutes, and neither negative")
+        }
+        guard (1...60).contains(monitor.escalation.minuteSeconds) else { throw fail("monitor.escalation.minuteSeconds", "must be from 1 to 60") }
+        var receivers = Set<String>()
+        for (index, receiver) in monitor.receivers.enumerated() {
+            let key = "monitor.receivers[\(index)]"
+            guard !receiver.name.isEmpty, receivers.insert(receiver.name).inserted else { throw fail("\(key).name", "must be non-empty and unique") }
+            guard receiver.url.hasPrefix("http://") || receiver.url.hasPrefix("https://") else {
+                throw fail("\(key).url", "must be an http:// or https:// URL, got '\(receiver.url)'")
+            }
+            for level in receiver.levels where EscalationLevel(rawValue: level) == nil {
+                throw fail("\(key).levels", "'\(level)' is not one of noc-1, noc-2, soc")
+            }
+        }
+        if !monitor.fallbackReceiver.isEmpty, !receivers.contains(monitor.fallbackReceiver) {
+            throw fail("monitor.fallbackReceiver", "'\(monitor.fallbackReceiver)' is not a receiver")
+        }
+        guard (1...100).contains(monitor.fallbackAfterAttempts) else { throw fail("monitor.fallbackAfterAttempts", "must be from 1 to 100") }
+        guard monitor.groupWaitSeconds >= 0, monitor.groupIntervalSeconds >= 1, monitor.repeatIntervalSeconds >= monitor.groupIntervalSeconds else {
+            throw fail("monitor.repeatIntervalSeconds", "grouping needs groupWait ≥ 0, groupInterval ≥ 1 and repeatInterval ≥ groupInterval")
+        }
+    }
+}
