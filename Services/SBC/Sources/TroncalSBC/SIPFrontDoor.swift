@@ -56,7 +56,10 @@ public final class SIPFrontDoor: Sendable {
         case .process:
             break
         case .drop(let reason):
-            Counter(label: "troncal_sbc_requests_blocked_total", dimensions: [("reason", reason.replacingOccurrences(of: " ", with: "-"))]).increment()
+            let kind = reason.replacingOccurrences(of: " ", with: "-")
+            Counter(label: "troncal_sbc_requests_blocked_total", dimensions: [("reason", kind)]).increment()
+            // Every drop but "banned" starts a ban (the monitor's SBCBanStorm rule reads the rate).
+            if reason != "banned" { Counter(label: "troncal_sbc_bans_total", dimensions: [("reason", kind)]).increment() }
             if decision.log { logger.warning("SIP source blocked", metadata: ["source": "\(decision.subject)", "reason": "\(reason)"]) }
             return .ignore
         case .refuse(let status, let reason):
@@ -76,6 +79,7 @@ public final class SIPFrontDoor: Sendable {
         let banned = guardian.withLock { $0.recordAuthenticationFailure(address: source.remoteIP, port: source.remotePort, now: clock()) }
         if banned {
             Counter(label: "troncal_sbc_requests_blocked_total", dimensions: [("reason", "authentication-failures")]).increment()
+            Counter(label: "troncal_sbc_bans_total", dimensions: [("reason", "authentication-failures")]).increment()
             logger.warning("SIP source banned after repeated authentication failures", metadata: ["source": "\(source)"])
         }
     }

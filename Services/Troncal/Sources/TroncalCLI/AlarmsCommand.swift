@@ -1,0 +1,136 @@
+public import ArgumentParser
+import Foundation
+import TroncalLink
+public import TroncalProtocol
+import TroncalRuntime
+
+/// `troncal alarms list|ack|silence|history [--json]`: the monitor's alarms, over the link with the operator certificate.
+struct AlarmsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "alarms", abstract: "List, acknowledge and silence the monitor's alarms, and show their history.",
+        subcommands: [AlarmsListCommand.self, AlarmsAckCommand.self, AlarmsSilenceCommand.self, AlarmsHistoryCommand.self])
+}
+
+extension AlarmCategory: ExpressibleByArgument {}
+
+/// Options of the commands that talk to a monitor instance (the first of the site, failing over to the next).
+struct MonitorTargetOptions: ParsableArguments {
+    @OptionGroup var site: SiteOptions
+    @Option(help: "How long to wait for each reply, in milliseconds.")
+    var timeout: Int = 10000
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func request<R: LinkRequest>(_ request: R) async throws -> R.Reply {
+        let directory = SiteDirectory(path: site.dataDir)
+        let config = try directory.loadConfig()
+        let instances = config.instances(of: .monitor)
+        guard !instances.isEmpty else { throw ValidationError("the site has no monitor instance") }
+        let client = try directory.operatorClient(config, role: .monitor, instances: instances)
+        defer { Task { await client.close() } }
+        do {
+            return try await client.request(request, timeout: .milliseconds(timeout))
+        } catch {
+            FileHandle.standardError.write(Data("troncal: \(R.messageType) failed: \(RoutingCommand.describe(error))\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+
+    func print<T: Encodable>(json value: T) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        Output.line(String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
+}
+
+enum AlarmText {
+    static func time(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: date)
+    }
+
+    static func line(_ alarm: Alarm) -> String {
+        var text = "\(alarm.fingerprint)  \(alarm.severity.rawValue)  \(alarm.category.rawValue)  \(alarm.level.rawValue)  \(alarm.rule)  since \(time(alarm.startsAt))"
+        if let ended = alarm.endsAt { text += "  resolved \(time(ended))" }
+        if let by = alarm.acknowledgedBy { text += "  acked by \(by)" }
+        if let until = alarm.silencedUntil { text += "  silenced until \(time(until))" }
+        return text + "\n    " + alarm.summary
+    }
+}
+
+struct AlarmsListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "The firing alarms (and, with --resolved-hours, the recently resolved).")
+    @Option(help: "Only this category: service, server, link, voice, security, capacity.")
+    var category: AlarmCategory?
+    @Option(help: "Also the alarms resolved in the last this many hours.")
+    var resolvedHours: Double = 0
+    @OptionGroup var target: MonitorTargetOptions
+
+    func run() async throws {
+        let list = try await target.request(AlarmListRequest(category: category, resolvedHours: resolvedHours))
+        if target.json { return try target.print(json: list.alarms) }
+        if list.alarms.isEmpty { Output.line("no alarms") }
+        for alarm in list.alarms { Output.line(AlarmText.line(alarm)) }
+    }
+}
+
+struct AlarmsAckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ack", abstract: "Acknowledge a firing alarm: it stops escalating.")
+    @Argument(help: "The alarm's fingerprint (its first characters are enough when unique).")
+    var fingerprint: String
+    @Option(help: "Who acknowledges (default: the operator certificate's name).")
+    var by: String = ""
+    @Option(help: "A comment kept in the alarm's history.")
+    var comment: String = ""
+    @OptionGroup var target: MonitorTargetOptions
+
+    func run() async throws {
+        let result = try await target.request(AlarmAcknowledge(fingerprint: fingerprint, by: by, comment: comment))
+        if target.json { return try target.print(json: result.alarm) }
+        Output.line("acknowledged: " + AlarmText.line(result.alarm))
+    }
+}
+
+struct AlarmsSilenceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "silence", abstract: "No notifications of a firing alarm for a while, with a reason.")
+    @Argument(help: "The alarm's fingerprint (its first characters are enough when unique).")
+    var fingerprint: String
+    @Option(help: "For how many minutes.")
+    var minutes: Int
+    @Option(help: "Why (kept in the alarm's history).")
+    var reason: String
+    @Option(help: "Who silences (default: the operator certificate's name).")
+    var by: String = ""
+    @OptionGroup var target: MonitorTargetOptions
+
+    func validate() throws {
+        guard minutes > 0 else { throw ValidationError("--minutes must be positive") }
+        guard !reason.isEmpty else { throw ValidationError("--reason must not be empty") }
+    }
+
+    func run() async throws {
+        let until = Date().addingTimeInterval(Double(minutes) * 60)
+        let result = try await target.request(AlarmSilence(fingerprint: fingerprint, until: until, reason: reason, by: by))
+        if target.json { return try target.print(json: result.alarm) }
+        Output.line("silenced: " + AlarmText.line(result.alarm))
+    }
+}
+
+struct AlarmsHistoryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "history", abstract: "The events of one alarm, or the latest of all.")
+    @Argument(help: "An alarm's fingerprint (or its first characters); all alarms when left out.")
+    var fingerprint: String?
+    @Option(help: "At most this many events.")
+    var limit: Int = 200
+    @OptionGroup var target: MonitorTargetOptions
+
+    func run() async throws {
+        let history = try await target.request(AlarmHistoryRequest(fingerprint: fingerprint, limit: limit))
+        if target.json { return try target.print(json: history.events) }
+        for event in history.events {
+            Output.line("\(AlarmText.time(event.at))  \(event.fingerprint)  \(event.event)  by \(event.actor)  \(event.detail)")
+        }
+    }
+}

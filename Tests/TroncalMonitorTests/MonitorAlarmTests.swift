@@ -1,0 +1,196 @@
+import Foundation
+import Testing
+import TestSupport
+import TroncalProtocol
+import TroncalRuntime
+
+/// A test webhook receiver: a small Python HTTP server on loopback that logs every POST (path, status, JSON body) as
+/// one line and answers with the status in `status` (200 unless that file says otherwise).
+final class WebhookReceiver: Sendable {
+    let directory: TemporaryDirectory
+    let child: ChildProcess
+    let port: Int
+
+    static let script = #"""
+        import http.server, json, os, sys
+        directory = sys.argv[1]
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get('Content-Length', 0)))
+                try:
+                    status = int(open(os.path.join(directory, 'status')).read().strip())
+                except Exception:
+                    status = 200
+                with open(os.path.join(directory, 'posts.jsonl'), 'a') as posts:
+                    posts.write(json.dumps({'path': self.path, 'status': status, 'body': json.loads(body)}) + '\n')
+                self.send_response(status)
+                self.send_header('Content-Length', '0')
+                self.end_headers()
+            def log_message(self, *arguments):
+                pass
+        server = http.server.HTTPServer(('127.0.0.1', 0), Handler)
+        with open(os.path.join(directory, 'port.tmp'), 'w') as f:
+            f.write(str(server.server_address[1]))
+        os.rename(os.path.join(directory, 'port.tmp'), os.path.join(directory, 'port'))
+        server.serve_forever()
+        """#
+
+    init() async throws {
+        let directory = try TemporaryDirectory(prefix: "troncal-webhook")
+        let child = try ChildProcess(
+            URL(fileURLWithPath: "/usr/bin/python3"), ["-c", Self.script, directory.url.path], output: directory.url.appendingPathComponent("receiver.log"))
+        self.directory = directory
+        self.child = child
+        let portFile = directory.url.appendingPathComponent("port")
+        var port = 0
+        _ = await eventually(timeout: .seconds(20)) {
+            port = (try? String(contentsOf: portFile, encoding: .utf8)).flatMap { Int($0) } ?? 0
+            return port > 0 || !child.isRunning
+        }
+        guard port > 0 else {
+            child.stopNow()
+            throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "the webhook receiver did not start: \(child.outputText)"])
+        }
+        self.port = port
+    }
+
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    /// Every POST so far: (path, JSON body).
+    var posts: [(path: String, body: [String: Any])] {
+        let text = (try? String(contentsOf: directory.url.appendingPathComponent("posts.jsonl"), encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { line in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                let path = object["path"] as? String, let body = object["body"] as? [String: Any]
+            else { return nil }
+            return (path, body)
+        }
+    }
+
+    func answer(_ status: Int) throws {
+        try Data("\(status)".utf8).write(to: directory.url.appendingPathComponent("status"))
+    }
+
+    func stop() {
+        child.stopNow()
+        directory.remove()
+    }
+}
+
+extension ChildProcess {
+    /// SIGKILL and wait, for `defer` blocks.
+    func stopNow() {
+        if isRunning {
+            kill(pid, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+}
+
+/// The monitor end to end: `troncal up` with real processes on loopback, a real webhook receiver.
+@Suite("Monitor: alarms from a running site")
+struct MonitorAlarmTests {
+    let binaries = troncalBinaryDirectory()
+
+    func troncal(_ arguments: [String]) async throws -> (Int32, String) {
+        try await ChildProcess.run(binaries.appendingPathComponent("troncal"), arguments)
+    }
+
+    /// The pid and health of each instance, from `troncal status --json`.
+    func status(_ dataDir: String) async throws -> [String: (pid: Int32, health: String)] {
+        let (_, output) = try await troncal(["status", "--data-dir", dataDir, "--json", "--timeout", "1000"])
+        guard let start = output.firstIndex(of: "["),
+            let rows = try? JSONSerialization.jsonObject(with: Data(output[start...].utf8)) as? [[String: Any]]
+        else { return [:] }
+        var result: [String: (pid: Int32, health: String)] = [:]
+        for row in rows {
+            if let instance = row["instance"] as? String, let pid = row["pid"] as? Int, let health = row["health"] as? String {
+                result[instance] = (Int32(pid), health)
+            }
+        }
+        return result
+    }
+
+    @Test func aStoppedInstanceFiresOneWebhookWithEveryFieldAndOneResolvedWhenItIsBack() async throws {
+        let receiver = try await WebhookReceiver()
+        defer { receiver.stop() }
+        let directory = try TemporaryDirectory(prefix: "troncal-monitor")
+        defer { directory.remove() }
+        let dataDir = directory.url.appendingPathComponent("site").path
+        let offset = freePortOffset()
+        defer { releasePortOffset(offset) }
+        var config = SiteConfig().shiftingPorts(by: offset)
+        config.site = "mon-a"
+        config.sbc.mediaPortMin = 5700
+        config.sbc.mediaPortMax = 5859
+        config.monitor.scrapeIntervalSeconds = 1
+        config.monitor.scrapeTimeoutMilliseconds = 1000
+        config.monitor.groupWaitSeconds = 1
+        config.monitor.groupIntervalSeconds = 2
+        config.monitor.externalURL = "http://noc.example"
+        config.monitor.receivers = [ReceiverSettings(name: "noc", url: receiver.url + "/noc", levels: ["noc-1"])]
+        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+        try ConfigLoader.encode(config).write(to: URL(fileURLWithPath: dataDir).appendingPathComponent("site.json"))
+        let up = try ChildProcess(binaries.appendingPathComponent("troncal"), ["up", "--data-dir", dataDir], output: directory.url.appendingPathComponent("up.log"))
+        var pids: [Int32] = []
+        var stopped: Int32?
+        defer {
+            if let stopped { kill(stopped, SIGCONT) }
+            kill(up.pid, SIGKILL)
+            for pid in pids { kill(pid, SIGKILL) }
+        }
+        var rows: [String: (pid: Int32, health: String)] = [:]
+        let healthy = try await eventually(timeout: .seconds(90), interval: .milliseconds(500)) {
+            rows = try await status(dataDir)
+            return rows.count == 6 && rows.values.allSatisfy { $0.health == "healthy" }
+        }
+        try #require(healthy, "up log:\n\(up.outputText)")
+        pids = rows.values.map(\.pid)
+
+        func instanceDown(_ status: String) -> [[String: Any]] {
+            receiver.posts.map(\.body).filter { body in
+                (body["groupLabels"] as? [String: String])?["alertname"] == "InstanceDown" && body["status"] as? String == status
+            }
+        }
+
+        // billing-1 stops answering (SIGSTOP: `up` does not restart a stopped process).
+        let billing = try #require(rows["billing-1"]?.pid)
+        kill(billing, SIGSTOP)
+        stopped = billing
+        let fired = await eventually(timeout: .seconds(30), interval: .milliseconds(200)) { !instanceDown("firing").isEmpty }
+        let monitorLog = (try? String(contentsOfFile: dataDir + "/logs/monitor-1.log", encoding: .utf8)) ?? ""
+        #expect(fired, "no firing webhook; posts: \(receiver.posts.map(\.body))\nmonitor log:\n\(monitorLog.suffix(3000))")
+        let firing = try #require(instanceDown("firing").first)
+        for key in ["receiver", "status", "alerts", "groupLabels", "commonLabels", "commonAnnotations", "externalURL", "version", "groupKey", "truncatedAlerts"] {
+            #expect(firing[key] != nil, "the webhook lacks \(key)")
+        }
+        #expect(firing["version"] as? String == "4")
+        #expect(firing["receiver"] as? String == "noc")
+        let alert = try #require((firing["alerts"] as? [[String: Any]])?.first)
+        for key in ["status", "labels", "annotations", "startsAt", "endsAt", "generatorURL", "fingerprint"] {
+            #expect(alert[key] != nil, "the alert lacks \(key)")
+        }
+        let labels = try #require(alert["labels"] as? [String: String])
+        #expect(labels["instance"] == "billing-1")
+        #expect(labels["site"] == "mon-a")
+        #expect(labels["severity"] == "critical")
+        #expect(receiver.posts.first?.path == "/noc")
+        let fingerprint = try #require(alert["fingerprint"] as? String)
+
+        // The CLI lists it.
+        let (listCode, list) = try await troncal(["alarms", "list", "--data-dir", dataDir])
+        #expect(listCode == 0, "\(list)")
+        #expect(list.contains(fingerprint) && list.contains("InstanceDown"), "\(list)")
+
+        // Back: one resolved notification, and the firing one was not repeated.
+        kill(billing, SIGCONT)
+        stopped = nil
+        let resolved = await eventually(timeout: .seconds(30), interval: .milliseconds(200)) { !instanceDown("resolved").isEmpty }
+        #expect(resolved, "posts: \(receiver.posts.map(\.body))")
+        #expect(instanceDown("firing").count == 1)
+        #expect(instanceDown("resolved").count == 1)
+        let (historyCode, history) = try await troncal(["alarms", "history", String(fingerprint.prefix(8)), "--data-dir", dataDir])
+        #expect(historyCode == 0, "\(history)")
+        for event in ["fired", "notified", "resolved"] { #expect(history.contains(event), "history lacks \(event): \(history)") }
+    }
+}
