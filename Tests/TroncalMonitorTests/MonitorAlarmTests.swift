@@ -5,7 +5,7 @@ import TroncalProtocol
 import TroncalRuntime
 
 /// A test webhook receiver: a small Python HTTP server on loopback that logs every POST (path, status, JSON body) as
-/// one line and answers with the status in `status` (200 unless that file says otherwise).
+/// one line and answers with the status in `status-<path>` or `status` (200 unless a file says otherwise).
 final class WebhookReceiver: Sendable {
     let directory: TemporaryDirectory
     let child: ChildProcess
@@ -17,10 +17,13 @@ final class WebhookReceiver: Sendable {
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get('Content-Length', 0)))
-                try:
-                    status = int(open(os.path.join(directory, 'status')).read().strip())
-                except Exception:
-                    status = 200
+                status = 200
+                for name in ('status' + self.path.replace('/', '-'), 'status'):
+                    try:
+                        status = int(open(os.path.join(directory, name)).read().strip())
+                        break
+                    except Exception:
+                        pass
                 with open(os.path.join(directory, 'posts.jsonl'), 'a') as posts:
                     posts.write(json.dumps({'path': self.path, 'status': status, 'body': json.loads(body)}) + '\n')
                 self.send_response(status)
@@ -67,8 +70,10 @@ final class WebhookReceiver: Sendable {
         }
     }
 
-    func answer(_ status: Int) throws {
-        try Data("\(status)".utf8).write(to: directory.url.appendingPathComponent("status"))
+    /// Answer `status` from now on (on `path` only, or on every path).
+    func answer(_ status: Int, path: String? = nil) throws {
+        let name = path.map { "status" + $0.replacingOccurrences(of: "/", with: "-") } ?? "status"
+        try Data("\(status)".utf8).write(to: directory.url.appendingPathComponent(name))
     }
 
     func stop() {
