@@ -19,6 +19,8 @@ let sqlite = Target.Dependency.product(name: "SQLiteNIO", package: "sqlite-nio")
 let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
 let x509 = Target.Dependency.product(name: "X509", package: "swift-certificates")
 let asn1 = Target.Dependency.product(name: "SwiftASN1", package: "swift-asn1")
+let mustache = Target.Dependency.product(name: "Mustache", package: "swift-mustache")
+let cryptoExtras = Target.Dependency.product(name: "_CryptoExtras", package: "swift-crypto")
 let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
 let httpClient = Target.Dependency.product(name: "AsyncHTTPClient", package: "async-http-client")
 
@@ -79,7 +81,7 @@ var serviceTargets: [Target] = []
 for service in services {
     serviceTargets.append(
         .target(
-            name: service.library, dependencies: serviceLibraryDependencies + (service.library == "TroncalMonitor" ? [httpClient, nioHTTP1] : []),
+            name: service.library, dependencies: serviceLibraryDependencies + (service.library == "TroncalMonitor" ? [httpClient, nioHTTP1, hummingbird, mustache, crypto, cryptoExtras] : []),
             path: "Services/\(service.directory)/Sources/\(service.library)", swiftSettings: swiftSettings))
     serviceTargets.append(
         .executableTarget(
@@ -149,6 +151,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: sharedTargets + serviceTargets + cliTargets + benchTargets + testTargets
 )

@@ -23,6 +23,11 @@ public struct MonitorSettings: Codable, Sendable, Equatable {
     public var repeatIntervalSeconds: Int = 14400
     /// The labels alarms are grouped by (Alertmanager's `group_by`).
     public var groupBy: [String] = ["alertname", "site"]
+    /// The NOC dashboard: address and port of the monitor's web server (each monitor instance serves it).
+    public var webHost: String = "127.0.0.1"
+    public var webPort: Int = 8080
+    /// How long an operator's login lasts.
+    public var sessionHours: Int = 12
     /// Links in notifications (`externalURL`, `generatorURL`): the dashboard's address as operators reach it.
     public var externalURL: String = ""
     public init() {}
@@ -90,6 +95,8 @@ extension ConfigLoader {
         if !monitor.fallbackReceiver.isEmpty, !receivers.contains(monitor.fallbackReceiver) {
             throw fail("monitor.fallbackReceiver", "'\(monitor.fallbackReceiver)' is not a receiver")
         }
+        guard (1...65535).contains(monitor.webPort) else { throw fail("monitor.webPort", "must be a port number from 1 to 65535") }
+        guard (1...720).contains(monitor.sessionHours) else { throw fail("monitor.sessionHours", "must be from 1 to 720") }
         guard (1...100).contains(monitor.fallbackAfterAttempts) else { throw fail("monitor.fallbackAfterAttempts", "must be from 1 to 100") }
         guard monitor.groupWaitSeconds >= 0, monitor.groupIntervalSeconds >= 1, monitor.repeatIntervalSeconds >= monitor.groupIntervalSeconds else {
             throw fail("monitor.repeatIntervalSeconds", "grouping needs groupWait ≥ 0, groupInterval ≥ 1 and repeatInterval ≥ groupInterval")

@@ -39,6 +39,7 @@ public struct SiteConfig: Codable, Sendable, Equatable {
         copy.sip.udpPort += offset
         copy.sip.tcpPort += offset
         copy.sip.tlsPort += offset
+        copy.monitor.webPort += offset
         copy.instances = instances.map { instance in
             var shifted = instance
             shifted.linkPort += offset

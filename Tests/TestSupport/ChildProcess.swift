@@ -96,10 +96,10 @@ final class PortLeases: Sendable {
     private let leases = Mutex<[Int: Lease]>([:])
 
     /// Every port a test site derives from its offset: SIP (5060, 5061), test slots (6100-6199), links (7100-7110),
-    /// admin (8100-8110), carriers and relay tests (9000-9699).
+    /// admin and the dashboard (8080-8110), carriers and relay tests (9000-9699).
     static func footprint(_ offset: Int) -> Set<Int> {
         var ports: Set<Int> = [5060 + offset, 5061 + offset]
-        for range in [6100...6199, 7100...7110, 8100...8110, 9000...9699] { for port in range { ports.insert(port + offset) } }
+        for range in [6100...6199, 7100...7110, 8080...8110, 9000...9699] { for port in range { ports.insert(port + offset) } }
         return ports
     }
 

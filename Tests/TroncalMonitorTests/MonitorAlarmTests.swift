@@ -116,6 +116,45 @@ struct MonitorAlarmTests {
         return result
     }
 
+    static let chromium = "/usr/bin/chromium"
+
+    /// Chromium's DOM of `url`, a fresh profile. (JavaScript cannot be switched off for `--dump-dom`, which needs it;
+    /// the pages are checked to hold no script instead.)
+    func chromium(_ url: String, in directory: TemporaryDirectory) async throws -> String {
+        let name = "chromium-\(UUID().uuidString)"
+        let profile = directory.url.appendingPathComponent(name).path
+        // The DOM comes on standard output, kept apart from Chromium's log (on one shared file it is lost).
+        let dom = directory.url.appendingPathComponent(name + ".html")
+        let log = directory.url.appendingPathComponent(name + ".log")
+        FileManager.default.createFile(atPath: dom.path, contents: nil)
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.chromium)
+        process.arguments = [
+            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-dev-shm-usage", "--no-proxy-server", "--user-data-dir=\(profile)",
+            "--dump-dom", url,
+        ]
+        process.standardOutput = try FileHandle(forWritingTo: dom)
+        process.standardError = try FileHandle(forWritingTo: log)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let finished = await eventually(timeout: .seconds(60), interval: .milliseconds(50)) { !process.isRunning }
+        if !finished { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        let output = (try? String(contentsOf: dom, encoding: .utf8)) ?? ""
+        let logText = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        #expect(process.terminationStatus == 0 && !output.isEmpty, "chromium (\(url)) exit \(process.terminationStatus): \(logText.suffix(3000))")
+        return output
+    }
+
+    /// Logs in with a one-time link and returns the DOM of `page`.
+    func dashboard(_ dataDir: String, page: String, in directory: TemporaryDirectory) async throws -> String {
+        let (code, link) = try await troncal(["monitor", "login-link", "--data-dir", dataDir])
+        #expect(code == 0, "\(link)")
+        let url = link.split(separator: "\n").first { $0.hasPrefix("http") }.map(String.init) ?? link
+        return try await chromium(url + "?to=" + page, in: directory)
+    }
+
     @Test func aStoppedInstanceFiresOneWebhookWithEveryFieldAndOneResolvedWhenItIsBack() async throws {
         let receiver = try await WebhookReceiver()
         defer { receiver.stop() }
@@ -132,8 +171,14 @@ struct MonitorAlarmTests {
         config.monitor.scrapeTimeoutMilliseconds = 1000
         config.monitor.groupWaitSeconds = 1
         config.monitor.groupIntervalSeconds = 2
-        config.monitor.externalURL = "http://noc.example"
+        config.monitor.externalURL = "http://127.0.0.1:\(config.monitor.webPort)"
         config.monitor.receivers = [ReceiverSettings(name: "noc", url: receiver.url + "/noc", levels: ["noc-1"])]
+        // A rule that fires at once for pbx-1, with markup in its summary: the dashboard must show it as text.
+        config.monitor.rules = [
+            AlarmRule(
+                name: "TestMarker", category: .service, metric: "troncal_instance_up", matchers: ["instance=pbx-1"], warning: 0,
+                summary: "<script>alert(1)</script> on {{instance}}", action: "none")
+        ]
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
         try ConfigLoader.encode(config).write(to: URL(fileURLWithPath: dataDir).appendingPathComponent("site.json"))
         let up = try ChildProcess(binaries.appendingPathComponent("troncal"), ["up", "--data-dir", dataDir], output: directory.url.appendingPathComponent("up.log"))
@@ -186,6 +231,23 @@ struct MonitorAlarmTests {
         let (listCode, list) = try await troncal(["alarms", "list", "--data-dir", dataDir])
         #expect(listCode == 0, "\(list)")
         #expect(list.contains(fingerprint) && list.contains("InstanceDown"), "\(list)")
+
+        // The dashboard, in headless Chromium, through a one-time login link.
+        if FileManager.default.isExecutableFile(atPath: Self.chromium) {
+            let instancesPage = try await dashboard(dataDir, page: "/", in: directory)
+            for name in ["sbc-1", "routing-1", "billing-1", "pbx-1", "backup-1", "monitor-1"] {
+                #expect(instancesPage.contains("data-instance=\"\(name)\""), "the dashboard lacks \(name):\n\(instancesPage.suffix(3000))")
+            }
+            let alarmsPage = try await dashboard(dataDir, page: "/alarms", in: directory)
+            #expect(alarmsPage.contains("data-fingerprint=\"\(fingerprint)\""), "\(alarmsPage.suffix(3000))")
+            #expect(alarmsPage.contains("&lt;script&gt;alert(1)&lt;/script&gt; on pbx-1"), "not escaped:\n\(alarmsPage.suffix(3000))")
+            #expect(!alarmsPage.contains("<script") && !instancesPage.contains("<script"), "the dashboard works without JavaScript")
+            // A used link does not log in again.
+            let (_, link) = try await troncal(["monitor", "login-link", "--data-dir", dataDir])
+            let url = link.split(separator: "\n").first { $0.hasPrefix("http") }.map(String.init) ?? link
+            _ = try await chromium(url, in: directory)
+            #expect(try await chromium(url, in: directory).contains("That login link is unknown, used or expired."))
+        }
 
         // Back: one resolved notification, and the firing one was not repeated.
         kill(billing, SIGCONT)

@@ -3,8 +3,8 @@
 
 # Packages: TLS and curl headers for Foundation networking and swift-nio-ssl consumers, SQLite,
 # PostgreSQL (the production store, and the store tests), sipp (sip-tester) for call tests, openssl for
-# TLS probing.
-TRONCAL_DEBIAN_PACKAGES=(libssl-dev libcurl4-openssl-dev libsqlite3-dev zlib1g-dev postgresql postgresql-client sip-tester openssl procps iproute2 curl)
+# TLS probing, python3 for the test webhook receiver, chromium (headless) for the dashboard tests.
+TRONCAL_DEBIAN_PACKAGES=(libssl-dev libcurl4-openssl-dev libsqlite3-dev zlib1g-dev postgresql postgresql-client sip-tester openssl procps iproute2 curl python3 chromium)
 
 troncal_install_deps() {
     local missing=()

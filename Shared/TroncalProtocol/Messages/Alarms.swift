@@ -365,3 +365,26 @@ public struct AlarmHistory: LinkMessage, Hashable {
     public var events: [AlarmEvent]
     public init(events: [AlarmEvent]) { self.events = events }
 }
+
+/// `monitor.loginLink` (operator → monitor): a one-time dashboard login link for an operator account.
+public struct LoginLinkRequest: LinkRequest, Hashable {
+    public typealias Reply = LoginLink
+    public static let messageType = "monitor.loginLink"
+    public var operatorName: String
+    public var minutes: Int
+    public init(operatorName: String, minutes: Int = 10) {
+        self.operatorName = operatorName
+        self.minutes = minutes
+    }
+}
+
+/// `monitor.loginLink.reply`: the link's path (`/login/link/<token>`) and the dashboard's address as configured.
+public struct LoginLink: LinkMessage, Hashable {
+    public static let messageType = "monitor.loginLink.reply"
+    public var path: String
+    public var dashboard: String
+    public init(path: String, dashboard: String) {
+        self.path = path
+        self.dashboard = dashboard
+    }
+}

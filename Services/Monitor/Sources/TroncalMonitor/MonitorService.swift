@@ -21,6 +21,7 @@ public struct MonitorService: TroncalService {
     let context: ServiceContext
     let desk: AlarmDesk
     let store: MonitorStore
+    let operators: Operators
 
     public init(context: ServiceContext) async throws {
         self.context = context
@@ -29,6 +30,21 @@ public struct MonitorService: TroncalService {
         let settings = context.config.monitor
         desk = try await AlarmDesk(
             store: store, settings: settings, site: context.config.site, rules: AlarmDesk.rules(settings), logger: context.logger)
+        operators = try await Operators(store: sqlStore)
+        try await Self.ensureFirstOperator(operators, stateDirectory: context.stateDirectory, logger: context.logger)
+    }
+
+    /// With no operator yet, creates `admin` with a random password and writes both to `<state>/first-login.txt`
+    /// (mode 0600): the first login of the dashboard (`troncal monitor login-link` also logs an operator in).
+    static func ensureFirstOperator(_ operators: Operators, stateDirectory: URL, logger: Logger) async throws {
+        guard try await operators.count() == 0 else { return }
+        let alphabet = Array("abcdefghijkmnpqrstuvwxyz23456789")
+        let password = String((0..<20).map { _ in alphabet.randomElement()! })
+        try await operators.set("admin", password: password, at: Date())
+        try FileManager.default.createDirectory(at: stateDirectory, withIntermediateDirectories: true)
+        let file = stateDirectory.appendingPathComponent("first-login.txt")
+        FileManager.default.createFile(atPath: file.path, contents: Data("admin \(password)\n".utf8), attributes: [.posixPermissions: 0o600])
+        logger.notice("first dashboard operator created: admin, password in the file", metadata: ["file": "\(file.path)"])
     }
 
     public func register(_ handlers: inout LinkHandlers) {
@@ -54,6 +70,18 @@ public struct MonitorService: TroncalService {
                 throw ProtocolError(.badRequest, error.description)
             }
         }
+        let operators = operators
+        let web = context.config.monitor
+        handlers.on(LoginLinkRequest.self, from: [.operator]) { request, _ in
+            do {
+                let token = try await operators.loginLink(for: request.operatorName, minutes: max(1, min(request.minutes, 1440)), at: Date())
+                let host = web.webHost == "0.0.0.0" ? "127.0.0.1" : web.webHost
+                let dashboard = web.externalURL.isEmpty ? "http://\(host):\(web.webPort)" : web.externalURL
+                return LoginLink(path: "/login/link/\(token)", dashboard: dashboard)
+            } catch let error as MonitorError {
+                throw ProtocolError(.badRequest, error.description)
+            }
+        }
         handlers.on(AlarmHistoryRequest.self, from: [.operator]) { request, _ in
             AlarmHistory(events: try await store.history(fingerprint: request.fingerprint, limit: request.limit))
         }
@@ -67,6 +95,7 @@ public struct MonitorService: TroncalService {
                 desk: desk, targets: targets, site: context.config.site, interval: .seconds(settings.scrapeIntervalSeconds),
                 timeout: .milliseconds(settings.scrapeTimeoutMilliseconds), logger: context.logger),
             NotificationSender(desk: desk, store: store, settings: settings, logger: context.logger),
+            Dashboard(desk: desk, store: store, operators: operators, settings: settings, site: context.config.site, logger: context.logger),
         ]
     }
 }

@@ -134,3 +134,24 @@ struct AlarmsHistoryCommand: AsyncParsableCommand {
         }
     }
 }
+
+/// `troncal monitor login-link [--operator admin] [--minutes 10]`: a one-time login link to the NOC dashboard.
+struct MonitorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "monitor", abstract: "The NOC dashboard: one-time login links.", subcommands: [LoginLinkCommand.self])
+}
+
+struct LoginLinkCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "login-link", abstract: "Print a dashboard link that logs an operator in once.")
+    @Option(help: "The operator account.")
+    var `operator`: String = "admin"
+    @Option(help: "How long the link is good for, in minutes.")
+    var minutes: Int = 10
+    @OptionGroup var target: MonitorTargetOptions
+
+    func run() async throws {
+        let link = try await target.request(LoginLinkRequest(operatorName: `operator`, minutes: minutes))
+        if target.json { return try target.print(json: link) }
+        Output.line(link.dashboard + link.path)
+    }
+}

@@ -83,7 +83,15 @@ struct Announcer: Service {
         Output.line("Troncal site \(config.site) is up (data: \(directory.root.path)).")
         Output.line("  SIP phone or PBX: sip:\(sipHost):\(config.sip.udpPort) (UDP/TCP), sips:\(sipHost):\(config.sip.tlsPort) (TLS)")
         if let monitor {
-            Output.line("  Dashboard (monitor): http://\(monitor.adminHost):\(monitor.adminPort)/health  metrics: /metrics")
+            let host = config.monitor.webHost == "0.0.0.0" ? "127.0.0.1" : config.monitor.webHost
+            Output.line("  NOC dashboard: http://\(host):\(config.monitor.webPort)/")
+            let firstLogin = config.resolve(config.dataDirectory, relativeTo: directory.root)
+                .appendingPathComponent(monitor.name).appendingPathComponent("first-login.txt")
+            if let login = try? String(contentsOf: firstLogin, encoding: .utf8), let space = login.firstIndex(of: " ") {
+                let password = login[login.index(after: space)...].trimmingCharacters(in: .whitespacesAndNewlines)
+                Output.line("    first login: \(login[..<space]) / \(password)   (from \(firstLogin.path); or: troncal monitor login-link --data-dir \(directory.root.path))")
+            }
+            Output.line("  Alarms: troncal alarms list --data-dir \(directory.root.path)   health of each instance: http://\(monitor.adminHost):<adminPort>/health")
         }
         Output.line("  Customers: sbc.customers in site.json; routes: troncal routing import; accounts, rates, credit: troncal billing import|topup")
         Output.line("  Status: troncal status --data-dir \(directory.root.path)")

@@ -124,7 +124,8 @@ extension TimeAmount {
 
 /// Turns a round of scrapes into the series the alarm rules read. Pure.
 ///
-/// Per instance (labels `site`, `instance`, `role`): `troncal_instance_up` (1 when `/health` answered, else 0),
+/// Per instance (labels `site`, `instance`, `role`): `troncal_instance_up` (1 when `/health` answered, else 0; also
+/// labelled with the instance's `host`),
 /// `troncal_instance_healthy` (1 healthy, 0.5 degraded, 0 unhealthy), `troncal_scrape_duration_seconds`,
 /// `troncal_dependency_reachable{dependency}` (0 when the instance's link to that role is down), and every sample
 /// of its `/metrics`. Host figures (`troncal_host_*`) are labelled by `host` instead and kept once per host, with
@@ -136,7 +137,7 @@ public enum SiteSnapshot {
         for result in results {
             let target = result.target
             let identity = ["site": site, "instance": target.instance, "role": target.role.rawValue]
-            series.append(MetricSample("troncal_instance_up", identity, result.isUp ? 1 : 0))
+            series.append(MetricSample("troncal_instance_up", identity.merging(["host": target.host]) { $1 }, result.isUp ? 1 : 0))
             guard let health = result.health else { continue }
             series.append(MetricSample("troncal_scrape_duration_seconds", identity, result.durationSeconds))
             let healthy: Double = switch health.status {

@@ -29,7 +29,8 @@ public struct MonitorStore: Sendable {
                 """,
                 "CREATE INDEX monitor_outbox_due ON monitor_outbox (state, next_attempt_at)",
                 "CREATE TABLE monitor_groups (group_key TEXT PRIMARY KEY, document TEXT NOT NULL)",
-            ])
+            ]),
+        Operators.migration,
     ]
 
     let store: any SQLStore

@@ -1,0 +1,250 @@
+internal import Foundation
+internal import HTTPTypes
+internal import Hummingbird
+internal import Logging
+internal import Mustache
+internal import NIOCore
+internal import ServiceLifecycle
+internal import TroncalProtocol
+internal import TroncalRuntime
+
+/// The NOC dashboard: server-rendered HTML (Mustache templates, escaped by default), no JavaScript; charts are inline
+/// SVG. Pages: `/` sites and instances, `/alarms` (firing, with ack), `/alarms/history`. Operators log in with a
+/// name and password (`/login`) or a one-time link (`/login/link/<token>`, made by `troncal monitor login-link`);
+/// the session cookie is signed with the site's key, so any monitor instance of the site accepts it.
+struct Dashboard: Service {
+    let desk: AlarmDesk
+    let store: MonitorStore
+    let operators: Operators
+    let settings: MonitorSettings
+    let site: String
+    let logger: Logger
+
+    static let cookie = "troncal_session"
+
+    func run() async throws {
+        let library = try Self.templates()
+        let router = Router()
+        let desk = desk
+        let store = store
+        let operators = operators
+        let site = site
+        let sessionHours = settings.sessionHours
+
+        @Sendable func page(_ name: String, _ object: [String: Any]) -> Response {
+            var context = object
+            context["site"] = site
+            let body = library.render(context, withTemplate: name) ?? "template \(name) failed"
+            return Response(
+                status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(string: body)))
+        }
+        @Sendable func redirect(_ location: String, cookie: String? = nil) -> Response {
+            var headers: HTTPFields = [.location: location]
+            if let cookie { headers[.setCookie] = cookie }
+            return Response(status: .seeOther, headers: headers)
+        }
+        @Sendable func signedIn(_ request: Request) -> String? {
+            guard let value = request.cookies[Self.cookie]?.value else { return nil }
+            return operators.operatorName(ofSession: value, at: Date())
+        }
+        @Sendable func sessionCookie(_ name: String) -> String {
+            let value = operators.session(for: name, until: Date().addingTimeInterval(Double(sessionHours) * 3600))
+            return "\(Self.cookie)=\(value); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(sessionHours * 3600)"
+        }
+
+        router.get("/login") { _, _ in page("login", [:]) }
+        router.post("/login") { request, _ -> Response in
+            let form = try await Self.form(request)
+            let name = form["name"] ?? ""
+            if try await operators.verify(name, password: form["password"] ?? "") {
+                logger.notice("operator logged in", metadata: ["operator": "\(name)"])
+                return redirect("/", cookie: sessionCookie(name))
+            }
+            logger.warning("dashboard login refused", metadata: ["operator": "\(name)"])
+            return page("login", ["error": "Wrong name or password."])
+        }
+        router.get("/login/link/:token") { request, context -> Response in
+            let token = context.parameters.get("token") ?? ""
+            guard let name = try await operators.redeem(token, at: Date()) else {
+                return page("login", ["error": "That login link is unknown, used or expired."])
+            }
+            logger.notice("operator logged in with a one-time link", metadata: ["operator": "\(name)"])
+            // `?to=/alarms`: a page of this dashboard only (a path, never another site).
+            let to = request.uri.queryParameters.get("to") ?? "/"
+            let target = to.hasPrefix("/") && !to.hasPrefix("//") && !to.contains("\\") ? to : "/"
+            return redirect(target, cookie: sessionCookie(name))
+        }
+        router.post("/logout") { _, _ in redirect("/login", cookie: "\(Self.cookie)=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0") }
+
+        router.get("/") { request, _ -> Response in
+            guard let user = signedIn(request) else { return redirect("/login") }
+            let series = await desk.latest
+            let firing = await desk.firing
+            return page("instances", Self.instancesPage(series: series, firing: firing, user: user))
+        }
+        router.get("/alarms") { request, _ -> Response in
+            guard let user = signedIn(request) else { return redirect("/login") }
+            let firing = await desk.firing
+            return page("alarms", ["user": user, "alarms": firing.map(Self.alarmRow), "none": firing.isEmpty])
+        }
+        router.post("/alarms/:fingerprint/ack") { request, context -> Response in
+            guard let user = signedIn(request) else { return redirect("/login") }
+            let fingerprint = context.parameters.get("fingerprint") ?? ""
+            let form = try await Self.form(request)
+            _ = try? await desk.acknowledge(fingerprint, by: user, comment: form["comment"] ?? "", at: Date())
+            return redirect("/alarms")
+        }
+        router.get("/alarms/history") { request, _ -> Response in
+            guard let user = signedIn(request) else { return redirect("/login") }
+            let events = try await store.history(fingerprint: nil, limit: 500)
+            return page("history", [
+                "user": user,
+                "events": events.map { event in
+                    ["at": Self.time(event.at), "fingerprint": event.fingerprint, "event": event.event, "actor": event.actor, "detail": event.detail]
+                },
+            ])
+        }
+
+        let application = Application(
+            router: router, configuration: .init(address: .hostname(settings.webHost, port: settings.webPort), serverName: "troncal-monitor"),
+            logger: logger)
+        logger.info("NOC dashboard listening", metadata: ["address": "http://\(settings.webHost):\(settings.webPort)/"])
+        try await application.run()
+    }
+
+    static func form(_ request: Request) async throws -> [String: String] {
+        let body = try await request.body.collect(upTo: 64 * 1024)
+        var fields: [String: String] = [:]
+        for pair in String(buffer: body).split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map { part in
+                String(part).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
+            }
+            if let key = parts.first { fields[key] = parts.count > 1 ? parts[1] : "" }
+        }
+        return fields
+    }
+
+    static func time(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: date)
+    }
+
+    static func alarmRow(_ alarm: Alarm) -> [String: Any] {
+        [
+            "fingerprint": alarm.fingerprint, "rule": alarm.rule, "severity": alarm.severity.rawValue, "category": alarm.category.rawValue,
+            "level": alarm.level.rawValue, "summary": alarm.summary, "since": time(alarm.startsAt), "acked": alarm.acknowledgedBy ?? "",
+            "instance": alarm.labels["instance"] ?? alarm.labels["host"] ?? alarm.labels["carrier"] ?? alarm.labels["customer"] ?? "",
+        ]
+    }
+
+    /// One row per instance: up, health, uptime, and its host's CPU, memory and disk with SVG bars.
+    static func instancesPage(series: [MetricSample], firing: [Alarm], user: String) -> [String: Any] {
+        func value(_ name: String, _ labels: [String: String]) -> Double? {
+            series.first { sample in sample.name == name && labels.allSatisfy { key, wanted in sample.labels[key] == wanted } }?.value
+        }
+        let instances = series.filter { $0.name == "troncal_instance_up" }.sorted { ($0.labels["instance"] ?? "") < ($1.labels["instance"] ?? "") }
+        let rows: [[String: Any]] = instances.map { sample in
+            let instance = sample.labels["instance"] ?? ""
+            let identity = ["instance": instance]
+            let up = sample.value >= 1
+            let health = value("troncal_instance_healthy", identity).map { $0 >= 1 ? "healthy" : $0 > 0 ? "degraded" : "unhealthy" } ?? "down"
+            let host = sample.labels["host"] ?? ""
+            let cpu = value("troncal_host_cpu_percent", host.isEmpty ? [:] : ["host": host])
+            let memory = value("troncal_host_memory_percent", host.isEmpty ? [:] : ["host": host])
+            let disk = value("troncal_host_disk_percent", host.isEmpty ? [:] : ["host": host])
+            let alarms = firing.filter { $0.labels["instance"] == instance }.count
+            return [
+                "instance": instance, "role": sample.labels["role"] ?? "", "state": up ? health : "down", "ok": up && health == "healthy",
+                "cpu": bar(cpu), "memory": bar(memory), "disk": bar(disk), "alarms": alarms,
+                "scrape": value("troncal_scrape_duration_seconds", identity).map { String(format: "%.0f ms", $0 * 1000) } ?? "—",
+            ]
+        }
+        return ["user": user, "instances": rows, "firing": firing.count, "none": rows.isEmpty]
+    }
+
+    /// A percentage as text and an SVG bar (green, amber over 60 %, red over 80 %).
+    static func bar(_ percent: Double?) -> [String: Any] {
+        guard let percent, percent.isFinite else { return ["text": "—", "width": 0, "color": "#ccc"] }
+        let clamped = max(0, min(100, percent))
+        return ["text": String(format: "%.0f %%", clamped), "width": Int(clamped), "color": clamped > 80 ? "#c0392b" : clamped > 60 ? "#e67e22" : "#27ae60"]
+    }
+
+    static func templates() throws -> MustacheLibrary {
+        var library = MustacheLibrary()
+        try library.register(Templates.layoutHead, named: "head")
+        try library.register(Templates.layoutFoot, named: "foot")
+        try library.register(Templates.login, named: "login")
+        try library.register(Templates.instances, named: "instances")
+        try library.register(Templates.alarms, named: "alarms")
+        try library.register(Templates.history, named: "history")
+        return library
+    }
+}
+
+/// The dashboard's templates. `{{name}}` is HTML-escaped; nothing here uses the unescaped `{{{name}}}`.
+enum Templates {
+    static let layoutHead = """
+        <!doctype html>
+        <html lang="en"><head><meta charset="utf-8"><title>Troncal NOC — {{site}}</title>
+        <style>
+        body{font-family:system-ui,sans-serif;margin:0;color:#222}
+        header{background:#1f2d3d;color:#fff;padding:.6em 1em;display:flex;gap:1.5em;align-items:center}
+        header a{color:#fff}
+        main{padding:1em}
+        table{border-collapse:collapse;width:100%}
+        th,td{border-bottom:1px solid #ddd;padding:.35em .5em;text-align:left;font-size:.92em}
+        .critical{color:#c0392b;font-weight:bold}.warning{color:#e67e22;font-weight:bold}
+        .down,.unhealthy{color:#c0392b;font-weight:bold}.degraded{color:#e67e22}.healthy{color:#27ae60}
+        </style></head><body>
+        <header><strong>Troncal NOC · {{site}}</strong>
+        {{#user}}<a href="/">Instances</a><a href="/alarms">Alarms</a><a href="/alarms/history">History</a>
+        <span>{{user}}</span><form method="post" action="/logout"><button>Log out</button></form>{{/user}}</header>
+        <main>
+        """
+    static let layoutFoot = "</main></body></html>\n"
+    static let login = """
+        {{> head}}
+        <h1>Log in</h1>
+        {{#error}}<p class="critical">{{error}}</p>{{/error}}
+        <form method="post" action="/login">
+        <p><label>Name <input name="name" autocomplete="username" required></label></p>
+        <p><label>Password <input name="password" type="password" autocomplete="current-password" required></label></p>
+        <p><button>Log in</button></p></form>
+        {{> foot}}
+        """
+    static let instances = """
+        {{> head}}
+        <h1>Instances</h1>
+        <p>{{firing}} alarms firing. <a href="/alarms">See them</a>.</p>
+        {{#none}}<p>Nothing collected yet: the first scrape comes within one interval.</p>{{/none}}
+        <table id="instances"><thead><tr><th>Instance</th><th>Role</th><th>State</th><th>Scrape</th><th>CPU</th><th>Memory</th><th>Disk</th><th>Alarms</th></tr></thead><tbody>
+        {{#instances}}<tr class="instance" data-instance="{{instance}}"><td>{{instance}}</td><td>{{role}}</td><td class="{{state}}">{{state}}</td><td>{{scrape}}</td>
+        {{#cpu}}<td>{{text}} <svg width="100" height="8" role="img" aria-label="CPU {{text}}"><rect width="100" height="8" fill="#eee"/><rect width="{{width}}" height="8" fill="{{color}}"/></svg></td>{{/cpu}}
+        {{#memory}}<td>{{text}} <svg width="100" height="8" role="img" aria-label="memory {{text}}"><rect width="100" height="8" fill="#eee"/><rect width="{{width}}" height="8" fill="{{color}}"/></svg></td>{{/memory}}
+        {{#disk}}<td>{{text}} <svg width="100" height="8" role="img" aria-label="disk {{text}}"><rect width="100" height="8" fill="#eee"/><rect width="{{width}}" height="8" fill="{{color}}"/></svg></td>{{/disk}}
+        <td>{{alarms}}</td></tr>{{/instances}}
+        </tbody></table>
+        {{> foot}}
+        """
+    static let alarms = """
+        {{> head}}
+        <h1>Alarms firing</h1>
+        {{#none}}<p>No alarm is firing.</p>{{/none}}
+        <table id="alarms"><thead><tr><th>Severity</th><th>Rule</th><th>About</th><th>Level</th><th>Since</th><th>Summary</th><th>Ack</th></tr></thead><tbody>
+        {{#alarms}}<tr class="alarm" data-fingerprint="{{fingerprint}}"><td class="{{severity}}">{{severity}}</td><td>{{rule}} ({{category}})</td><td>{{instance}}</td>
+        <td>{{level}}</td><td>{{since}}</td><td>{{summary}}</td>
+        <td>{{#acked}}by {{acked}}{{/acked}}{{^acked}}<form method="post" action="/alarms/{{fingerprint}}/ack"><input name="comment" placeholder="comment"><button>Ack</button></form>{{/acked}}</td></tr>{{/alarms}}
+        </tbody></table>
+        {{> foot}}
+        """
+    static let history = """
+        {{> head}}
+        <h1>Alarm history</h1>
+        <table id="history"><thead><tr><th>When</th><th>Alarm</th><th>Event</th><th>By</th><th>Detail</th></tr></thead><tbody>
+        {{#events}}<tr><td>{{at}}</td><td>{{fingerprint}}</td><td>{{event}}</td><td>{{actor}}</td><td>{{detail}}</td></tr>{{/events}}
+        </tbody></table>
+        {{> foot}}
+        """
+}
