@@ -3,8 +3,9 @@
 
 # Packages: TLS and curl headers for Foundation networking and swift-nio-ssl consumers, SQLite,
 # PostgreSQL (the production store, and the store tests), sipp (sip-tester) for call tests, openssl for
-# TLS probing, python3 for the test webhook receiver, chromium (headless) for the dashboard tests.
-TRONCAL_DEBIAN_PACKAGES=(libssl-dev libcurl4-openssl-dev libsqlite3-dev zlib1g-dev postgresql postgresql-client sip-tester openssl procps iproute2 curl python3 chromium)
+# TLS probing, python3 for the test webhook receiver, chromium (headless) for the dashboard tests, prometheus and
+# prometheus-alertmanager for promtool and amtool (their daemons are not started: see policy-rc.d below).
+TRONCAL_DEBIAN_PACKAGES=(libssl-dev libcurl4-openssl-dev libsqlite3-dev zlib1g-dev postgresql postgresql-client sip-tester openssl procps iproute2 curl python3 chromium prometheus prometheus-alertmanager)
 
 troncal_install_deps() {
     local missing=()
@@ -19,7 +20,16 @@ troncal_install_deps() {
         local sudo=""
         if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
         $sudo apt-get update -qq
+        # No daemon of these packages (PostgreSQL's cluster, Prometheus, Alertmanager) is started by the install: a
+        # policy-rc.d that refuses is in place while apt runs, unless the machine has its own.
+        local policy=""
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            policy=/usr/sbin/policy-rc.d
+            printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+            $sudo chmod 755 "$policy"
+        fi
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        if [ -n "$policy" ]; then $sudo rm -f "$policy"; fi
     fi
     if ! command -v swift >/dev/null 2>&1; then
         if [ -x /opt/swift/usr/bin/swift ]; then
