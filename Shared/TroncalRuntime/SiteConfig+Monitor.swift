@@ -11,6 +11,8 @@ public struct MonitorSettings: Codable, Sendable, Equatable {
     /// Names of shipped rules to switch off.
     public var disabledRules: [String] = []
     public var escalation: EscalationSettings = EscalationSettings()
+    /// How long collected series are kept: raw samples, 1-minute and 1-hour rollups.
+    public var retention: RetentionSettings = RetentionSettings()
     /// Where notifications go: Alertmanager-compatible webhooks, one or more per escalation level.
     public var receivers: [ReceiverSettings] = []
     /// The receiver that gets a notification after the receiver it was meant for failed `fallbackAfterAttempts` times.
@@ -30,6 +32,14 @@ public struct MonitorSettings: Codable, Sendable, Equatable {
     public var sessionHours: Int = 12
     /// Links in notifications (`externalURL`, `generatorURL`): the dashboard's address as operators reach it.
     public var externalURL: String = ""
+    public init() {}
+}
+
+/// `monitor.retention`.
+public struct RetentionSettings: Codable, Sendable, Equatable {
+    public var rawHours: Int = 48
+    public var minuteDays: Int = 31
+    public var hourMonths: Int = 13
     public init() {}
 }
 
@@ -95,6 +105,9 @@ extension ConfigLoader {
         if !monitor.fallbackReceiver.isEmpty, !receivers.contains(monitor.fallbackReceiver) {
             throw fail("monitor.fallbackReceiver", "'\(monitor.fallbackReceiver)' is not a receiver")
         }
+        guard (1...8760).contains(monitor.retention.rawHours) else { throw fail("monitor.retention.rawHours", "must be from 1 to 8760") }
+        guard (1...3660).contains(monitor.retention.minuteDays) else { throw fail("monitor.retention.minuteDays", "must be from 1 to 3660") }
+        guard (1...120).contains(monitor.retention.hourMonths) else { throw fail("monitor.retention.hourMonths", "must be from 1 to 120") }
         guard (1...65535).contains(monitor.webPort) else { throw fail("monitor.webPort", "must be a port number from 1 to 65535") }
         guard (1...720).contains(monitor.sessionHours) else { throw fail("monitor.sessionHours", "must be from 1 to 720") }
         guard (1...100).contains(monitor.fallbackAfterAttempts) else { throw fail("monitor.fallbackAfterAttempts", "must be from 1 to 100") }

@@ -22,11 +22,13 @@ public struct MonitorService: TroncalService {
     let desk: AlarmDesk
     let store: MonitorStore
     let operators: Operators
+    let samples: SampleStore
 
     public init(context: ServiceContext) async throws {
         self.context = context
         guard let sqlStore = context.store else { throw MonitorError("the monitor needs its database") }
         store = MonitorStore(store: sqlStore)
+        samples = SampleStore(store: sqlStore)
         let settings = context.config.monitor
         desk = try await AlarmDesk(
             store: store, settings: settings, site: context.config.site, rules: AlarmDesk.rules(settings), logger: context.logger)
@@ -92,8 +94,13 @@ public struct MonitorService: TroncalService {
         let targets = context.config.instances.map(ScrapeTarget.init)
         return [
             CollectorLoop(
-                desk: desk, targets: targets, site: context.config.site, interval: .seconds(settings.scrapeIntervalSeconds),
+                desk: desk, samples: samples, targets: targets, site: context.config.site, interval: .seconds(settings.scrapeIntervalSeconds),
                 timeout: .milliseconds(settings.scrapeTimeoutMilliseconds), logger: context.logger),
+            SampleMaintenance(
+                samples: samples,
+                retention: SampleRetention(
+                    rawHours: settings.retention.rawHours, minuteDays: settings.retention.minuteDays, hourMonths: settings.retention.hourMonths),
+                logger: context.logger),
             NotificationSender(desk: desk, store: store, settings: settings, logger: context.logger),
             Dashboard(desk: desk, store: store, operators: operators, settings: settings, site: context.config.site, logger: context.logger),
         ]
@@ -104,6 +111,7 @@ public struct MonitorService: TroncalService {
 /// groups come due on their own time.
 struct CollectorLoop: Service {
     let desk: AlarmDesk
+    let samples: SampleStore
     let targets: [ScrapeTarget]
     let site: String
     let interval: Duration
@@ -128,10 +136,17 @@ struct CollectorLoop: Service {
                     logger.info("instance scraped again", metadata: ["instance": "\(instance)", "site": "\(site)"])
                 }
             }
+            let now = Date()
+            let series = SiteSnapshot.series(of: results, site: site)
             do {
-                try await desk.collected(SiteSnapshot.series(of: results, site: site), at: Date())
+                try await desk.collected(series, at: now)
             } catch {
                 logger.error("alarm evaluation could not be stored; tried again next round", metadata: ["reason": "\(error)"])
+            }
+            do {
+                try await samples.ingest(series, at: now)
+            } catch {
+                logger.error("collected samples could not be stored: this round is missing from the history", metadata: ["reason": "\(error)"])
             }
             try? await Task.sleep(for: interval)
         }
@@ -217,5 +232,30 @@ struct NotificationSender: Service {
         let delay = min(300, pow(2, Double(min(attempts - 1, 16))))
         logger.warning("notification failed; tried again later", metadata: metadata.merging(["reason": "\(failure)", "retry-seconds": "\(Int(delay))"]) { $1 })
         try? await store.markFailed(item.id, attempts: attempts, error: failure, next: giveUp ? nil : now.addingTimeInterval(delay), at: now)
+    }
+}
+
+/// Rolls raw samples up into minutes and hours every minute, and drops what is past the retention every hour.
+struct SampleMaintenance: Service {
+    let samples: SampleStore
+    let retention: SampleRetention
+    let logger: Logger
+
+    func run() async throws {
+        var lastPrune = Date.distantPast
+        while !Task.isCancelledOrShuttingDown {
+            let now = Date()
+            do {
+                try await samples.rollUp(until: now)
+                if now.timeIntervalSince(lastPrune) >= 3600 {
+                    let removed = try await samples.prune(retention, at: now)
+                    lastPrune = now
+                    if removed > 0 { logger.info("old samples removed", metadata: ["rows": "\(removed)"]) }
+                }
+            } catch {
+                logger.error("sample rollup or pruning failed; tried again in a minute", metadata: ["reason": "\(error)"])
+            }
+            try? await Task.sleep(for: .seconds(60))
+        }
     }
 }

@@ -31,6 +31,7 @@ public struct MonitorStore: Sendable {
                 "CREATE TABLE monitor_groups (group_key TEXT PRIMARY KEY, document TEXT NOT NULL)",
             ]),
         Operators.migration,
+        SampleStore.migration,
     ]
 
     let store: any SQLStore
