@@ -39,7 +39,7 @@ struct LinkBadInputTests {
         let client = try LinkClient(
             role: .routing, endpoints: [LinkEndpoint(host: "127.0.0.1", port: routing.port)], credentials: credentials,
             logger: Logger(label: "test"))
-        #expect(try await client.request(Ping()).instance == "routing-1")
+        #expect(try await client.request(Ping(), timeout: .seconds(30)).instance == "routing-1")
 
         let raw = try await RawTLSClient.connect(port: routing.port, credentials: credentials)
         switch input {
@@ -69,11 +69,11 @@ struct LinkBadInputTests {
             #expect(closed || !frames.isEmpty)
         }
         // The listener and the other connection are unaffected.
-        #expect(try await client.request(Ping()).instance == "routing-1")
+        #expect(try await client.request(Ping(), timeout: .seconds(30)).instance == "routing-1")
         let fresh = try LinkClient(
             role: .routing, endpoints: [LinkEndpoint(host: "127.0.0.1", port: routing.port)], credentials: credentials,
             logger: Logger(label: "test"))
-        #expect(try await fresh.request(Ping()).instance == "routing-1")
+        #expect(try await fresh.request(Ping(), timeout: .seconds(30)).instance == "routing-1")
         await client.close()
         await fresh.close()
         await routing.stop()

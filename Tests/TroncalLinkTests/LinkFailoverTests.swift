@@ -19,12 +19,12 @@ struct LinkFailoverTests {
             role: .routing,
             endpoints: [LinkEndpoint(host: "127.0.0.1", port: first.port), LinkEndpoint(host: "127.0.0.1", port: second.port)],
             credentials: try pki.credentials(.sbc, "sbc-1"), logger: Logger(label: "test"))
-        #expect(try await client.request(Ping()).instance == "routing-1")
+        #expect(try await client.request(Ping(), timeout: .seconds(30)).instance == "routing-1")
         let error = await #expect(throws: LinkError.self) {
             _ = try await client.request(SlowEcho(text: "hang", delayMilliseconds: 60_000), timeout: .milliseconds(300))
         }
         #expect(error?.code == .timeout)
-        let echoed = try await client.request(SlowEcho(text: "after", delayMilliseconds: 0))
+        let echoed = try await client.request(SlowEcho(text: "after", delayMilliseconds: 0), timeout: .seconds(30))
         #expect(echoed.instance == "routing-2")
         await client.close()
         await first.stop()
@@ -41,7 +41,7 @@ struct LinkFailoverTests {
             role: .routing,
             endpoints: [LinkEndpoint(host: "127.0.0.1", port: first.port), LinkEndpoint(host: "127.0.0.1", port: second.port)],
             credentials: try pki.credentials(.sbc, "sbc-1"), logger: Logger(label: "test"))
-        #expect(try await client.request(Ping()).instance == "routing-1")
+        #expect(try await client.request(Ping(), timeout: .seconds(30)).instance == "routing-1")
         let pending = Task { try await client.request(SlowEcho(text: "in flight", delayMilliseconds: 30_000), timeout: .seconds(20)) }
         try await Task.sleep(for: .milliseconds(200))
         await first.stop()  // the peer goes away with the request in flight
@@ -49,7 +49,7 @@ struct LinkFailoverTests {
         let started = clock.now
         await #expect(throws: LinkError.self) { _ = try await pending.value }
         #expect(clock.now - started < .seconds(20))
-        #expect(try await client.request(Ping()).instance == "routing-2")
+        #expect(try await client.request(Ping(), timeout: .seconds(30)).instance == "routing-2")
         await client.close()
         await second.stop()
     }
@@ -62,7 +62,7 @@ struct LinkFailoverTests {
         let client = try LinkClient(
             role: .routing, endpoints: [LinkEndpoint(host: "127.0.0.1", port: port)],
             credentials: try pki.credentials(.sbc, "sbc-1"), logger: Logger(label: "test"))
-        #expect(try await client.request(Ping()).instance == "routing-1")
+        #expect(try await client.request(Ping(), timeout: .seconds(30)).instance == "routing-1")
         await first.stop()
         let down = await #expect(throws: LinkError.self) { _ = try await client.request(Ping(), timeout: .milliseconds(500)) }
         #expect(down != nil)
@@ -75,8 +75,8 @@ struct LinkFailoverTests {
         let task = Task { try await restarted.run() }
         defer { task.cancel() }
         _ = try await restarted.listeningAddress()
-        let back = await eventually {
-            (try? await client.request(Ping(), timeout: .seconds(1)))?.version == "again"
+        let back = await eventually(timeout: .seconds(60)) {
+            (try? await client.request(Ping(), timeout: .seconds(5)))?.version == "again"
         }
         #expect(back)
         await client.close()

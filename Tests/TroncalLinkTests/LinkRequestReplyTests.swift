@@ -17,7 +17,7 @@ struct LinkRequestReplyTests {
         let client = try LinkClient(
             role: .routing, endpoints: [LinkEndpoint(host: "127.0.0.1", port: routing.port)],
             credentials: try pki.credentials(.sbc, "sbc-1"), logger: Logger(label: "test"))
-        let pong = try await client.request(Ping())
+        let pong = try await client.request(Ping(), timeout: .seconds(30))
         #expect(pong.role == .routing)
         #expect(pong.instance == "routing-1")
         #expect(pong.site == "test-site")
@@ -48,7 +48,7 @@ struct LinkRequestReplyTests {
         // The listener keeps serving well-behaved clients.
         let client = try LinkClient(
             role: .routing, endpoints: [endpoint], credentials: try pki.credentials(.sbc, "sbc-1"), logger: Logger(label: "test"))
-        #expect(try await client.request(Ping()).instance == "routing-1")
+        #expect(try await client.request(Ping(), timeout: .seconds(30)).instance == "routing-1")
         await client.close()
         await routing.stop()
     }
@@ -62,7 +62,7 @@ struct LinkRequestReplyTests {
         let client = try LinkClient(
             role: .routing, endpoints: [LinkEndpoint(host: "127.0.0.1", port: impostor.port)],
             credentials: try pki.credentials(.sbc, "sbc-1"), logger: Logger(label: "test"))
-        let error = await #expect(throws: LinkError.self) { _ = try await client.request(Ping(), timeout: .seconds(2)) }
+        let error = await #expect(throws: LinkError.self) { _ = try await client.request(Ping(), timeout: .seconds(30)) }
         #expect(error?.code == .unavailable)
         await impostor.stop()
     }
@@ -75,7 +75,7 @@ struct LinkRequestReplyTests {
         let client = try LinkClient(
             role: .routing, endpoints: [LinkEndpoint(host: "127.0.0.1", port: billing.port)],
             credentials: try pki.credentials(.sbc, "sbc-1"), logger: Logger(label: "test"))
-        let error = await #expect(throws: LinkError.self) { _ = try await client.request(Ping(), timeout: .seconds(2)) }
+        let error = await #expect(throws: LinkError.self) { _ = try await client.request(Ping(), timeout: .seconds(30)) }
         #expect(error?.message.contains("expected routing") == true)
         await billing.stop()
     }
@@ -87,15 +87,15 @@ struct LinkRequestReplyTests {
         defer { routing.task.cancel() }
         let endpoint = LinkEndpoint(host: "127.0.0.1", port: routing.port)
         let sbc = try LinkClient(role: .routing, endpoints: [endpoint], credentials: try pki.credentials(.sbc, "sbc-1"), logger: Logger(label: "test"))
-        let error = await #expect(throws: LinkError.self) { _ = try await sbc.request(StatusRequest()) }
+        let error = await #expect(throws: LinkError.self) { _ = try await sbc.request(StatusRequest(), timeout: .seconds(30)) }
         #expect(error?.code == .remote)
         #expect(error?.remote?.code == .forbidden)
         #expect(error?.remote?.message == "role sbc may not send status")
         // The same connection and the listener go on serving.
-        #expect(try await sbc.request(Ping()).instance == "routing-1")
+        #expect(try await sbc.request(Ping(), timeout: .seconds(30)).instance == "routing-1")
         let operatorClient = try LinkClient(
             role: .routing, endpoints: [endpoint], credentials: try pki.credentials(.operator, "operator"), logger: Logger(label: "test"))
-        #expect(try await operatorClient.request(StatusRequest()).status == .healthy)
+        #expect(try await operatorClient.request(StatusRequest(), timeout: .seconds(30)).status == .healthy)
         await sbc.close()
         await operatorClient.close()
         await routing.stop()
