@@ -1,4 +1,5 @@
 public import Logging
+internal import Metrics
 public import ServiceLifecycle
 public import TroncalLink
 public import TroncalProtocol
@@ -26,15 +27,24 @@ public actor LinkHealth: Service {
         }
     }
 
+    /// The last ten probes of each link (latency, jitter, loss), also exported as `troncal_link_latency_milliseconds`,
+    /// `troncal_link_jitter_milliseconds` and `troncal_link_loss_percent` with the label `target` (the role).
+    public private(set) var windows: [Role: ProbeWindow] = [:]
+
     /// Pings each link once now.
     public func probeAll() async {
         for (role, client) in links {
             let ok: Bool
+            let clock = ContinuousClock()
+            let start = clock.now
             do {
                 _ = try await client.request(Ping(), timeout: timeout)
                 ok = true
+                let elapsed = (clock.now - start).components
+                record(role, Double(elapsed.seconds) * 1000 + Double(elapsed.attoseconds) / 1e15)
             } catch {
                 ok = false
+                record(role, nil)
                 if reachable[role] != false {
                     logger.warning("dependency unreachable", metadata: ["link": "\(role)", "reason": "\(error)"])
                 }
@@ -42,6 +52,16 @@ public actor LinkHealth: Service {
             if ok && reachable[role] == false { logger.info("dependency reachable again", metadata: ["link": "\(role)"]) }
             reachable[role] = ok
         }
+    }
+
+    private func record(_ role: Role, _ roundTrip: Double?) {
+        var window = windows[role] ?? ProbeWindow(size: 10)
+        window.record(roundTrip)
+        windows[role] = window
+        let dimensions = [("target", role.rawValue)]
+        if let latency = window.latencyMilliseconds { Gauge(label: "troncal_link_latency_milliseconds", dimensions: dimensions).record(latency) }
+        if let jitter = window.jitterMilliseconds { Gauge(label: "troncal_link_jitter_milliseconds", dimensions: dimensions).record(jitter) }
+        if let loss = window.lossPercent { Gauge(label: "troncal_link_loss_percent", dimensions: dimensions).record(loss) }
     }
 
     /// Each link's state, and whether all are reachable.

@@ -34,8 +34,8 @@ struct InfraMonitoringTests {
 
     @Test func thePrometheusRulesAreTheMonitorsDefaultsItCanExpressAndTheGrafanaFileIsJSON() throws {
         let rules = try String(contentsOf: Self.directory.appendingPathComponent("troncal-rules.yml"), encoding: .utf8)
-        // Rules over series only the monitor has (/health, link probes, per-call QoS) are left out, as the file says.
-        let monitorOnly: Set<String> = ["InstanceUnhealthy", "DependencyUnreachable", "LinkLoss", "LinkLatency", "CarrierMOSLow"]
+        // Rules over series only the monitor has (/health, per-call QoS) are left out, as the file says.
+        let monitorOnly: Set<String> = ["InstanceUnhealthy", "DependencyUnreachable", "CarrierMOSLow"]
         for rule in AlarmRule.defaults where !monitorOnly.contains(rule.name) {
             #expect(rules.contains("- alert: \(rule.name)\n"), "troncal-rules.yml lacks \(rule.name)")
             #expect(rules.contains("category: \(rule.category.rawValue) }"), "no rule of category \(rule.category.rawValue)")
