@@ -106,11 +106,19 @@ struct Dashboard: Service {
             ])
         }
 
+        let address = "http://\(settings.webHost):\(settings.webPort)/"
         let application = Application(
             router: router, configuration: .init(address: .hostname(settings.webHost, port: settings.webPort), serverName: "troncal-monitor"),
-            logger: logger)
-        logger.info("NOC dashboard listening", metadata: ["address": "http://\(settings.webHost):\(settings.webPort)/"])
-        try await application.run()
+            onServerRunning: { _ in logger.info("NOC dashboard listening", metadata: ["address": "\(address)"]) }, logger: logger)
+        do {
+            try await application.run()
+        } catch {
+            // A port taken by something else must not take the alarms down with the dashboard.
+            logger.error(
+                "NOC dashboard cannot run; collection, alarms and notifications go on",
+                metadata: ["address": "\(settings.webHost):\(settings.webPort)", "reason": "\(error)"])
+            try? await gracefulShutdown()
+        }
     }
 
     static func form(_ request: Request) async throws -> [String: String] {
