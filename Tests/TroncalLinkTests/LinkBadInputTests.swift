@@ -38,7 +38,7 @@ struct LinkBadInputTests {
         // A well-behaved client connected before, on its own connection.
         let client = try LinkClient(
             role: .routing, endpoints: [LinkEndpoint(host: "127.0.0.1", port: routing.port)], credentials: credentials,
-            logger: Logger(label: "test"))
+            logger: Logger(label: "test"), connectTimeout: .seconds(20))
         #expect(try await client.request(Ping(), timeout: .seconds(30)).instance == "routing-1")
 
         let raw = try await RawTLSClient.connect(port: routing.port, credentials: credentials)
@@ -72,7 +72,7 @@ struct LinkBadInputTests {
         #expect(try await client.request(Ping(), timeout: .seconds(30)).instance == "routing-1")
         let fresh = try LinkClient(
             role: .routing, endpoints: [LinkEndpoint(host: "127.0.0.1", port: routing.port)], credentials: credentials,
-            logger: Logger(label: "test"))
+            logger: Logger(label: "test"), connectTimeout: .seconds(20))
         #expect(try await fresh.request(Ping(), timeout: .seconds(30)).instance == "routing-1")
         await client.close()
         await fresh.close()

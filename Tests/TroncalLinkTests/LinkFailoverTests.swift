@@ -18,7 +18,7 @@ struct LinkFailoverTests {
         let client = try LinkClient(
             role: .routing,
             endpoints: [LinkEndpoint(host: "127.0.0.1", port: first.port), LinkEndpoint(host: "127.0.0.1", port: second.port)],
-            credentials: try pki.credentials(.sbc, "sbc-1"), logger: Logger(label: "test"))
+            credentials: try pki.credentials(.sbc, "sbc-1"), logger: Logger(label: "test"), connectTimeout: .seconds(20))
         #expect(try await client.request(Ping(), timeout: .seconds(30)).instance == "routing-1")
         let error = await #expect(throws: LinkError.self) {
             _ = try await client.request(SlowEcho(text: "hang", delayMilliseconds: 60_000), timeout: .milliseconds(300))
@@ -40,7 +40,7 @@ struct LinkFailoverTests {
         let client = try LinkClient(
             role: .routing,
             endpoints: [LinkEndpoint(host: "127.0.0.1", port: first.port), LinkEndpoint(host: "127.0.0.1", port: second.port)],
-            credentials: try pki.credentials(.sbc, "sbc-1"), logger: Logger(label: "test"))
+            credentials: try pki.credentials(.sbc, "sbc-1"), logger: Logger(label: "test"), connectTimeout: .seconds(20))
         #expect(try await client.request(Ping(), timeout: .seconds(30)).instance == "routing-1")
         let pending = Task { try await client.request(SlowEcho(text: "in flight", delayMilliseconds: 30_000), timeout: .seconds(20)) }
         try await Task.sleep(for: .milliseconds(200))
@@ -61,7 +61,7 @@ struct LinkFailoverTests {
         let port = first.port
         let client = try LinkClient(
             role: .routing, endpoints: [LinkEndpoint(host: "127.0.0.1", port: port)],
-            credentials: try pki.credentials(.sbc, "sbc-1"), logger: Logger(label: "test"))
+            credentials: try pki.credentials(.sbc, "sbc-1"), logger: Logger(label: "test"), connectTimeout: .seconds(20))
         #expect(try await client.request(Ping(), timeout: .seconds(30)).instance == "routing-1")
         await first.stop()
         let down = await #expect(throws: LinkError.self) { _ = try await client.request(Ping(), timeout: .milliseconds(500)) }

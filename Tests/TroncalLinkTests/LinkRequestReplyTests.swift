@@ -16,7 +16,7 @@ struct LinkRequestReplyTests {
         defer { routing.task.cancel() }
         let client = try LinkClient(
             role: .routing, endpoints: [LinkEndpoint(host: "127.0.0.1", port: routing.port)],
-            credentials: try pki.credentials(.sbc, "sbc-1"), logger: Logger(label: "test"))
+            credentials: try pki.credentials(.sbc, "sbc-1"), logger: Logger(label: "test"), connectTimeout: .seconds(20))
         let pong = try await client.request(Ping(), timeout: .seconds(30))
         #expect(pong.role == .routing)
         #expect(pong.instance == "routing-1")
@@ -43,11 +43,11 @@ struct LinkRequestReplyTests {
         defer { routing.task.cancel() }
         let endpoint = LinkEndpoint(host: "127.0.0.1", port: routing.port)
         let intruder = try LinkClient(
-            role: .routing, endpoints: [endpoint], credentials: try foreign.credentials(.sbc, "sbc-1"), logger: Logger(label: "test"))
+            role: .routing, endpoints: [endpoint], credentials: try foreign.credentials(.sbc, "sbc-1"), logger: Logger(label: "test"), connectTimeout: .seconds(20))
         await #expect(throws: LinkError.self) { _ = try await intruder.request(Ping(), timeout: .seconds(2)) }
         // The listener keeps serving well-behaved clients.
         let client = try LinkClient(
-            role: .routing, endpoints: [endpoint], credentials: try pki.credentials(.sbc, "sbc-1"), logger: Logger(label: "test"))
+            role: .routing, endpoints: [endpoint], credentials: try pki.credentials(.sbc, "sbc-1"), logger: Logger(label: "test"), connectTimeout: .seconds(20))
         #expect(try await client.request(Ping(), timeout: .seconds(30)).instance == "routing-1")
         await client.close()
         await routing.stop()
@@ -61,7 +61,7 @@ struct LinkRequestReplyTests {
         defer { impostor.task.cancel() }
         let client = try LinkClient(
             role: .routing, endpoints: [LinkEndpoint(host: "127.0.0.1", port: impostor.port)],
-            credentials: try pki.credentials(.sbc, "sbc-1"), logger: Logger(label: "test"))
+            credentials: try pki.credentials(.sbc, "sbc-1"), logger: Logger(label: "test"), connectTimeout: .seconds(20))
         let error = await #expect(throws: LinkError.self) { _ = try await client.request(Ping(), timeout: .seconds(30)) }
         #expect(error?.code == .unavailable)
         await impostor.stop()
@@ -74,7 +74,7 @@ struct LinkRequestReplyTests {
         defer { billing.task.cancel() }
         let client = try LinkClient(
             role: .routing, endpoints: [LinkEndpoint(host: "127.0.0.1", port: billing.port)],
-            credentials: try pki.credentials(.sbc, "sbc-1"), logger: Logger(label: "test"))
+            credentials: try pki.credentials(.sbc, "sbc-1"), logger: Logger(label: "test"), connectTimeout: .seconds(20))
         let error = await #expect(throws: LinkError.self) { _ = try await client.request(Ping(), timeout: .seconds(30)) }
         #expect(error?.message.contains("expected routing") == true)
         await billing.stop()
@@ -86,7 +86,7 @@ struct LinkRequestReplyTests {
         let routing = try await RunningServer.start(pki, instance: "routing-1", allowStatusFrom: [.operator])
         defer { routing.task.cancel() }
         let endpoint = LinkEndpoint(host: "127.0.0.1", port: routing.port)
-        let sbc = try LinkClient(role: .routing, endpoints: [endpoint], credentials: try pki.credentials(.sbc, "sbc-1"), logger: Logger(label: "test"))
+        let sbc = try LinkClient(role: .routing, endpoints: [endpoint], credentials: try pki.credentials(.sbc, "sbc-1"), logger: Logger(label: "test"), connectTimeout: .seconds(20))
         let error = await #expect(throws: LinkError.self) { _ = try await sbc.request(StatusRequest(), timeout: .seconds(30)) }
         #expect(error?.code == .remote)
         #expect(error?.remote?.code == .forbidden)
@@ -94,7 +94,7 @@ struct LinkRequestReplyTests {
         // The same connection and the listener go on serving.
         #expect(try await sbc.request(Ping(), timeout: .seconds(30)).instance == "routing-1")
         let operatorClient = try LinkClient(
-            role: .routing, endpoints: [endpoint], credentials: try pki.credentials(.operator, "operator"), logger: Logger(label: "test"))
+            role: .routing, endpoints: [endpoint], credentials: try pki.credentials(.operator, "operator"), logger: Logger(label: "test"), connectTimeout: .seconds(20))
         #expect(try await operatorClient.request(StatusRequest(), timeout: .seconds(30)).status == .healthy)
         await sbc.close()
         await operatorClient.close()

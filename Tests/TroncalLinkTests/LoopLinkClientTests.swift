@@ -17,7 +17,7 @@ struct LoopLinkClientTests {
     ) async throws -> T {
         let settings = try LinkClientSettings(
             role: .routing, endpoints: ports.map { LinkEndpoint(host: "127.0.0.1", port: $0) },
-            credentials: try pki.credentials(.sbc, "sbc-1"), logger: Logger(label: "test.loop-link"))
+            credentials: try pki.credentials(.sbc, "sbc-1"), logger: Logger(label: "test.loop-link"), connectTimeout: .seconds(20))
         return try await loop.flatSubmit {
             let client = NIOLoopBound(LoopLinkClient(settings: settings, eventLoop: loop), eventLoop: loop)
             return body(client).always { _ in client.value.close() }
