@@ -186,9 +186,9 @@ struct NotificationSender: Service {
         try? await client.shutdown()
     }
 
-    func deliver(_ item: OutboxNotification, receivers: [String: ReceiverSettings], client: HTTPClient) async {
+    /// One attempt at `now` (the sender passes the clock's time; tests pass their own).
+    func deliver(_ item: OutboxNotification, receivers: [String: ReceiverSettings], client: HTTPClient, at now: Date = Date()) async {
         let attempts = item.attempts + 1
-        let now = Date()
         let metadata: Logger.Metadata = ["receiver": "\(item.receiver)", "notification": "\(item.id)", "attempt": "\(attempts)"]
         var failure: String
         if let receiver = receivers[item.receiver] {
