@@ -170,7 +170,7 @@ struct MonitorAlarmTests {
         config.monitor.scrapeIntervalSeconds = 1
         // Long enough that a busy machine does not make a healthy instance look down; one group per instance, so that
         // such an alarm would not join billing-1's notifications anyway.
-        config.monitor.scrapeTimeoutMilliseconds = 3000
+        config.monitor.scrapeTimeoutMilliseconds = 2000
         config.monitor.groupBy = ["alertname", "instance"]
         config.monitor.groupWaitSeconds = 1
         config.monitor.groupIntervalSeconds = 2
@@ -210,7 +210,8 @@ struct MonitorAlarmTests {
         let billing = try #require(rows["billing-1"]?.pid)
         kill(billing, SIGSTOP)
         stopped = billing
-        let fired = await eventually(timeout: .seconds(30), interval: .milliseconds(200)) { !instanceDown("firing").isEmpty }
+        // About 15 s on a quiet machine (10 s for the rule, a 2 s scrape timeout per round, 1 s group wait); room for a busy one.
+        let fired = await eventually(timeout: .seconds(45), interval: .milliseconds(200)) { !instanceDown("firing").isEmpty }
         let monitorLog = (try? String(contentsOfFile: dataDir + "/logs/monitor-1.log", encoding: .utf8)) ?? ""
         #expect(fired, "no firing webhook; posts: \(receiver.posts.map(\.body))\nmonitor log:\n\(monitorLog.suffix(3000))")
         let firing = try #require(instanceDown("firing").first)
@@ -255,7 +256,7 @@ struct MonitorAlarmTests {
         // Back: one resolved notification, and the firing one was not repeated.
         kill(billing, SIGCONT)
         stopped = nil
-        let resolved = await eventually(timeout: .seconds(30), interval: .milliseconds(200)) { !instanceDown("resolved").isEmpty }
+        let resolved = await eventually(timeout: .seconds(45), interval: .milliseconds(200)) { !instanceDown("resolved").isEmpty }
         #expect(resolved, "posts: \(receiver.posts.map(\.body))")
         #expect(instanceDown("firing").count == 1)
         #expect(instanceDown("resolved").count == 1)
