@@ -116,9 +116,13 @@ final class PortLeases: Sendable {
                 return false
             }
             if taken { continue }
-            // Someone outside this process (a site run by hand, another test run) may hold some: sample the main ones.
-            let main = [5060, 5061, 7101, 7102, 7103, 8101, 8102, 8103, 9000, 9100, 9200].map { $0 + offset }
-            if main.allSatisfy(Self.isFree) { return offset }
+            // Something outside this test's sites (another process, a leftover) may hold some: check every port of the
+            // footprint on 127.0.0.1 (services), the carrier range on 127.0.0.3 and the customer slots on 127.0.0.2.
+            let free = ports.allSatisfy { Self.isFree($0, address: 0x7f00_0001) }
+                && (9000...9699).allSatisfy { Self.isFree($0 + offset, address: 0x7f00_0003) }
+                && (6100...6199).allSatisfy { Self.isFree($0 + offset, address: 0x7f00_0002) }
+            if free { return offset }
+            leases.withLock { _ = $0.removeValue(forKey: offset) }
         }
         // Everything is held: fall back to chance rather than fail the test.
         return Int.random(in: 10...230) * 100
@@ -128,8 +132,8 @@ final class PortLeases: Sendable {
         leases.withLock { _ = $0.removeValue(forKey: offset) }
     }
 
-    /// Whether `port` can be bound on 127.0.0.1 for both TCP and UDP right now.
-    static func isFree(_ port: Int) -> Bool {
+    /// Whether `port` can be bound on `address` (127.0.0.1 by default) for both TCP and UDP right now.
+    static func isFree(_ port: Int, address host: UInt32 = 0x7f00_0001) -> Bool {
         for kind in [Int32(SOCK_STREAM.rawValue), Int32(SOCK_DGRAM.rawValue)] {
             let fd = socket(AF_INET, kind, 0)
             guard fd >= 0 else { return false }
@@ -137,7 +141,7 @@ final class PortLeases: Sendable {
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
             address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+            address.sin_addr.s_addr = host.bigEndian
             let bound = withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }

@@ -311,7 +311,9 @@ struct SBCCallTests {
 
     @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
     func aFloodFromOneSourceGetsItBannedWhileAnotherSourcesCallsComplete() async throws {
-        let site = try await Self.site(carrierPort: { 9000 + $0 })
+        // A roomy setup timeout: on a 2-core machine the flood's own sipp and the carrier's compete for CPU, and a
+        // carrier that answers late is not what this test is about.
+        let site = try await Self.site(carrierPort: { 9000 + $0 }) { $0.routing.setupTimeoutMilliseconds = 15000 }
         defer { site.remove() }
         let carrier = try Self.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: site.carrierPort(0), calls: 100)
         try await carrier.listening()
