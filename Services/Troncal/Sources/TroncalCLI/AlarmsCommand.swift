@@ -22,18 +22,7 @@ struct MonitorTargetOptions: ParsableArguments {
     var json = false
 
     func request<R: LinkRequest>(_ request: R) async throws -> R.Reply {
-        let directory = SiteDirectory(path: site.dataDir)
-        let config = try directory.loadConfig()
-        let instances = config.instances(of: .monitor)
-        guard !instances.isEmpty else { throw ValidationError("the site has no monitor instance") }
-        let client = try directory.operatorClient(config, role: .monitor, instances: instances)
-        defer { Task { await client.close() } }
-        do {
-            return try await client.request(request, timeout: .milliseconds(timeout))
-        } catch {
-            FileHandle.standardError.write(Data("troncal: \(R.messageType) failed: \(RoutingCommand.describe(error))\n".utf8))
-            throw ExitCode(1)
-        }
+        try await SiteDirectory(path: site.dataDir).operatorRequest(request, role: .monitor, timeoutMilliseconds: timeout)
     }
 
     func print<T: Encodable>(json value: T) throws {

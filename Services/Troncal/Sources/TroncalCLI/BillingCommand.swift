@@ -22,23 +22,8 @@ struct BillingTargetOptions: ParsableArguments {
     @Option(help: "How long to wait for each reply, in milliseconds.")
     var timeout: Int = 60000
 
-    func client() throws -> LinkClient {
-        let directory = SiteDirectory(path: site.dataDir)
-        let config = try directory.loadConfig()
-        let instances = config.instances(of: .billing)
-        guard !instances.isEmpty else { throw ValidationError("the site has no billing instance") }
-        return try directory.operatorClient(config, role: .billing, instances: instances)
-    }
-
     func request<R: LinkRequest>(_ request: R) async throws -> R.Reply {
-        let client = try client()
-        defer { Task { await client.close() } }
-        do {
-            return try await client.request(request, timeout: .milliseconds(timeout))
-        } catch {
-            FileHandle.standardError.write(Data("troncal: \(R.messageType) failed: \(RoutingCommand.describe(error))\n".utf8))
-            throw ExitCode(1)
-        }
+        try await SiteDirectory(path: site.dataDir).operatorRequest(request, role: .billing, timeoutMilliseconds: timeout)
     }
 }
 

@@ -4,6 +4,7 @@ public import TroncalProtocol
 public import TroncalRuntime
 internal import TroncalLink
 internal import Logging
+internal import ArgumentParser
 
 /// A site's data directory as `troncal up` lays it out: `site.json`, `pki/`, `data/` and `logs/`.
 public struct SiteDirectory: Sendable {
@@ -86,5 +87,21 @@ extension SiteDirectory {
         return try LinkClient(
             role: role, endpoints: instances.map { LinkEndpoint(host: $0.host, port: $0.linkPort) }, credentials: try operatorCredentials(config),
             logger: logger, maximumFrameLength: config.link.maximumFrameBytes)
+    }
+
+    /// Sends one request to the site's instances of `role` (the first reachable) with the operator certificate; a
+    /// failure is printed with its reason and ends the command with exit status 1.
+    func operatorRequest<R: LinkRequest>(_ request: R, role: Role, timeoutMilliseconds: Int) async throws -> R.Reply {
+        let config = try loadConfig()
+        let instances = config.instances(of: role)
+        guard !instances.isEmpty else { throw ValidationError("the site has no \(role) instance") }
+        let client = try operatorClient(config, role: role, instances: instances)
+        defer { Task { await client.close() } }
+        do {
+            return try await client.request(request, timeout: .milliseconds(timeoutMilliseconds))
+        } catch {
+            FileHandle.standardError.write(Data("troncal: \(R.messageType) failed: \(RoutingCommand.describe(error))\n".utf8))
+            throw ExitCode(1)
+        }
     }
 }
