@@ -255,12 +255,6 @@ public actor LinkClient {
     }
 }
 
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}
 
 extension InboundEnvelope {
     /// The typed reply to a request of type `R`: an `error` envelope becomes a `.remote` LinkError, any other type a

@@ -259,9 +259,3 @@ public struct SIPTransportError: Error, Sendable, CustomStringConvertible {
     public var description: String { "SIP transport: \(message)" }
 }
 
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}

@@ -115,12 +115,6 @@ struct ScrapeError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}
 
 /// Turns a round of scrapes into the series the alarm rules read. Pure.
 ///

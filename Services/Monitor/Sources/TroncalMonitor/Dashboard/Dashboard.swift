@@ -133,11 +133,7 @@ struct Dashboard: Service {
         return fields
     }
 
-    static func time(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.string(from: date)
-    }
+    static func time(_ date: Date) -> String { date.formatted(.iso8601) }
 
     static func alarmRow(_ alarm: Alarm) -> [String: Any] {
         [
@@ -149,24 +145,30 @@ struct Dashboard: Service {
 
     /// One row per instance: up, health, uptime, and its host's CPU, memory and disk with SVG bars.
     static func instancesPage(series: [MetricSample], firing: [Alarm], user: String) -> [String: Any] {
-        func value(_ name: String, _ labels: [String: String]) -> Double? {
-            series.first { sample in sample.name == name && labels.allSatisfy { key, wanted in sample.labels[key] == wanted } }?.value
+        // One pass over the series: per-instance values by (name, instance), host figures by (name, host); a page of
+        // 1,000 instances must not scan every series for every cell.
+        var byInstance: [String: Double] = [:]
+        var byHost: [String: Double] = [:]
+        for sample in series {
+            if let instance = sample.labels["instance"], byInstance[sample.name + "|" + instance] == nil { byInstance[sample.name + "|" + instance] = sample.value }
+            if let host = sample.labels["host"], sample.name.hasPrefix("troncal_host_"), byHost[sample.name + "|" + host] == nil {
+                byHost[sample.name + "|" + host] = sample.value
+            }
         }
         let instances = series.filter { $0.name == "troncal_instance_up" }.sorted { ($0.labels["instance"] ?? "") < ($1.labels["instance"] ?? "") }
         let rows: [[String: Any]] = instances.map { sample in
             let instance = sample.labels["instance"] ?? ""
-            let identity = ["instance": instance]
             let up = sample.value >= 1
-            let health = value("troncal_instance_healthy", identity).map { $0 >= 1 ? "healthy" : $0 > 0 ? "degraded" : "unhealthy" } ?? "down"
+            let health = byInstance["troncal_instance_healthy|" + instance].map { $0 >= 1 ? "healthy" : $0 > 0 ? "degraded" : "unhealthy" } ?? "down"
             let host = sample.labels["host"] ?? ""
-            let cpu = value("troncal_host_cpu_percent", host.isEmpty ? [:] : ["host": host])
-            let memory = value("troncal_host_memory_percent", host.isEmpty ? [:] : ["host": host])
-            let disk = value("troncal_host_disk_percent", host.isEmpty ? [:] : ["host": host])
+            let cpu = byHost["troncal_host_cpu_percent|" + host]
+            let memory = byHost["troncal_host_memory_percent|" + host]
+            let disk = byHost["troncal_host_disk_percent|" + host]
             let alarms = firing.filter { $0.labels["instance"] == instance }.count
             return [
                 "instance": instance, "role": sample.labels["role"] ?? "", "state": up ? health : "down", "ok": up && health == "healthy",
                 "cpu": bar(cpu), "memory": bar(memory), "disk": bar(disk), "alarms": alarms,
-                "scrape": value("troncal_scrape_duration_seconds", identity).map { String(format: "%.0f ms", $0 * 1000) } ?? "—",
+                "scrape": byInstance["troncal_scrape_duration_seconds|" + instance].map { String(format: "%.0f ms", $0 * 1000) } ?? "—",
             ]
         }
         return ["user": user, "instances": rows, "firing": firing.count, "none": rows.isEmpty]
