@@ -87,6 +87,12 @@ public enum MessageCatalog {
         MessageDescriptor(AlarmHistory.self, kind: .reply, senders: nil, summary: "reply to alarms.history, newest first"),
         MessageDescriptor(LoginLinkRequest.self, kind: .request, senders: [.operator], summary: "a one-time dashboard login link for an operator"),
         MessageDescriptor(LoginLink.self, kind: .reply, senders: nil, summary: "reply to monitor.loginLink: the link's path and the dashboard's address"),
+        MessageDescriptor(
+            QualityReports.self, kind: .oneWay, senders: [.sbc],
+            summary: "per-call media quality (customer, carrier trunk, each direction's loss, jitter, delay, MOS), batched"),
+        MessageDescriptor(
+            TrunkQualityReport.self, kind: .oneWay, senders: [.monitor],
+            summary: "each carrier trunk's MOS over the monitor's window: routing demotes trunks below its minimum"),
         MessageDescriptor(ProtocolError.self, kind: .reply, senders: nil, summary: "error reply: code and message"),
         MessageDescriptor(
             TrunkProbe.self, kind: .request, senders: [.routing],

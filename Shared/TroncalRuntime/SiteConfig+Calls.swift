@@ -122,6 +122,9 @@ public struct RoutingSettings: Codable, Sendable, Equatable {
     /// `required`: every customer call needs billing's authorisation (`billing.authorize`); without an answer from
     /// billing it gets 503. `off`: calls are not authorised (a test bench, or a site that bills elsewhere).
     public var authorization: String = "required"
+    /// A carrier trunk whose MOS (as the monitor measures it over its window) is below this is moved to the end of
+    /// its routes' target lists, not removed, until it recovers. 0 turns reroute on quality off.
+    public var minimumTrunkMOS: Double = 3.6
     public init() {}
 }
 
@@ -259,6 +262,9 @@ extension ConfigLoader {
         }
         guard ["required", "off"].contains(routing.authorization) else {
             throw fail("routing.authorization", "must be required or off, got '\(routing.authorization.prefix(20))'")
+        }
+        guard routing.minimumTrunkMOS == 0 || (1.0...4.5).contains(routing.minimumTrunkMOS) else {
+            throw fail("routing.minimumTrunkMOS", "must be 0 (off) or a MOS from 1 to 4.5")
         }
         guard (10...86400).contains(config.billing.grantSeconds) else { throw fail("billing.grantSeconds", "must be from 10 to 86400") }
         guard TimeZone(identifier: config.billing.timeZone) != nil else {

@@ -32,6 +32,24 @@ public struct MonitorSettings: Codable, Sendable, Equatable {
     public var sessionHours: Int = 12
     /// Links in notifications (`externalURL`, `generatorURL`): the dashboard's address as operators reach it.
     public var externalURL: String = ""
+    /// Voice quality: the per-customer MOS notice and the carrier trunks' MOS.
+    public var voice: VoiceSettings = VoiceSettings()
+    public init() {}
+}
+
+/// `monitor.voice`.
+public struct VoiceSettings: Codable, Sendable, Equatable {
+    /// A customer whose calls' mean MOS over `windowSeconds` is below this gets a "contact the customer" notice.
+    public var customerMOS: Double = 3.6
+    public var windowSeconds: Int = 3600
+    /// Fewer calls than this in the window: too few to judge.
+    public var minimumCalls: Int = 20
+    /// The window over which each carrier trunk's MOS is computed (`troncal_carrier_mos`, and what routing is told).
+    public var carrierWindowSeconds: Int = 900
+    /// A trunk with fewer calls in its window gets no MOS figure (and is never demoted for quality).
+    public var carrierMinimumCalls: Int = 10
+    /// How long each call's quality is kept for the call search.
+    public var keepCallsDays: Int = 31
     public init() {}
 }
 
@@ -110,6 +128,13 @@ extension ConfigLoader {
         guard (1...120).contains(monitor.retention.hourMonths) else { throw fail("monitor.retention.hourMonths", "must be from 1 to 120") }
         guard (1...65535).contains(monitor.webPort) else { throw fail("monitor.webPort", "must be a port number from 1 to 65535") }
         guard (1...720).contains(monitor.sessionHours) else { throw fail("monitor.sessionHours", "must be from 1 to 720") }
+        let voice = monitor.voice
+        guard (1.0...4.5).contains(voice.customerMOS) else { throw fail("monitor.voice.customerMOS", "must be a MOS from 1 to 4.5") }
+        guard (10...86_400 * 7).contains(voice.windowSeconds) else { throw fail("monitor.voice.windowSeconds", "must be from 10 to 604800") }
+        guard (10...86_400).contains(voice.carrierWindowSeconds) else { throw fail("monitor.voice.carrierWindowSeconds", "must be from 10 to 86400") }
+        guard voice.minimumCalls >= 1 else { throw fail("monitor.voice.minimumCalls", "must be at least 1") }
+        guard voice.carrierMinimumCalls >= 1 else { throw fail("monitor.voice.carrierMinimumCalls", "must be at least 1") }
+        guard (1...3660).contains(voice.keepCallsDays) else { throw fail("monitor.voice.keepCallsDays", "must be from 1 to 3660") }
         guard (1...100).contains(monitor.fallbackAfterAttempts) else { throw fail("monitor.fallbackAfterAttempts", "must be from 1 to 100") }
         guard monitor.groupWaitSeconds >= 0, monitor.groupIntervalSeconds >= 1, monitor.repeatIntervalSeconds >= monitor.groupIntervalSeconds else {
             throw fail("monitor.repeatIntervalSeconds", "grouping needs groupWait ≥ 0, groupInterval ≥ 1 and repeatInterval ≥ groupInterval")

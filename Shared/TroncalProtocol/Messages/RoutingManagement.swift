@@ -150,10 +150,19 @@ public struct RoutingInspection: LinkMessage, Hashable {
         public var callsLastSecond: Int
         public var maximumCalls: Int
         public var maximumCallsPerSecond: Int
+        /// The MOS the monitor reported for the trunk over its window, and over how many calls (nil: no verdict).
+        public var mos: Double?
+        public var qualityCalls: Int?
+        /// Tried after the other trunks of its routes: its MOS is below `routing.minimumTrunkMOS`.
+        public var demoted: Bool
         public init(
             carrier: String, trunk: String, inService: Bool, reason: String?, consecutiveFailures: Int, answerSeizureRatio: Double?,
-            postDialDelayMilliseconds: Double?, callsInProgress: Int, callsLastSecond: Int, maximumCalls: Int, maximumCallsPerSecond: Int
+            postDialDelayMilliseconds: Double?, callsInProgress: Int, callsLastSecond: Int, maximumCalls: Int, maximumCallsPerSecond: Int,
+            mos: Double? = nil, qualityCalls: Int? = nil, demoted: Bool = false
         ) {
+            self.mos = mos
+            self.qualityCalls = qualityCalls
+            self.demoted = demoted
             self.carrier = carrier
             self.trunk = trunk
             self.inService = inService

@@ -23,12 +23,21 @@ public struct MonitorService: TroncalService {
     let store: MonitorStore
     let operators: Operators
     let samples: SampleStore
+    let quality: QualityStore
+    /// One link per routing instance of the site: each is told the trunks' quality (`routing.trunkQuality`).
+    let routing: [LinkClient]
 
     public init(context: ServiceContext) async throws {
         self.context = context
         guard let sqlStore = context.store else { throw MonitorError("the monitor needs its database") }
         store = MonitorStore(store: sqlStore)
         samples = SampleStore(store: sqlStore)
+        quality = QualityStore(store: sqlStore)
+        routing = try context.config.instances(of: .routing).map { instance in
+            try LinkClient(
+                role: .routing, endpoints: [LinkEndpoint(host: instance.host, port: instance.linkPort)], credentials: context.credentials,
+                logger: context.logger, maximumFrameLength: context.config.link.maximumFrameBytes)
+        }
         let settings = context.config.monitor
         desk = try await AlarmDesk(
             store: store, settings: settings, site: context.config.site, rules: AlarmDesk.rules(settings), logger: context.logger)
@@ -52,6 +61,18 @@ public struct MonitorService: TroncalService {
     public func register(_ handlers: inout LinkHandlers) {
         let desk = desk
         let store = store
+        let quality = quality
+        let logger = context.logger
+        handlers.onMessage(QualityReports.self, from: [.sbc]) { reports, peer in
+            do {
+                try await quality.ingest(reports.calls)
+                Counter(label: "troncal_monitor_call_quality_total").increment(by: reports.calls.count)
+            } catch {
+                logger.error("call quality could not be stored: these calls are missing from the voice figures", metadata: [
+                    "calls": "\(reports.calls.count)", "from": "\(peer)", "reason": "\(error)",
+                ])
+            }
+        }
         handlers.on(AlarmListRequest.self, from: [.operator]) { request, _ in
             let since = request.resolvedHours > 0 ? Date().addingTimeInterval(-request.resolvedHours * 3600) : nil
             return AlarmList(alarms: try await store.alarms(category: request.category, resolvedSince: since))
@@ -94,10 +115,11 @@ public struct MonitorService: TroncalService {
         let targets = context.config.instances.map(ScrapeTarget.init)
         return [
             CollectorLoop(
-                desk: desk, samples: samples, targets: targets, site: context.config.site, interval: .seconds(settings.scrapeIntervalSeconds),
-                timeout: .milliseconds(settings.scrapeTimeoutMilliseconds), logger: context.logger),
+                desk: desk, samples: samples, quality: quality, routing: routing, voice: settings.voice, targets: targets, site: context.config.site,
+                interval: .seconds(settings.scrapeIntervalSeconds), timeout: .milliseconds(settings.scrapeTimeoutMilliseconds),
+                linkTimeout: .milliseconds(context.config.link.requestTimeoutMilliseconds), logger: context.logger),
             SampleMaintenance(
-                samples: samples,
+                samples: samples, quality: quality, keepCallsDays: settings.voice.keepCallsDays,
                 retention: SampleRetention(
                     rawHours: settings.retention.rawHours, minuteDays: settings.retention.minuteDays, hourMonths: settings.retention.hourMonths),
                 logger: context.logger),
@@ -112,10 +134,14 @@ public struct MonitorService: TroncalService {
 struct CollectorLoop: Service {
     let desk: AlarmDesk
     let samples: SampleStore
+    let quality: QualityStore
+    let routing: [LinkClient]
+    let voice: VoiceSettings
     let targets: [ScrapeTarget]
     let site: String
     let interval: Duration
     let timeout: Duration
+    let linkTimeout: Duration
     let logger: Logger
 
     func run() async throws {
@@ -137,20 +163,60 @@ struct CollectorLoop: Service {
                 }
             }
             let now = Date()
-            let series = SiteSnapshot.series(of: results, site: site)
+            var series = SiteSnapshot.series(of: results, site: site)
+            let voiceRound = await voiceFigures(at: now)
+            series += voiceRound.series
             do {
                 try await desk.collected(series, at: now)
             } catch {
                 logger.error("alarm evaluation could not be stored; tried again next round", metadata: ["reason": "\(error)"])
+            }
+            if let window = voiceRound.customerWindow {
+                do {
+                    try await desk.voiceRound(window, at: now)
+                } catch {
+                    logger.error("voice notices could not be stored; tried again next round", metadata: ["reason": "\(error)"])
+                }
             }
             do {
                 try await samples.ingest(series, at: now)
             } catch {
                 logger.error("collected samples could not be stored: this round is missing from the history", metadata: ["reason": "\(error)"])
             }
+            if let trunks = voiceRound.trunks { await tellRouting(trunks, at: now) }
             try? await Task.sleep(for: interval)
         }
         await scraper.shutdown()
+        for client in routing { await client.close() }
+    }
+
+    /// The voice windows from the store: the customer window (for the notices) and the trunks' MOS over the carrier
+    /// window, with their series. Nil parts when the store could not be read (logged; the next round tries again).
+    func voiceFigures(at now: Date) async -> (series: [MetricSample], customerWindow: [QualityAggregate]?, trunks: [TrunkQualityReport.Trunk]?) {
+        do {
+            let customerWindow = try await quality.aggregates(from: now.addingTimeInterval(-Double(voice.windowSeconds)), to: now)
+            let carrierWindow = voice.carrierWindowSeconds == voice.windowSeconds
+                ? customerWindow : try await quality.aggregates(from: now.addingTimeInterval(-Double(voice.carrierWindowSeconds)), to: now)
+            let trunks = VoiceAnalyzer.trunks(carrierWindow, minimumCalls: voice.carrierMinimumCalls)
+            return (VoiceAnalyzer.series(trunks: trunks, customerWindow: customerWindow, site: site), customerWindow, trunks)
+        } catch {
+            logger.error("call quality windows could not be read; voice figures skipped this round", metadata: ["reason": "\(error)"])
+            return ([], nil, nil)
+        }
+    }
+
+    /// Every routing instance is told each trunk's MOS (all of them, so that a recovered trunk is no longer listed).
+    /// The report is valid for three rounds: a monitor that stops reporting demotes nothing.
+    func tellRouting(_ trunks: [TrunkQualityReport.Trunk], at now: Date) async {
+        let report = TrunkQualityReport(
+            windowSeconds: voice.carrierWindowSeconds, trunks: trunks, at: now, validSeconds: max(30, 3 * Int(interval.components.seconds)))
+        for (index, client) in routing.enumerated() {
+            do {
+                try await client.send(report, timeout: linkTimeout)
+            } catch {
+                logger.info("trunk quality not delivered to routing", metadata: ["routing-instance": "\(index + 1)", "reason": "\(error)"])
+            }
+        }
     }
 }
 
@@ -238,6 +304,8 @@ struct NotificationSender: Service {
 /// Rolls raw samples up into minutes and hours every minute, and drops what is past the retention every hour.
 struct SampleMaintenance: Service {
     let samples: SampleStore
+    let quality: QualityStore
+    let keepCallsDays: Int
     let retention: SampleRetention
     let logger: Logger
 
@@ -248,7 +316,7 @@ struct SampleMaintenance: Service {
             do {
                 try await samples.rollUp(until: now)
                 if now.timeIntervalSince(lastPrune) >= 3600 {
-                    let removed = try await samples.prune(retention, at: now)
+                    let removed = try await samples.prune(retention, at: now) + quality.prune(keepDays: keepCallsDays, at: now)
                     lastPrune = now
                     if removed > 0 { logger.info("old samples removed", metadata: ["rows": "\(removed)"]) }
                 }

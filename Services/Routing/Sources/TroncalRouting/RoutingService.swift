@@ -48,6 +48,7 @@ public struct RoutingService: TroncalService {
     public let catalogs: CatalogManager
     public let board: HealthBoard
     public let load: TrunkLoad
+    public let quality: TrunkQualityBoard
 
     public init(context: ServiceContext) async throws {
         self.context = context
@@ -57,6 +58,7 @@ public struct RoutingService: TroncalService {
             throw ConfigError(file: "configuration", key: "routing", "the route table cannot be built: \(error)")
         }
         board = HealthBoard(failuresToTakeOut: context.config.routing.failuresToTakeOut, logger: context.logger)
+        quality = TrunkQualityBoard(minimumMOS: context.config.routing.minimumTrunkMOS, logger: context.logger)
         load = TrunkLoad(seizureLifetime: TimeInterval(context.config.sbc.maximumCallSeconds + 600))
         let table = catalogs.table
         context.logger.info("route table loaded", metadata: [
@@ -77,6 +79,7 @@ public struct RoutingService: TroncalService {
         let catalogs = catalogs
         let board = board
         let load = load
+        let quality = quality
         let logger = context.logger
         let billing = context.config.routing.authorization == "required" ? context.links[.billing] : nil
         let billingTimeout = Duration.milliseconds(context.config.link.requestTimeoutMilliseconds)
@@ -84,7 +87,8 @@ public struct RoutingService: TroncalService {
             let now = Date()
             var decision = catalogs.table.decide(request, now: now) { trunk in
                 guard board.isInService(trunk.key) else { return .outOfService }
-                return load.hasRoom(trunk, now: now) ? .available : .atCapacity
+                guard load.hasRoom(trunk, now: now) else { return .atCapacity }
+                return quality.isDemoted(trunk.key, now: now) ? .demoted : .available
             }
             if let billing, decision.outcome == .route, let callee = decision.callee {
                 decision = await Self.authorize(decision, request: request, callee: callee, billing: billing, timeout: billingTimeout, logger: logger)
@@ -116,6 +120,9 @@ public struct RoutingService: TroncalService {
             for usage in reports.usage { load.record(usage) }
             for report in reports.attempts { recordAttempt(report) }
         }
+        handlers.onMessage(TrunkQualityReport.self, from: [.monitor]) { report, _ in
+            quality.update(report)
+        }
         handlers.on(RoutingImport.self, from: [.operator]) { part, peer in
             try await catalogs.receive(part)
         }
@@ -128,11 +135,13 @@ public struct RoutingService: TroncalService {
             let trunks = table.allTrunks.map { trunk in
                 let status = board.status(of: trunk.key)
                 let (inProgress, lastSecond) = load.load(of: trunk.key)
+                let verdict = quality.verdict(trunk.key)
                 return RoutingInspection.Trunk(
                     carrier: trunk.carrier, trunk: trunk.trunk, inService: status.inService, reason: status.reason,
                     consecutiveFailures: status.consecutiveFailures, answerSeizureRatio: status.answerSeizureRatio,
                     postDialDelayMilliseconds: status.postDialDelayMilliseconds, callsInProgress: inProgress, callsLastSecond: lastSecond,
-                    maximumCalls: trunk.maximumCalls, maximumCallsPerSecond: trunk.maximumCallsPerSecond)
+                    maximumCalls: trunk.maximumCalls, maximumCallsPerSecond: trunk.maximumCallsPerSecond, mos: verdict?.mos,
+                    qualityCalls: verdict?.calls, demoted: verdict?.demoted ?? false)
             }
             return RoutingInspection(
                 catalogs: RoutingCatalogKind.allCases.map {

@@ -86,7 +86,8 @@ public struct SBCService: TroncalService {
         engineConfiguration.relayPrebindSessions = sbc.relayPrebindSessions
         let timeout = Duration.milliseconds(context.config.link.requestTimeoutMilliseconds)
         let links = try CallEngine.Links(
-            routing: Self.linkSettings(.routing, context: context), billing: Self.linkSettings(.billing, context: context), timeout: timeout)
+            routing: Self.linkSettings(.routing, context: context), billing: Self.linkSettings(.billing, context: context),
+            monitor: Self.linkSettings(.monitor, context: context), timeout: timeout)
         let box = EngineReference()
         let transport = SIPTransport(configuration: configuration, logger: context.logger, group: group) { inbound in
             switch frontDoor.decide(inbound) {

@@ -143,7 +143,13 @@ struct RoutingInspectCommand: AsyncParsableCommand {
         for trunk in reply.trunks {
             let state = trunk.inService ? "in service" : "OUT: \(trunk.reason ?? "")"
             let limit = trunk.maximumCalls > 0 ? "/\(trunk.maximumCalls)" : ""
-            Output.line("  \(trunk.carrier)/\(trunk.trunk): \(state); calls \(trunk.callsInProgress)\(limit), \(trunk.callsLastSecond) in the last second")
+            var quality = ""
+            if let mos = trunk.mos {
+                quality = "; MOS \((mos * 100).rounded() / 100) over \(trunk.qualityCalls ?? 0) calls"
+                if trunk.demoted { quality += ", DEMOTED (tried last: below routing.minimumTrunkMOS)" }
+            }
+            Output.line(
+                "  \(trunk.carrier)/\(trunk.trunk): \(state); calls \(trunk.callsInProgress)\(limit), \(trunk.callsLastSecond) in the last second\(quality)")
         }
     }
 }

@@ -17,13 +17,18 @@ public actor AlarmDesk {
     /// The latest collected series, for the dashboard and `alarms.list` context.
     public private(set) var latest: [MetricSample] = []
     public private(set) var latestAt: Date?
+    var voice: VoiceAnalyzer
 
     public init(store: MonitorStore, settings: MonitorSettings, site: String, rules: [AlarmRule], logger: Logger) async throws {
         self.store = store
         self.settings = settings
         self.site = site
         self.logger = logger
-        engine = AlarmEngine(rules: rules, policy: settings.escalation.policy, active: try await store.firing())
+        let firing = try await store.firing()
+        engine = AlarmEngine(rules: rules, policy: settings.escalation.policy, active: firing)
+        voice = VoiceAnalyzer(
+            settings: settings.voice,
+            firing: firing.filter { $0.rule == Self.customerNotice && $0.labels["site"] == site }.compactMap { $0.labels["customer"] })
         grouper = NotificationGrouper(
             groupWait: Double(settings.groupWaitSeconds), groupInterval: Double(settings.groupIntervalSeconds),
             repeatInterval: Double(settings.repeatIntervalSeconds), groupBy: settings.groupBy, groups: try await store.groups())
@@ -44,6 +49,37 @@ public actor AlarmDesk {
         latestAt = now
         let changes = engine.evaluate(series, at: now)
         try await apply(changes, at: now)
+    }
+
+    /// The rule name of the per-customer voice notice.
+    public static let customerNotice = "CustomerMOSLow"
+
+    /// One voice round: the per-customer notices raised or cleared over the customer window.
+    public func voiceRound(_ window: [QualityAggregate], at now: Date) async throws {
+        let before = (voice, engine)
+        var changes: [AlarmChange] = []
+        for notice in voice.evaluate(window, at: now) {
+            switch notice {
+            case .raise(let diagnosis):
+                let severity: AlarmSeverity = diagnosis.mos < 3.1 ? .critical : .warning
+                let change = engine.raise(
+                    rule: Self.customerNotice, category: .voice, severity: severity, labels: ["customer": diagnosis.customer, "site": site],
+                    summary: diagnosis.summary, action: diagnosis.cause, value: diagnosis.mos, at: now)
+                if let change { changes.append(change) }
+            case .clear(let customer, let mos):
+                if let change = engine.resolve(
+                    rule: Self.customerNotice, category: .voice, labels: ["customer": customer, "site": site], value: mos, at: now)
+                {
+                    changes.append(change)
+                }
+            }
+        }
+        do {
+            try await apply(changes, at: now)
+        } catch {
+            (voice, engine) = before
+            throw error
+        }
     }
 
     /// Escalations due without a collection (the monitor's timer).

@@ -109,6 +109,37 @@ public struct AlarmEngine: Sendable {
         return changes + escalate(at: now)
     }
 
+    /// An alarm decided outside the threshold rules (the per-customer voice notice): fires now, at NOC level 1,
+    /// unless one with the same labels fires already. Its rule is not one of `rules`, so evaluations leave it alone;
+    /// it escalates, is acknowledged and silenced like any other.
+    public mutating func raise(
+        rule: String, category: AlarmCategory, severity: AlarmSeverity, labels: [String: String], summary: String, action: String,
+        value: Double, at now: Date
+    ) -> AlarmChange? {
+        var labels = labels
+        labels["alertname"] = rule
+        labels["category"] = category.rawValue
+        let fingerprint = Alarm.fingerprint(of: labels)
+        guard active[fingerprint] == nil else { return nil }
+        let alarm = Alarm(
+            fingerprint: fingerprint, rule: rule, category: category, severity: severity, labels: labels, summary: summary, action: action,
+            value: value, startsAt: now, endsAt: nil, level: category == .security ? .soc : .noc1, levelSince: now)
+        active[fingerprint] = alarm
+        return .fired(alarm)
+    }
+
+    /// Resolves a firing alarm raised with `raise` (by its rule and labels). Nil when none fires.
+    public mutating func resolve(rule: String, category: AlarmCategory, labels: [String: String], value: Double?, at now: Date) -> AlarmChange? {
+        var labels = labels
+        labels["alertname"] = rule
+        labels["category"] = category.rawValue
+        let fingerprint = Alarm.fingerprint(of: labels)
+        guard var alarm = active.removeValue(forKey: fingerprint) else { return nil }
+        if let value { alarm.value = value }
+        alarm.endsAt = now
+        return .resolved(alarm)
+    }
+
     /// Moves unacknowledged alarms up the levels that are due at `now`.
     public mutating func escalate(at now: Date) -> [AlarmChange] {
         var changes: [AlarmChange] = []

@@ -32,6 +32,7 @@ public struct MonitorStore: Sendable {
             ]),
         Operators.migration,
         SampleStore.migration,
+        QualityStore.migration,
     ]
 
     let store: any SQLStore

@@ -197,8 +197,9 @@ public struct RouteTable: Sendable {
         }
     }
 
-    /// Whether a trunk may take one more call now.
-    public enum Availability: Sendable { case available, outOfService, atCapacity }
+    /// Whether a trunk may take one more call now. `demoted`: it may, but after every available trunk of the route
+    /// (its media quality is below `routing.minimumTrunkMOS`).
+    public enum Availability: Sendable { case available, demoted, outOfService, atCapacity }
 
     /// The answer to one `routing.route` at `now`; `availability` says which trunks can take the call (out of
     /// service or at capacity ones are left out).
@@ -264,21 +265,26 @@ public struct RouteTable: Sendable {
         let ordered = order(route.active, strategy: route.entry.strategy, digits: digits, using: &generator)
         var seen = Set<CarrierHealth.Trunk>()
         var targets: [RouteTarget] = []
+        var demoted: [RouteTarget] = []
         var outOfService = 0
         var full = 0
         for choice in ordered {
             for trunk in choice.trunks where seen.insert(trunk.key).inserted {
+                let target = {
+                    RouteTarget(
+                        carrier: trunk.carrier, trunk: trunk.trunk, host: trunk.host, port: trunk.port, transport: trunk.transport,
+                        number: trunk.addPrefix + digits.dropFirst(min(trunk.stripDigits, digits.count)),
+                        setupTimeoutMilliseconds: trunk.setupTimeoutMilliseconds > 0 ? trunk.setupTimeoutMilliseconds : self.setupTimeoutMilliseconds)
+                }
                 switch availability(trunk) {
                 case .outOfService: outOfService += 1
                 case .atCapacity: full += 1
-                case .available:
-                    targets.append(RouteTarget(
-                        carrier: trunk.carrier, trunk: trunk.trunk, host: trunk.host, port: trunk.port, transport: trunk.transport,
-                        number: trunk.addPrefix + digits.dropFirst(min(trunk.stripDigits, digits.count)),
-                        setupTimeoutMilliseconds: trunk.setupTimeoutMilliseconds > 0 ? trunk.setupTimeoutMilliseconds : setupTimeoutMilliseconds))
+                case .available: targets.append(target())
+                case .demoted: demoted.append(target())
                 }
             }
         }
+        targets += demoted
         guard !targets.isEmpty else {
             let why = full > 0 ? "\(outOfService) out of service, \(full) at capacity" : "\(outOfService) out of service"
             return RouteDecision(outcome: .reject, callee: digits, rejectStatus: 503, reason: "no carrier in service for +\(prefix) (\(why))")

@@ -60,11 +60,14 @@ public final class CallEngine: Sendable {
     public struct Links: Sendable {
         public var routing: LinkClientSettings?
         public var billing: LinkClientSettings?
+        /// Where per-call quality goes (`monitor.qos`); nil when the site has no monitor.
+        public var monitor: LinkClientSettings?
         public var timeout: Duration
 
-        public init(routing: LinkClientSettings?, billing: LinkClientSettings?, timeout: Duration) {
+        public init(routing: LinkClientSettings?, billing: LinkClientSettings?, monitor: LinkClientSettings? = nil, timeout: Duration) {
             self.routing = routing
             self.billing = billing
+            self.monitor = monitor
             self.timeout = timeout
         }
     }
@@ -93,7 +96,8 @@ public final class CallEngine: Sendable {
                 let timeout = TimeAmount.nanoseconds(links.timeout.nanoseconds)
                 let callLinks = CallLinks(
                     routing: links.routing.map { LoopLinkClient(settings: $0, eventLoop: eventLoop) },
-                    billing: links.billing.map { LoopLinkClient(settings: $0, eventLoop: eventLoop) }, timeout: timeout, eventLoop: eventLoop,
+                    billing: links.billing.map { LoopLinkClient(settings: $0, eventLoop: eventLoop) },
+                    monitor: links.monitor.map { LoopLinkClient(settings: $0, eventLoop: eventLoop) }, timeout: timeout, eventLoop: eventLoop,
                     logger: logger)
                 let calls = SBCCalls(
                     shared: shared, loop: loop, relay: MediaRelay(

@@ -368,7 +368,9 @@ final class SBCCalls: CallApplication {
                     links.usage(TrunkUsage(event: .released, carrier: answered.carrier, trunk: answered.trunk, callID: summary.callID))
                 }
                 if let session = slot.relay {
-                    summary.streams = Self.streams(session)
+                    let reports = session.streamReports()
+                    summary.streams = reports.map(Self.streamReport)
+                    if let quality = Self.quality(of: summary, reports: reports, fromCarrier: slot.fromCarrier) { links.quality(quality) }
                     relay.release(session)
                     calls[number]?.relay = nil
                 }
@@ -392,13 +394,35 @@ final class SBCCalls: CallApplication {
     }
 
     static func streams(_ session: MediaRelaySession) -> [CallSummary.StreamReport] {
-        session.streamReports().map { report in
-            let quality = report.quality
-            return CallSummary.StreamReport(
-                direction: report.direction, codec: quality.codec, packets: quality.packets, bytes: quality.bytes, lost: quality.lost,
-                jitterMilliseconds: quality.jitterMilliseconds, roundTripMilliseconds: quality.roundTripMilliseconds,
-                rFactor: quality.rFactor, mos: quality.mos)
+        session.streamReports().map(streamReport)
+    }
+
+    static func streamReport(_ report: RelayStreamReport) -> CallSummary.StreamReport {
+        let quality = report.quality
+        return CallSummary.StreamReport(
+            direction: report.direction, codec: quality.codec, packets: quality.packets, bytes: quality.bytes, lost: quality.lost,
+            jitterMilliseconds: quality.jitterMilliseconds, roundTripMilliseconds: quality.roundTripMilliseconds,
+            rFactor: quality.rFactor, mos: quality.mos)
+    }
+
+    /// The monitor's view of an answered call's media: the caller's side is the customer's, the callee's the
+    /// carrier's (the other way round for a call from a carrier to one of our numbers). Nil when no audio flowed.
+    static func quality(of summary: CallSummary, reports: [RelayStreamReport], fromCarrier: Bool) -> CallQuality? {
+        guard !reports.isEmpty, let answered = summary.attempts.last(where: { $0.result == .answered }) else { return nil }
+        let streams = reports.map { report in
+            let fromCaller = report.direction == "caller-to-callee"
+            let q = report.quality
+            return CallQuality.Stream(
+                direction: fromCaller != fromCarrier ? .customerToSBC : .carrierToSBC, codec: q.codec, packets: q.packets, lost: q.lost,
+                lossPercent: q.lossPercent, jitterMilliseconds: q.jitterMilliseconds, roundTripMilliseconds: q.roundTripMilliseconds,
+                delayMilliseconds: q.oneWayDelayMilliseconds, mos: q.mos)
         }
+        // From a carrier, the SBC's "customer" is the originating carrier and the answering trunk the DID's owner.
+        return CallQuality(
+            callID: summary.callID, source: .sbc, customer: fromCarrier ? answered.trunk : summary.customer,
+            carrier: fromCarrier ? summary.customer : answered.carrier, trunk: fromCarrier ? "on-net" : answered.trunk,
+            caller: summary.caller, callee: summary.callee, site: summary.site, instance: summary.instance, endAt: summary.endAt,
+            durationMilliseconds: summary.durationMilliseconds, streams: streams)
     }
 
     /// The call is gone: its dialogs, timers and counts go with it.
