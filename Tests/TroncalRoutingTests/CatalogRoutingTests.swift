@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Testing
 import TroncalProtocol
 import TroncalRuntime
@@ -154,6 +155,38 @@ import TroncalRuntime
         let none = Self.ask(table, "74951234567", availability: { $0.carrier == "small" ? .atCapacity : .outOfService })
         #expect(none.rejectStatus == 503)
         #expect(none.reason == "no carrier in service for +7 (1 out of service, 1 at capacity)")
+    }
+
+    @Test func aTrunkBelowTheMinimumMOSIsTriedLastUntilTheReportSaysItRecoveredOrExpires() throws {
+        let table = try Self.table([.routes: "prefix,carrier,cost\n7,small,0.01\n7,mid,0.02\n7,dear,0.03\n"])
+        let board = TrunkQualityBoard(minimumMOS: 3.6, logger: Logger(label: "test"))
+        let now = Date()
+        func ask(at time: Date) -> [String] {
+            Self.ask(table, "74951234567", availability: { board.isDemoted($0.key, now: time) ? .demoted : .available }).targets.map(\.carrier)
+        }
+        #expect(ask(at: now) == ["small", "mid", "dear"])
+        board.update(
+            TrunkQualityReport(
+                windowSeconds: 900, trunks: [
+                    .init(carrier: "small", trunk: "small", mos: 3.1, calls: 30, lossPercent: 5),
+                    .init(carrier: "mid", trunk: "mid", mos: 4.3, calls: 30, lossPercent: 0),
+                ], at: now, validSeconds: 30),
+            at: now)
+        // Demoted, not removed: still tried, after the others.
+        #expect(ask(at: now) == ["mid", "dear", "small"])
+        #expect(board.verdict(CarrierHealth.Trunk(carrier: "small", trunk: "small"), now: now)?.demoted == true)
+        #expect(board.verdict(CarrierHealth.Trunk(carrier: "mid", trunk: "mid"), now: now)?.demoted == false)
+        // A report nobody renewed counts for nothing.
+        #expect(ask(at: now.addingTimeInterval(31)) == ["small", "mid", "dear"])
+        // The next report no longer lists it (too few calls in the window) or lists it recovered: back in its place.
+        board.update(TrunkQualityReport(windowSeconds: 900, trunks: [], at: now, validSeconds: 30), at: now)
+        #expect(ask(at: now) == ["small", "mid", "dear"])
+        // Off (0): nothing is demoted.
+        let off = TrunkQualityBoard(minimumMOS: 0, logger: Logger(label: "test"))
+        off.update(
+            TrunkQualityReport(windowSeconds: 900, trunks: [.init(carrier: "small", trunk: "small", mos: 1.5, calls: 30, lossPercent: 20)], at: now, validSeconds: 30),
+            at: now)
+        #expect(!off.isDemoted(CarrierHealth.Trunk(carrier: "small", trunk: "small"), now: now))
     }
 
     @Test func trunkLoadCountsSeizuresUntilTheyEndAndLimitsCallsAndRate() throws {
