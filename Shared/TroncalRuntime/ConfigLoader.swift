@@ -105,8 +105,11 @@ public enum ConfigLoader {
             }
         case (.string, .string), (.bool, .bool), (.null, _):
             return
-        case (.number, .number(let number)):
-            if number.rounded() != number { throw ConfigError(file: file, key: path, "must be a whole number, got \(number)") }
+        case (.number(let standard), .number(let number)):
+            // A key whose default has a fraction (a MOS threshold) takes fractions; the others are counts and times.
+            if number.rounded() != number, standard.rounded() == standard {
+                throw ConfigError(file: file, key: path, "must be a whole number, got \(number)")
+            }
         default:
             throw ConfigError(file: file, key: path, "must be \(expected.kind), got \(value.kind)")
         }

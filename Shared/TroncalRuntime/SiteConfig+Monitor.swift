@@ -130,8 +130,8 @@ extension ConfigLoader {
         guard (1...720).contains(monitor.sessionHours) else { throw fail("monitor.sessionHours", "must be from 1 to 720") }
         let voice = monitor.voice
         guard (1.0...4.5).contains(voice.customerMOS) else { throw fail("monitor.voice.customerMOS", "must be a MOS from 1 to 4.5") }
-        guard (10...86_400 * 7).contains(voice.windowSeconds) else { throw fail("monitor.voice.windowSeconds", "must be from 10 to 604800") }
-        guard (10...86_400).contains(voice.carrierWindowSeconds) else { throw fail("monitor.voice.carrierWindowSeconds", "must be from 10 to 86400") }
+        guard (5...86_400 * 7).contains(voice.windowSeconds) else { throw fail("monitor.voice.windowSeconds", "must be from 5 to 604800") }
+        guard (5...86_400).contains(voice.carrierWindowSeconds) else { throw fail("monitor.voice.carrierWindowSeconds", "must be from 5 to 86400") }
         guard voice.minimumCalls >= 1 else { throw fail("monitor.voice.minimumCalls", "must be at least 1") }
         guard voice.carrierMinimumCalls >= 1 else { throw fail("monitor.voice.carrierMinimumCalls", "must be at least 1") }
         guard (1...3660).contains(voice.keepCallsDays) else { throw fail("monitor.voice.keepCallsDays", "must be from 1 to 3660") }

@@ -38,8 +38,9 @@ final class CallSite: Sendable {
         processes.withLock { $0[instance]! }
     }
 
-    /// `billing`: also run `troncal-billing` (and leave `routing.authorization` as the site configures it).
-    init(billing: Bool = false, adjust: (inout SiteConfig, Int) -> Void) async throws {
+    /// `billing`: also run `troncal-billing` (and leave `routing.authorization` as the site configures it);
+    /// `monitor`: also run `troncal-monitor`.
+    init(billing: Bool = false, monitor: Bool = false, adjust: (inout SiteConfig, Int) -> Void) async throws {
         let directory = try TemporaryDirectory(prefix: "troncal-calls")
         self.directory = directory
         let offset = freePortOffset()
@@ -59,7 +60,7 @@ final class CallSite: Sendable {
         config.routing.authorization = billing ? "required" : "off"
         adjust(&config, offset)
         self.config = config
-        instances = ["routing-1", "sbc-1"] + (billing ? ["billing-1"] : [])
+        instances = ["routing-1", "sbc-1"] + (billing ? ["billing-1"] : []) + (monitor ? ["monitor-1"] : [])
         try ConfigLoader.encode(config).write(to: directory.url.appendingPathComponent("site.json"))
         let binaries = troncalBinaryDirectory()
         let (code, output) = try await ChildProcess.run(binaries.appendingPathComponent("troncal"), ["pki", "init", "--data-dir", directory.url.path])
@@ -128,7 +129,7 @@ final class CallSite: Sendable {
     }
 
     func stop() async {
-        for instance in ["sbc-1", "routing-1", "billing-1"] where instances.contains(instance) {
+        for instance in ["sbc-1", "routing-1", "billing-1", "monitor-1"] where instances.contains(instance) {
             if let child = processes.withLock({ $0[instance] }) { await child.stop() }
         }
     }
@@ -155,6 +156,7 @@ final class CallSite: Sendable {
     var logs: String {
         var text = "--- sbc.log (tail)\n\(sbc.outputText.suffix(4000))\n--- routing.log (tail)\n\(routing.outputText.suffix(1500))"
         if instances.contains("billing-1") { text += "\n--- billing.log (tail)\n\(billing.outputText.suffix(1500))" }
+        if instances.contains("monitor-1") { text += "\n--- monitor.log (tail)\n\(process("monitor-1").outputText.suffix(3000))" }
         return text
     }
 

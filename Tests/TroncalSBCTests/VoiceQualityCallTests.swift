@@ -1,0 +1,222 @@
+import Foundation
+import TestSupport
+import Testing
+import TroncalProtocol
+import TroncalRuntime
+
+/// Voice quality end to end: sipp calls through the SBC whose RTP (played by sipp from a capture the test writes)
+/// loses 5 % in one direction; the SBC measures it, the monitor raises one notice for the customer naming the
+/// direction and loss and clears it after clean windows; a carrier whose audio arrives lossy is demoted by routing
+/// and the next call goes to the other carrier first.
+///
+/// The calls use G.729 (Ie 11, Bpl 19): 5 % random loss rates it about 3.3, under the 3.6 threshold. (G.711 with
+/// concealment still rates 3.9 at 5 %, as the E-model says such calls still sound fair.) sipp plays captures through
+/// a raw socket, so these tests need root, as CI has.
+@Suite("Voice quality through the SBC", .serialized)
+struct VoiceQualityCallTests {
+    static let canPlayCaptures = Sipp.executable != nil && getuid() == 0
+
+    /// A site with a monitor judging over short windows: a notice after 10 calls in 6 s, trunk MOS after 5 calls in 20 s.
+    static func site(carriers: Int) async throws -> CallSite {
+        try await CallSite(monitor: true) { config, offset in
+            config.sbc.customers = [CallSite.customer()]
+            config.routing.routes = [
+                RouteSettings(
+                    prefix: "34",
+                    targets: (0..<carriers).map { index in
+                        RouteTargetSettings(carrier: "carrier-\(["a", "b"][index])", host: CallSite.carrierAddress, port: 9000 + offset + index * 100)
+                    })
+            ]
+            config.routing.minimumTrunkMOS = 3.6
+            config.monitor.scrapeIntervalSeconds = 1
+            config.monitor.scrapeTimeoutMilliseconds = 2000
+            config.monitor.voice.windowSeconds = 6
+            config.monitor.voice.minimumCalls = 10
+            config.monitor.voice.carrierWindowSeconds = 20
+            config.monitor.voice.carrierMinimumCalls = 5
+        }
+    }
+
+    @Test(.enabled(if: canPlayCaptures, "needs sipp and root (sipp plays captures through a raw socket)"))
+    func lossFromTheCustomerRaisesOneNoticeNamingTheDirectionAndLossAndCleanCallsClearIt() async throws {
+        let site = try await Self.site(carriers: 1)
+        defer { site.remove() }
+        let lossy = try Self.capture(site, "lossy.pcap", packets: 150, dropEvery: 20)
+        let clean = try Self.capture(site, "clean.pcap", packets: 50, dropEvery: nil)
+
+        // 30 calls whose customer → SBC audio loses one packet in 20; the carrier sends clean audio back.
+        let carrier = try SBCCallTests.carrier(
+            site, "carrier", scenario: SippScenarios.g729(SippScenarios.playing(clean, in: SippScenarios.carrier())), port: site.carrierPort(0),
+            calls: 1000)
+        defer { Task { await carrier.stop() } }
+        try await carrier.listening()
+        let caller = try SBCCallTests.caller(
+            site, "lossy-caller", scenario: SippScenarios.g729(SippScenarios.caller(holdMilliseconds: 3300, rtpFile: lossy)), slot: 1,
+            calls: 30, rate: 10, limit: 30, extra: [])
+        #expect(await caller.finish() == 0, "\(caller.report)\n\(site.logs)")
+
+        let raised = await eventually(timeout: .seconds(45), interval: .milliseconds(500)) {
+            (try? await Self.notices(site))?.contains { $0.customer == "acme" && $0.firing } ?? false
+        }
+        let notices = try await Self.notices(site)
+        #expect(raised, "no notice for acme: \(notices)\n\(site.logs)")
+        #expect(notices.count == 1, "\(notices)")
+        let notice = try #require(notices.first)
+        #expect(notice.text.contains("customer → SBC"), "\(notice.text)")
+        #expect(notice.text.contains("loss"), "\(notice.text)")
+        #expect(notice.text.contains("carrier-a"), "\(notice.text)")
+
+        // Clean calls, four a second, until the notice clears: two whole windows (12 s) of good figures after the lossy
+        // calls left the window.
+        let cleanCaller = try SBCCallTests.caller(
+            site, "clean-caller", scenario: SippScenarios.g729(SippScenarios.caller(holdMilliseconds: 1100, rtpFile: clean)), slot: 2,
+            calls: 400, rate: 4, limit: 10, extra: [])
+        defer { Task { await cleanCaller.stop() } }
+        let cleared = await eventually(timeout: .seconds(90), interval: .milliseconds(500)) {
+            (try? await Self.notices(site, resolvedHours: 1))?.contains { $0.customer == "acme" && !$0.firing } ?? false
+        }
+        let after = (try? await Self.notices(site, resolvedHours: 1)) ?? []
+        #expect(cleared, "the notice did not clear: \(after)\n\(site.logs)")
+        await cleanCaller.stop()
+        await carrier.stop()
+        await site.stop()
+    }
+
+    @Test(.enabled(if: canPlayCaptures, "needs sipp and root (sipp plays captures through a raw socket)"))
+    func aCarrierWhoseAudioArrivesLossyIsDemotedAndTheNextCallGoesToTheOtherCarrierFirst() async throws {
+        let site = try await Self.site(carriers: 2)
+        defer { site.remove() }
+        let lossy = try Self.capture(site, "lossy.pcap", packets: 100, dropEvery: 20)
+        let clean = try Self.capture(site, "clean.pcap", packets: 50, dropEvery: nil)
+
+        // carrier-a, first in the route, sends audio that loses one packet in 20.
+        let carrierA = try SBCCallTests.carrier(
+            site, "carrier-a", scenario: SippScenarios.g729(SippScenarios.playing(lossy, in: SippScenarios.carrier())), port: site.carrierPort(0),
+            calls: 1000)
+        defer { Task { await carrierA.stop() } }
+        let carrierB = try SBCCallTests.carrier(
+            site, "carrier-b", scenario: SippScenarios.g729(SippScenarios.carrier()), port: site.carrierPort(1), calls: 1)
+        defer { Task { await carrierB.stop() } }
+        try await carrierA.listening()
+        try await carrierB.listening()
+        let caller = try SBCCallTests.caller(
+            site, "caller", scenario: SippScenarios.g729(SippScenarios.caller(holdMilliseconds: 2300, rtpFile: clean)), slot: 1, calls: 8,
+            rate: 10, limit: 8, extra: [])
+        #expect(await caller.finish() == 0, "\(caller.report)\n\(site.logs)")
+        #expect(try site.summaries().allSatisfy { $0.attempts.first?.carrier == "carrier-a" })
+
+        var inspection = ""
+        let demoted = await eventually(timeout: .seconds(45), interval: .milliseconds(500)) {
+            guard let (status, output) = try? await site.troncal(["routing", "inspect"]), status == 0 else { return false }
+            inspection = output
+            return output.split(separator: "\n").contains { $0.contains("carrier-a/") && $0.contains("DEMOTED") }
+        }
+        #expect(demoted, "carrier-a not demoted:\n\(inspection)\n\(site.logs)")
+        #expect(inspection.split(separator: "\n").contains { $0.contains("carrier-b/") && !$0.contains("DEMOTED") }, "\(inspection)")
+
+        // The next call: carrier-b first (carrier-a is still in the route, tried after it).
+        let before = Set(try site.summaries().map(\.id))
+        let next = try SBCCallTests.caller(site, "next", scenario: SippScenarios.g729(SippScenarios.caller(holdMilliseconds: 100)), slot: 2, calls: 1, rate: 1, limit: 1)
+        #expect(await next.finish() == 0, "\(next.report)\n\(site.logs)")
+        let found = await eventually(timeout: .seconds(20)) { ((try? site.summaries()) ?? []).contains { !before.contains($0.id) } }
+        let summary = try #require(try site.summaries().first { !before.contains($0.id) }, "no summary for the next call (\(found))")
+        #expect(summary.attempts.map(\.carrier) == ["carrier-b"], "\(summary.attempts)")
+        await carrierA.stop()
+        await carrierB.stop()
+        await site.stop()
+    }
+
+    // MARK: - Helpers
+
+    struct Notice: CustomStringConvertible {
+        var customer: String
+        var firing: Bool
+        var text: String
+        var description: String { "\(customer) firing=\(firing): \(text)" }
+    }
+
+    /// The CustomerMOSLow alarms `troncal alarms list --category voice --json` shows.
+    static func notices(_ site: CallSite, resolvedHours: Double = 0) async throws -> [Notice] {
+        var arguments = ["alarms", "list", "--category", "voice", "--json"]
+        if resolvedHours > 0 { arguments += ["--resolved-hours", "\(resolvedHours)"] }
+        let (status, output) = try await site.troncal(arguments)
+        guard status == 0, let start = output.firstIndex(of: "[") else { throw CallSiteError("troncal alarms list: \(output)") }
+        let alarms = try JSONSerialization.jsonObject(with: Data(output[start...].utf8)) as? [[String: Any]] ?? []
+        return alarms.filter { ($0["rule"] as? String) == "CustomerMOSLow" }.map { alarm in
+            let labels = alarm["labels"] as? [String: String] ?? [:]
+            return Notice(
+                customer: labels["customer"] ?? "", firing: alarm["endsAt"] == nil || alarm["endsAt"] is NSNull,
+                text: "\(alarm["summary"] as? String ?? "") \(alarm["action"] as? String ?? "")")
+        }
+    }
+
+    /// A capture of `packets` G.729 RTP packets, 20 ms apart, from 127.0.0.2 port 6000 to port 6000 (sipp keeps the
+    /// payload and replaces the addresses and ports with the call's); `dropEvery`: every that-many-th sequence number
+    /// is left out, as if lost on the way.
+    static func capture(_ site: CallSite, _ name: String, packets: Int, dropEvery: Int?) throws -> String {
+        var file = Data()
+        func le32(_ value: UInt32) { withUnsafeBytes(of: value.littleEndian) { file.append(contentsOf: $0) } }
+        func le16(_ value: UInt16) { withUnsafeBytes(of: value.littleEndian) { file.append(contentsOf: $0) } }
+        le32(0xa1b2_c3d4)
+        le16(2)
+        le16(4)
+        le32(0)
+        le32(0)
+        le32(65535)
+        le32(1)  // Ethernet
+        var sequence: UInt16 = 1000
+        var slot = 0
+        var sent = 0
+        while sent < packets {
+            defer {
+                sequence &+= 1
+                slot += 1
+            }
+            if let dropEvery, Int(sequence) % dropEvery == 0 { continue }
+            sent += 1
+            var rtp: [UInt8] = [0x80, 18]
+            rtp += [UInt8(sequence >> 8), UInt8(sequence & 0xff)]
+            let timestamp = UInt32(slot * 160)
+            rtp += [UInt8(timestamp >> 24), UInt8((timestamp >> 16) & 0xff), UInt8((timestamp >> 8) & 0xff), UInt8(timestamp & 0xff)]
+            rtp += [0x12, 0x34, 0x56, 0x78]
+            rtp += (0..<20).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ slot) }
+            let udpLength = 8 + rtp.count
+            var udp: [UInt8] = [0x17, 0x70, 0x17, 0x70, UInt8(udpLength >> 8), UInt8(udpLength & 0xff), 0, 0]
+            udp += rtp
+            let ipLength = 20 + udp.count
+            var ip: [UInt8] = [0x45, 0, UInt8(ipLength >> 8), UInt8(ipLength & 0xff), 0, 0, 0x40, 0, 64, 17, 0, 0, 127, 0, 0, 2, 127, 0, 0, 1]
+            var sum: UInt32 = 0
+            for index in stride(from: 0, to: 20, by: 2) { sum += UInt32(ip[index]) << 8 | UInt32(ip[index + 1]) }
+            while sum > 0xffff { sum = (sum & 0xffff) + (sum >> 16) }
+            let checksum = ~UInt16(sum)
+            ip[10] = UInt8(checksum >> 8)
+            ip[11] = UInt8(checksum & 0xff)
+            let frame: [UInt8] = [0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 2, 0x08, 0x00] + ip + udp
+            let microseconds = slot * 20_000
+            le32(UInt32(microseconds / 1_000_000))
+            le32(UInt32(microseconds % 1_000_000))
+            le32(UInt32(frame.count))
+            le32(UInt32(frame.count))
+            file.append(contentsOf: frame)
+        }
+        let url = site.directory.url.appendingPathComponent(name)
+        try file.write(to: url)
+        return url.path
+    }
+}
+
+extension SippScenarios {
+    /// The scenario with G.729 (payload type 18) offered and answered instead of PCMU, and a caller's audio file
+    /// played as a capture (`play_pcap_audio`, packets as captured) instead of streamed (`rtp_stream`).
+    static func g729(_ scenario: String) -> String {
+        scenario.replacingOccurrences(of: "RTP/AVP 0", with: "RTP/AVP 18").replacingOccurrences(of: "a=rtpmap:0 PCMU/8000", with: "a=rtpmap:18 G729/8000")
+            .replacingOccurrences(of: ",1,0\"/>", with: "\"/>").replacingOccurrences(of: "exec rtp_stream=", with: "exec play_pcap_audio=")
+    }
+
+    /// A carrier scenario that plays `capture` to the SBC once the call is answered (after the ACK).
+    static func playing(_ capture: String, in scenario: String) -> String {
+        scenario.replacingOccurrences(
+            of: "<recv request=\"ACK\" crlf=\"true\"/>",
+            with: "<recv request=\"ACK\" crlf=\"true\"/>\n  <nop><action><exec play_pcap_audio=\"\(capture)\"/></action></nop>")
+    }
+}
