@@ -39,7 +39,7 @@ extension AlarmRule {
             forSeconds: 60, summary: "{{instance}} → {{target}} latency {{value}} ms", action: "Check the link; voice suffers past 150 ms one way."),
         AlarmRule(
             name: "CarrierMOSLow", category: .voice, metric: "troncal_carrier_mos", comparison: .below, warning: 3.6, critical: 3.1, clear: 3.8,
-            forSeconds: 900, summary: "carrier {{carrier}} MOS {{value}} over 15 minutes",
+            forSeconds: 60, summary: "carrier {{carrier}} trunk {{trunk}}: MOS {{value}} over the last 15 minutes",
             action: "Calls through this carrier sound bad: open a ticket with it; routing moves it down its routes."),
         AlarmRule(
             name: "SBCBanStorm", category: .security, metric: "troncal_sbc_bans_total", function: .increasePerMinute, warning: 10,
