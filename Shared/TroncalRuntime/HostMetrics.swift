@@ -41,7 +41,7 @@ public struct HostMetrics: Service {
                 if !failing { logger.warning("host figures could not be read", metadata: ["reason": "\(error)"]) }
                 failing = true
             }
-            try? await Task.sleep(for: interval)
+            await Task.sleepUnlessShuttingDown(for: interval)
         }
     }
 
@@ -67,4 +67,10 @@ public struct HostMetrics: Service {
 extension Task where Success == Never, Failure == Never {
     /// Cancelled, or the service group began its graceful shutdown.
     public static var isCancelledOrShuttingDown: Bool { Task.isCancelled || Task.isShuttingDownGracefully }
+
+    /// Sleeps for `duration`, or until the graceful shutdown begins (or the task is cancelled): a service's loop
+    /// that waits between rounds stops at once instead of after its wait (a minute, for some).
+    public static func sleepUnlessShuttingDown(for duration: Duration) async {
+        try? await cancelWhenGracefulShutdown { try await Task.sleep(for: duration) }
+    }
 }

@@ -23,7 +23,7 @@ public actor LinkHealth: Service {
     public func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             await probeAll()
-            try? await Task.sleep(for: interval)
+            await Task.sleepUnlessShuttingDown(for: interval)
         }
     }
 

@@ -3,6 +3,7 @@ import TestSupport
 import Testing
 import TroncalProtocol
 import TroncalRuntime
+import TroncalSIP
 
 /// Voice quality end to end: sipp calls through the SBC whose RTP (played by sipp from a capture the test writes)
 /// loses 5 % in one direction; the SBC measures it, the monitor raises one notice for the customer naming the
@@ -123,6 +124,48 @@ struct VoiceQualityCallTests {
         #expect(summary.attempts.map(\.carrier) == ["carrier-b"], "\(summary.attempts)")
         await carrierA.stop()
         await carrierB.stop()
+        await site.stop()
+    }
+
+    @Test
+    func aPhonesQualityReportIsTakenWith200AndReachesTheMonitorAndWhatIsNotOneIsRefusedWithTheReason() async throws {
+        let site = try await Self.site(carriers: 1)
+        defer { site.remove() }
+        let phone = try await SIPProbe(host: CallSite.customerAddress)
+        let stranger = try await SIPProbe(host: "127.0.0.4")
+        let sbc = try site.sipAddress
+        let report = "VQSessionReport: CallTerm\r\nCallID: phone-call-1\r\nLocalID: <sip:441632960001@127.0.0.2>\r\n"
+            + "RemoteID: <sip:34910000001@127.0.0.1>\r\nLocalMetrics:\r\nSessionDesc: PT=0 PD=PCMU SR=8000\r\n"
+            + "PacketLoss: NLR=12.0 JDR=0.0\r\nDelay: RTD=80 IAJ=4\r\nQualityEst: MOSCQ=3.1\r\n"
+        func publish(_ callID: String, event: String = "vq-rtcpxr", type: String = "application/vq-rtcpxr", body: String) -> [UInt8] {
+            let text = "PUBLISH sip:collector@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK\(callID)\r\n"
+                + "From: <sip:441632960001@127.0.0.2>;tag=\(callID)\r\nTo: <sip:collector@127.0.0.1>\r\nCall-ID: \(callID)\r\n"
+                + "CSeq: 1 PUBLISH\r\nMax-Forwards: 70\r\nEvent: \(event)\r\nExpires: 0\r\nContent-Type: \(type)\r\n"
+                + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            return Array(text.utf8)
+        }
+        #expect(try await phone.request(publish("vq-1", body: report), callID: "vq-1", to: sbc) == 200, "\(site.logs)")
+        let ok = try #require(phone.responses("vq-1").first { $0.statusCode == 200 })
+        #expect(ok.headers.first(named: "SIP-ETag")?.valueString.isEmpty == false, "\(ok)")
+        #expect(try await phone.request(publish("vq-2", event: "presence", body: report), callID: "vq-2", to: sbc) == 489)
+        #expect(try await phone.request(publish("vq-3", type: "text/plain", body: report), callID: "vq-3", to: sbc) == 415)
+        #expect(try await phone.request(publish("vq-4", body: "VQSessionReport: CallTerm\r\nno metrics here\r\n"), callID: "vq-4", to: sbc) == 400)
+        #expect(try await stranger.request(publish("vq-5", body: report), callID: "vq-5", to: sbc) == 403)
+
+        // The accepted report reaches the monitor (within the SBC's one-second batch) and is stored.
+        let monitor = try #require(site.config.instance(named: "monitor-1"))
+        var metrics = ""
+        let stored = await eventually(timeout: .seconds(20), interval: .milliseconds(200)) {
+            metrics = (try? await httpGet(port: monitor.adminPort, path: "/metrics")) ?? ""
+            return metrics.split(separator: "\n").contains { $0.hasPrefix("troncal_monitor_call_quality_total ") && !$0.hasSuffix(" 0") }
+        }
+        #expect(stored, "the monitor did not store the report:\n\(metrics.suffix(2000))\n\(site.logs)")
+        let sbcMetrics = try await httpGet(port: try #require(site.config.instance(named: "sbc-1")).adminPort, path: "/metrics")
+        #expect(sbcMetrics.contains("troncal_sbc_quality_reports_total{result=\"accepted\"} 1"), "\(sbcMetrics)")
+        #expect(sbcMetrics.contains("troncal_sbc_quality_reports_total{result=\"malformed\"} 1"))
+        #expect(sbcMetrics.contains("troncal_sbc_quality_reports_total{result=\"refused\"} 3"))
+        await phone.close()
+        await stranger.close()
         await site.stop()
     }
 

@@ -184,7 +184,7 @@ struct CollectorLoop: Service {
                 logger.error("collected samples could not be stored: this round is missing from the history", metadata: ["reason": "\(error)"])
             }
             if let trunks = voiceRound.trunks { await tellRouting(trunks, at: now) }
-            try? await Task.sleep(for: interval)
+            await Task.sleepUnlessShuttingDown(for: interval)
         }
         await scraper.shutdown()
         for client in routing { await client.close() }
@@ -247,7 +247,7 @@ struct NotificationSender: Service {
             } catch {
                 logger.error("notification outbox could not be worked; tried again in a second", metadata: ["reason": "\(error)"])
             }
-            try? await Task.sleep(for: .seconds(1))
+            await Task.sleepUnlessShuttingDown(for: .seconds(1))
         }
         try? await client.shutdown()
     }
@@ -323,7 +323,7 @@ struct SampleMaintenance: Service {
             } catch {
                 logger.error("sample rollup or pruning failed; tried again in a minute", metadata: ["reason": "\(error)"])
             }
-            try? await Task.sleep(for: .seconds(60))
+            await Task.sleepUnlessShuttingDown(for: .seconds(60))
         }
     }
 }

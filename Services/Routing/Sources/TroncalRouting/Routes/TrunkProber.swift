@@ -3,6 +3,7 @@ internal import Metrics
 public import ServiceLifecycle
 public import TroncalLink
 public import TroncalProtocol
+internal import TroncalRuntime
 import Synchronization
 
 /// The routing core's view of trunk health, shared by the `routing.route` handler, the attempt reports and the
@@ -72,7 +73,7 @@ public struct TrunkProber: Service {
                     group.addTask { await probe(target) }
                 }
             }
-            try? await Task.sleep(for: interval)
+            await Task.sleepUnlessShuttingDown(for: interval)
         }
     }
 

@@ -82,7 +82,8 @@ public final class CallAdmission: Sendable {
         return candidates.isEmpty ? .unknown : .customers(candidates)
     }
 
-    /// Digest authentication of a new call (RFC 8760: a challenge per algorithm).
+    /// Digest authentication of a new call, or of a customer's out-of-dialog request such as a quality report
+    /// (RFC 8760: a challenge per algorithm).
     func authenticate(_ invite: SIPRequest, source: SIPSource, candidates: [CustomerSettings], toTag: String, now: Date) -> Verdict {
         let authenticator = self.authenticator
         let challenge: (Bool) -> SIPResponse = { stale in
@@ -105,7 +106,7 @@ public final class CallAdmission: Sendable {
         let secret = customer?.password ?? RandomID.uuidString()
         let verification = nonceCounts.withLock { counts in
             authenticator.verify(
-                credentials, method: "INVITE", requestURI: requestURI, username: customer?.username ?? credentials.username,
+                credentials, method: invite.method.name, requestURI: requestURI, username: customer?.username ?? credentials.username,
                 secret: .password(secret), now: now, nonceCounts: &counts)
         }
         switch verification {

@@ -168,6 +168,7 @@ final class SBCCallShared: Sendable {
     private let callsStarted = Counter(label: "troncal_sbc_calls_total")
     private let overload = Counter(label: "troncal_sbc_overload_total")
     private let refusals: [String: Counter]
+    private let qualityReports: [String: Counter]
 
     init(configuration: CallEngine.Configuration, admission: CallAdmission, logger: Logger) {
         self.configuration = configuration
@@ -178,9 +179,16 @@ final class SBCCallShared: Sendable {
             refusals[reason] = Counter(label: "troncal_sbc_calls_refused_total", dimensions: [("reason", reason)])
         }
         self.refusals = refusals
+        var reports: [String: Counter] = [:]
+        for result in ["accepted", "refused", "malformed"] {
+            reports[result] = Counter(label: "troncal_sbc_quality_reports_total", dimensions: [("result", result)])
+        }
+        self.qualityReports = reports
     }
 
     func callStarted() { callsStarted.increment() }
     func overloaded() { overload.increment() }
     func refused(_ reason: String) { refusals[reason]?.increment() }
+    /// A phone's quality report: `accepted`, `refused` (not a customer, another event or body) or `malformed`.
+    func qualityReport(_ result: String) { qualityReports[result]?.increment() }
 }

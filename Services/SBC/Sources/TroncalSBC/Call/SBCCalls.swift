@@ -136,9 +136,77 @@ final class SBCCalls: CallApplication {
             loop.layer.respond(ok, on: id)
         case .register:
             loop.layer.answer(request, id: id, source: source, status: 405, reason: "Method Not Allowed")
+        case .publish:
+            qualityReport(request, id: id, source: source)
         default:
             loop.layer.answer(request, id: id, source: source, status: 501, reason: "Not Implemented")
         }
+    }
+
+    /// A phone's RTCP XR voice quality report (`PUBLISH`, `Event: vq-rtcpxr`, RFC 6035) from a customer (digest
+    /// authenticated like its calls when the customer has credentials): answered 200 with an entity tag (RFC 3903)
+    /// and passed to the monitor as the quality the phone heard. Anything else is refused with the reason: 403 for a
+    /// source that is not a customer, 489 for another event package, 415 for another body, 400 for a body that is not
+    /// a report.
+    private func qualityReport(_ request: SIPRequest, id: TransactionID, source: SIPSource) {
+        let admission = shared.admission
+        var customer: CustomerSettings
+        switch admission.identify(source.remoteIP) {
+        case .unknown, .carrier:
+            logger.info("quality report from a source that is not a customer refused", metadata: ["source": "\(source)"])
+            shared.qualityReport("refused")
+            return loop.layer.answer(request, id: id, source: source, status: 403, reason: "Forbidden")
+        case .customers(let candidates):
+            customer = candidates[0]
+            if !customer.username.isEmpty {
+                switch admission.authenticate(request, source: source, candidates: candidates, toTag: loop.layer.makeTag(), now: Date()) {
+                case .authenticated(let authenticated):
+                    customer = authenticated
+                case .answer(let response):
+                    guard loop.layer.serve(request, id: id, source: source, leg: nil) else { return }
+                    loop.layer.respond(response, on: id)
+                    return
+                }
+            }
+        }
+        let event = request.headers.first(.event)?.valueString.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
+        guard event == "vq-rtcpxr" else {
+            shared.qualityReport("refused")
+            return loop.layer.answer(request, id: id, source: source, status: 489, reason: "Bad Event")
+        }
+        let type = (try? request.headers.contentType()) ?? nil
+        guard type?.type.lowercased() == "application", type?.subtype.lowercased() == "vq-rtcpxr" else {
+            shared.qualityReport("refused")
+            return loop.layer.answer(request, id: id, source: source, status: 415, reason: "Unsupported Media Type")
+        }
+        let report: VQReport
+        do {
+            report = try VQReport.parse(request.body)
+        } catch {
+            logger.info("malformed quality report refused", metadata: ["source": "\(source)", "customer": "\(customer.id)", "reason": "\(error)"])
+            shared.qualityReport("malformed")
+            return loop.layer.answer(request, id: id, source: source, status: 400, reason: "Bad Request")
+        }
+        guard loop.layer.serve(request, id: id, source: source, leg: nil) else { return }
+        var ok = InviteServerTransaction.response(200, "OK", to: request, toTag: loop.layer.makeTag())
+        if let etag = SIPHeaderField(rawName: "SIP-ETag", value: loop.layer.makeTag()) { ok.headers.insert(etag, at: ok.headers.count - 1) }
+        ok.headers.insert(SIPHeaderField(.expires, value: "0"), at: ok.headers.count - 1)
+        loop.layer.respond(ok, on: id)
+        let heard = report.quality
+        let quality = CallQuality(
+            callID: report.callID, source: .phone, customer: customer.id, carrier: "", trunk: "", caller: report.localID, callee: report.remoteID,
+            site: configuration.site, instance: configuration.instance, endAt: Date(), durationMilliseconds: 0,
+            streams: [
+                CallQuality.Stream(
+                    direction: .sbcToCustomer, codec: report.codec, packets: 0, lost: 0, lossPercent: heard.lossPercent,
+                    jitterMilliseconds: heard.jitterMilliseconds, roundTripMilliseconds: report.roundTripMilliseconds,
+                    delayMilliseconds: heard.delayMilliseconds, mos: heard.mos)
+            ])
+        links.quality(quality)
+        shared.qualityReport("accepted")
+        logger.debug("quality report from a phone", metadata: [
+            "call-id": "\(report.callID)", "customer": "\(customer.id)", "mos": "\((heard.mos * 100).rounded() / 100)",
+        ])
     }
 
     private func refuse(_ invite: SIPRequest, id: TransactionID, source: SIPSource, status: Int, reason: String, counted: String) {

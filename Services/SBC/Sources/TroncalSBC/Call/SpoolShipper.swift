@@ -4,6 +4,7 @@ internal import Metrics
 public import ServiceLifecycle
 public import TroncalLink
 public import TroncalProtocol
+internal import TroncalRuntime
 
 /// Ships the call summaries of the spool to billing in batches (`billing.cdr.batch`, up to `batchSize` a request,
 /// `concurrency` requests in flight) and deletes each file only after billing's acknowledgement, which comes after its
@@ -48,13 +49,13 @@ public struct SpoolShipper: Service {
                     ])
                 }
                 lastFailure = failure
-                try? await Task.sleep(for: backoff)
+                await Task.sleepUnlessShuttingDown(for: backoff)
                 backoff = min(backoff * 2, .seconds(30))
             } else {
                 if lastFailure != nil { logger.notice("call summaries delivered to billing again", metadata: ["files": "\(names.count)"]) }
                 lastFailure = nil
                 backoff = .seconds(1)
-                if names.isEmpty { try? await Task.sleep(for: .milliseconds(250)) }
+                if names.isEmpty { await Task.sleepUnlessShuttingDown(for: .milliseconds(250)) }
             }
         }
     }
