@@ -116,35 +116,10 @@ struct MonitorAlarmTests {
         return result
     }
 
-    static let chromium = "/usr/bin/chromium"
+    static let chromium = Chromium.path
 
-    /// Chromium's DOM of `url`, a fresh profile. (JavaScript cannot be switched off for `--dump-dom`, which needs it;
-    /// the pages are checked to hold no script instead.)
     func chromium(_ url: String, in directory: TemporaryDirectory) async throws -> String {
-        let name = "chromium-\(UUID().uuidString)"
-        let profile = directory.url.appendingPathComponent(name).path
-        // The DOM comes on standard output, kept apart from Chromium's log (on one shared file it is lost).
-        let dom = directory.url.appendingPathComponent(name + ".html")
-        let log = directory.url.appendingPathComponent(name + ".log")
-        FileManager.default.createFile(atPath: dom.path, contents: nil)
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.chromium)
-        process.arguments = [
-            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-dev-shm-usage", "--no-proxy-server", "--user-data-dir=\(profile)",
-            "--dump-dom", url,
-        ]
-        process.standardOutput = try FileHandle(forWritingTo: dom)
-        process.standardError = try FileHandle(forWritingTo: log)
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let finished = await eventually(timeout: .seconds(60), interval: .milliseconds(50)) { !process.isRunning }
-        if !finished { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        let output = (try? String(contentsOf: dom, encoding: .utf8)) ?? ""
-        let logText = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-        #expect(process.terminationStatus == 0 && !output.isEmpty, "chromium (\(url)) exit \(process.terminationStatus): \(logText.suffix(3000))")
-        return output
+        try await Chromium.dom(url, in: directory)
     }
 
     /// Logs in with a one-time link and returns the DOM of `page`.

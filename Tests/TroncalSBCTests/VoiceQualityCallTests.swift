@@ -16,11 +16,13 @@ import TroncalSIP
 @Suite("Voice quality through the SBC", .serialized)
 struct VoiceQualityCallTests {
     static let canPlayCaptures = Sipp.executable != nil && getuid() == 0
+    /// The customer of the lossy calls: its name carries markup that the dashboard must show as text.
+    static let customer = "acme <script>alert(1)</script>"
 
     /// A site with a monitor judging over short windows: a notice after 10 calls in 6 s, trunk MOS after 5 calls in 20 s.
     static func site(carriers: Int) async throws -> CallSite {
         try await CallSite(monitor: true) { config, offset in
-            config.sbc.customers = [CallSite.customer()]
+            config.sbc.customers = [CallSite.customer(customer)]
             config.routing.routes = [
                 RouteSettings(
                     prefix: "34",
@@ -57,15 +59,26 @@ struct VoiceQualityCallTests {
         #expect(await caller.finish() == 0, "\(caller.report)\n\(site.logs)")
 
         let raised = await eventually(timeout: .seconds(45), interval: .milliseconds(500)) {
-            (try? await Self.notices(site))?.contains { $0.customer == "acme" && $0.firing } ?? false
+            (try? await Self.notices(site))?.contains { $0.customer == Self.customer && $0.firing } ?? false
         }
         let notices = try await Self.notices(site)
-        #expect(raised, "no notice for acme: \(notices)\n\(site.logs)")
+        #expect(raised, "no notice for the customer: \(notices)\n\(site.logs)")
         #expect(notices.count == 1, "\(notices)")
         let notice = try #require(notices.first)
         #expect(notice.text.contains("customer → SBC"), "\(notice.text)")
         #expect(notice.text.contains("loss"), "\(notice.text)")
         #expect(notice.text.contains("carrier-a"), "\(notice.text)")
+
+        // The dashboard, in headless Chromium: the customer's MOS (low), its name as text, the carrier's MOS, the calls.
+        if Chromium.isInstalled {
+            let customers = try await Self.dashboard(site, page: "/customers")
+            #expect(customers.contains("acme &lt;script&gt;alert(1)&lt;/script&gt;"), "\(customers.suffix(3000))")
+            #expect(!customers.contains("<script>alert(1)"), "markup from a customer's name reached the page")
+            #expect(customers.contains("class=\"mos low\""), "no low MOS on the customers page:\n\(customers.suffix(3000))")
+            let calls = try await Self.dashboard(site, page: "/calls?q=441632960001")
+            #expect(calls.contains("customer-to-sbc") && calls.contains("carrier-to-sbc"), "\(calls.suffix(3000))")
+            #expect(calls.contains("G729"), "\(calls.suffix(2000))")
+        }
 
         // Clean calls, four a second, until the notice clears: two whole windows (12 s) of good figures after the lossy
         // calls left the window.
@@ -74,7 +87,7 @@ struct VoiceQualityCallTests {
             calls: 400, rate: 4, limit: 10, extra: [])
         defer { Task { await cleanCaller.stop() } }
         let cleared = await eventually(timeout: .seconds(90), interval: .milliseconds(500)) {
-            (try? await Self.notices(site, resolvedHours: 1))?.contains { $0.customer == "acme" && !$0.firing } ?? false
+            (try? await Self.notices(site, resolvedHours: 1))?.contains { $0.customer == Self.customer && !$0.firing } ?? false
         }
         let after = (try? await Self.notices(site, resolvedHours: 1)) ?? []
         #expect(cleared, "the notice did not clear: \(after)\n\(site.logs)")
@@ -114,6 +127,11 @@ struct VoiceQualityCallTests {
         }
         #expect(demoted, "carrier-a not demoted:\n\(inspection)\n\(site.logs)")
         #expect(inspection.split(separator: "\n").contains { $0.contains("carrier-b/") && !$0.contains("DEMOTED") }, "\(inspection)")
+        if Chromium.isInstalled {
+            let carriers = try await Self.dashboard(site, page: "/carriers")
+            #expect(carriers.contains("data-carrier=\"carrier-a\"") && carriers.contains(">demoted<"), "\(carriers.suffix(3000))")
+            #expect(carriers.contains("class=\"mos low\""), "\(carriers.suffix(3000))")
+        }
 
         // The next call: carrier-b first (carrier-a is still in the route, tried after it).
         let before = Set(try site.summaries().map(\.id))
@@ -170,6 +188,17 @@ struct VoiceQualityCallTests {
     }
 
     // MARK: - Helpers
+
+    /// The DOM of a dashboard page in headless Chromium, logged in through a one-time link (`troncal monitor
+    /// login-link`).
+    static func dashboard(_ site: CallSite, page: String) async throws -> String {
+        let (status, output) = try await site.troncal(["monitor", "login-link"])
+        guard status == 0, let link = output.split(separator: "\n").first(where: { $0.hasPrefix("http") }) else {
+            throw CallSiteError("troncal monitor login-link: \(output)")
+        }
+        let target = page.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? page
+        return try await Chromium.dom(link + "?to=" + target, in: site.directory)
+    }
 
     struct Notice: CustomStringConvertible {
         var customer: String

@@ -145,6 +145,8 @@ public struct RoutingInspection: LinkMessage, Hashable {
         public var reason: String?
         public var consecutiveFailures: Int
         public var answerSeizureRatio: Double?
+        /// Network effectiveness ratio over the same attempts (answered or refused by the called user).
+        public var networkEffectivenessRatio: Double?
         public var postDialDelayMilliseconds: Double?
         public var callsInProgress: Int
         public var callsLastSecond: Int
@@ -158,8 +160,9 @@ public struct RoutingInspection: LinkMessage, Hashable {
         public init(
             carrier: String, trunk: String, inService: Bool, reason: String?, consecutiveFailures: Int, answerSeizureRatio: Double?,
             postDialDelayMilliseconds: Double?, callsInProgress: Int, callsLastSecond: Int, maximumCalls: Int, maximumCallsPerSecond: Int,
-            mos: Double? = nil, qualityCalls: Int? = nil, demoted: Bool = false
+            mos: Double? = nil, qualityCalls: Int? = nil, demoted: Bool = false, networkEffectivenessRatio: Double? = nil
         ) {
+            self.networkEffectivenessRatio = networkEffectivenessRatio
             self.mos = mos
             self.qualityCalls = qualityCalls
             self.demoted = demoted

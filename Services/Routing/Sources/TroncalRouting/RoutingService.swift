@@ -141,7 +141,8 @@ public struct RoutingService: TroncalService {
                     consecutiveFailures: status.consecutiveFailures, answerSeizureRatio: status.answerSeizureRatio,
                     postDialDelayMilliseconds: status.postDialDelayMilliseconds, callsInProgress: inProgress, callsLastSecond: lastSecond,
                     maximumCalls: trunk.maximumCalls, maximumCallsPerSecond: trunk.maximumCallsPerSecond, mos: verdict?.mos,
-                    qualityCalls: verdict?.calls, demoted: verdict?.demoted ?? false)
+                    qualityCalls: verdict?.calls, demoted: verdict?.demoted ?? false,
+                    networkEffectivenessRatio: status.networkEffectivenessRatio)
             }
             return RoutingInspection(
                 catalogs: RoutingCatalogKind.allCases.map {

@@ -6,16 +6,23 @@ internal import Mustache
 internal import NIOCore
 internal import ServiceLifecycle
 internal import TroncalProtocol
+internal import TroncalLink
 internal import TroncalRuntime
 
 /// The NOC dashboard: server-rendered HTML (Mustache templates, escaped by default), no JavaScript; charts are inline
-/// SVG. Pages: `/` sites and instances, `/alarms` (firing, with ack), `/alarms/history`. Operators log in with a
+/// SVG. Pages: `/` sites and instances, `/alarms` (firing, with ack), `/alarms/history`, `/carriers` (ASR, ACD, NER,
+/// PDD, MOS, calls now), `/customers` (calls and MOS, worst first), `/links` (latency, jitter, loss, with the last
+/// hour's latency as a chart), `/calls?q=` (a call by number or Call-ID with its media quality). Operators log in with a
 /// name and password (`/login`) or a one-time link (`/login/link/<token>`, made by `troncal monitor login-link`);
 /// the session cookie is signed with the site's key, so any monitor instance of the site accepts it.
 struct Dashboard: Service {
     let desk: AlarmDesk
     let store: MonitorStore
     let operators: Operators
+    let quality: QualityStore
+    let samples: SampleStore
+    /// Links to the site's routing instances, asked for carrier figures (`routing.inspect`).
+    let routing: [LinkClient]
     let settings: MonitorSettings
     let site: String
     let logger: Logger
@@ -30,6 +37,10 @@ struct Dashboard: Service {
         let operators = operators
         let site = site
         let sessionHours = settings.sessionHours
+        let quality = quality
+        let samples = samples
+        let routing = routing
+        let voice = settings.voice
 
         @Sendable func page(_ name: String, _ object: [String: Any]) -> Response {
             var context = object
@@ -106,6 +117,43 @@ struct Dashboard: Service {
             ])
         }
 
+        router.get("/customers") { request, _ -> Response in
+            guard let user = signedIn(request) else { return redirect("/login") }
+            let series = await desk.latest
+            let firing = await desk.firing
+            return page("customers", Self.customersPage(series: series, firing: firing, voice: voice, user: user))
+        }
+        router.get("/carriers") { request, _ -> Response in
+            guard let user = signedIn(request) else { return redirect("/login") }
+            let series = await desk.latest
+            let now = Date()
+            let durations = (try? await quality.averageDurations(from: now.addingTimeInterval(-Double(voice.carrierWindowSeconds)), to: now)) ?? [:]
+            var inspection: RoutingInspection?
+            for client in routing {
+                if let reply = try? await client.request(RoutingInspect(), timeout: .seconds(2)) {
+                    inspection = reply
+                    break
+                }
+            }
+            return page("carriers", Self.carriersPage(series: series, inspection: inspection, durations: durations, voice: voice, user: user))
+        }
+        router.get("/links") { request, _ -> Response in
+            guard let user = signedIn(request) else { return redirect("/login") }
+            let series = await desk.latest
+            let now = Date()
+            var history: [String: [SeriesPoint]] = [:]
+            for sample in series where sample.name == "troncal_link_latency_milliseconds" {
+                history[sample.seriesKey] = try? await samples.points(series: sample.seriesKey, from: now.addingTimeInterval(-3600), to: now, resolution: "raw")
+            }
+            return page("links", Self.linksPage(series: series, history: history, user: user))
+        }
+        router.get("/calls") { request, _ -> Response in
+            guard let user = signedIn(request) else { return redirect("/login") }
+            let query = String((request.uri.queryParameters.get("q") ?? "").prefix(200))
+            let calls = query.isEmpty ? [] : ((try? await quality.search(query)) ?? [])
+            return page("calls", Self.callsPage(query: query, calls: calls, user: user))
+        }
+
         let address = "http://\(settings.webHost):\(settings.webPort)/"
         let application = Application(
             router: router, configuration: .init(address: .hostname(settings.webHost, port: settings.webPort), serverName: "troncal-monitor"),
@@ -174,6 +222,112 @@ struct Dashboard: Service {
         return ["user": user, "instances": rows, "firing": firing.count, "none": rows.isEmpty]
     }
 
+    static func rounded(_ value: Double?, digits: Int = 2) -> String {
+        guard let value, value.isFinite else { return "—" }
+        return String(format: "%.\(digits)f", value)
+    }
+
+    static func percent(_ ratio: Double?) -> String {
+        guard let ratio, ratio.isFinite else { return "—" }
+        return String(format: "%.0f %%", ratio * 100)
+    }
+
+    /// Customers with calls in the voice window, worst MOS first, with whether a notice is open for them.
+    static func customersPage(series: [MetricSample], firing: [Alarm], voice: VoiceSettings, user: String) -> [String: Any] {
+        var calls: [String: Double] = [:]
+        for sample in series where sample.name == "troncal_customer_calls" { calls[sample.labels["customer"] ?? ""] = sample.value }
+        let noticed = Set(firing.filter { $0.rule == AlarmDesk.customerNotice }.compactMap { $0.labels["customer"] })
+        let rows: [[String: Any]] = series.filter { $0.name == "troncal_customer_mos" }.sorted { $0.value < $1.value }.map { sample in
+            let customer = sample.labels["customer"] ?? ""
+            return [
+                "customer": customer, "mos": rounded(sample.value), "calls": Int(calls[customer] ?? 0), "low": sample.value < voice.customerMOS,
+                "notice": noticed.contains(customer),
+            ]
+        }
+        return ["user": user, "customers": rows, "none": rows.isEmpty, "window": voice.windowSeconds / 60, "threshold": rounded(voice.customerMOS)]
+    }
+
+    /// Every trunk routing knows, with its health and load from routing and its MOS and ACD from the voice figures.
+    static func carriersPage(
+        series: [MetricSample], inspection: RoutingInspection?, durations: [String: (calls: Int, seconds: Double)], voice: VoiceSettings,
+        user: String
+    ) -> [String: Any] {
+        var mos: [String: Double] = [:]
+        for sample in series where sample.name == "troncal_carrier_mos" {
+            mos[(sample.labels["carrier"] ?? "") + "/" + (sample.labels["trunk"] ?? "")] = sample.value
+        }
+        let trunks = inspection?.trunks ?? []
+        let rows: [[String: Any]] = trunks.sorted { ($0.carrier, $0.trunk) < ($1.carrier, $1.trunk) }.map { trunk in
+            let key = trunk.carrier + "/" + trunk.trunk
+            let trunkMOS = trunk.mos ?? mos[key]
+            let duration = durations[key]
+            return [
+                "carrier": trunk.carrier, "trunk": trunk.trunk, "state": trunk.inService ? (trunk.demoted ? "demoted" : "in service") : "out",
+                "ok": trunk.inService && !trunk.demoted, "reason": trunk.reason ?? "", "now": trunk.callsInProgress,
+                "asr": percent(trunk.answerSeizureRatio), "ner": percent(trunk.networkEffectivenessRatio),
+                "acd": duration.map { String(format: "%.0f s", $0.seconds) } ?? "—",
+                "pdd": trunk.postDialDelayMilliseconds.map { String(format: "%.0f ms", $0) } ?? "—", "mos": rounded(trunkMOS),
+                "low": (trunkMOS ?? 5) < 3.6, "calls": duration?.calls ?? 0,
+            ]
+        }
+        return [
+            "user": user, "carriers": rows, "none": rows.isEmpty, "unreachable": inspection == nil, "window": voice.carrierWindowSeconds / 60,
+        ]
+    }
+
+    /// Every probed link: latency, jitter and loss now, and the last hour's latency as an SVG line.
+    static func linksPage(series: [MetricSample], history: [String: [SeriesPoint]], user: String) -> [String: Any] {
+        var byLink: [String: [String: Double]] = [:]
+        for sample in series where sample.name.hasPrefix("troncal_link_") {
+            let key = (sample.labels["instance"] ?? "") + "\u{1F}" + (sample.labels["target"] ?? "")
+            byLink[key, default: [:]][sample.name] = sample.value
+        }
+        let rows: [[String: Any]] = series.filter { $0.name == "troncal_link_latency_milliseconds" }
+            .sorted { ($0.labels["instance"] ?? "", $0.labels["target"] ?? "") < ($1.labels["instance"] ?? "", $1.labels["target"] ?? "") }
+            .map { sample in
+                let key = (sample.labels["instance"] ?? "") + "\u{1F}" + (sample.labels["target"] ?? "")
+                let figures = byLink[key] ?? [:]
+                let loss = figures["troncal_link_loss_percent"]
+                return [
+                    "from": sample.labels["instance"] ?? "", "to": sample.labels["target"] ?? "", "latency": rounded(sample.value, digits: 1),
+                    "jitter": rounded(figures["troncal_link_jitter_milliseconds"], digits: 1), "loss": rounded(loss, digits: 1),
+                    "bad": sample.value > 150 || (loss ?? 0) > 1, "chart": chart(history[sample.seriesKey] ?? []),
+                ]
+            }
+        return ["user": user, "links": rows, "none": rows.isEmpty]
+    }
+
+    /// A polyline of the points in a 240×40 box (time across, value up), with the maximum as its label.
+    static func chart(_ points: [SeriesPoint]) -> [String: Any] {
+        guard let first = points.first?.at, let last = points.last?.at, points.count > 1 else { return ["points": "", "max": "—"] }
+        let span = max(1, last.timeIntervalSince(first))
+        let top = max(1, points.map(\.maximum).max() ?? 1)
+        let coordinates = points.map { point in
+            String(format: "%.1f,%.1f", point.at.timeIntervalSince(first) / span * 240, 40 - min(point.average, top) / top * 38)
+        }
+        return ["points": coordinates.joined(separator: " "), "max": String(format: "%.0f ms", top)]
+    }
+
+    /// The calls found, newest first: who, through which carrier, and each measured direction.
+    static func callsPage(query: String, calls: [CallQuality], user: String) -> [String: Any] {
+        let rows: [[String: Any]] = calls.map { call in
+            [
+                "callID": call.callID, "source": call.source.rawValue, "customer": call.customer, "carrier": call.carrier.isEmpty ? "—" : call.carrier,
+                "trunk": call.trunk, "caller": call.caller, "callee": call.callee, "end": time(call.endAt),
+                "duration": String(format: "%.0f s", Double(call.durationMilliseconds) / 1000), "mos": rounded(call.mos),
+                "low": (call.mos ?? 5) < 3.6,
+                "streams": call.streams.map { stream in
+                    [
+                        "direction": stream.direction.rawValue, "codec": stream.codec, "packets": stream.packets, "lost": stream.lost,
+                        "loss": rounded(stream.lossPercent, digits: 1), "jitter": rounded(stream.jitterMilliseconds, digits: 1),
+                        "rtt": stream.roundTripMilliseconds.map { rounded($0, digits: 0) } ?? "—", "mos": rounded(stream.mos),
+                    ] as [String: Any]
+                },
+            ]
+        }
+        return ["user": user, "query": query, "calls": rows, "searched": !query.isEmpty, "none": !query.isEmpty && rows.isEmpty]
+    }
+
     /// A percentage as text and an SVG bar (green, amber over 60 %, red over 80 %).
     static func bar(_ percent: Double?) -> [String: Any] {
         guard let percent, percent.isFinite else { return ["text": "—", "width": 0, "color": "#ccc"] }
@@ -189,6 +343,10 @@ struct Dashboard: Service {
         try library.register(Templates.instances, named: "instances")
         try library.register(Templates.alarms, named: "alarms")
         try library.register(Templates.history, named: "history")
+        try library.register(Templates.customers, named: "customers")
+        try library.register(Templates.carriers, named: "carriers")
+        try library.register(Templates.links, named: "links")
+        try library.register(Templates.calls, named: "calls")
         return library
     }
 }
@@ -206,10 +364,11 @@ enum Templates {
         table{border-collapse:collapse;width:100%}
         th,td{border-bottom:1px solid #ddd;padding:.35em .5em;text-align:left;font-size:.92em}
         .critical{color:#c0392b;font-weight:bold}.warning{color:#e67e22;font-weight:bold}
-        .down,.unhealthy{color:#c0392b;font-weight:bold}.degraded{color:#e67e22}.healthy{color:#27ae60}
+        .down,.unhealthy,.out,.low{color:#c0392b;font-weight:bold}.degraded,.demoted{color:#e67e22}.healthy{color:#27ae60}
         </style></head><body>
         <header><strong>Troncal NOC · {{site}}</strong>
-        {{#user}}<a href="/">Instances</a><a href="/alarms">Alarms</a><a href="/alarms/history">History</a>
+        {{#user}}<a href="/">Instances</a><a href="/alarms">Alarms</a><a href="/alarms/history">History</a><a href="/carriers">Carriers</a>
+        <a href="/customers">Customers</a><a href="/links">Links</a><a href="/calls">Calls</a>
         <span>{{user}}</span><form method="post" action="/logout"><button>Log out</button></form>{{/user}}</header>
         <main>
         """
@@ -247,6 +406,55 @@ enum Templates {
         <td>{{level}}</td><td>{{since}}</td><td>{{summary}}</td>
         <td>{{#acked}}by {{acked}}{{/acked}}{{^acked}}<form method="post" action="/alarms/{{fingerprint}}/ack"><input name="comment" placeholder="comment"><button>Ack</button></form>{{/acked}}</td></tr>{{/alarms}}
         </tbody></table>
+        {{> foot}}
+        """
+    static let customers = """
+        {{> head}}
+        <h1>Customers</h1>
+        <p>Calls and mean MOS over the last {{window}} minutes, worst first; below {{threshold}} a customer gets a notice.</p>
+        {{#none}}<p>No call quality in the window yet.</p>{{/none}}
+        <table id="customers"><thead><tr><th>Customer</th><th>MOS</th><th>Calls</th><th>Notice</th></tr></thead><tbody>
+        {{#customers}}<tr class="customer" data-customer="{{customer}}"><td>{{customer}}</td><td class="mos{{#low}} low{{/low}}">{{mos}}</td><td>{{calls}}</td>
+        <td>{{#notice}}<a href="/alarms">open</a>{{/notice}}</td></tr>{{/customers}}
+        </tbody></table>
+        {{> foot}}
+        """
+    static let carriers = """
+        {{> head}}
+        <h1>Carriers</h1>
+        {{#unreachable}}<p class="critical">No routing instance answered: health and load are missing.</p>{{/unreachable}}
+        {{#none}}<p>No trunk known.</p>{{/none}}
+        <p>ASR, NER and PDD over each trunk's last 100 attempts; ACD and MOS over the last {{window}} minutes.</p>
+        <table id="carriers"><thead><tr><th>Carrier</th><th>Trunk</th><th>State</th><th>Calls now</th><th>ASR</th><th>ACD</th><th>NER</th><th>PDD</th><th>MOS</th><th>Calls</th></tr></thead><tbody>
+        {{#carriers}}<tr class="carrier" data-carrier="{{carrier}}" data-trunk="{{trunk}}"><td>{{carrier}}</td><td>{{trunk}}</td>
+        <td class="{{state}}" title="{{reason}}">{{state}}</td><td>{{now}}</td><td>{{asr}}</td><td>{{acd}}</td><td>{{ner}}</td><td>{{pdd}}</td>
+        <td class="mos{{#low}} low{{/low}}">{{mos}}</td><td>{{calls}}</td></tr>{{/carriers}}
+        </tbody></table>
+        {{> foot}}
+        """
+    static let links = """
+        {{> head}}
+        <h1>Links</h1>
+        {{#none}}<p>No link probed yet.</p>{{/none}}
+        <table id="links"><thead><tr><th>From</th><th>To</th><th>Latency ms</th><th>Jitter ms</th><th>Loss %</th><th>Last hour</th></tr></thead><tbody>
+        {{#links}}<tr class="link" data-from="{{from}}" data-to="{{to}}"><td>{{from}}</td><td>{{to}}</td><td{{#bad}} class="low"{{/bad}}>{{latency}}</td>
+        <td>{{jitter}}</td><td>{{loss}}</td>
+        {{#chart}}<td><svg width="240" height="40" role="img" aria-label="latency, up to {{max}}"><rect width="240" height="40" fill="#f6f6f6"/>
+        <polyline fill="none" stroke="#2c7be5" stroke-width="1.5" points="{{points}}"/></svg> {{max}}</td>{{/chart}}</tr>{{/links}}
+        </tbody></table>
+        {{> foot}}
+        """
+    static let calls = """
+        {{> head}}
+        <h1>Call search</h1>
+        <form method="get" action="/calls"><input name="q" value="{{query}}" placeholder="number or Call-ID" size="40"><button>Search</button></form>
+        {{#none}}<p>No call found for {{query}}.</p>{{/none}}
+        {{#calls}}<section class="call" data-call-id="{{callID}}"><h2>{{callID}} <small>({{source}})</small></h2>
+        <p>{{caller}} → {{callee}} · customer {{customer}} · carrier {{carrier}} {{trunk}} · ended {{end}} · {{duration}} ·
+        MOS <span class="mos{{#low}} low{{/low}}">{{mos}}</span></p>
+        <table><thead><tr><th>Direction</th><th>Codec</th><th>Packets</th><th>Lost</th><th>Loss %</th><th>Jitter ms</th><th>RTT ms</th><th>MOS</th></tr></thead><tbody>
+        {{#streams}}<tr><td>{{direction}}</td><td>{{codec}}</td><td>{{packets}}</td><td>{{lost}}</td><td>{{loss}}</td><td>{{jitter}}</td><td>{{rtt}}</td><td>{{mos}}</td></tr>{{/streams}}
+        </tbody></table></section>{{/calls}}
         {{> foot}}
         """
     static let history = """

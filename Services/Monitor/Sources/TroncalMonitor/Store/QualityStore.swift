@@ -67,7 +67,7 @@ public struct QualityStore: Sendable {
             """
             CREATE TABLE monitor_call_quality (call_id TEXT NOT NULL, source TEXT NOT NULL, day BIGINT NOT NULL,
             end_at DOUBLE PRECISION NOT NULL, customer TEXT NOT NULL, carrier TEXT NOT NULL, trunk TEXT NOT NULL, caller TEXT NOT NULL,
-            callee TEXT NOT NULL, instance TEXT NOT NULL, codec TEXT NOT NULL, mos DOUBLE PRECISION NOT NULL,
+            callee TEXT NOT NULL, instance TEXT NOT NULL, codec TEXT NOT NULL, mos DOUBLE PRECISION NOT NULL, duration_ms BIGINT NOT NULL,
             cu_n BIGINT NOT NULL, cu_loss DOUBLE PRECISION NOT NULL, cu_jitter DOUBLE PRECISION NOT NULL, cu_delay DOUBLE PRECISION NOT NULL,
             cu_mos DOUBLE PRECISION NOT NULL,
             ca_n BIGINT NOT NULL, ca_loss DOUBLE PRECISION NOT NULL, ca_jitter DOUBLE PRECISION NOT NULL, ca_delay DOUBLE PRECISION NOT NULL,
@@ -81,7 +81,7 @@ public struct QualityStore: Sendable {
         ])
 
     static let columns = [
-        "call_id", "source", "day", "end_at", "customer", "carrier", "trunk", "caller", "callee", "instance", "codec", "mos",
+        "call_id", "source", "day", "end_at", "customer", "carrier", "trunk", "caller", "callee", "instance", "codec", "mos", "duration_ms",
         "cu_n", "cu_loss", "cu_jitter", "cu_delay", "cu_mos", "ca_n", "ca_loss", "ca_jitter", "ca_delay", "ca_mos", "document",
     ]
 
@@ -104,7 +104,7 @@ public struct QualityStore: Sendable {
             return [
                 .text(call.callID), .text(call.source.rawValue), .integer(SampleStore.day(end)), .real(end), .text(call.customer),
                 .text(call.carrier), .text(call.trunk), .text(call.caller), .text(call.callee), .text(call.instance),
-                .text(call.streams.first?.codec ?? ""), .real(mos),
+                .text(call.streams.first?.codec ?? ""), .real(mos), .integer(Int64(call.durationMilliseconds)),
             ] + direction(.customerToSBC) + direction(.carrierToSBC) + [.text(document)]
         }
         guard !rows.isEmpty else { return }
@@ -132,6 +132,22 @@ public struct QualityStore: Sendable {
                 codec: try row.string("codec"), calls: Int(try row.int("calls")), mosSum: try row.double("mos"),
                 fromCustomer: try direction("cu"), fromCarrier: try direction("ca"))
         }
+    }
+
+    /// Per carrier trunk, the SBC-measured answered calls that ended in `[from, to)` and their mean duration (the ACD),
+    /// keyed `carrier/trunk`.
+    public func averageDurations(from: Date, to: Date) async throws -> [String: (calls: Int, seconds: Double)] {
+        let rows = try await store.query(
+            """
+            SELECT carrier, trunk, count(*) AS calls, avg(CAST(duration_ms AS DOUBLE PRECISION)) AS duration FROM monitor_call_quality
+            WHERE source = 'sbc' AND end_at >= $1 AND end_at < $2 GROUP BY carrier, trunk
+            """,
+            [.real(from.timeIntervalSince1970), .real(to.timeIntervalSince1970)])
+        var result: [String: (calls: Int, seconds: Double)] = [:]
+        for row in rows {
+            result[try row.string("carrier") + "/" + row.string("trunk")] = (Int(try row.int("calls")), try row.double("duration") / 1000)
+        }
+        return result
     }
 
     /// The latest calls whose Call-ID, caller or callee is `text` (a number with or without its `+`), newest first.

@@ -24,6 +24,10 @@ public struct CarrierHealth: Sendable {
         public var consecutiveFailedProbes = 0
         /// Answered / seized over the last `window` attempts (cancelled ones not counted); nil before any.
         public var answerSeizureRatio: Double?
+        /// Network effectiveness ratio (ITU-T E.425): attempts the network carried through (answered, or refused by
+        /// the called user: busy, declined, not found …) over the last `window` attempts; not 408, 5xx, no answer
+        /// within the setup time or a transport error. Nil before any.
+        public var networkEffectivenessRatio: Double?
         /// Mean post-dial delay of the last `window` attempts that had one, in milliseconds.
         public var postDialDelayMilliseconds: Double?
         public var attempts = 0
@@ -42,6 +46,7 @@ public struct CarrierHealth: Sendable {
     public let window: Int
     private var statuses: [Trunk: Status] = [:]
     private var outcomes: [Trunk: [Bool]] = [:]
+    private var effective: [Trunk: [Bool]] = [:]
     private var delays: [Trunk: [Int]] = [:]
 
     public init(failuresToTakeOut: Int = 5, window: Int = 100) {
@@ -76,6 +81,11 @@ public struct CarrierHealth: Sendable {
             if seen.count > window { seen.removeFirst(seen.count - window) }
             outcomes[trunk] = seen
             status.answerSeizureRatio = Double(seen.filter { $0 }.count) / Double(seen.count)
+            var carried = effective[trunk, default: []]
+            carried.append(failure == nil)
+            if carried.count > window { carried.removeFirst(carried.count - window) }
+            effective[trunk] = carried
+            status.networkEffectivenessRatio = Double(carried.filter { $0 }.count) / Double(carried.count)
             status.attempts += 1
         }
         if let delay = report.postDialDelayMilliseconds {
