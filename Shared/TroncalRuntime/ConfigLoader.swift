@@ -143,7 +143,7 @@ public enum ConfigLoader {
         return [
             "sbc.customers": tree(CustomerSettings()), "routing.routes": tree(RouteSettings()),
             "routing.routes.targets": tree(RouteTargetSettings()), "sbc.carriers": tree(CarrierSourceSettings()),
-            "routing.dids": tree(DIDSettings()), "monitor.receivers": tree(ReceiverSettings()),
+            "routing.dids": tree(DIDSettings()), "monitor.receivers": tree(ReceiverSettings()), "monitor.siteProbes": tree(SiteProbeSettings()),
             "monitor.rules": tree(AlarmRule(name: "", category: .service, metric: "", summary: "", action: "")),
         ]
     }()

@@ -34,7 +34,24 @@ public struct MonitorSettings: Codable, Sendable, Equatable {
     public var externalURL: String = ""
     /// Voice quality: the per-customer MOS notice and the carrier trunks' MOS.
     public var voice: VoiceSettings = VoiceSettings()
+    /// The links to the other sites, probed every `link.probeIntervalMilliseconds` by a TCP connection to each
+    /// peer's address (its monitor's link port through the VPN).
+    public var siteProbes: [SiteProbeSettings] = []
     public init() {}
+}
+
+/// One entry of `monitor.siteProbes`.
+public struct SiteProbeSettings: Codable, Sendable, Equatable {
+    /// The other site's name (the series' `target` is `site:<name>`).
+    public var site: String = ""
+    public var host: String = ""
+    public var port: Int = 0
+    public init() {}
+    public init(site: String, host: String, port: Int) {
+        self.site = site
+        self.host = host
+        self.port = port
+    }
 }
 
 /// `monitor.voice`.
@@ -135,6 +152,13 @@ extension ConfigLoader {
         guard voice.minimumCalls >= 1 else { throw fail("monitor.voice.minimumCalls", "must be at least 1") }
         guard voice.carrierMinimumCalls >= 1 else { throw fail("monitor.voice.carrierMinimumCalls", "must be at least 1") }
         guard (1...3660).contains(voice.keepCallsDays) else { throw fail("monitor.voice.keepCallsDays", "must be from 1 to 3660") }
+        var probed = Set<String>()
+        for (index, probe) in monitor.siteProbes.enumerated() {
+            let key = "monitor.siteProbes[\(index)]"
+            guard !probe.site.isEmpty, probed.insert(probe.site).inserted else { throw fail("\(key).site", "must be non-empty and unique") }
+            guard !probe.host.isEmpty else { throw fail("\(key).host", "must not be empty") }
+            guard (1...65535).contains(probe.port) else { throw fail("\(key).port", "must be a port number from 1 to 65535") }
+        }
         guard (1...100).contains(monitor.fallbackAfterAttempts) else { throw fail("monitor.fallbackAfterAttempts", "must be from 1 to 100") }
         guard monitor.groupWaitSeconds >= 0, monitor.groupIntervalSeconds >= 1, monitor.repeatIntervalSeconds >= monitor.groupIntervalSeconds else {
             throw fail("monitor.repeatIntervalSeconds", "grouping needs groupWait ≥ 0, groupInterval ≥ 1 and repeatInterval ≥ groupInterval")
