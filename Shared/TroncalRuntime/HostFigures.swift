@@ -17,6 +17,8 @@ public struct HostFigures: Sendable {
     /// The file system holding the data directory: size and used (size − free), in bytes.
     public var diskTotalBytes: UInt64
     public var diskUsedBytes: UInt64
+    /// What unprivileged processes may still write (`df`'s "Avail": the free space less the root reserve).
+    public var diskAvailableBytes: UInt64 = 0
     /// Bytes received and sent per network interface since boot.
     public var network: [String: (received: UInt64, sent: UInt64)]
 
@@ -51,9 +53,10 @@ extension HostFigures {
         let blockSize = UInt64(fs.f_frsize)
         let diskTotal = UInt64(fs.f_blocks) * blockSize
         let diskUsed = diskTotal - min(diskTotal, UInt64(fs.f_bfree) * blockSize)
+        let diskAvailable = UInt64(fs.f_bavail) * blockSize
         return HostFigures(
             cpuTotal: total, cpuIdle: idle, cpuCount: count, load: load, memoryTotalBytes: memoryTotal, memoryUsedBytes: memoryUsed,
-            diskTotalBytes: diskTotal, diskUsedBytes: diskUsed, network: network)
+            diskTotalBytes: diskTotal, diskUsedBytes: diskUsed, diskAvailableBytes: diskAvailable, network: network)
     }
 
     static func file(_ path: String) throws(HostFiguresError) -> String {

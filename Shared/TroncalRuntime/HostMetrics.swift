@@ -12,7 +12,7 @@ public import ServiceLifecycle
 /// | `troncal_host_cpus` | gauge | online CPUs |
 /// | `troncal_host_load{period="1m"\|"5m"\|"15m"}` | gauge | load averages |
 /// | `troncal_host_memory_total_bytes`, `troncal_host_memory_used_bytes` | gauge | MemTotal and MemTotal − MemAvailable |
-/// | `troncal_host_disk_total_bytes`, `troncal_host_disk_used_bytes` | gauge | the file system of the data directory |
+/// | `troncal_host_disk_total_bytes`, `troncal_host_disk_used_bytes`, `troncal_host_disk_available_bytes` | gauge | the file system of the data directory (available: what is left for unprivileged writers, as `df` shows) |
 /// | `troncal_host_network_receive_bytes{interface}`, `troncal_host_network_transmit_bytes{interface}` | gauge | since boot |
 /// | `troncal_host_sample_failures_total` | counter | readings that failed (logged with the reason) |
 public struct HostMetrics: Service {
@@ -57,6 +57,7 @@ public struct HostMetrics: Service {
         Gauge(label: "troncal_host_memory_used_bytes").record(Double(figures.memoryUsedBytes))
         Gauge(label: "troncal_host_disk_total_bytes").record(Double(figures.diskTotalBytes))
         Gauge(label: "troncal_host_disk_used_bytes").record(Double(figures.diskUsedBytes))
+        Gauge(label: "troncal_host_disk_available_bytes").record(Double(figures.diskAvailableBytes))
         for (interface, bytes) in figures.network {
             Gauge(label: "troncal_host_network_receive_bytes", dimensions: [("interface", interface)]).record(Double(bytes.received))
             Gauge(label: "troncal_host_network_transmit_bytes", dimensions: [("interface", interface)]).record(Double(bytes.sent))

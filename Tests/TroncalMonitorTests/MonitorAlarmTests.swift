@@ -130,6 +130,49 @@ struct MonitorAlarmTests {
         return try await chromium(url + "?to=" + page, in: directory)
     }
 
+    /// The value of a sample (name and labels as written) in Prometheus text.
+    static func sample(_ text: String, _ series: String) -> Double? {
+        for line in text.split(separator: "\n") where line.hasPrefix(series + " ") {
+            return Double(line.dropFirst(series.count + 1).split(separator: " ").first ?? "")
+        }
+        return nil
+    }
+
+    /// Compares an instance's `troncal_host_*` samples with /proc and statvfs read here.
+    static func checkHostFigures(_ metrics: String, instance: String, dataDirectory: String) throws {
+        func proc(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+        func meminfo(_ key: String) -> Double {
+            let line = proc("/proc/meminfo").split(separator: "\n").first { $0.hasPrefix(key + ":") } ?? ""
+            return (Double(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
+        }
+        let total = meminfo("MemTotal")
+        #expect(sample(metrics, "troncal_host_memory_total_bytes") == total, "\(instance): memory total")
+        let used = try #require(sample(metrics, "troncal_host_memory_used_bytes"))
+        #expect(abs(used - (total - meminfo("MemAvailable"))) < total * 0.10, "\(instance): memory used \(used) of \(total)")
+        let cpus = proc("/proc/stat").split(separator: "\n").filter { $0.hasPrefix("cpu") && !$0.hasPrefix("cpu ") }.count
+        #expect(sample(metrics, "troncal_host_cpus") == Double(cpus), "\(instance): CPUs")
+        let cpu = try #require(sample(metrics, "troncal_host_cpu_percent"))
+        #expect((0...100).contains(cpu), "\(instance): CPU \(cpu) %")
+        let load = Double(proc("/proc/loadavg").split(separator: " ").first ?? "") ?? 0
+        let exported = metrics.split(separator: "\n").first { $0.hasPrefix("troncal_host_load{") && $0.contains("\"1m\"") || $0.hasPrefix("troncal_host_load ") }
+            .flatMap { Double($0.split(separator: " ").last ?? "") }
+        if let exported { #expect(abs(exported - load) <= 2 + load * 0.5, "\(instance): load \(exported) against \(load)") }
+        var fs = statvfs()
+        #expect(statvfs(dataDirectory, &fs) == 0)
+        let block = Double(fs.f_frsize)
+        #expect(sample(metrics, "troncal_host_disk_total_bytes") == Double(fs.f_blocks) * block, "\(instance): disk total")
+        let diskUsed = try #require(sample(metrics, "troncal_host_disk_used_bytes"))
+        let usedNow = Double(fs.f_blocks - fs.f_bfree) * block
+        #expect(abs(diskUsed - usedNow) < max(Double(fs.f_blocks) * block * 0.02, 256 * 1024 * 1024), "\(instance): disk used \(diskUsed), now \(usedNow)")
+        let available = try #require(sample(metrics, "troncal_host_disk_available_bytes"))
+        #expect(abs(available - Double(fs.f_bavail) * block) < max(Double(fs.f_blocks) * block * 0.02, 256 * 1024 * 1024), "\(instance): disk available")
+        // Loopback's counters only grow: what was exported is at most what /proc/net/dev says now.
+        let lo = proc("/proc/net/dev").split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix("lo:") }
+        let received = lo.flatMap { Double($0.split(separator: ":")[1].split(separator: " ").first ?? "") } ?? 0
+        let exportedLo = try #require(sample(metrics, "troncal_host_network_receive_bytes{interface=\"lo\"}"), "\(instance): no loopback bytes")
+        #expect(exportedLo > 0 && exportedLo <= received, "\(instance): lo received \(exportedLo), /proc says \(received)")
+    }
+
     @Test func aStoppedInstanceFiresOneWebhookWithEveryFieldAndOneResolvedWhenItIsBack() async throws {
         let receiver = try await WebhookReceiver()
         defer { receiver.stop() }
@@ -174,6 +217,17 @@ struct MonitorAlarmTests {
         }
         try #require(healthy, "up log:\n\(up.outputText)")
         pids = rows.values.map(\.pid)
+
+        // Every service's host figures match what /proc says now, within what changes between two readings.
+        for instance in config.instances {
+            var metrics = ""
+            let sampled = await eventually(timeout: .seconds(30), interval: .milliseconds(200)) {
+                metrics = (try? await httpGet(port: instance.adminPort, path: "/metrics")) ?? ""
+                return Self.sample(metrics, "troncal_host_memory_total_bytes") != nil && Self.sample(metrics, "troncal_host_cpu_percent") != nil
+            }
+            #expect(sampled, "\(instance.name) exports no host figures:\n\(metrics.suffix(2000))")
+            try Self.checkHostFigures(metrics, instance: instance.name, dataDirectory: dataDir)
+        }
 
         func instanceDown(_ status: String) -> [[String: Any]] {
             receiver.posts.map(\.body).filter { body in

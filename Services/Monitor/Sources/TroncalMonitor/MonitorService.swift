@@ -124,13 +124,16 @@ public struct MonitorService: TroncalService {
                     rawHours: settings.retention.rawHours, minuteDays: settings.retention.minuteDays, hourMonths: settings.retention.hourMonths),
                 logger: context.logger),
             NotificationSender(desk: desk, store: store, settings: settings, logger: context.logger),
-            SiteProber(
-                probes: settings.siteProbes, interval: .milliseconds(context.config.link.probeIntervalMilliseconds),
-                timeout: .milliseconds(min(context.config.link.requestTimeoutMilliseconds, 2000)), logger: context.logger),
+
             Dashboard(
                 desk: desk, store: store, operators: operators, quality: quality, samples: samples, routing: routing, settings: settings,
                 site: context.config.site, logger: context.logger),
-        ]
+        ] + (settings.siteProbes.isEmpty ? [] : [
+            // A service that returns ends the group: only with probes to run.
+            SiteProber(
+                probes: settings.siteProbes, interval: .milliseconds(context.config.link.probeIntervalMilliseconds),
+                timeout: .milliseconds(min(context.config.link.requestTimeoutMilliseconds, 2000)), logger: context.logger)
+        ])
     }
 }
 

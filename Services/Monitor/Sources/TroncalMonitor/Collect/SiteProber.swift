@@ -19,7 +19,6 @@ struct SiteProber: Service {
     let logger: Logger
 
     func run() async throws {
-        guard !probes.isEmpty else { return }
         var windows: [String: ProbeWindow] = [:]
         var failing: Set<String> = []
         while !Task.isCancelledOrShuttingDown {

@@ -169,7 +169,10 @@ public enum SiteSnapshot {
                 series.append(MetricSample("troncal_host_memory_percent", labels, used / total * 100))
             }
             if let used = values["troncal_host_disk_used_bytes"], let total = values["troncal_host_disk_total_bytes"], total > 0 {
-                series.append(MetricSample("troncal_host_disk_percent", labels, used / total * 100))
+                // As `df` says "Use%": used over used plus available, so that 100 % is when writers get "disk full"
+                // (the root reserve does not count as room).
+                let room = values["troncal_host_disk_available_bytes"].map { used + $0 } ?? total
+                series.append(MetricSample("troncal_host_disk_percent", labels, room > 0 ? used / room * 100 : 100))
             }
         }
         return series
