@@ -107,11 +107,14 @@ let cliTargets: [Target] = [
         swiftSettings: swiftSettings),
 ]
 
-// `scripts/bench billing` (built in release by that script only).
+// `scripts/bench billing` and `scripts/bench monitor` (built in release by that script only).
 let benchTargets: [Target] = [
     .executableTarget(
         name: "BillingBench", dependencies: ["TroncalProtocol", "TroncalLink", "TroncalPKI", "TroncalStore", logging],
-        path: "Benchmarks/BillingBench", swiftSettings: swiftSettings)
+        path: "Benchmarks/BillingBench", swiftSettings: swiftSettings),
+    .executableTarget(
+        name: "MonitorBench", dependencies: ["TroncalMonitor", "TroncalProtocol", "TroncalRuntime", "TroncalStore", logging, nio, nioHTTP1, httpClient],
+        path: "Benchmarks/MonitorBench", swiftSettings: swiftSettings),
 ]
 
 let testTargets: [Target] = [

@@ -93,6 +93,8 @@ public enum MessageCatalog {
         MessageDescriptor(
             TrunkQualityReport.self, kind: .oneWay, senders: [.monitor],
             summary: "each carrier trunk's MOS over the monitor's window: routing demotes trunks below its minimum"),
+        MessageDescriptor(OperatorRequest.self, kind: .request, senders: [.operator], summary: "list, add or set the password of, or remove a dashboard operator"),
+        MessageDescriptor(OperatorList.self, kind: .reply, senders: nil, summary: "reply to monitor.operators: the accounts"),
         MessageDescriptor(ProtocolError.self, kind: .reply, senders: nil, summary: "error reply: code and message"),
         MessageDescriptor(
             TrunkProbe.self, kind: .request, senders: [.routing],

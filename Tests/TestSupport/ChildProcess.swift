@@ -150,3 +150,18 @@ final class PortLeases: Sendable {
         return true
     }
 }
+
+extension ChildProcess {
+    /// For `defer` blocks around a supervisor (`troncal up`): SIGTERM, so that it stops what it started, up to
+    /// `seconds` to exit, then SIGKILL. A SIGKILL alone would leave its children running, holding their ports.
+    public func terminateNow(within seconds: Double = 15) {
+        guard isRunning else { return }
+        kill(pid, SIGTERM)
+        let deadline = Date().addingTimeInterval(seconds)
+        while isRunning && Date() < deadline { usleep(20_000) }
+        if isRunning {
+            kill(pid, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+}

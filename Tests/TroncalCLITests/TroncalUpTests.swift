@@ -37,7 +37,7 @@ struct TroncalUpTests {
             output: directory.url.appendingPathComponent("up.log"))
         var childPids: [Int32] = []
         defer {
-            kill(up.pid, SIGKILL)
+            up.terminateNow()
             for pid in childPids { kill(pid, SIGKILL) }
         }
 

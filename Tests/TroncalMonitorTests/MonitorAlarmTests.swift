@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TestSupport
+import TroncalMonitor
 import TroncalProtocol
 import TroncalRuntime
 
@@ -173,6 +174,73 @@ struct MonitorAlarmTests {
         #expect(exportedLo > 0 && exportedLo <= received, "\(instance): lo received \(exportedLo), /proc says \(received)")
     }
 
+    @Test func fiftyAlarmsOfOneGroupMakeOneWebhookAFailingReceiverIsRetriedBoundedlyThenTheFallbackAndARestartRepeatsNothing() async throws {
+        let receiver = try await WebhookReceiver()
+        defer { receiver.stop() }
+        try receiver.answer(500, path: "/noc")
+        let directory = try TemporaryDirectory(prefix: "troncal-monitor-burst")
+        defer { directory.remove() }
+        let offset = freePortOffset()
+        defer { releasePortOffset(offset) }
+        var config = SiteConfig().shiftingPorts(by: offset)
+        config.site = "mon-b"
+        config.monitor.scrapeIntervalSeconds = 1
+        config.monitor.scrapeTimeoutMilliseconds = 2000
+        // Only the 50 test rules: every one fires at once for pbx-1 (not running), all in one group (by site).
+        config.monitor.disabledRules = AlarmRule.defaults.map(\.name)
+        config.monitor.rules = (1...50).map { index in
+            AlarmRule(
+                name: "Burst\(index)", category: .service, metric: "troncal_instance_up", matchers: ["instance=pbx-1"], comparison: .below,
+                warning: 1, summary: "burst \(index) on {{instance}}", action: "none")
+        }
+        config.monitor.groupBy = ["site"]
+        config.monitor.groupWaitSeconds = 10
+        config.monitor.groupIntervalSeconds = 300
+        config.monitor.receivers = [
+            ReceiverSettings(name: "noc", url: receiver.url + "/noc", levels: ["noc-1"]),
+            ReceiverSettings(name: "oncall", url: receiver.url + "/oncall", levels: []),
+        ]
+        config.monitor.fallbackReceiver = "oncall"
+        config.monitor.fallbackAfterAttempts = 3
+        let siteFile = directory.url.appendingPathComponent("site.json")
+        try ConfigLoader.encode(config).write(to: siteFile)
+        let (code, output) = try await ChildProcess.run(binaries.appendingPathComponent("troncal"), ["pki", "init", "--data-dir", directory.url.path])
+        #expect(code == 0, "\(output)")
+        func start(_ log: String) throws -> ChildProcess {
+            try ChildProcess(
+                binaries.appendingPathComponent("troncal-monitor"), ["--config", siteFile.path, "--instance", "monitor-1"],
+                output: directory.url.appendingPathComponent(log))
+        }
+        var monitor = try start("monitor.log")
+        defer { monitor.stopNow() }
+        func posts(_ path: String) -> [[String: Any]] { receiver.posts.filter { $0.path == path }.map(\.body) }
+
+        // One notification for the 50 alarms; the receiver's 500s are retried with backoff (1 s, 2 s) three times in
+        // all, then the fallback receiver gets it.
+        let delivered = await eventually(timeout: .seconds(60), interval: .milliseconds(200)) { !posts("/oncall").isEmpty }
+        #expect(delivered, "the fallback got nothing; posts: \(receiver.posts.map(\.path))\n\(monitor.outputText.suffix(3000))")
+        let noc = posts("/noc")
+        #expect(noc.count == 3, "\(noc.count) attempts on the failing receiver")
+        for body in noc + posts("/oncall") {
+            #expect((body["alerts"] as? [[String: Any]])?.count == 50, "a notification without the 50 alerts")
+        }
+        #expect(posts("/oncall").count == 1)
+
+        // A restart: the group's state and the outbox are in the database; nothing is sent again before its time.
+        await monitor.stop()
+        monitor = try start("monitor-2.log")
+        let admin = try #require(config.instance(named: "monitor-1")).adminPort
+        var rounds = 0.0
+        let collected = await eventually(timeout: .seconds(60), interval: .milliseconds(250)) {
+            let metrics = (try? await httpGet(port: admin, path: "/metrics")) ?? ""
+            rounds = Self.sample(metrics, "troncal_monitor_scrape_seconds_count{instance=\"pbx-1\"}") ?? 0
+            return rounds >= 6
+        }
+        #expect(collected, "the restarted monitor did not collect: \(monitor.outputText.suffix(3000))")
+        #expect(posts("/noc").count == 3 && posts("/oncall").count == 1, "a notification was repeated after the restart: \(receiver.posts.map(\.path))")
+        await monitor.stop()
+    }
+
     @Test func aStoppedInstanceFiresOneWebhookWithEveryFieldAndOneResolvedWhenItIsBack() async throws {
         let receiver = try await WebhookReceiver()
         defer { receiver.stop() }
@@ -207,7 +275,7 @@ struct MonitorAlarmTests {
         var stopped: Int32?
         defer {
             if let stopped { kill(stopped, SIGCONT) }
-            kill(up.pid, SIGKILL)
+            up.terminateNow()
             for pid in pids { kill(pid, SIGKILL) }
         }
         var rows: [String: (pid: Int32, health: String)] = [:]
@@ -281,6 +349,23 @@ struct MonitorAlarmTests {
             _ = try await chromium(url, in: directory)
             #expect(try await chromium(url, in: directory).contains("That login link is unknown, used or expired."))
         }
+
+        // Operator accounts from the CLI: one added (its password printed once), listed, logged in with a link, removed
+        // (and then logged out); the last one cannot go.
+        let (setCode, added) = try await troncal(["monitor", "operators", "set", "nina", "--data-dir", dataDir])
+        #expect(setCode == 0 && added.hasPrefix("nina ") && added.split(separator: " ").last?.count ?? 0 >= 20, "\(added)")
+        var (_, operators) = try await troncal(["monitor", "operators", "list", "--data-dir", dataDir])
+        #expect(operators.contains("admin") && operators.contains("nina"), "\(operators)")
+        if FileManager.default.isExecutableFile(atPath: Self.chromium) {
+            let (_, link) = try await troncal(["monitor", "login-link", "--operator", "nina", "--data-dir", dataDir])
+            let url = link.split(separator: "\n").first { $0.hasPrefix("http") }.map(String.init) ?? link
+            #expect(try await chromium(url, in: directory).contains("nina"), "nina could not log in")
+        }
+        #expect(try await troncal(["monitor", "operators", "remove", "nina", "--data-dir", dataDir]).0 == 0)
+        (_, operators) = try await troncal(["monitor", "operators", "list", "--data-dir", dataDir])
+        #expect(!operators.contains("nina"), "\(operators)")
+        let (lastCode, last) = try await troncal(["monitor", "operators", "remove", "admin", "--data-dir", dataDir])
+        #expect(lastCode != 0 && last.contains("last operator"), "\(last)")
 
         // Back: one resolved notification, and the firing one was not repeated.
         kill(billing, SIGCONT)

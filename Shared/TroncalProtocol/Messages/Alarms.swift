@@ -388,3 +388,35 @@ public struct LoginLink: LinkMessage, Hashable {
         self.dashboard = dashboard
     }
 }
+
+/// `monitor.operators` (operator → monitor): manage the dashboard's operator accounts. `list` gives the names;
+/// `set` adds an account or sets its password (at least 10 characters); `remove` deletes it and ends its sessions at
+/// their next request.
+public struct OperatorRequest: LinkRequest, Hashable {
+    public typealias Reply = OperatorList
+    public static let messageType = "monitor.operators"
+    public enum Action: String, Codable, Sendable, Hashable { case list, set, remove }
+    public var action: Action
+    public var operatorName: String
+    public var password: String
+    public init(action: Action, operatorName: String = "", password: String = "") {
+        self.action = action
+        self.operatorName = operatorName
+        self.password = password
+    }
+}
+
+/// `monitor.operators.reply`: the accounts after the action.
+public struct OperatorList: LinkMessage, Hashable {
+    public static let messageType = "monitor.operators.reply"
+    public struct Account: Codable, Sendable, Hashable {
+        public var name: String
+        public var createdAt: Date
+        public init(name: String, createdAt: Date) {
+            self.name = name
+            self.createdAt = createdAt
+        }
+    }
+    public var operators: [Account]
+    public init(operators: [Account]) { self.operators = operators }
+}

@@ -105,6 +105,22 @@ public struct MonitorService: TroncalService {
                 throw ProtocolError(.badRequest, error.description)
             }
         }
+        handlers.on(OperatorRequest.self, from: [.operator]) { request, peer in
+            do {
+                switch request.action {
+                case .list: break
+                case .set:
+                    try await operators.set(request.operatorName, password: request.password, at: Date())
+                    logger.notice("dashboard operator set", metadata: ["operator": "\(request.operatorName)", "by": "\(peer)"])
+                case .remove:
+                    try await operators.remove(request.operatorName)
+                    logger.notice("dashboard operator removed", metadata: ["operator": "\(request.operatorName)", "by": "\(peer)"])
+                }
+                return OperatorList(operators: try await operators.list().map { OperatorList.Account(name: $0.name, createdAt: $0.createdAt) })
+            } catch let error as MonitorError {
+                throw ProtocolError(.badRequest, error.description)
+            }
+        }
         handlers.on(AlarmHistoryRequest.self, from: [.operator]) { request, _ in
             AlarmHistory(events: try await store.history(fingerprint: request.fingerprint, limit: request.limit))
         }

@@ -124,10 +124,62 @@ struct AlarmsHistoryCommand: AsyncParsableCommand {
     }
 }
 
-/// `troncal monitor login-link [--operator admin] [--minutes 10]`: a one-time login link to the NOC dashboard.
+/// `troncal monitor login-link [--operator admin] [--minutes 10]`: a one-time login link to the NOC dashboard;
+/// `troncal monitor operators list|set|remove`: the dashboard's operator accounts.
 struct MonitorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "monitor", abstract: "The NOC dashboard: one-time login links.", subcommands: [LoginLinkCommand.self])
+        commandName: "monitor", abstract: "The NOC dashboard: one-time login links and operator accounts.",
+        subcommands: [LoginLinkCommand.self, OperatorsCommand.self])
+}
+
+struct OperatorsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "operators", abstract: "The dashboard's operator accounts.",
+        subcommands: [OperatorsListCommand.self, OperatorsSetCommand.self, OperatorsRemoveCommand.self])
+
+    static func show(_ list: OperatorList, target: MonitorTargetOptions) throws {
+        if target.json { return try target.print(json: list.operators) }
+        for account in list.operators { Output.line("\(account.name)  since \(AlarmText.time(account.createdAt))") }
+    }
+}
+
+struct OperatorsListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "The operator accounts.")
+    @OptionGroup var target: MonitorTargetOptions
+    func run() async throws { try OperatorsCommand.show(try await target.request(OperatorRequest(action: .list)), target: target) }
+}
+
+struct OperatorsSetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "set",
+        abstract: "Add an operator or give it a new password: read from standard input with --password-stdin, else made up and printed once.")
+    @Argument(help: "The operator's name: letters, digits, '.', '_', '-' or '@'.")
+    var name: String
+    @Flag(help: "Read the password (one line, at least 10 characters) from standard input.")
+    var passwordStdin = false
+    @OptionGroup var target: MonitorTargetOptions
+
+    func run() async throws {
+        var password: String
+        if passwordStdin {
+            password = readLine(strippingNewline: true) ?? ""
+        } else {
+            let alphabet = Array("abcdefghijkmnpqrstuvwxyz23456789")
+            password = String((0..<20).map { _ in alphabet.randomElement()! })
+        }
+        let list = try await target.request(OperatorRequest(action: .set, operatorName: name, password: password))
+        if !passwordStdin { Output.line("\(name) \(password)") }
+        password = ""
+        if target.json { try OperatorsCommand.show(list, target: target) }
+    }
+}
+
+struct OperatorsRemoveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "remove", abstract: "Remove an operator account (its logins end at once).")
+    @Argument(help: "The operator's name.")
+    var name: String
+    @OptionGroup var target: MonitorTargetOptions
+    func run() async throws { try OperatorsCommand.show(try await target.request(OperatorRequest(action: .remove, operatorName: name)), target: target) }
 }
 
 struct LoginLinkCommand: AsyncParsableCommand {

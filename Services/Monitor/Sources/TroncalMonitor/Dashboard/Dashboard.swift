@@ -1,13 +1,13 @@
 internal import Foundation
 internal import HTTPTypes
 internal import Hummingbird
-internal import Logging
+public import Logging
 internal import Mustache
 internal import NIOCore
-internal import ServiceLifecycle
+public import ServiceLifecycle
 internal import TroncalProtocol
-internal import TroncalLink
-internal import TroncalRuntime
+public import TroncalLink
+public import TroncalRuntime
 
 /// The NOC dashboard: server-rendered HTML (Mustache templates, escaped by default), no JavaScript; charts are inline
 /// SVG. Pages: `/` sites and instances, `/alarms` (firing, with ack), `/alarms/history`, `/carriers` (ASR, ACD, NER,
@@ -15,7 +15,7 @@ internal import TroncalRuntime
 /// hour's latency as a chart), `/calls?q=` (a call by number or Call-ID with its media quality). Operators log in with a
 /// name and password (`/login`) or a one-time link (`/login/link/<token>`, made by `troncal monitor login-link`);
 /// the session cookie is signed with the site's key, so any monitor instance of the site accepts it.
-struct Dashboard: Service {
+public struct Dashboard: Service {
     let desk: AlarmDesk
     let store: MonitorStore
     let operators: Operators
@@ -29,7 +29,22 @@ struct Dashboard: Service {
 
     static let cookie = "troncal_session"
 
-    func run() async throws {
+    public init(
+        desk: AlarmDesk, store: MonitorStore, operators: Operators, quality: QualityStore, samples: SampleStore, routing: [LinkClient],
+        settings: MonitorSettings, site: String, logger: Logger
+    ) {
+        self.desk = desk
+        self.store = store
+        self.operators = operators
+        self.quality = quality
+        self.samples = samples
+        self.routing = routing
+        self.settings = settings
+        self.site = site
+        self.logger = logger
+    }
+
+    public func run() async throws {
         let library = try Self.templates()
         let router = Router()
         let desk = desk
@@ -55,9 +70,10 @@ struct Dashboard: Service {
             if let cookie { headers[.setCookie] = cookie }
             return Response(status: .seeOther, headers: headers)
         }
-        @Sendable func signedIn(_ request: Request) -> String? {
-            guard let value = request.cookies[Self.cookie]?.value else { return nil }
-            return operators.operatorName(ofSession: value, at: Date())
+        /// The operator of a valid session cookie whose account still exists (a removed operator is logged out).
+        @Sendable func signedIn(_ request: Request) async -> String? {
+            guard let value = request.cookies[Self.cookie]?.value, let name = operators.operatorName(ofSession: value, at: Date()) else { return nil }
+            return (try? await operators.exists(name)) == true ? name : nil
         }
         @Sendable func sessionCookie(_ name: String) -> String {
             let value = operators.session(for: name, until: Date().addingTimeInterval(Double(sessionHours) * 3600))
@@ -89,25 +105,25 @@ struct Dashboard: Service {
         router.post("/logout") { _, _ in redirect("/login", cookie: "\(Self.cookie)=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0") }
 
         router.get("/") { request, _ -> Response in
-            guard let user = signedIn(request) else { return redirect("/login") }
+            guard let user = await signedIn(request) else { return redirect("/login") }
             let series = await desk.latest
             let firing = await desk.firing
             return page("instances", Self.instancesPage(series: series, firing: firing, user: user))
         }
         router.get("/alarms") { request, _ -> Response in
-            guard let user = signedIn(request) else { return redirect("/login") }
+            guard let user = await signedIn(request) else { return redirect("/login") }
             let firing = await desk.firing
             return page("alarms", ["user": user, "alarms": firing.map(Self.alarmRow), "none": firing.isEmpty])
         }
         router.post("/alarms/:fingerprint/ack") { request, context -> Response in
-            guard let user = signedIn(request) else { return redirect("/login") }
+            guard let user = await signedIn(request) else { return redirect("/login") }
             let fingerprint = context.parameters.get("fingerprint") ?? ""
             let form = try await Self.form(request)
             _ = try? await desk.acknowledge(fingerprint, by: user, comment: form["comment"] ?? "", at: Date())
             return redirect("/alarms")
         }
         router.get("/alarms/history") { request, _ -> Response in
-            guard let user = signedIn(request) else { return redirect("/login") }
+            guard let user = await signedIn(request) else { return redirect("/login") }
             let events = try await store.history(fingerprint: nil, limit: 500)
             return page("history", [
                 "user": user,
@@ -118,13 +134,13 @@ struct Dashboard: Service {
         }
 
         router.get("/customers") { request, _ -> Response in
-            guard let user = signedIn(request) else { return redirect("/login") }
+            guard let user = await signedIn(request) else { return redirect("/login") }
             let series = await desk.latest
             let firing = await desk.firing
             return page("customers", Self.customersPage(series: series, firing: firing, voice: voice, user: user))
         }
         router.get("/carriers") { request, _ -> Response in
-            guard let user = signedIn(request) else { return redirect("/login") }
+            guard let user = await signedIn(request) else { return redirect("/login") }
             let series = await desk.latest
             let now = Date()
             let durations = (try? await quality.averageDurations(from: now.addingTimeInterval(-Double(voice.carrierWindowSeconds)), to: now)) ?? [:]
@@ -138,7 +154,7 @@ struct Dashboard: Service {
             return page("carriers", Self.carriersPage(series: series, inspection: inspection, durations: durations, voice: voice, user: user))
         }
         router.get("/links") { request, _ -> Response in
-            guard let user = signedIn(request) else { return redirect("/login") }
+            guard let user = await signedIn(request) else { return redirect("/login") }
             let series = await desk.latest
             let now = Date()
             var history: [String: [SeriesPoint]] = [:]
@@ -148,7 +164,7 @@ struct Dashboard: Service {
             return page("links", Self.linksPage(series: series, history: history, user: user))
         }
         router.get("/calls") { request, _ -> Response in
-            guard let user = signedIn(request) else { return redirect("/login") }
+            guard let user = await signedIn(request) else { return redirect("/login") }
             let query = String((request.uri.queryParameters.get("q") ?? "").prefix(200))
             let calls = query.isEmpty ? [] : ((try? await quality.search(query)) ?? [])
             return page("calls", Self.callsPage(query: query, calls: calls, user: user))

@@ -53,6 +53,29 @@ public struct Operators: Sendable {
             [.text(name), .text(Self.hex(salt)), .text(hash), .real(now.timeIntervalSince1970)])
     }
 
+    /// Every account, by name.
+    public func list() async throws -> [(name: String, createdAt: Date)] {
+        try await store.query("SELECT name, created_at FROM monitor_operators ORDER BY name", []).map { row in
+            (try row.string("name"), Date(timeIntervalSince1970: try row.double("created_at")))
+        }
+    }
+
+    public func exists(_ name: String) async throws -> Bool {
+        try await store.query("SELECT name FROM monitor_operators WHERE name = $1", [.text(name)]).first != nil
+    }
+
+    /// Deletes an account and its unused login links; its session cookies stop working at their next request.
+    public func remove(_ name: String) async throws {
+        guard try await store.query("SELECT name FROM monitor_operators WHERE name = $1", [.text(name)]).first != nil else {
+            throw MonitorError("no operator named '\(name)'")
+        }
+        guard try await count() > 1 else { throw MonitorError("'\(name)' is the last operator: add another first") }
+        try await store.transaction { transaction in
+            try await transaction.execute("DELETE FROM monitor_operators WHERE name = $1", [.text(name)])
+            try await transaction.execute("DELETE FROM monitor_login_links WHERE operator = $1", [.text(name)])
+        }
+    }
+
     /// Whether `password` is the operator's (compared in constant time).
     public func verify(_ name: String, password: String) async throws -> Bool {
         guard let row = try await store.query("SELECT salt, hash FROM monitor_operators WHERE name = $1", [.text(name)]).first else {
