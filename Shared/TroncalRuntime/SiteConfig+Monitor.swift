@@ -8,6 +8,9 @@ public struct MonitorSettings: Codable, Sendable, Equatable {
     public var scrapeTimeoutMilliseconds: Int = 5000
     /// Rules that replace the shipped defaults of the same name, or add to them.
     public var rules: [AlarmRule] = []
+    /// A CSV file of rules (see docs/monitoring.md), read at start, relative to the configuration's directory; its
+    /// rules replace shipped ones of the same name, and `rules` replace its. Empty: none.
+    public var rulesFile: String = ""
     /// Names of shipped rules to switch off.
     public var disabledRules: [String] = []
     public var escalation: EscalationSettings = EscalationSettings()

@@ -78,8 +78,8 @@ public func troncalBinaryDirectory(filePath: String = #filePath) -> URL {
 /// test derives from it (default ports + offset, up to 9299 + offset) stays below 32768, where Linux starts
 /// handing out ephemeral ports for outgoing connections and port-0 binds. The offset's ports are held for this test
 /// process until `releasePortOffset` (or for ten minutes), and none of them is bound on the machine when it is handed out.
-public func freePortOffset() -> Int {
-    PortLeases.shared.lease()
+public func freePortOffset() async -> Int {
+    await PortLeases.shared.lease()
 }
 
 /// Gives the ports of `freePortOffset()` back for other tests of this process.
@@ -87,23 +87,43 @@ public func releasePortOffset(_ offset: Int) {
     PortLeases.shared.release(offset)
 }
 
-/// Offsets handed out to the tests of this process. Sites of different offsets can still meet: 9100 + o1 is
-/// 8100 + o2 when o2 = o1 + 1000; so an offset is handed out only when none of the ports it derives (its footprint)
-/// is held by a live lease or bound by anyone on the machine.
+/// Offsets handed out to the tests of this process. Sites of different offsets can still meet: 9600 + o1 is
+/// 8100 + o2 when o2 = o1 + 1500; so an offset is handed out only when none of the ports it derives (its footprint,
+/// per address) is held by a live lease or bound by anyone on the machine. When every offset is held, the test waits
+/// for one to be given back rather than take one at random.
 final class PortLeases: Sendable {
     static let shared = PortLeases()
     private struct Lease { var ports: Set<Int>; var until: ContinuousClock.Instant }
     private let leases = Mutex<[Int: Lease]>([:])
+    static let services: UInt32 = 0x7f00_0001, customers: UInt32 = 0x7f00_0002, carriers: UInt32 = 0x7f00_0003
 
-    /// Every port a test site derives from its offset: SIP (5060, 5061), test slots (6100-6199), links (7100-7110),
-    /// admin and the dashboard (8080-8110), carriers and relay tests (9000-9699).
+    /// Every port a test site derives from its offset, by address: on 127.0.0.1 the services' SIP (5060, 5061), links
+    /// (7100-7110), admin and dashboard (8080-8110) and the relay tests (9500-9699); on 127.0.0.2 the customers' test
+    /// slots (6100-6199); on 127.0.0.3 the carriers (9000-9299). A port is keyed `address << 16 | port`.
     static func footprint(_ offset: Int) -> Set<Int> {
-        var ports: Set<Int> = [5060 + offset, 5061 + offset]
-        for range in [6100...6199, 7100...7110, 8080...8110, 9000...9699] { for port in range { ports.insert(port + offset) } }
+        var ports: Set<Int> = []
+        func add(_ address: UInt32, _ range: ClosedRange<Int>) { for port in range { ports.insert(Int(address & 0xff) << 16 | (port + offset)) } }
+        add(services, 5060...5061)
+        add(services, 7100...7110)
+        add(services, 8080...8110)
+        add(services, 9500...9699)
+        add(customers, 6100...6199)
+        add(carriers, 9000...9299)
         return ports
     }
 
-    func lease() -> Int {
+    func lease() async -> Int {
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(900)
+        while true {
+            if let offset = tryLease() { return offset }
+            // Everything is held: wait for a test to give an offset back (fall back to chance only after 15 minutes).
+            if clock.now > deadline { return Int.random(in: 10...230) * 100 }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    private func tryLease() -> Int? {
         var candidates = Array(10...230).map { $0 * 100 }
         candidates.shuffle()
         for offset in candidates {
@@ -116,16 +136,14 @@ final class PortLeases: Sendable {
                 return false
             }
             if taken { continue }
-            // Something outside this test's sites (another process, a leftover) may hold some: check every port of the
-            // footprint on 127.0.0.1 (services), the carrier range on 127.0.0.3 and the customer slots on 127.0.0.2.
-            let free = ports.allSatisfy { Self.isFree($0, address: 0x7f00_0001) }
-                && (9000...9699).allSatisfy { Self.isFree($0 + offset, address: 0x7f00_0003) }
-                && (6100...6199).allSatisfy { Self.isFree($0 + offset, address: 0x7f00_0002) }
+            // Something outside this test's sites (another process, a leftover) may hold some: check every port.
+            let free = ports.allSatisfy { key in
+                Self.isFree(key & 0xffff, address: 0x7f00_0000 | UInt32(key >> 16))
+            }
             if free { return offset }
             leases.withLock { _ = $0.removeValue(forKey: offset) }
         }
-        // Everything is held: fall back to chance rather than fail the test.
-        return Int.random(in: 10...230) * 100
+        return nil
     }
 
     func release(_ offset: Int) {
@@ -164,4 +182,30 @@ extension ChildProcess {
             process.waitUntilExit()
         }
     }
+}
+
+/// A range of 200 relay ports for a test site's SBC, below every offset's ports (1100-5499, 22 ranges; 5700-6059 are
+/// the `troncal up` tests'), held until `releaseMediaPorts`: two sites never share relay ports. Waits for one to be
+/// given back when all are held.
+public func leaseMediaPorts() async -> ClosedRange<Int> {
+    let clock = ContinuousClock()
+    let deadline = clock.now + .seconds(900)
+    while true {
+        let slot = MediaPortLeases.held.withLock { held -> Int? in
+            guard let free = (0..<22).shuffled().first(where: { !held.contains($0) }) else { return nil }
+            held.insert(free)
+            return free
+        }
+        if let slot { return (1100 + slot * 200)...(1100 + slot * 200 + 199) }
+        if clock.now > deadline { return 1100...1299 }
+        try? await Task.sleep(for: .milliseconds(100))
+    }
+}
+
+public func releaseMediaPorts(_ range: ClosedRange<Int>) {
+    MediaPortLeases.held.withLock { _ = $0.remove((range.lowerBound - 1100) / 200) }
+}
+
+enum MediaPortLeases {
+    static let held = Mutex<Set<Int>>([])
 }

@@ -21,7 +21,7 @@ struct TroncalUpTests {
         let directory = try TemporaryDirectory(prefix: "troncal-up")
         defer { directory.remove() }
         let dataDir = directory.url.appendingPathComponent("site").path
-        let offset = freePortOffset()
+        let offset = await freePortOffset()
         defer { releasePortOffset(offset) }
         // The site `troncal up --port-offset` would write, with the SBC's relay ports moved below every test's ports
         // (the default 20000-29999 is where other tests' sites listen while this one runs).

@@ -40,7 +40,7 @@ struct MediaRelayTests {
 
     @Test func rtpFlowsBothWaysThroughTheRelayIsCountedAndRatedByTheEModel() async throws {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
-        let base = freePortOffset() + 9500
+        let base = await freePortOffset() + 9500
         let relay = try await loop.submit {
             NIOLoopBound(MediaRelay(bindAddress: "127.0.0.1", portRange: base...(base + 20), eventLoop: loop, logger: Logger(label: "test")), eventLoop: loop)
         }.get()
@@ -117,7 +117,7 @@ struct MediaRelayTests {
 
     @Test func aReleasedSessionsSocketsAreParkedDropWhatArrivesAndServeTheNextCallAfterTheQuarantine() async throws {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
-        let base = freePortOffset() + 9540
+        let base = await freePortOffset() + 9540
         // Quarantine long enough that the second call cannot take the parked set; then a relay with none.
         for quarantine in [TimeAmount.seconds(60), .zero] {
             let relay = try await loop.submit {
@@ -159,7 +159,7 @@ struct MediaRelayTests {
 
     @Test func noMoreThanTheIdleLimitOfSessionsStayParked() async throws {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
-        let base = freePortOffset() + 9580
+        let base = await freePortOffset() + 9580
         let (parked, available) = try await loop.flatSubmit { () -> EventLoopFuture<(Int, Int)> in
             let relay = MediaRelay(bindAddress: "127.0.0.1", portRange: base...(base + 20), eventLoop: loop, logger: Logger(label: "test"), idleLimit: 1)
             let sessions = (0..<3).map { _ in relay.openSession() }

@@ -180,7 +180,7 @@ struct MonitorAlarmTests {
         try receiver.answer(500, path: "/noc")
         let directory = try TemporaryDirectory(prefix: "troncal-monitor-burst")
         defer { directory.remove() }
-        let offset = freePortOffset()
+        let offset = await freePortOffset()
         defer { releasePortOffset(offset) }
         var config = SiteConfig().shiftingPorts(by: offset)
         config.site = "mon-b"
@@ -247,7 +247,7 @@ struct MonitorAlarmTests {
         let directory = try TemporaryDirectory(prefix: "troncal-monitor")
         defer { directory.remove() }
         let dataDir = directory.url.appendingPathComponent("site").path
-        let offset = freePortOffset()
+        let offset = await freePortOffset()
         defer { releasePortOffset(offset) }
         var config = SiteConfig().shiftingPorts(by: offset)
         config.site = "mon-a"

@@ -21,6 +21,7 @@ final class CallSite: Sendable {
     var billing: ChildProcess { process("billing-1") }
     let instances: [String]
     let offset: Int
+    let media: ClosedRange<Int>
 
     static let sbcAddress = "127.0.0.1"
     static let customerAddress = "127.0.0.2"
@@ -43,16 +44,19 @@ final class CallSite: Sendable {
     init(billing: Bool = false, monitor: Bool = false, adjust: (inout SiteConfig, Int) -> Void) async throws {
         let directory = try TemporaryDirectory(prefix: "troncal-calls")
         self.directory = directory
-        let offset = freePortOffset()
+        let offset = await freePortOffset()
         self.offset = offset
         var config = SiteConfig().shiftingPorts(by: offset)
         config.site = "calls"
         config.sip.listenAddress = Self.sbcAddress
         config.sbc.advertisedAddress = Self.sbcAddress
-        // Below every port derived from the offset (the lowest is 6060) and below the ephemeral range.
-        let media = 1100 + Int.random(in: 0..<12) * 400
-        config.sbc.mediaPortMin = media
-        config.sbc.mediaPortMax = media + 399
+        // Below every port derived from the offset (the lowest is 6060) and below the ephemeral range, leased: two sites
+        // never share relay ports. Few parked relay sockets, so that a test's calls fit in its 200 ports.
+        let media = await leaseMediaPorts()
+        self.media = media
+        config.sbc.mediaPortMin = media.lowerBound
+        config.sbc.mediaPortMax = media.upperBound
+        config.sbc.relayPrebindSessions = 4
         config.routing.setupTimeoutMilliseconds = 3000
         // sipp carriers cannot answer OPTIONS outside a call: tests that need probes turn them on.
         config.routing.probeIntervalMilliseconds = 0
@@ -145,6 +149,7 @@ final class CallSite: Sendable {
         }
         directory.remove()
         releasePortOffset(offset)
+        releaseMediaPorts(media)
     }
 
     /// The call summaries the SBC has spooled.

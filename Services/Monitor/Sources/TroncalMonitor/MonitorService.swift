@@ -6,6 +6,7 @@ internal import Metrics
 internal import NIOCore
 public import ServiceLifecycle
 public import TroncalLink
+internal import TroncalCatalog
 public import TroncalProtocol
 public import TroncalRuntime
 public import TroncalStore
@@ -39,8 +40,20 @@ public struct MonitorService: TroncalService {
                 logger: context.logger, maximumFrameLength: context.config.link.maximumFrameBytes)
         }
         let settings = context.config.monitor
+        var fileRules: [AlarmRule] = []
+        if !settings.rulesFile.isEmpty {
+            let path = context.config.resolve(settings.rulesFile, relativeTo: context.configDirectory).path
+            do {
+                fileRules = try RulesCSV.read(try String(contentsOfFile: path, encoding: .utf8))
+            } catch let error as CatalogError {
+                throw ConfigError(file: path, key: "monitor.rulesFile", "\(error)")
+            } catch {
+                throw ConfigError(file: path, key: "monitor.rulesFile", "cannot be read: \(error)")
+            }
+            context.logger.info("alarm rules read from the rules file", metadata: ["file": "\(path)", "rules": "\(fileRules.count)"])
+        }
         desk = try await AlarmDesk(
-            store: store, settings: settings, site: context.config.site, rules: AlarmDesk.rules(settings), logger: context.logger)
+            store: store, settings: settings, site: context.config.site, rules: AlarmDesk.rules(settings, file: fileRules), logger: context.logger)
         operators = try await Operators(store: sqlStore)
         try await Self.ensureFirstOperator(operators, stateDirectory: context.stateDirectory, logger: context.logger)
     }

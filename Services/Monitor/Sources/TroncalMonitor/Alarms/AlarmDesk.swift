@@ -34,10 +34,11 @@ public actor AlarmDesk {
             repeatInterval: Double(settings.repeatIntervalSeconds), groupBy: settings.groupBy, groups: try await store.groups())
     }
 
-    /// The shipped rules, with `monitor.rules` replacing those of the same name (or adding) and `disabledRules` removed.
-    public static func rules(_ settings: MonitorSettings) -> [AlarmRule] {
+    /// The shipped rules, with the rules file's and then `monitor.rules` replacing those of the same name (or adding),
+    /// and `disabledRules` removed.
+    public static func rules(_ settings: MonitorSettings, file: [AlarmRule] = []) -> [AlarmRule] {
         var rules = AlarmRule.defaults.filter { !settings.disabledRules.contains($0.name) }
-        for rule in settings.rules {
+        for rule in file + settings.rules {
             if let index = rules.firstIndex(where: { $0.name == rule.name }) { rules[index] = rule } else { rules.append(rule) }
         }
         return rules
