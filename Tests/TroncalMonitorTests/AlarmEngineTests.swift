@@ -94,6 +94,20 @@ struct AlarmEngineTests {
         #expect(security.evaluate([MetricSample("bans_total", ["instance": "sbc-1"], 0)], at: at(150)).map(\.event) == ["resolved"])
     }
 
+    @Test func aCounterThatFirstAppearsOnAnInstanceAlreadyReportingCountsFromZero() {
+        // Counters are exported from their first increment: the first ban makes the series appear, at 1 or more.
+        let bans = AlarmRule(
+            name: "Bans", category: .security, metric: "bans_total", function: .increasePerMinute, warning: 0.5, summary: "", action: "")
+        var engine = AlarmEngine(rules: [bans])
+        let up = MetricSample("up", ["instance": "sbc-1"], 1)
+        #expect(engine.evaluate([up], at: at(0)).isEmpty)
+        let fired = engine.evaluate([up, MetricSample("bans_total", ["instance": "sbc-1", "reason": "flood"], 1)], at: at(10))
+        #expect(fired.map(\.event) == ["fired"])
+        #expect(fired.first?.alarm.value == 6)
+        // On an instance the engine has not seen before (the monitor just started), a first reading still has no rate.
+        #expect(engine.evaluate([up, MetricSample("bans_total", ["instance": "sbc-2"], 50)], at: at(20)).filter { $0.alarm.labels["instance"] == "sbc-2" }.isEmpty)
+    }
+
     @Test func eachSeriesIsItsOwnAlarmAndASeriesThatDisappearsResolves() {
         let rule = AlarmRule(name: "Down", category: .service, metric: "up", comparison: .below, critical: 1, summary: "{{instance}}", action: "")
         var engine = AlarmEngine(rules: [rule])

@@ -15,8 +15,8 @@ struct SBCCallTests {
     static let callee = "34911234567"
 
     /// A site whose one customer (127.0.0.2) routes every number to a carrier at 127.0.0.3 on `carrierPort`.
-    static func site(carrierPort: (Int) -> Int, adjust: @escaping (inout SiteConfig) -> Void = { _ in }) async throws -> CallSite {
-        try await CallSite { config, offset in
+    static func site(carrierPort: (Int) -> Int, monitor: Bool = false, adjust: @escaping (inout SiteConfig) -> Void = { _ in }) async throws -> CallSite {
+        try await CallSite(monitor: monitor) { config, offset in
             config.sbc.customers = [CallSite.customer()]
             config.routing.routes = [
                 RouteSettings(prefix: "34", targets: [RouteTargetSettings(carrier: "carrier-a", host: CallSite.carrierAddress, port: carrierPort(offset))])
@@ -315,7 +315,17 @@ struct SBCCallTests {
     func aFloodFromOneSourceGetsItBannedWhileAnotherSourcesCallsComplete() async throws {
         // A roomy setup timeout: on a 2-core machine the flood's own sipp and the carrier's compete for CPU, and a
         // carrier that answers late is not what this test is about.
-        let site = try await Self.site(carrierPort: { 9000 + $0 }) { $0.routing.setupTimeoutMilliseconds = 15000 }
+        // The monitor watches: any ban is a security alarm here (the shipped rule wants more than 10 a minute).
+        let site = try await Self.site(carrierPort: { 9000 + $0 }, monitor: true) {
+            $0.routing.setupTimeoutMilliseconds = 15000
+            $0.monitor.scrapeIntervalSeconds = 1
+            $0.monitor.scrapeTimeoutMilliseconds = 3000
+            $0.monitor.rules = [
+                AlarmRule(
+                    name: "SBCBanStorm", category: .security, metric: "troncal_sbc_bans_total", function: .increasePerMinute, warning: 0.5,
+                    clear: 0, summary: "{{instance}} banned {{value}} sources in a minute", action: "Check the sources.")
+            ]
+        }
         defer { site.remove() }
         let carrier = try Self.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: site.carrierPort(0), calls: 100)
         try await carrier.listening()
@@ -334,6 +344,14 @@ struct SBCCallTests {
         let answered = flood.messageText.components(separatedBy: "SIP/2.0 200 OK").count - 1
         #expect(answered < 200, "the flooding source got \(answered) answers")
         #expect(site.sbc.outputText.contains("SIP source blocked"))
+        // The ban is a security alarm, at the SOC at once.
+        var alarms = ""
+        let atSOC = await eventually(timeout: .seconds(45), interval: .milliseconds(500)) {
+            guard let (status, output) = try? await site.troncal(["alarms", "list", "--category", "security", "--json"]), status == 0 else { return false }
+            alarms = output
+            return output.contains("\"SBCBanStorm\"") && output.contains("\"soc\"")
+        }
+        #expect(atSOC, "no security alarm at the SOC: \(alarms)\n\(site.logs)")
         await flood.stop()
         await caller.stop()
         await carrier.stop()

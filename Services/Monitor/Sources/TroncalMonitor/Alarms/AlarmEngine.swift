@@ -41,6 +41,10 @@ public struct AlarmEngine: Sendable {
     private var pending: [String: Date] = [:]
     /// Previous counter readings for `increasePerMinute`: series key → (time, value).
     private var previous: [String: (Date, Double)] = [:]
+    /// The instances of the previous evaluation and its time: a counter that first appears on an instance already seen
+    /// was created since (counters are exported from their first increment), so it grew from zero.
+    private var previousInstances: Set<String> = []
+    private var previousEvaluation: Date?
 
     /// `active`: the firing alarms a previous run left in the store, so that a restart neither repeats nor loses them.
     public init(rules: [AlarmRule], policy: EscalationPolicy = EscalationPolicy(), active: [Alarm] = []) {
@@ -106,6 +110,8 @@ public struct AlarmEngine: Sendable {
             changes.append(.resolved(alarm))
         }
         previous = readings
+        previousInstances = Set(samples.compactMap { $0.labels["instance"] })
+        previousEvaluation = now
         return changes + escalate(at: now)
     }
 
@@ -184,9 +190,15 @@ public struct AlarmEngine: Sendable {
         case .increasePerMinute:
             let key = sample.seriesKey
             readings[key] = (now, sample.value)
-            guard let (time, value) = previous[key], time < now else { return nil }
-            let grown = sample.value >= value ? sample.value - value : sample.value
-            return grown / now.timeIntervalSince(time) * 60
+            if let (time, value) = previous[key], time < now {
+                let grown = sample.value >= value ? sample.value - value : sample.value
+                return grown / now.timeIntervalSince(time) * 60
+            }
+            // New since the previous evaluation, on an instance that was already reporting: it counted from zero.
+            guard let instance = sample.labels["instance"], previousInstances.contains(instance), let last = previousEvaluation, last < now else {
+                return nil
+            }
+            return sample.value / now.timeIntervalSince(last) * 60
         }
     }
 
