@@ -115,7 +115,7 @@ func bench(_ name: String, store: any SQLStore) async throws {
         settings: settings, site: "bench", logger: logger)
     let server = Task { try await dashboard.run() }
     defer { server.cancel() }
-    let cookie = "troncal_session=" + operators.session(for: "bench", until: Date().addingTimeInterval(3600))
+    let cookie = "troncal_session=" + (try await operators.session(for: "bench", until: Date().addingTimeInterval(3600)))
     let client = HTTPClient(eventLoopGroupProvider: .singleton)
     var request = HTTPClientRequest(url: "http://127.0.0.1:\(settings.webPort)/")
     request.headers.add(name: "Cookie", value: cookie)

@@ -96,6 +96,8 @@ public struct VQReport: Sendable, Hashable {
             }
         }
         guard !report.callID.isEmpty else { throw ParseError(description: "the report has no CallID") }
+        guard report.callID.utf8.count <= 256, report.localID.utf8.count <= 256, report.remoteID.utf8.count <= 256, report.codec.utf8.count <= 32
+        else { throw ParseError(description: "an identifier longer than 256 bytes") }
         guard sawLocal else { throw ParseError(description: "the report has no LocalMetrics") }
         for value in [report.networkLossPercent, report.discardPercent] {
             if let value, !(0...100).contains(value) { throw ParseError(description: "a loss rate outside 0 to 100 %") }

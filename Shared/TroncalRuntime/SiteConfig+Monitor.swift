@@ -124,6 +124,9 @@ extension ConfigLoader {
         for (index, rule) in monitor.rules.enumerated() {
             if let problem = rule.problems().first { throw fail("monitor.rules[\(index)]", "\(rule.name): \(problem)") }
             guard names.insert(rule.name).inserted else { throw fail("monitor.rules[\(index)].name", "'\(rule.name)' is used twice") }
+            guard rule.name != "CustomerMOSLow" else {
+                throw fail("monitor.rules[\(index)].name", "CustomerMOSLow is the voice notice, set by monitor.voice (switch it off with disabledRules)")
+            }
         }
         guard monitor.escalation.level2Minutes >= 0, monitor.escalation.level3Minutes >= monitor.escalation.level2Minutes else {
             throw fail("monitor.escalation.level3Minutes", "must not be below level2Minutes, and neither negative")

@@ -104,6 +104,14 @@ struct AlarmEngineTests {
         let fired = engine.evaluate([up, MetricSample("bans_total", ["instance": "sbc-1", "reason": "flood"], 1)], at: at(10))
         #expect(fired.map(\.event) == ["fired"])
         #expect(fired.first?.alarm.value == 6)
+        // A round where the instance did not answer, then its counters again: they are compared with their last
+        // reading, not counted from zero (20 bans in total would read as a storm).
+        let down = MetricSample("troncal_instance_up", ["instance": "sbc-3"], 0)
+        let upAgain = MetricSample("troncal_instance_up", ["instance": "sbc-3"], 1)
+        var quiet = AlarmEngine(rules: [bans])
+        _ = quiet.evaluate([upAgain, MetricSample("bans_total", ["instance": "sbc-3"], 20)], at: at(0))
+        _ = quiet.evaluate([down], at: at(10))
+        #expect(quiet.evaluate([upAgain, MetricSample("bans_total", ["instance": "sbc-3"], 20)], at: at(20)).isEmpty)
         // On an instance the engine has not seen before (the monitor just started), a first reading still has no rate.
         #expect(engine.evaluate([up, MetricSample("bans_total", ["instance": "sbc-2"], 50)], at: at(20)).filter { $0.alarm.labels["instance"] == "sbc-2" }.isEmpty)
     }

@@ -191,3 +191,27 @@ public struct RoutingInspection: LinkMessage, Hashable {
         self.trunks = trunks
     }
 }
+
+extension RoutingInspection.Trunk {
+    enum CodingKeys: String, CodingKey {
+        case carrier, trunk, inService, reason, consecutiveFailures, answerSeizureRatio, networkEffectivenessRatio, postDialDelayMilliseconds
+        case callsInProgress, callsLastSecond, maximumCalls, maximumCallsPerSecond, mos, qualityCalls, demoted
+    }
+
+    /// The fields added later (`networkEffectivenessRatio`, `mos`, `qualityCalls`, `demoted`) may be missing from an
+    /// older routing instance's reply (a rolling upgrade): they read as unknown, not as an error.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            carrier: try c.decode(String.self, forKey: .carrier), trunk: try c.decode(String.self, forKey: .trunk),
+            inService: try c.decode(Bool.self, forKey: .inService), reason: try c.decodeIfPresent(String.self, forKey: .reason),
+            consecutiveFailures: try c.decode(Int.self, forKey: .consecutiveFailures),
+            answerSeizureRatio: try c.decodeIfPresent(Double.self, forKey: .answerSeizureRatio),
+            postDialDelayMilliseconds: try c.decodeIfPresent(Double.self, forKey: .postDialDelayMilliseconds),
+            callsInProgress: try c.decode(Int.self, forKey: .callsInProgress), callsLastSecond: try c.decode(Int.self, forKey: .callsLastSecond),
+            maximumCalls: try c.decode(Int.self, forKey: .maximumCalls), maximumCallsPerSecond: try c.decode(Int.self, forKey: .maximumCallsPerSecond),
+            mos: try c.decodeIfPresent(Double.self, forKey: .mos), qualityCalls: try c.decodeIfPresent(Int.self, forKey: .qualityCalls),
+            demoted: try c.decodeIfPresent(Bool.self, forKey: .demoted) ?? false,
+            networkEffectivenessRatio: try c.decodeIfPresent(Double.self, forKey: .networkEffectivenessRatio))
+    }
+}

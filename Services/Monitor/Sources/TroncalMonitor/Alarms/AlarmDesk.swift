@@ -57,7 +57,7 @@ public actor AlarmDesk {
 
     /// One voice round: the per-customer notices raised or cleared over the customer window.
     public func voiceRound(_ window: [QualityAggregate], at now: Date) async throws {
-        let before = (voice, engine)
+        guard !settings.disabledRules.contains(Self.customerNotice) else { return }
         var changes: [AlarmChange] = []
         for notice in voice.evaluate(window, at: now) {
             switch notice {
@@ -67,6 +67,13 @@ public actor AlarmDesk {
                     rule: Self.customerNotice, category: .voice, severity: severity, labels: ["customer": diagnosis.customer, "site": site],
                     summary: diagnosis.summary, action: diagnosis.cause, value: diagnosis.mos, at: now)
                 if let change { changes.append(change) }
+            case .still(let customer, let mos):
+                if let change = engine.reassess(
+                    rule: Self.customerNotice, category: .voice, labels: ["customer": customer, "site": site],
+                    severity: mos < 3.1 ? .critical : .warning, value: mos)
+                {
+                    changes.append(change)
+                }
             case .clear(let customer, let mos):
                 if let change = engine.resolve(
                     rule: Self.customerNotice, category: .voice, labels: ["customer": customer, "site": site], value: mos, at: now)
@@ -75,12 +82,9 @@ public actor AlarmDesk {
                 }
             }
         }
-        do {
-            try await apply(changes, at: now)
-        } catch {
-            (voice, engine) = before
-            throw error
-        }
+        // As for the rules' changes: the engine keeps them even if the store fails now (restoring an earlier copy across
+        // the await would undo an operator's ack made meanwhile); they are stored with the alarm's next change.
+        try await apply(changes, at: now)
     }
 
     /// Escalations due without a collection (the monitor's timer).

@@ -109,8 +109,9 @@ public struct AlarmEngine: Sendable {
             active[fingerprint] = nil
             changes.append(.resolved(alarm))
         }
-        previous = readings
-        previousInstances = Set(samples.compactMap { $0.labels["instance"] })
+        // Readings of series not seen this round (their instance did not answer) are kept for when it answers again.
+        previous.merge(readings) { _, new in new }
+        previousInstances = Self.reporting(samples)
         previousEvaluation = now
         return changes + escalate(at: now)
     }
@@ -132,6 +133,24 @@ public struct AlarmEngine: Sendable {
             value: value, startsAt: now, endsAt: nil, level: category == .security ? .soc : .noc1, levelSince: now)
         active[fingerprint] = alarm
         return .fired(alarm)
+    }
+
+    /// Moves a firing alarm raised with `raise` to `severity` (with its value now). Nil when none fires or nothing changed.
+    public mutating func reassess(
+        rule: String, category: AlarmCategory, labels: [String: String], severity: AlarmSeverity, value: Double
+    ) -> AlarmChange? {
+        var labels = labels
+        labels["alertname"] = rule
+        labels["category"] = category.rawValue
+        let fingerprint = Alarm.fingerprint(of: labels)
+        guard var alarm = active[fingerprint] else { return nil }
+        alarm.value = value
+        active[fingerprint] = alarm
+        guard alarm.severity != severity else { return nil }
+        let from = alarm.severity
+        alarm.severity = severity
+        active[fingerprint] = alarm
+        return .changedSeverity(alarm, from: from)
     }
 
     /// Resolves a firing alarm raised with `raise` (by its rule and labels). Nil when none fires.
@@ -200,6 +219,14 @@ public struct AlarmEngine: Sendable {
             }
             return sample.value / now.timeIntervalSince(last) * 60
         }
+    }
+
+    /// The instances whose metrics were read this round: those the collector marks up (`troncal_instance_up` 1), or
+    /// every instance named when there is no such series (a bare set of samples).
+    static func reporting(_ samples: [MetricSample]) -> Set<String> {
+        let up = samples.filter { $0.name == "troncal_instance_up" }
+        guard !up.isEmpty else { return Set(samples.compactMap { $0.labels["instance"] }) }
+        return Set(up.filter { $0.value >= 1 }.compactMap { $0.labels["instance"] })
     }
 
     /// `{{label}}` and `{{value}}` filled in (the value rounded to two decimals).

@@ -20,6 +20,7 @@ public enum RulesCSV {
             let name = record["name"]
             guard !name.isEmpty else { throw record.fail("name", "a value is required") }
             guard names.insert(name).inserted else { throw record.fail("name", "'\(name)' is used twice") }
+            guard name != "CustomerMOSLow" else { throw record.fail("name", "CustomerMOSLow is the voice notice, set by monitor.voice") }
             guard let category = AlarmCategory(rawValue: record["category"]) else {
                 throw record.fail("category", "must be one of \(AlarmCategory.allCases.map(\.rawValue).joined(separator: ", "))")
             }

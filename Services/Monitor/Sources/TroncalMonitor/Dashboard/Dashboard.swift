@@ -70,13 +70,14 @@ public struct Dashboard: Service {
             if let cookie { headers[.setCookie] = cookie }
             return Response(status: .seeOther, headers: headers)
         }
-        /// The operator of a valid session cookie whose account still exists (a removed operator is logged out).
+        /// The operator of a valid session cookie whose account still has the password it logged in under (a removed
+        /// operator, or one with a new password, is logged out).
         @Sendable func signedIn(_ request: Request) async -> String? {
-            guard let value = request.cookies[Self.cookie]?.value, let name = operators.operatorName(ofSession: value, at: Date()) else { return nil }
-            return (try? await operators.exists(name)) == true ? name : nil
+            guard let value = request.cookies[Self.cookie]?.value else { return nil }
+            return (try? await operators.operatorName(ofSession: value, at: Date())) ?? nil
         }
-        @Sendable func sessionCookie(_ name: String) -> String {
-            let value = operators.session(for: name, until: Date().addingTimeInterval(Double(sessionHours) * 3600))
+        @Sendable func sessionCookie(_ name: String) async throws -> String {
+            let value = try await operators.session(for: name, until: Date().addingTimeInterval(Double(sessionHours) * 3600))
             return "\(Self.cookie)=\(value); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(sessionHours * 3600)"
         }
 
@@ -86,7 +87,7 @@ public struct Dashboard: Service {
             let name = form["name"] ?? ""
             if try await operators.verify(name, password: form["password"] ?? "") {
                 logger.notice("operator logged in", metadata: ["operator": "\(name)"])
-                return redirect("/", cookie: sessionCookie(name))
+                return redirect("/", cookie: try await sessionCookie(name))
             }
             logger.warning("dashboard login refused", metadata: ["operator": "\(name)"])
             return page("login", ["error": "Wrong name or password."])
@@ -99,8 +100,10 @@ public struct Dashboard: Service {
             logger.notice("operator logged in with a one-time link", metadata: ["operator": "\(name)"])
             // `?to=/alarms`: a page of this dashboard only (a path, never another site).
             let to = request.uri.queryParameters.get("to") ?? "/"
-            let target = to.hasPrefix("/") && !to.hasPrefix("//") && !to.contains("\\") ? to : "/"
-            return redirect(target, cookie: sessionCookie(name))
+            // Printable ASCII only: a tab or newline that browsers drop could turn "/\t/host" into "//host".
+            let printable = to.unicodeScalars.allSatisfy { (0x21...0x7E).contains($0.value) }
+            let target = printable && to.hasPrefix("/") && !to.hasPrefix("//") && !to.contains("\\") ? to : "/"
+            return redirect(target, cookie: try await sessionCookie(name))
         }
         router.post("/logout") { _, _ in redirect("/login", cookie: "\(Self.cookie)=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0") }
 

@@ -69,11 +69,14 @@ public struct Operators: Sendable {
         guard try await store.query("SELECT name FROM monitor_operators WHERE name = $1", [.text(name)]).first != nil else {
             throw MonitorError("no operator named '\(name)'")
         }
-        guard try await count() > 1 else { throw MonitorError("'\(name)' is the last operator: add another first") }
-        try await store.transaction { transaction in
-            try await transaction.execute("DELETE FROM monitor_operators WHERE name = $1", [.text(name)])
-            try await transaction.execute("DELETE FROM monitor_login_links WHERE operator = $1", [.text(name)])
+        // One statement decides and deletes: two removals at once cannot take the last two accounts.
+        let removed = try await store.transaction { transaction in
+            let rows = try await transaction.query(
+                "DELETE FROM monitor_operators WHERE name = $1 AND (SELECT count(*) FROM monitor_operators) > 1 RETURNING name", [.text(name)])
+            if !rows.isEmpty { try await transaction.execute("DELETE FROM monitor_login_links WHERE operator = $1", [.text(name)]) }
+            return !rows.isEmpty
         }
+        guard removed else { throw MonitorError("'\(name)' is the last operator: add another first") }
     }
 
     /// Whether `password` is the operator's (compared in constant time).
@@ -94,20 +97,30 @@ public struct Operators: Sendable {
 
     // MARK: - Sessions
 
-    /// A cookie value `name.expiry.signature` (HMAC-SHA256 with the site's session key).
-    public func session(for name: String, until: Date) -> String {
-        let payload = "\(name).\(Int(until.timeIntervalSince1970))"
+    /// A cookie value `name.stamp.expiry.signature` (HMAC-SHA256 with the site's session key); the stamp comes from the
+    /// account's password salt, so a new password, or removing the account (even if it is added again), ends every
+    /// session it had.
+    public func session(for name: String, until: Date) async throws -> String {
+        guard let stamp = try await stamp(of: name) else { throw MonitorError("no operator named '\(name)'") }
+        let payload = "\(name).\(stamp).\(Int(until.timeIntervalSince1970))"
         return payload + "." + Self.hex(Array(HMAC<SHA256>.authenticationCode(for: Array(payload.utf8), using: key)))
     }
 
-    /// The operator of a valid, unexpired cookie value.
-    public func operatorName(ofSession value: String, at now: Date) -> String? {
+    /// The operator of a valid, unexpired cookie value whose account still has the password it was issued under.
+    public func operatorName(ofSession value: String, at now: Date) async throws -> String? {
         let parts = value.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count >= 3, let expiry = Int(parts[parts.count - 2]), Double(expiry) > now.timeIntervalSince1970 else { return nil }
+        guard parts.count >= 4, let expiry = Int(parts[parts.count - 2]), Double(expiry) > now.timeIntervalSince1970 else { return nil }
         let payload = parts.dropLast().joined(separator: ".")
         let expected = Self.hex(Array(HMAC<SHA256>.authenticationCode(for: Array(payload.utf8), using: key)))
         guard Self.constantTimeEqual(Array(expected.utf8), Array(parts[parts.count - 1].utf8)) else { return nil }
-        return parts.dropLast(2).joined(separator: ".")
+        let name = parts.dropLast(3).joined(separator: ".")
+        guard let stamp = try await stamp(of: name), stamp == parts[parts.count - 3] else { return nil }
+        return name
+    }
+
+    /// The first 16 hex digits of the account's salt (new with every password); nil without such an account.
+    func stamp(of name: String) async throws -> String? {
+        try await store.query("SELECT salt FROM monitor_operators WHERE name = $1", [.text(name)]).first.map { String(try $0.string("salt").prefix(16)) }
     }
 
     // MARK: - One-time login links

@@ -43,6 +43,8 @@ public struct VoiceDiagnosis: Sendable, Hashable {
 /// What one evaluation decided about the per-customer notices.
 public enum VoiceNotice: Sendable, Hashable {
     case raise(VoiceDiagnosis)
+    /// A customer with a notice, still judged this round (enough calls): its MOS now, for the notice's severity.
+    case still(customer: String, mos: Double)
     case clear(customer: String, mos: Double?)
 }
 
@@ -95,6 +97,7 @@ public struct VoiceAnalyzer: Sendable {
                 notices.append(.clear(customer: customer, mos: mos))
             } else {
                 watched[customer] = watch
+                if calls >= settings.minimumCalls, let mos { notices.append(.still(customer: customer, mos: mos)) }
             }
         }
         for (customer, groups) in byCustomer.sorted(by: { $0.key < $1.key }) where watched[customer] == nil {
@@ -148,10 +151,10 @@ public struct VoiceAnalyzer: Sendable {
         return terms.max { $0.1 < $1.1 }!.0
     }
 
-    /// Each carrier trunk's MOS over the carrier window (calls from carriers to our numbers are left out: their
-    /// "trunk" is a customer's).
+    /// Each carrier trunk's MOS over the carrier window (calls from carriers to our numbers, and calls between two
+    /// customers on the platform, are left out: no carrier trunk carried them).
     public static func trunks(_ window: [QualityAggregate], minimumCalls: Int) -> [TrunkQualityReport.Trunk] {
-        let byTrunk = Dictionary(grouping: window.filter { $0.trunk != "on-net" }) { "\($0.carrier)\u{1F}\($0.trunk)" }
+        let byTrunk = Dictionary(grouping: window.filter { $0.trunk != "on-net" && $0.carrier != "on-net" }) { "\($0.carrier)\u{1F}\($0.trunk)" }
         return byTrunk.values.compactMap { groups -> TrunkQualityReport.Trunk? in
             let received = groups.reduce(QualityAggregate.Direction()) { $0 + $1.fromCarrier }
             guard received.streams >= minimumCalls, let mos = received.mos else { return nil }
