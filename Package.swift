@@ -40,6 +40,9 @@ let sharedTargets: [Target] = [
         name: "TroncalCall", dependencies: ["TroncalSIP", nio, nioPosix, logging], path: "Shared/TroncalCall", swiftSettings: swiftSettings),
     .target(name: "TroncalCatalog", path: "Shared/TroncalCatalog", swiftSettings: swiftSettings),
     .target(name: "TroncalPKI", dependencies: ["TroncalProtocol", crypto, x509, asn1], path: "Shared/TroncalPKI", swiftSettings: swiftSettings),
+    // The backup store's format (chunks encrypted to an offline restore key, signed manifests): written by the backup
+    // service, verified and restored by the operator CLI.
+    .target(name: "TroncalVault", dependencies: [crypto], path: "Shared/TroncalVault", swiftSettings: swiftSettings),
     .target(
         name: "TroncalLink",
         dependencies: ["TroncalProtocol", "TroncalPKI", nio, nioPosix, nioTLS, nioSSL, logging, metrics, lifecycle, x509],
@@ -74,7 +77,7 @@ let services: [ServiceSpec] = [
 ]
 let serviceLibraryDependencies: [Target.Dependency] = [
     "TroncalProtocol", "TroncalLink", "TroncalStore", "TroncalRuntime", "TroncalSIP", "TroncalCall", "TroncalMedia", "TroncalPKI",
-    "TroncalCatalog", logging, metrics, lifecycle,
+    "TroncalCatalog", "TroncalVault", logging, metrics, lifecycle,
 ]
 
 var serviceTargets: [Target] = []
@@ -98,8 +101,8 @@ let cliTargets: [Target] = [
     .target(
         name: "TroncalCLI",
         dependencies: [
-            "TroncalProtocol", "TroncalLink", "TroncalPKI", "TroncalRuntime", "TroncalCatalog", argumentParser, logging, nioPosix, lifecycle,
-            unixSignals,
+            "TroncalProtocol", "TroncalLink", "TroncalPKI", "TroncalRuntime", "TroncalCatalog", "TroncalVault", argumentParser, logging, nioPosix,
+            lifecycle, unixSignals, crypto,
         ],
         path: "Services/Troncal/Sources/TroncalCLI", swiftSettings: swiftSettings),
     .executableTarget(
@@ -127,10 +130,11 @@ let testTargets: [Target] = [
     .testTarget(name: "TroncalMediaTests", dependencies: ["TroncalMedia", "TestSupport", nio, nioPosix, logging], path: "Tests/TroncalMediaTests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalCallTests", dependencies: ["TroncalCall", "TroncalSIP", "TestSupport", nio, nioPosix, logging], path: "Tests/TroncalCallTests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalPKITests", dependencies: ["TroncalPKI", "TestSupport"], path: "Tests/TroncalPKITests", swiftSettings: swiftSettings),
+    .testTarget(name: "TroncalVaultTests", dependencies: ["TroncalVault", "TestSupport"], path: "Tests/TroncalVaultTests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalLinkTests", dependencies: ["TroncalLink", "TestSupport", nio, nioPosix, nioSSL, logging], path: "Tests/TroncalLinkTests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalStoreTests", dependencies: ["TroncalStore", "TestSupport", logging], path: "Tests/TroncalStoreTests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalRuntimeTests", dependencies: ["TroncalRuntime", "TestSupport", logging, metrics, prometheus, lifecycle, nio], path: "Tests/TroncalRuntimeTests", swiftSettings: swiftSettings),
-    .testTarget(name: "TroncalCLITests", dependencies: ["TroncalCLI", "TroncalRuntime", "TestSupport", logging], path: "Tests/TroncalCLITests", swiftSettings: swiftSettings),
+    .testTarget(name: "TroncalCLITests", dependencies: ["TroncalCLI", "TroncalRuntime", "TroncalVault", "TestSupport", logging], path: "Tests/TroncalCLITests", swiftSettings: swiftSettings),
 ]
 
 let package = Package(
