@@ -259,6 +259,7 @@ public enum ConfigLoader {
         }
         try validateCalls(config, file: file)
         try validateMonitor(config, file: file)
+        try validateBackup(config, file: file)
         var names = Set<String>()
         var addresses = Set<String>()
         for (index, instance) in config.instances.enumerated() {

@@ -171,3 +171,33 @@ extension ConfigLoader {
         }
     }
 }
+
+/// `backup`: where the backup service keeps the isolated store and its keys, and what it backs up when (see
+/// docs/backup.md).
+public struct BackupSettings: Codable, Sendable, Equatable {
+    /// The backup store (relative paths from `site.json`'s directory): only the backup service writes it.
+    public var storeDirectory: String = "backup-store"
+    /// The backup service's keys (`troncal backup keys init`): `restore.pub`, `signing.key`.
+    public var keysDirectory: String = "backup-keys"
+    /// How often the site's configuration and PKI directory (the CA key included) are backed up.
+    public var configIntervalMinutes: Int = 1440
+    /// Grandfather-father-son retention per source.
+    public var keepDaily: Int = 7
+    public var keepWeekly: Int = 4
+    public var keepMonthly: Int = 12
+    public init() {}
+}
+
+extension ConfigLoader {
+    static func validateBackup(_ config: SiteConfig, file: String) throws(ConfigError) {
+        let backup = config.backup
+        guard !backup.storeDirectory.isEmpty else { throw ConfigError(file: file, key: "backup.storeDirectory", "must not be empty") }
+        guard !backup.keysDirectory.isEmpty else { throw ConfigError(file: file, key: "backup.keysDirectory", "must not be empty") }
+        guard (1...44_640).contains(backup.configIntervalMinutes) else {
+            throw ConfigError(file: file, key: "backup.configIntervalMinutes", "must be from 1 to 44640 (a month)")
+        }
+        for (key, value) in [("keepDaily", backup.keepDaily), ("keepWeekly", backup.keepWeekly), ("keepMonthly", backup.keepMonthly)] {
+            guard (0...1000).contains(value) else { throw ConfigError(file: file, key: "backup.\(key)", "must be from 0 to 1000") }
+        }
+    }
+}

@@ -18,6 +18,7 @@ public struct SiteConfig: Codable, Sendable, Equatable {
     public var routing: RoutingSettings = RoutingSettings()
     public var billing: BillingSettings = BillingSettings()
     public var monitor: MonitorSettings = MonitorSettings()
+    public var backup: BackupSettings = BackupSettings()
     /// Every instance of the site: its role, name and addresses. At least one per role.
     public var instances: [InstanceSettings] = Role.services.map { InstanceSettings.default(for: $0) }
 

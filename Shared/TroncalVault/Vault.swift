@@ -188,6 +188,19 @@ public struct Vault: Sendable {
         }
     }
 
+    /// Deletes a backup (the store's side only: retention). Its files are read-only but the directory is the service's.
+    public func remove(_ id: String) throws(VaultError) {
+        guard Self.isSafeName(id) else { throw VaultError("'\(id)' is not a backup name") }
+        let folder = directory.appendingPathComponent(id)
+        // The manifest first: a half-removed backup is no longer listed.
+        _ = unlink(folder.appendingPathComponent("manifest.json").path)
+        do {
+            try FileManager.default.removeItem(at: folder)
+        } catch {
+            throw VaultError("cannot remove backup \(id): \(error.localizedDescription)")
+        }
+    }
+
     func signedManifest(_ id: String, signingKey: Curve25519.Signing.PublicKey) throws(VaultError) -> VaultManifest {
         guard Self.isSafeName(id) else { throw VaultError("'\(id)' is not a backup name") }
         let folder = directory.appendingPathComponent(id)

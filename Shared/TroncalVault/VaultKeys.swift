@@ -11,6 +11,8 @@ public import Foundation
 /// Files hold one line: a tag and the key's raw bytes in base64 (`troncal-restore-public <base64>`), so that a key
 /// put in the wrong place is refused by name rather than misread.
 public enum VaultKeys {
+    public typealias RestorePublicKey = Curve25519.KeyAgreement.PublicKey
+    public typealias SigningPrivateKey = Curve25519.Signing.PrivateKey
     public static let restorePublicTag = "troncal-restore-public"
     public static let restorePrivateTag = "troncal-restore-private"
     public static let signingPrivateTag = "troncal-signing-private"
