@@ -29,8 +29,9 @@ struct SiteProber: Service {
                 windows[probe.site] = window
                 let dimensions = [("target", "site:\(probe.site)")]
                 Counter(label: "troncal_monitor_site_probes_total", dimensions: dimensions).increment()
-                if let latency = window.latencyMilliseconds { Gauge(label: "troncal_link_latency_milliseconds", dimensions: dimensions).record(latency) }
-                if let jitter = window.jitterMilliseconds { Gauge(label: "troncal_link_jitter_milliseconds", dimensions: dimensions).record(jitter) }
+                // With every probe of the window lost there is no latency: NaN, not the last figure (the rules skip NaN).
+                Gauge(label: "troncal_link_latency_milliseconds", dimensions: dimensions).record(window.latencyMilliseconds ?? .nan)
+                Gauge(label: "troncal_link_jitter_milliseconds", dimensions: dimensions).record(window.jitterMilliseconds ?? .nan)
                 if let loss = window.lossPercent { Gauge(label: "troncal_link_loss_percent", dimensions: dimensions).record(loss) }
                 if let failure = roundTrip.failure {
                     if failing.insert(probe.site).inserted {
