@@ -136,22 +136,14 @@ struct SiteProbeTests {
                 URL(fileURLWithPath: Self.ip), ["netns", "exec", siteA, "/usr/bin/curl", "-s", "http://127.0.0.1:\(admin)/metrics"]), status == 0
             else { return false }
             metrics = text
-            latency = Self.value(text, "troncal_link_latency_milliseconds{target=\"site:b\"}")
-            return (Self.value(text, "troncal_monitor_site_probes_total{target=\"site:b\"}") ?? 0) >= 10
+            latency = MonitorAlarmTests.sample(text, "troncal_link_latency_milliseconds{target=\"site:b\"}")
+            return (MonitorAlarmTests.sample(text, "troncal_monitor_site_probes_total{target=\"site:b\"}") ?? 0) >= 10
         }
         #expect(measured, "no site link figures:\n\(metrics.suffix(2000))\n\(monitor.outputText.suffix(3000))")
         let reading = try #require(latency, "\(metrics.suffix(2000))")
         #expect((40...60).contains(reading), "latency \(reading) ms over a 50 ms netem link")
-        #expect(Self.value(metrics, "troncal_link_loss_percent{target=\"site:b\"}") == 0)
+        #expect(MonitorAlarmTests.sample(metrics, "troncal_link_loss_percent{target=\"site:b\"}") == 0)
         await monitor.stop()
-    }
-
-    /// The value of the sample `series` (name and labels exactly as written) in Prometheus text.
-    static func value(_ text: String, _ series: String) -> Double? {
-        for line in text.split(separator: "\n") where line.hasPrefix(series + " ") {
-            return Double(line.dropFirst(series.count + 1).split(separator: " ").first ?? "")
-        }
-        return nil
     }
 }
 

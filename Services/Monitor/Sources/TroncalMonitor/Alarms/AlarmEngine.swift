@@ -61,10 +61,7 @@ public struct AlarmEngine: Sendable {
         for rule in rules {
             for sample in samples where rule.selects(sample) {
                 guard let value = reading(of: sample, for: rule, at: now, readings: &readings) else { continue }
-                var labels = sample.labels
-                labels["alertname"] = rule.name
-                labels["category"] = rule.category.rawValue
-                let fingerprint = Alarm.fingerprint(of: labels)
+                let (labels, fingerprint) = Self.identity(rule: rule.name, category: rule.category, labels: sample.labels)
                 seen.insert(fingerprint)
                 if var alarm = active[fingerprint] {
                     alarm.value = value
@@ -123,10 +120,7 @@ public struct AlarmEngine: Sendable {
         rule: String, category: AlarmCategory, severity: AlarmSeverity, labels: [String: String], summary: String, action: String,
         value: Double, at now: Date
     ) -> AlarmChange? {
-        var labels = labels
-        labels["alertname"] = rule
-        labels["category"] = category.rawValue
-        let fingerprint = Alarm.fingerprint(of: labels)
+        let (labels, fingerprint) = Self.identity(rule: rule, category: category, labels: labels)
         guard active[fingerprint] == nil else { return nil }
         let alarm = Alarm(
             fingerprint: fingerprint, rule: rule, category: category, severity: severity, labels: labels, summary: summary, action: action,
@@ -139,10 +133,7 @@ public struct AlarmEngine: Sendable {
     public mutating func reassess(
         rule: String, category: AlarmCategory, labels: [String: String], severity: AlarmSeverity, value: Double
     ) -> AlarmChange? {
-        var labels = labels
-        labels["alertname"] = rule
-        labels["category"] = category.rawValue
-        let fingerprint = Alarm.fingerprint(of: labels)
+        let fingerprint = Self.identity(rule: rule, category: category, labels: labels).fingerprint
         guard var alarm = active[fingerprint] else { return nil }
         alarm.value = value
         active[fingerprint] = alarm
@@ -155,14 +146,19 @@ public struct AlarmEngine: Sendable {
 
     /// Resolves a firing alarm raised with `raise` (by its rule and labels). Nil when none fires.
     public mutating func resolve(rule: String, category: AlarmCategory, labels: [String: String], value: Double?, at now: Date) -> AlarmChange? {
-        var labels = labels
-        labels["alertname"] = rule
-        labels["category"] = category.rawValue
-        let fingerprint = Alarm.fingerprint(of: labels)
+        let fingerprint = Self.identity(rule: rule, category: category, labels: labels).fingerprint
         guard var alarm = active.removeValue(forKey: fingerprint) else { return nil }
         if let value { alarm.value = value }
         alarm.endsAt = now
         return .resolved(alarm)
+    }
+
+    /// An alarm's labels (the series' and `alertname`, `category`) and their fingerprint.
+    static func identity(rule: String, category: AlarmCategory, labels: [String: String]) -> (labels: [String: String], fingerprint: String) {
+        var labels = labels
+        labels["alertname"] = rule
+        labels["category"] = category.rawValue
+        return (labels, Alarm.fingerprint(of: labels))
     }
 
     /// Moves unacknowledged alarms up the levels that are due at `now`.

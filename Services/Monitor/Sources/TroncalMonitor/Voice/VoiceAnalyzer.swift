@@ -79,8 +79,8 @@ public struct VoiceAnalyzer: Sendable {
         var notices: [VoiceNotice] = []
         for (customer, var watch) in watched.sorted(by: { $0.key < $1.key }) {
             let groups = byCustomer[customer] ?? []
-            let calls = groups.reduce(0) { $0 + $1.calls }
-            let mos = calls > 0 ? groups.reduce(0) { $0 + $1.mosSum } / Double(calls) : nil
+            let calls = groups.calls
+            let mos = groups.mos
             if calls == 0 {
                 watch.aboveSince = nil
                 watch.quietSince = watch.quietSince ?? now
@@ -101,9 +101,7 @@ public struct VoiceAnalyzer: Sendable {
             }
         }
         for (customer, groups) in byCustomer.sorted(by: { $0.key < $1.key }) where watched[customer] == nil {
-            let calls = groups.reduce(0) { $0 + $1.calls }
-            guard calls >= settings.minimumCalls else { continue }
-            let mos = groups.reduce(0) { $0 + $1.mosSum } / Double(calls)
+            guard groups.calls >= settings.minimumCalls, let mos = groups.mos else { continue }
             guard mos < settings.customerMOS, !notices.contains(.clear(customer: customer, mos: mos)) else { continue }
             watched[customer] = Watch()
             notices.append(.raise(Self.diagnose(customer: customer, groups)))
@@ -113,8 +111,8 @@ public struct VoiceAnalyzer: Sendable {
 
     /// The worse direction of a customer's calls, the E-model term that costs it most, and the carriers.
     public static func diagnose(customer: String, _ groups: [QualityAggregate]) -> VoiceDiagnosis {
-        let calls = groups.reduce(0) { $0 + $1.calls }
-        let mos = calls > 0 ? groups.reduce(0) { $0 + $1.mosSum } / Double(calls) : 0
+        let calls = groups.calls
+        let mos = groups.mos ?? 0
         let fromCustomer = groups.reduce(QualityAggregate.Direction()) { $0 + $1.fromCustomer }
         let fromCarrier = groups.reduce(QualityAggregate.Direction()) { $0 + $1.fromCarrier }
         let worse: (CallQuality.Direction, QualityAggregate.Direction) =
@@ -123,9 +121,7 @@ public struct VoiceAnalyzer: Sendable {
         let term = dominantTerm(codec: codec, lossPercent: worse.1.loss, jitterMilliseconds: worse.1.jitter, delayMilliseconds: worse.1.delay)
         var carrierMOS: [(carrier: String, mos: Double)] = []
         for (carrier, rows) in Dictionary(grouping: groups, by: \.carrier) {
-            let carrierCalls = rows.reduce(0) { $0 + $1.calls }
-            let sum = rows.reduce(0.0) { $0 + $1.mosSum }
-            carrierMOS.append((carrier, sum / Double(max(1, carrierCalls))))
+            carrierMOS.append((carrier, rows.mos ?? 0))
         }
         let carriers = carrierMOS.sorted { $0.mos == $1.mos ? $0.carrier < $1.carrier : $0.mos < $1.mos }.map(\.carrier)
         return VoiceDiagnosis(
@@ -174,12 +170,21 @@ public struct VoiceAnalyzer: Sendable {
             samples.append(MetricSample("troncal_carrier_loss_percent", labels, trunk.lossPercent))
         }
         for (customer, groups) in Dictionary(grouping: customerWindow, by: \.customer).sorted(by: { $0.key < $1.key }) {
-            let calls = groups.reduce(0) { $0 + $1.calls }
-            guard calls > 0 else { continue }
+            guard let mos = groups.mos else { continue }
             let labels = ["customer": customer, "site": site]
-            samples.append(MetricSample("troncal_customer_mos", labels, groups.reduce(0) { $0 + $1.mosSum } / Double(calls)))
-            samples.append(MetricSample("troncal_customer_calls", labels, Double(calls)))
+            samples.append(MetricSample("troncal_customer_mos", labels, mos))
+            samples.append(MetricSample("troncal_customer_calls", labels, Double(groups.calls)))
         }
         return samples
+    }
+}
+
+extension [QualityAggregate] {
+    /// The calls of these groups together.
+    var calls: Int { reduce(0) { $0 + $1.calls } }
+    /// Their mean MOS (each call's worse direction); nil without calls.
+    var mos: Double? {
+        let calls = self.calls
+        return calls > 0 ? reduce(0) { $0 + $1.mosSum } / Double(calls) : nil
     }
 }
