@@ -1,5 +1,6 @@
 public import Foundation
 import Synchronization
+import TroncalRuntime
 
 /// A process started by a test, stopped by its PID in `stop()` (call it in a `defer`) even when the test fails.
 public final class ChildProcess: @unchecked Sendable {
@@ -19,7 +20,7 @@ public final class ChildProcess: @unchecked Sendable {
         process.standardError = handle
         process.standardInput = FileHandle.nullDevice
         self.output = output
-        try process.run()
+        try process.runWithDefaultSignals()
     }
 
     /// A process the test forgot to stop (it threw first) is killed when its handle goes away.

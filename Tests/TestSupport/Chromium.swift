@@ -1,4 +1,5 @@
 import Foundation
+import TroncalRuntime
 
 /// Debian's headless Chromium, for tests of the web pages.
 public enum Chromium {
@@ -29,7 +30,7 @@ public enum Chromium {
         process.standardOutput = try FileHandle(forWritingTo: dom)
         process.standardError = try FileHandle(forWritingTo: log)
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try process.runWithDefaultSignals()
         let finished = await eventually(timeout: .seconds(60), interval: .milliseconds(50)) { !process.isRunning }
         if !finished { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()

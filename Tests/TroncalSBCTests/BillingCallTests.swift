@@ -71,9 +71,12 @@ struct BillingCallTests {
         defer { site.remove() }
         // 0.09 at 0.06 a minute: 90 seconds.
         try await Self.prepare(site, topUp: "0.09")
-        let carrier = try SBCCallTests.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: site.carrierPort(0), calls: 1)
+        // sipp's own 90 s limit (CallSite's default) would end this 90 s call first: both get 150 s.
+        let longer = ["-timeout", "150s"]
+        let carrier = try SBCCallTests.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: site.carrierPort(0), calls: 1, extra: longer)
         try await carrier.listening()
-        let caller = try SBCCallTests.caller(site, "caller", scenario: SippScenarios.caller(callerHangsUp: false), slot: 1, calls: 1, rate: 1, limit: 1)
+        let caller = try SBCCallTests.caller(
+            site, "caller", scenario: SippScenarios.caller(callerHangsUp: false), slot: 1, calls: 1, rate: 1, limit: 1, extra: longer)
         #expect(await caller.finish(timeout: .seconds(120)) == 0, "\(caller.report)\n\(site.logs)")
         #expect(await carrier.finish(timeout: .seconds(10)) == 0, "\(carrier.report)")
         #expect(await Self.drained(site))

@@ -225,6 +225,13 @@ final class Sipp: Sendable {
 
     func stop() async { await child.stop(signal: SIGKILL) }
 
+    /// Stops placing new calls and waits for the calls in progress to end by their scenario (SIGUSR1 is sipp's soft
+    /// quit, like pressing `q`); its exit status (0: every call succeeded).
+    func stopPlacingCalls(timeout: Duration = .seconds(60)) async -> Int32 {
+        if child.isRunning { kill(child.pid, SIGUSR1) }
+        return await finish(timeout: timeout)
+    }
+
     /// Waits until sipp has bound its SIP port (seen in /proc/net/udp), so that a call sent to it is not refused by a
     /// machine too busy to have started it yet; throws if sipp exits or does not bind within `timeout`.
     func listening(timeout: Duration = .seconds(20)) async throws {

@@ -47,16 +47,17 @@ struct VoiceQualityCallTests {
         let lossy = try Self.capture(site, "lossy.pcap", packets: 150, dropEvery: 20)
         let clean = try Self.capture(site, "clean.pcap", packets: 50, dropEvery: nil)
 
-        // 30 calls whose customer → SBC audio loses one packet in 20; the carrier sends clean audio back.
+        // Calls whose customer → SBC audio loses one packet in 20, five a second until the dashboard has been read (so
+        // the window is never empty while the test looks); the carrier sends clean audio back.
         let carrier = try SBCCallTests.carrier(
             site, "carrier", scenario: SippScenarios.g729(SippScenarios.playing(clean, in: SippScenarios.carrier())), port: site.carrierPort(0),
-            calls: 1000)
+            calls: 5000)
         defer { Task { await carrier.stop() } }
         try await carrier.listening()
         let caller = try SBCCallTests.caller(
             site, "lossy-caller", scenario: SippScenarios.g729(SippScenarios.caller(holdMilliseconds: 3300, rtpFile: lossy)), slot: 1,
-            calls: 30, rate: 10, limit: 30, extra: [])
-        #expect(await caller.finish() == 0, "\(caller.report)\n\(site.logs)")
+            calls: 2000, rate: 5, limit: 30, extra: [])
+        defer { Task { await caller.stop() } }
 
         let raised = await eventually(timeout: .seconds(45), interval: .milliseconds(500)) {
             (try? await Self.notices(site))?.contains { $0.customer == Self.customer && $0.firing } ?? false
@@ -79,6 +80,7 @@ struct VoiceQualityCallTests {
             #expect(calls.contains("customer-to-sbc") && calls.contains("carrier-to-sbc"), "\(calls.suffix(3000))")
             #expect(calls.contains("G729"), "\(calls.suffix(2000))")
         }
+        #expect(await caller.stopPlacingCalls() == 0, "\(caller.report)\n\(site.logs)")
 
         // Clean calls, four a second, until the notice clears: two whole windows (12 s) of good figures after the lossy
         // calls left the window.

@@ -94,7 +94,7 @@ struct ConfigBackups: Service {
         ]
         let errors = Pipe()
         tar.standardError = errors
-        try tar.run()
+        try tar.runWithDefaultSignals()
         tar.waitUntilExit()
         guard tar.terminationStatus == 0 else {
             let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)

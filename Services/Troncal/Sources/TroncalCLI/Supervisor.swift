@@ -100,7 +100,7 @@ public final class Supervisor: Service, Sendable {
             exited.continuation.yield(process.terminationStatus)
             exited.continuation.finish()
         }
-        try process.run()
+        try process.runWithDefaultSignals()
         let pid = process.processIdentifier
         let stopping = state.withLock { state -> Bool in
             state.pids[child.instance.name] = pid

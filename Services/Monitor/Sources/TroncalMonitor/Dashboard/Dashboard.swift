@@ -251,19 +251,36 @@ public struct Dashboard: Service {
         return String(format: "%.0f %%", ratio * 100)
     }
 
-    /// Customers with calls in the voice window, worst MOS first, with whether a notice is open for them.
+    /// Customers with calls in the voice window, worst MOS first, with whether a notice is open for them. A customer
+    /// whose notice is still open but who has no calls in the window now (calls stopped, or the window slid past them)
+    /// stays listed with the MOS the notice was raised or last updated with, and no call count.
     static func customersPage(series: [MetricSample], firing: [Alarm], voice: VoiceSettings, user: String) -> [String: Any] {
         var calls: [String: Double] = [:]
         for sample in series where sample.name == "troncal_customer_calls" { calls[sample.labels["customer"] ?? ""] = sample.value }
-        let noticed = Set(firing.filter { $0.rule == AlarmDesk.customerNotice }.compactMap { $0.labels["customer"] })
-        let rows: [[String: Any]] = series.filter { $0.name == "troncal_customer_mos" }.sorted { $0.value < $1.value }.map { sample in
+        var notices: [String: Alarm] = [:]
+        for alarm in firing where alarm.rule == AlarmDesk.customerNotice {
+            if let customer = alarm.labels["customer"] { notices[customer] = alarm }
+        }
+        var figures: [(customer: String, mos: Double, calls: Int?)] = series.filter { $0.name == "troncal_customer_mos" }.map { sample in
             let customer = sample.labels["customer"] ?? ""
-            return [
-                "customer": customer, "mos": rounded(sample.value), "calls": Int(calls[customer] ?? 0), "low": sample.value < voice.customerMOS,
-                "notice": noticed.contains(customer),
+            return (customer, sample.value, Int(calls[customer] ?? 0))
+        }
+        let measured = Set(figures.map(\.customer))
+        for (customer, alarm) in notices where !measured.contains(customer) { figures.append((customer, alarm.value, nil)) }
+        let rows: [[String: Any]] = figures.sorted { ($0.mos, $0.customer) < ($1.mos, $1.customer) }.map { figure in
+            [
+                "customer": figure.customer, "mos": rounded(figure.mos), "calls": figure.calls.map(String.init) ?? "—",
+                "low": figure.mos < voice.customerMOS, "notice": notices[figure.customer] != nil,
             ]
         }
-        return ["user": user, "customers": rows, "none": rows.isEmpty, "window": voice.windowSeconds / 60, "threshold": rounded(voice.customerMOS)]
+        return ["user": user, "customers": rows, "none": rows.isEmpty, "window": window(voice.windowSeconds), "threshold": rounded(voice.customerMOS)]
+    }
+
+    /// A window's length as the pages say it: "15 minutes", "1 hour", "20 seconds".
+    static func window(_ seconds: Int) -> String {
+        if seconds % 3600 == 0 { return seconds == 3600 ? "hour" : "\(seconds / 3600) hours" }
+        if seconds % 60 == 0 { return seconds == 60 ? "minute" : "\(seconds / 60) minutes" }
+        return "\(seconds) seconds"
     }
 
     /// Every trunk routing knows, with its health and load from routing and its MOS and ACD from the voice figures.
@@ -290,7 +307,7 @@ public struct Dashboard: Service {
             ]
         }
         return [
-            "user": user, "carriers": rows, "none": rows.isEmpty, "unreachable": inspection == nil, "window": voice.carrierWindowSeconds / 60,
+            "user": user, "carriers": rows, "none": rows.isEmpty, "unreachable": inspection == nil, "window": window(voice.carrierWindowSeconds),
         ]
     }
 
@@ -430,7 +447,7 @@ enum Templates {
     static let customers = """
         {{> head}}
         <h1>Customers</h1>
-        <p>Calls and mean MOS over the last {{window}} minutes, worst first; below {{threshold}} a customer gets a notice.</p>
+        <p>Calls and mean MOS over the last {{window}}, worst first; below {{threshold}} a customer gets a notice.</p>
         {{#none}}<p>No call quality in the window yet.</p>{{/none}}
         <table id="customers"><thead><tr><th>Customer</th><th>MOS</th><th>Calls</th><th>Notice</th></tr></thead><tbody>
         {{#customers}}<tr class="customer" data-customer="{{customer}}"><td>{{customer}}</td><td class="mos{{#low}} low{{/low}}">{{mos}}</td><td>{{calls}}</td>
@@ -443,7 +460,7 @@ enum Templates {
         <h1>Carriers</h1>
         {{#unreachable}}<p class="critical">No routing instance answered: health and load are missing.</p>{{/unreachable}}
         {{#none}}<p>No trunk known.</p>{{/none}}
-        <p>ASR, NER and PDD over each trunk's last 100 attempts; ACD and MOS over the last {{window}} minutes.</p>
+        <p>ASR, NER and PDD over each trunk's last 100 attempts; ACD and MOS over the last {{window}}.</p>
         <table id="carriers"><thead><tr><th>Carrier</th><th>Trunk</th><th>State</th><th>Calls now</th><th>ASR</th><th>ACD</th><th>NER</th><th>PDD</th><th>MOS</th><th>Calls</th></tr></thead><tbody>
         {{#carriers}}<tr class="carrier" data-carrier="{{carrier}}" data-trunk="{{trunk}}"><td>{{carrier}}</td><td>{{trunk}}</td>
         <td class="{{state}}" title="{{reason}}">{{state}}</td><td>{{now}}</td><td>{{asr}}</td><td>{{acd}}</td><td>{{ner}}</td><td>{{pdd}}</td>
