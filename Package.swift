@@ -53,8 +53,8 @@ let sharedTargets: [Target] = [
     .target(
         name: "TroncalRuntime",
         dependencies: [
-            "TroncalProtocol", "TroncalLink", "TroncalStore", "TroncalPKI", nio, nioPosix, logging, metrics,
-            prometheus, lifecycle, unixSignals, hummingbird, argumentParser,
+            "TroncalProtocol", "TroncalLink", "TroncalStore", "TroncalPKI", "TroncalVault", nio, nioPosix, logging, metrics,
+            prometheus, lifecycle, unixSignals, hummingbird, argumentParser, crypto,
         ],
         path: "Shared/TroncalRuntime", swiftSettings: swiftSettings),
 ]
@@ -101,7 +101,7 @@ let cliTargets: [Target] = [
     .target(
         name: "TroncalCLI",
         dependencies: [
-            "TroncalProtocol", "TroncalLink", "TroncalPKI", "TroncalRuntime", "TroncalCatalog", "TroncalVault", argumentParser, logging, nioPosix,
+            "TroncalProtocol", "TroncalLink", "TroncalPKI", "TroncalRuntime", "TroncalCatalog", "TroncalVault", "TroncalStore", argumentParser, logging, nioPosix,
             lifecycle, unixSignals, crypto,
         ],
         path: "Services/Troncal/Sources/TroncalCLI", swiftSettings: swiftSettings),

@@ -81,6 +81,16 @@ public struct ServiceHost<S: TroncalService>: Sendable {
         }
         handlers.on(StatusRequest.self, from: [.operator, .monitor]) { _, _ in await status() }
         service.register(&handlers)
+        if let sqlite = store as? SQLiteStore {
+            let snapshots = SnapshotDesk(
+                database: sqlite.configuration.path, service: S.role.rawValue, instance: instance.name, frameLimit: config.link.maximumFrameBytes,
+                logger: logger)
+            handlers.on(BackupSnapshotRequest.self, from: [.backup]) { request, _ in try await snapshots.answer(request) }
+        } else if store != nil {
+            handlers.on(BackupSnapshotRequest.self, from: [.backup]) { _, _ in
+                throw ProtocolError(.unavailable, "this instance stores in PostgreSQL: the backup service dumps that database with pg_dump")
+            }
+        }
 
         let linkServer = try LinkServer(
             configuration: .init(host: instance.host, port: instance.linkPort, maximumFrameLength: config.link.maximumFrameBytes),

@@ -181,6 +181,16 @@ public struct BackupSettings: Codable, Sendable, Equatable {
     public var keysDirectory: String = "backup-keys"
     /// How often the site's configuration and PKI directory (the CA key included) are backed up.
     public var configIntervalMinutes: Int = 1440
+    /// How often every database is backed up: each SQLite instance (routing, billing, monitor, PBX) pulled over the link
+    /// with `backup.snapshot`, or the PostgreSQL database dumped with `pg_dump`.
+    public var databaseIntervalMinutes: Int = 1440
+    /// Where the backup service keeps its drill log and scratch files (0700; never the store).
+    public var workDirectory: String = "backup-work"
+    /// The private restore key for scheduled drills. Empty: no scheduled drills (the key stays offline; drills are run by
+    /// hand with `troncal backup drill`, and the BackupDrillStale alarm says when the last one is too old).
+    public var drillPrivateKeyFile: String = ""
+    /// How often scheduled drills run (each source's newest backup), when `drillPrivateKeyFile` is set.
+    public var drillIntervalDays: Int = 7
     /// Grandfather-father-son retention per source.
     public var keepDaily: Int = 7
     public var keepWeekly: Int = 4
@@ -196,6 +206,11 @@ extension ConfigLoader {
         guard (1...44_640).contains(backup.configIntervalMinutes) else {
             throw ConfigError(file: file, key: "backup.configIntervalMinutes", "must be from 1 to 44640 (a month)")
         }
+        guard (1...44_640).contains(backup.databaseIntervalMinutes) else {
+            throw ConfigError(file: file, key: "backup.databaseIntervalMinutes", "must be from 1 to 44640 (a month)")
+        }
+        guard (1...90).contains(backup.drillIntervalDays) else { throw ConfigError(file: file, key: "backup.drillIntervalDays", "must be from 1 to 90") }
+        guard !backup.workDirectory.isEmpty else { throw ConfigError(file: file, key: "backup.workDirectory", "must not be empty") }
         for (key, value) in [("keepDaily", backup.keepDaily), ("keepWeekly", backup.keepWeekly), ("keepMonthly", backup.keepMonthly)] {
             guard (0...1000).contains(value) else { throw ConfigError(file: file, key: "backup.\(key)", "must be from 0 to 1000") }
         }

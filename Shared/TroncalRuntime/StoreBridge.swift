@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import TroncalStore
+public import TroncalStore
 
 /// Turns the site's `store` settings into an open `SQLStore` for one instance and migrates it.
 enum StoreBridge {
@@ -8,12 +8,7 @@ enum StoreBridge {
     static func open(_ settings: StoreSettings, dataDirectory: URL, instance: String, logger: Logger) async throws -> any SQLStore {
         switch settings.backend {
         case "postgres":
-            let postgres = settings.postgres
-            let configuration = PostgresConfiguration(
-                host: postgres.host, port: postgres.port, user: postgres.user,
-                password: postgres.password.isEmpty ? nil : postgres.password, database: postgres.database,
-                unixSocketPath: postgres.unixSocketPath.isEmpty ? nil : postgres.unixSocketPath)
-            return try await openStore(.postgres(configuration), logger: logger)
+            return try await openStore(.postgres(settings.postgres.configuration(database: settings.postgres.database)), logger: logger)
         default:
             let directory = dataDirectory.appendingPathComponent("db")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -23,5 +18,14 @@ enum StoreBridge {
 
     static func migrate(_ store: any SQLStore, service: String, migrations: [Migration], logger: Logger) async throws {
         try await Migrator(service: service, migrations: migrations, logger: logger).migrate(store)
+    }
+}
+
+extension PostgresSettings {
+    /// The connection to `database` on this server.
+    public func configuration(database: String) -> PostgresConfiguration {
+        PostgresConfiguration(
+            host: host, port: port, user: user, password: password.isEmpty ? nil : password, database: database,
+            unixSocketPath: unixSocketPath.isEmpty ? nil : unixSocketPath)
     }
 }

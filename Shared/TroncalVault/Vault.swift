@@ -51,27 +51,51 @@ public struct Vault: Sendable {
         id: String, source: String, schemaVersion: Int, metadata: [String: String] = [:], restoreKey: Curve25519.KeyAgreement.PublicKey,
         signingKey: Curve25519.Signing.PrivateKey, at now: Date = Date(), chunkBytes: Int = Vault.chunkBytes, read: () throws -> Data?
     ) throws -> VaultManifest {
-        guard Self.isSafeName(id) else { throw VaultError("'\(id)' is not a backup name (letters, digits, '-', '_', '.')") }
-        let folder = directory.appendingPathComponent(id)
-        if FileManager.default.fileExists(atPath: folder.path) { throw VaultError("backup \(id) exists already: backups are never overwritten") }
-        do {
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        } catch {
-            throw VaultError("cannot create \(folder.path): \(error.localizedDescription)")
-        }
-        var sender = try HPKE.Sender(recipientKey: restoreKey, ciphersuite: Self.ciphersuite, info: Data("troncal-backup \(id)".utf8))
+        var writer = try Writer(vault: self, id: id, restoreKey: restoreKey, chunkBytes: chunkBytes)
+        while let data = try read() { try writer.append(data) }
+        return try writer.finish(source: source, schemaVersion: schemaVersion, metadata: metadata, signingKey: signingKey, at: now)
+    }
+
+    /// Backs up the bytes `read` gives (nil at the end), read asynchronously (from a link, a process), as backup `id`.
+    /// If `read` throws, the backup stays without a manifest (not listed; `remove` deletes it).
+    public func write(
+        id: String, source: String, schemaVersion: Int, metadata: [String: String] = [:], restoreKey: Curve25519.KeyAgreement.PublicKey,
+        signingKey: Curve25519.Signing.PrivateKey, at now: Date = Date(), chunkBytes: Int = Vault.chunkBytes,
+        readAsync read: () async throws -> Data?
+    ) async throws -> VaultManifest {
+        var writer = try Writer(vault: self, id: id, restoreKey: restoreKey, chunkBytes: chunkBytes)
+        while let data = try await read() { try writer.append(data) }
+        return try writer.finish(source: source, schemaVersion: schemaVersion, metadata: metadata, signingKey: signingKey, at: now)
+    }
+
+    /// One backup being written: chunks sealed and stored as the bytes come, the manifest at the end.
+    struct Writer {
+        let vault: Vault
+        let id: String
+        let folder: URL
+        let chunkBytes: Int
+        var sender: HPKE.Sender
         var chunks: [VaultManifest.Chunk] = []
         var plain = SHA256()
         var plainBytes = 0
         var pending = Data()
-        func flush(_ data: Data) throws {
-            let index = chunks.count
-            let sealed = try sender.seal(data, authenticating: Data("\(id)/\(index)".utf8))
-            let name = String(format: "chunk-%06d", index)
-            try Self.writeOnce(sealed, to: folder.appendingPathComponent(name))
-            chunks.append(.init(index: index, file: name, bytes: sealed.count, sha256: Self.hex(SHA256.hash(data: sealed))))
+
+        init(vault: Vault, id: String, restoreKey: Curve25519.KeyAgreement.PublicKey, chunkBytes: Int) throws {
+            guard Vault.isSafeName(id) else { throw VaultError("'\(id)' is not a backup name (letters, digits, '-', '_', '.')") }
+            self.vault = vault
+            self.id = id
+            self.chunkBytes = chunkBytes
+            folder = vault.directory.appendingPathComponent(id)
+            if FileManager.default.fileExists(atPath: folder.path) { throw VaultError("backup \(id) exists already: backups are never overwritten") }
+            do {
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            } catch {
+                throw VaultError("cannot create \(folder.path): \(error.localizedDescription)")
+            }
+            sender = try HPKE.Sender(recipientKey: restoreKey, ciphersuite: Vault.ciphersuite, info: Data("troncal-backup \(id)".utf8))
         }
-        while let data = try read() {
+
+        mutating func append(_ data: Data) throws {
             plain.update(data: data)
             plainBytes += data.count
             pending.append(data)
@@ -80,18 +104,32 @@ public struct Vault: Sendable {
                 pending = Data(pending.dropFirst(chunkBytes))
             }
         }
-        if !pending.isEmpty || chunks.isEmpty { try flush(pending) }
-        let manifest = VaultManifest(
-            format: 1, id: id, source: source, schemaVersion: schemaVersion, createdAt: now, ciphersuite: "X25519-HKDF-SHA256-ChaCha20Poly1305",
-            encapsulatedKey: sender.encapsulatedKey.base64EncodedString(), chunkBytes: chunkBytes, plainBytes: plainBytes,
-            plainSHA256: Self.hex(plain.finalize()), chunks: chunks, metadata: metadata)
-        let document = try Self.encoder.encode(manifest)
-        try Self.writeOnce(Data(try signingKey.signature(for: document).base64EncodedString().utf8), to: folder.appendingPathComponent("manifest.sig"))
-        // The manifest last: a backup without one was interrupted and is not listed.
-        try Self.writeOnce(document, to: folder.appendingPathComponent("manifest.json"))
-        Self.sync(directory: folder)
-        Self.sync(directory: directory)
-        return manifest
+
+        private mutating func flush(_ data: Data) throws {
+            let index = chunks.count
+            let sealed = try sender.seal(data, authenticating: Data("\(id)/\(index)".utf8))
+            let name = String(format: "chunk-%06d", index)
+            try Vault.writeOnce(sealed, to: folder.appendingPathComponent(name))
+            chunks.append(.init(index: index, file: name, bytes: sealed.count, sha256: Vault.hex(SHA256.hash(data: sealed))))
+        }
+
+        mutating func finish(
+            source: String, schemaVersion: Int, metadata: [String: String], signingKey: Curve25519.Signing.PrivateKey, at now: Date
+        ) throws -> VaultManifest {
+            if !pending.isEmpty || chunks.isEmpty { try flush(pending) }
+            pending = Data()
+            let manifest = VaultManifest(
+                format: 1, id: id, source: source, schemaVersion: schemaVersion, createdAt: now, ciphersuite: "X25519-HKDF-SHA256-ChaCha20Poly1305",
+                encapsulatedKey: sender.encapsulatedKey.base64EncodedString(), chunkBytes: chunkBytes, plainBytes: plainBytes,
+                plainSHA256: Vault.hex(plain.finalize()), chunks: chunks, metadata: metadata)
+            let document = try Vault.encoder.encode(manifest)
+            try Vault.writeOnce(Data(try signingKey.signature(for: document).base64EncodedString().utf8), to: folder.appendingPathComponent("manifest.sig"))
+            // The manifest last: a backup without one was interrupted and is not listed.
+            try Vault.writeOnce(document, to: folder.appendingPathComponent("manifest.json"))
+            Vault.sync(directory: folder)
+            Vault.sync(directory: vault.directory)
+            return manifest
+        }
     }
 
     /// Backs up a file.

@@ -13,6 +13,8 @@ public import Foundation
 public enum VaultKeys {
     public typealias RestorePublicKey = Curve25519.KeyAgreement.PublicKey
     public typealias SigningPrivateKey = Curve25519.Signing.PrivateKey
+    public typealias RestorePrivateKey = Curve25519.KeyAgreement.PrivateKey
+    public typealias SigningPublicKey = Curve25519.Signing.PublicKey
     public static let restorePublicTag = "troncal-restore-public"
     public static let restorePrivateTag = "troncal-restore-private"
     public static let signingPrivateTag = "troncal-signing-private"

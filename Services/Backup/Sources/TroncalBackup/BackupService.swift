@@ -11,8 +11,9 @@ internal import TroncalVault
 /// The `backup` service: backups to an isolated store, encrypted to an offline restore key, checksummed and signed
 /// (the store's format: `TroncalVault`, docs/backup.md).
 ///
-/// Built so far: the site's configuration and PKI directory (the CA key included) backed up at start and every
-/// `backup.configIntervalMinutes`, pruned by the retention rule. Databases come next.
+/// The site's configuration and PKI directory (the CA key included) at start and every `backup.configIntervalMinutes`;
+/// every database at start and every `backup.databaseIntervalMinutes` (pulled: `DatabaseBackups`); ages and scheduled
+/// drills (`BackupWatch`); each source pruned by the retention rule.
 public struct BackupService: TroncalService {
     public static let role = Role.backup
     public static let dependencies: [Role] = []
@@ -29,13 +30,22 @@ public struct BackupService: TroncalService {
     public var services: [any Service] {
         let config = context.config
         let backup = config.backup
+        let vault = Vault(directory: config.resolve(backup.storeDirectory, relativeTo: context.configDirectory))
+        let keys = config.resolve(backup.keysDirectory, relativeTo: context.configDirectory)
+        let work = config.resolve(backup.workDirectory, relativeTo: context.configDirectory)
+        let policy = RetentionPolicy(daily: backup.keepDaily, weekly: backup.keepWeekly, monthly: backup.keepMonthly)
         return [
             ConfigBackups(
-                vault: Vault(directory: config.resolve(backup.storeDirectory, relativeTo: context.configDirectory)),
-                keys: config.resolve(backup.keysDirectory, relativeTo: context.configDirectory),
-                configDirectory: context.configDirectory, pkiDirectory: config.resolve(config.pkiDirectory, relativeTo: context.configDirectory),
-                interval: .seconds(backup.configIntervalMinutes * 60),
-                policy: RetentionPolicy(daily: backup.keepDaily, weekly: backup.keepWeekly, monthly: backup.keepMonthly), logger: context.logger)
+                vault: vault, keys: keys, configDirectory: context.configDirectory,
+                pkiDirectory: config.resolve(config.pkiDirectory, relativeTo: context.configDirectory),
+                interval: .seconds(backup.configIntervalMinutes * 60), policy: policy, logger: context.logger),
+            DatabaseBackups(
+                config: config, vault: vault, keys: keys, work: work, credentials: context.credentials,
+                interval: .seconds(backup.databaseIntervalMinutes * 60), policy: policy, logger: context.logger),
+            BackupWatch(
+                config: config, vault: vault, keys: keys, work: work,
+                drillKey: backup.drillPrivateKeyFile.isEmpty ? nil : config.resolve(backup.drillPrivateKeyFile, relativeTo: context.configDirectory),
+                drillInterval: TimeInterval(backup.drillIntervalDays) * 86_400, logger: context.logger),
         ]
     }
 }
@@ -100,20 +110,11 @@ struct ConfigBackups: Service {
             let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             throw VaultError("tar failed (\(tar.terminationStatus)): \(text.prefix(500))")
         }
-        let id = "site-config-" + now.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: false).dateSeparator(.omitted).timeSeparator(.omitted))
+        let id = "site-config-" + BackupNames.stamp(now)
         let manifest = try vault.write(
             id: id, source: "site-config", schemaVersion: 1, metadata: ["contents": "site.json, \(pkiDirectory.lastPathComponent)/"],
             file: archive, restoreKey: restore.restore, signingKey: restore.signing, at: now)
-        let backups = vault.list().filter { $0.source == "site-config" }
-        let kept = policy.keep(backups.map { ($0.id, $0.createdAt) })
-        for old in backups where !kept.contains(old.id) {
-            do {
-                try vault.remove(old.id)
-                logger.info("backup pruned by retention", metadata: ["backup": "\(old.id)"])
-            } catch {
-                logger.error("backup could not be pruned", metadata: ["backup": "\(old.id)", "reason": "\(error)"])
-            }
-        }
+        vault.prune("site-config", policy: policy, logger: logger)
         return manifest
     }
 }

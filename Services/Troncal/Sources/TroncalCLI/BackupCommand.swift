@@ -1,14 +1,17 @@
 import ArgumentParser
 import Crypto
 import Foundation
+import Logging
+import TroncalProtocol
+import TroncalRuntime
 import TroncalVault
 
 /// `troncal backup keys init|list|verify|restore`: the backup store's keys, and what can be done with the store itself
 /// (on the backup host, where it lives).
 struct BackupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "backup", abstract: "The backup store: keys, list, verify and restore.",
-        subcommands: [BackupKeysCommand.self, BackupListCommand.self, BackupVerifyCommand.self, BackupRestoreCommand.self])
+        commandName: "backup", abstract: "The backup store: keys, list, verify, restore and drill.",
+        subcommands: [BackupKeysCommand.self, BackupListCommand.self, BackupVerifyCommand.self, BackupRestoreCommand.self, BackupDrillCommand.self])
 }
 
 struct BackupKeysCommand: AsyncParsableCommand {
@@ -115,23 +118,168 @@ struct BackupVerifyCommand: AsyncParsableCommand {
 
 struct BackupRestoreCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "restore", abstract: "Decrypt a verified backup into a file (the service's database file or dump), with the private restore key.")
+        commandName: "restore",
+        abstract: "Decrypt a verified backup into a file, or back into a stopped instance's SQLite database, or into a PostgreSQL database.",
+        discussion: """
+            --to PATH writes the backup's bytes (a tar of the configuration, an SQLite file, a pg_dump archive). --instance NAME \
+            puts an SQLite backup back as that instance's database (the instance must be stopped; its -wal and -shm files are \
+            removed, since they belong to the database being replaced). --postgres-database NAME restores a PostgreSQL dump \
+            into that database of the site's server with pg_restore --clean.
+            """)
     @Argument(help: "The backup.")
     var id: String
     @Option(help: "The private restore key file.")
     var privateKey: String
     @Option(help: "Where to write the restored bytes.")
-    var to: String
+    var to: String?
+    @Option(help: "The instance whose SQLite database is replaced by the backup (stopped first).")
+    var instance: String?
+    @Option(help: "The PostgreSQL database (on the site's server) a dump is restored into.")
+    var postgresDatabase: String?
     @OptionGroup var paths: BackupPaths
 
     func run() async throws {
+        guard [to, instance, postgresDatabase].compactMap({ $0 }).count == 1 else {
+            throw paths.fail("give exactly one of --to, --instance, --postgres-database")
+        }
         do {
             let key = try VaultKeys.restorePrivate(URL(fileURLWithPath: privateKey))
             let signing = try VaultKeys.signingPublic(paths.signingPublic)
-            try paths.vault.restore(id, restoreKey: key, signingKey: signing, to: URL(fileURLWithPath: to))
+            let vault = paths.vault
+            if let to {
+                try vault.restore(id, restoreKey: key, signingKey: signing, to: URL(fileURLWithPath: to))
+                Output.line("restored \(id) to \(to)")
+            } else if let instance {
+                let database = try await restoreInstance(instance, vault: vault, key: key, signing: signing)
+                Output.line("restored \(id) as \(instance)'s database \(database.path); start the instance again")
+            } else if let postgresDatabase {
+                try await restorePostgres(postgresDatabase, vault: vault, key: key, signing: signing)
+                Output.line("restored \(id) into PostgreSQL database \(postgresDatabase)")
+            }
+        } catch let error as ExitCode {
+            throw error
         } catch {
             throw paths.fail("\(error)")
         }
-        Output.line("restored \(id) to \(to)")
+    }
+
+    private func restoreInstance(_ name: String, vault: Vault, key: VaultKeys.RestorePrivateKey, signing: VaultKeys.SigningPublicKey) async throws -> URL {
+        let site = SiteDirectory(path: paths.site.dataDir)
+        let config = try site.loadConfig()
+        guard let instance = config.instance(named: name) else { throw VaultError("no instance named \(name) in \(site.configPath)") }
+        guard config.store.backend != "postgres" else { throw VaultError("this site stores in PostgreSQL: use --postgres-database") }
+        let manifest = try vault.verify(id, signingKey: signing)
+        guard manifest.metadata[DatabaseBackup.formatKey] == "sqlite" else { throw VaultError("backup \(id) is not an SQLite database backup") }
+        if manifest.metadata["service"] != instance.role.rawValue {
+            throw VaultError("backup \(id) holds a \(manifest.metadata["service"] ?? "?") database; \(name) is \(instance.role.rawValue)")
+        }
+        if Self.answers(host: instance.adminHost, port: instance.adminPort) {
+            throw VaultError("\(name) is running (its admin port \(instance.adminPort) answers): stop it first")
+        }
+        let database = config.resolve(config.dataDirectory, relativeTo: site.root).appendingPathComponent("db").appendingPathComponent("\(name).sqlite")
+        try FileManager.default.createDirectory(at: database.deletingLastPathComponent(), withIntermediateDirectories: true)
+        // Restored beside the database, then renamed over it; the old database's -wal and -shm would be replayed
+        // into the restored one at the next open, so they go (after the rename, so that a failure leaves the old whole).
+        let restored = database.deletingLastPathComponent().appendingPathComponent(".\(name).restoring.sqlite")
+        try vault.restore(id, restoreKey: key, signingKey: signing, to: restored)
+        guard rename(restored.path, database.path) == 0 else {
+            throw VaultError("cannot put the restored database at \(database.path): \(String(cString: strerror(errno)))")
+        }
+        for suffix in ["-wal", "-shm", "-journal"] { _ = unlink(database.path + suffix) }
+        return database
+    }
+
+    private func restorePostgres(_ database: String, vault: Vault, key: VaultKeys.RestorePrivateKey, signing: VaultKeys.SigningPublicKey) async throws {
+        let config = try SiteDirectory(path: paths.site.dataDir).loadConfig()
+        let manifest = try vault.verify(id, signingKey: signing)
+        guard manifest.metadata[DatabaseBackup.formatKey] == "postgres" else { throw VaultError("backup \(id) is not a PostgreSQL dump") }
+        let archive = FileManager.default.temporaryDirectory.appendingPathComponent("troncal-restore-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: archive) }
+        try vault.restore(id, restoreKey: key, signingKey: signing, to: archive)
+        let (arguments, environment) = DatabaseBackup.connection(config.store.postgres, database: database)
+        try await DatabaseBackup.run(
+            try DatabaseBackup.tool("pg_restore"), arguments + ["--clean", "--if-exists", "--no-owner", "--exit-on-error", archive.path],
+            environment: environment)
+    }
+
+    /// Whether something accepts TCP connections at host:port (the instance is running).
+    static func answers(host: String, port: Int) -> Bool {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        guard inet_pton(AF_INET, host == "0.0.0.0" ? "127.0.0.1" : host, &address.sin_addr) == 1 else { return false }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+}
+
+struct BackupDrillCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "drill",
+        abstract: "Restore database backups into a scratch database and compare row counts, checksums and schema versions with their manifests.",
+        discussion: """
+            Without IDs: the newest backup of every database source. SQLite backups are restored into a scratch file, \
+            PostgreSQL dumps into a scratch database on the site's server (created and dropped). Each result is added to \
+            <data-dir>/backup-work/drills.jsonl, which the backup service reads for the BackupDrillStale alarm. Exits 1 if any \
+            drill failed.
+            """)
+    @Argument(help: "Backups to drill (default: the newest of each database source).")
+    var ids: [String] = []
+    @Option(help: "The private restore key file.")
+    var privateKey: String
+    @Flag(help: "One JSON object per drill.")
+    var json = false
+    @OptionGroup var paths: BackupPaths
+
+    func run() async throws {
+        let vault = paths.vault
+        let site = SiteDirectory(path: paths.site.dataDir)
+        let config = (try? site.loadConfig()) ?? SiteConfig()
+        let work = config.resolve(config.backup.workDirectory, relativeTo: site.root)
+        var names = ids
+        if names.isEmpty {
+            var newest: [String: String] = [:]
+            for manifest in vault.list() where manifest.metadata[DatabaseBackup.formatKey] != nil { newest[manifest.source] = manifest.id }
+            names = newest.keys.sorted().compactMap { newest[$0] }
+        }
+        guard !names.isEmpty else { throw paths.fail("no database backup in \(vault.directory.path)") }
+        let key: VaultKeys.RestorePrivateKey
+        let signing: VaultKeys.SigningPublicKey
+        do {
+            key = try VaultKeys.restorePrivate(URL(fileURLWithPath: privateKey))
+            signing = try VaultKeys.signingPublic(paths.signingPublic)
+        } catch {
+            throw paths.fail("\(error)")
+        }
+        var failures = 0
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        encoder.dateEncodingStrategy = .iso8601
+        for id in names {
+            let result: DatabaseBackup.DrillResult
+            do {
+                result = try await DatabaseBackup.drill(
+                    id, vault: vault, restoreKey: key, signingKey: signing,
+                    postgres: config.store.backend == "postgres" ? config.store.postgres : nil, work: work, logger: Logger(label: "troncal.backup"))
+            } catch {
+                let source = vault.list().first { $0.id == id }?.source ?? id
+                result = .init(backup: id, source: source, at: Date(), passed: false, differences: ["could not run: \(error)"], tables: 0, rows: 0, seconds: 0)
+            }
+            try? DatabaseBackup.record(result, work: work)
+            if !result.passed { failures += 1 }
+            if json {
+                Output.line(String(decoding: try encoder.encode(result), as: UTF8.self))
+            } else if result.passed {
+                Output.line(String(format: "passed  %@  %d tables, %lld rows, %.1f s", id, result.tables, result.rows, result.seconds))
+            } else {
+                Output.line("FAILED  \(id)")
+                for difference in result.differences { Output.line("        \(difference)") }
+            }
+        }
+        if failures > 0 { throw paths.fail("\(failures) of \(names.count) drills failed") }
     }
 }

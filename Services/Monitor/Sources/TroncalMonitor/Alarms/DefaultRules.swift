@@ -49,5 +49,17 @@ extension AlarmRule {
             name: "CDRSpoolBacklog", category: .service, metric: "troncal_sbc_cdr_spool_files", warning: 100, critical: 1000, clear: 10,
             forSeconds: 300, summary: "{{instance}} holds {{value}} unshipped summary files",
             action: "Billing is not taking call summaries: check billing and the link to it."),
+        AlarmRule(
+            name: "BackupStale", category: .service, metric: "troncal_backup_age_seconds", warning: 93_600, critical: 172_800, forSeconds: 60,
+            summary: "the newest backup of {{source}} is {{value}} s old (over 26 h)",
+            action: "Read troncal-backup's log for the reason (keys, the source's link, disk of the store); run it again once fixed."),
+        AlarmRule(
+            name: "BackupDrillStale", category: .service, metric: "troncal_backup_drill_age_seconds", warning: 691_200, forSeconds: 60,
+            summary: "the last passed restore drill of {{source}} is {{value}} s old (over 8 days)",
+            action: "Run `troncal backup drill` with the private restore key (or set backup.drillPrivateKeyFile on the drill host)."),
+        AlarmRule(
+            name: "BackupDrillFailed", category: .service, metric: "troncal_backup_drill_passed", comparison: .below, critical: 1,
+            summary: "the last restore drill of {{source}} failed",
+            action: "The backup does not restore to what was recorded: read the drill log (backup-work/drills.jsonl), keep older backups, fix the cause."),
     ]
 }

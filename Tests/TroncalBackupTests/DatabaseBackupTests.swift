@@ -1,0 +1,239 @@
+import Foundation
+import Logging
+import Testing
+import TestSupport
+import TroncalProtocol
+import TroncalRuntime
+import TroncalStore
+import TroncalVault
+
+/// Databases backed up while in use: SQLite instances pulled over the link (`backup.snapshot`), PostgreSQL dumped with
+/// `pg_dump`; drills that restore into scratch databases and compare counts and checksums; a restore into a stopped
+/// instance that removes its stale -wal and -shm; the store's files out of reach of a service's account.
+@Suite(.serialized) struct DatabaseBackupTests {
+    static let binaries = troncalBinaryDirectory()
+
+    /// A one-box site in a temporary directory with keys made; instances started by name.
+    final class Site: @unchecked Sendable {
+        let directory: TemporaryDirectory
+        let offset: Int
+        var config: SiteConfig
+        let privateKey: URL
+        var processes: [String: ChildProcess] = [:]
+
+        init(_ configure: (inout SiteConfig) -> Void = { _ in }) async throws {
+            directory = try TemporaryDirectory(prefix: "troncal-db-backup")
+            offset = await freePortOffset()
+            var config = SiteConfig().shiftingPorts(by: offset)
+            config.site = "db-backup"
+            configure(&config)
+            self.config = config
+            privateKey = directory.url.appendingPathComponent("offline/restore-key.private")
+            try ConfigLoader.encode(config).write(to: directory.url.appendingPathComponent("site.json"))
+            let pki = try await troncal(["pki", "init", "--data-dir", directory.url.path])
+            guard pki.status == 0 else { throw VaultError("pki init: \(pki.output)") }
+            let keys = try await troncal(["backup", "keys", "init", "--data-dir", directory.url.path, "--private-key-out", privateKey.path])
+            guard keys.status == 0 else { throw VaultError("keys init: \(keys.output)") }
+        }
+
+        func troncal(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+            try await ChildProcess.run(DatabaseBackupTests.binaries.appendingPathComponent("troncal"), arguments, timeout: .seconds(120))
+        }
+
+        func backup(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+            try await troncal(["backup"] + arguments + ["--data-dir", directory.url.path])
+        }
+
+        /// Starts an instance and waits until its admin port answers /health.
+        func start(_ name: String) async throws {
+            let instance = try #require(config.instance(named: name))
+            let process = try ChildProcess(
+                DatabaseBackupTests.binaries.appendingPathComponent("troncal-\(instance.role.rawValue)"),
+                ["--config", directory.url.appendingPathComponent("site.json").path, "--instance", name],
+                output: directory.url.appendingPathComponent("\(name)-\(processes.count).log"))
+            processes[name] = process
+            let up = await eventually(timeout: .seconds(30)) { (try? await httpGet(port: instance.adminPort, path: "/health")) != nil }
+            guard up else { throw VaultError("\(name) did not start:\n\(process.outputText.suffix(2000))") }
+        }
+
+        func stop(_ name: String) async {
+            await processes[name]?.stop()
+            processes[name] = nil
+        }
+
+        func database(_ instance: String) -> URL {
+            directory.url.appendingPathComponent(config.dataDirectory).appendingPathComponent("db/\(instance).sqlite")
+        }
+
+        var store: URL { directory.url.appendingPathComponent("backup-store") }
+
+        var logs: String {
+            processes.map { "--- \($0.key)\n\($0.value.outputText.suffix(2500))" }.joined(separator: "\n")
+        }
+
+        func remove() {
+            for process in processes.values { process.terminateNow(within: 5) }
+            releasePortOffset(offset)
+            directory.remove()
+        }
+    }
+
+    /// Writes CDR rows (call ids `marker-N`) into billing's database until cancelled; returns how many it wrote.
+    static func writeCDRs(into store: any SQLStore) async -> Int {
+        var written = 0
+        while !Task.isCancelled {
+            let id = "marker-\(written)"
+            let now = "2026-12-04T10:00:00Z"
+            do {
+                try await store.execute(
+                    """
+                    INSERT INTO billing_cdrs (id, call_id, customer, caller, callee, carrier, trunk, setup_at, answer_at, end_at, duration_ms,
+                    billed_seconds, disconnect_status, disconnect_by, currency, sell_micros, buy_micros, margin_micros, rated, rate_prefix, note,
+                    mos, summary, stored_at)
+                    VALUES ($1, $2, 'acme', '+34911000001', '+34911000002', 'carrier-a', 'main', $3, $3, $3, 60000, 60, 200, 'caller', 'EUR',
+                    10000, 5000, 5000, 1, '34', '', 4.2, '{}', $3)
+                    """, [.text(id), .text(id), .text(now)])
+                written += 1
+            } catch {
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        return written
+    }
+
+    static func figures(_ site: Site, source: String) async throws -> (id: String, figures: DatabaseFigures) {
+        let (status, output) = try await site.backup(["list", "--json"])
+        #expect(status == 0, "\(output)")
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        let manifests = try decoder.decode([VaultManifest].self, from: Data(output.utf8))
+        let manifest = try #require(manifests.last { $0.source == source }, "no backup of \(source): \(output)")
+        return (manifest.id, try #require(DatabaseBackup.figures(of: manifest)))
+    }
+
+    @Test func sqliteInstancesAreBackedUpOverTheLinkWhileInUseDrilledAndRestoredWithoutStaleWALFiles() async throws {
+        let site = try await Site()
+        defer { site.remove() }
+        try await site.start("billing-1")
+        try await site.start("routing-1")
+
+        // CDRs written into billing's database (a second connection, as the service's own) while the backup pulls it.
+        let billing = try await openStore(.sqlite(path: site.database("billing-1").path), logger: Logger(label: "test.writer"))
+        let writer = Task { await Self.writeCDRs(into: billing) }
+        #expect(await eventually(timeout: .seconds(20)) { ((try? await billing.query("SELECT count(*) AS n FROM billing_cdrs"))?.first.flatMap { try? $0.int("n") } ?? 0) > 20 })
+        try await site.start("backup-1")
+        var listed = ""
+        let backedUp = await eventually(timeout: .seconds(90), interval: .milliseconds(300)) {
+            listed = (try? await site.backup(["list"]))?.output ?? ""
+            return listed.contains("  billing-1  ") && listed.contains("  routing-1  ")
+        }
+        let written = await { writer.cancel(); return await writer.value }()
+        try await billing.close()
+        #expect(backedUp, "\(listed)\n\(site.logs)")
+        #expect(written > 20)
+
+        // The drill restores each into a scratch file: tables, rows and checksums as recorded.
+        let drill = try await site.backup(["drill", "--private-key", site.privateKey.path])
+        #expect(drill.status == 0, "\(drill.output)")
+        #expect(drill.output.contains("passed  billing-1-") && drill.output.contains("passed  routing-1-"), "\(drill.output)")
+        let (id, recorded) = try await Self.figures(site, source: "billing-1")
+        let cdrs = try #require(recorded.tables.first { $0.name == "billing_cdrs" })
+        #expect(cdrs.rows > 0 && cdrs.rows <= Int64(written), "\(cdrs.rows) of \(written)")
+        #expect(recorded.schemaVersions["billing"] ?? 0 >= 1, "\(recorded.schemaVersions)")
+        // Encrypted: a call id that is in the backup is nowhere in the store.
+        for case let file as URL in FileManager.default.enumerator(at: site.store, includingPropertiesForKeys: nil)! {
+            if let data = try? Data(contentsOf: file) { #expect(data.range(of: Data("marker-1\"".utf8)) == nil && data.range(of: Data("marker-1".utf8)) == nil, "\(file.path)") }
+        }
+
+        // Restore: refused while billing runs; then, stopped and with stale -wal and -shm beside its file, the backup
+        // replaces the database, the stale files are gone, and billing starts on the rows the backup holds.
+        let refused = try await site.backup(["restore", id, "--private-key", site.privateKey.path, "--instance", "billing-1"])
+        #expect(refused.status != 0 && refused.output.contains("is running"), "\(refused.output)")
+        await site.stop("billing-1")
+        let database = site.database("billing-1")
+        for suffix in ["-wal", "-shm"] { try Data(repeating: 0x5a, count: 32_768).write(to: URL(fileURLWithPath: database.path + suffix)) }
+        let restored = try await site.backup(["restore", id, "--private-key", site.privateKey.path, "--instance", "billing-1"])
+        #expect(restored.status == 0, "\(restored.output)")
+        for suffix in ["-wal", "-shm"] { #expect(!FileManager.default.fileExists(atPath: database.path + suffix), "\(suffix) left beside the restored database") }
+        let check = try await openStore(.sqlite(path: database.path), logger: Logger(label: "test.check"))
+        let count = try await check.query("SELECT count(*) AS n FROM billing_cdrs").first?.int("n")
+        try await check.close()
+        #expect(count == cdrs.rows)
+        try await site.start("billing-1")
+        await site.stop("backup-1")
+    }
+
+    @Test func billingOnPostgreSQLIsDumpedWhileCDRsAreWrittenAndTheDrillMatchesCountsAndChecksums() async throws {
+        guard let database = try await TestPostgresDatabase.create(prefix: "backup_src") else { return }
+        defer { Task { await database.drop() } }
+        let url = try #require(database.components)
+        let site = try await Site { config in
+            config.store.backend = "postgres"
+            config.store.postgres.host = url.host ?? "127.0.0.1"
+            config.store.postgres.port = url.port ?? 5432
+            config.store.postgres.user = url.user ?? "postgres"
+            config.store.postgres.password = url.password ?? ""
+            config.store.postgres.database = database.name
+        }
+        defer { site.remove() }
+        try await site.start("billing-1")
+        let billing = try await openStore(.postgres(try PostgresConfiguration(url: database.url)), logger: Logger(label: "test.writer"))
+        let writer = Task { await Self.writeCDRs(into: billing) }
+        #expect(await eventually(timeout: .seconds(20)) { ((try? await billing.query("SELECT count(*) AS n FROM billing_cdrs"))?.first.flatMap { try? $0.int("n") } ?? 0) > 20 })
+        try await site.start("backup-1")
+        let source = "postgres-\(database.name)"
+        var listed = ""
+        let backedUp = await eventually(timeout: .seconds(90), interval: .milliseconds(300)) {
+            listed = (try? await site.backup(["list"]))?.output ?? ""
+            return listed.contains("  \(source)  ")
+        }
+        let written = await { writer.cancel(); return await writer.value }()
+        try await billing.close()
+        #expect(backedUp, "\(listed)\n\(site.logs)")
+
+        let drill = try await site.backup(["drill", "--private-key", site.privateKey.path])
+        #expect(drill.status == 0 && drill.output.contains("passed  \(source)-"), "\(drill.output)\n\(site.logs)")
+        let (_, recorded) = try await Self.figures(site, source: source)
+        let cdrs = try #require(recorded.tables.first { $0.name == "billing_cdrs" })
+        #expect(cdrs.rows > 20 && cdrs.rows <= Int64(written), "\(cdrs.rows) of \(written)")
+        // A damaged figure is caught: the drill compares, it does not just restore.
+        var altered = recorded
+        altered.tables[0].rows += 1
+        #expect(!altered.differences(from: recorded).isEmpty)
+        await site.stop("backup-1")
+    }
+
+    @Test(.enabled(if: getuid() == 0, "needs root to act as another account"))
+    func aServiceAccountCannotDeleteOrOverwriteAFileInTheStore() async throws {
+        let site = try await Site()
+        defer { site.remove() }
+        try await site.start("backup-1")
+        var listed = ""
+        #expect(await eventually(timeout: .seconds(30), interval: .milliseconds(300)) {
+            listed = (try? await site.backup(["list"]))?.output ?? ""
+            return listed.contains("site-config")
+        }, "\(listed)\n\(site.logs)")
+        await site.stop("backup-1")
+        // The way to the store is open to everyone (so what stops the account is the store's own permissions).
+        chmod(site.directory.url.path, 0o755)
+        let folder = try #require(try FileManager.default.contentsOfDirectory(atPath: site.store.path).first { $0.hasPrefix("site-config-") })
+        let chunk = site.store.appendingPathComponent(folder).appendingPathComponent("chunk-000000")
+        let before = try Data(contentsOf: chunk)
+        // A service's account (nobody here): remove, overwrite, rename over, and remove the backup's directory.
+        let attempts: [[String]] = [
+            ["rm", "-f", chunk.path],
+            ["sh", "-c", "echo x > '\(chunk.path)'"],
+            ["sh", "-c", "echo x > '\(chunk.path).new' && mv -f '\(chunk.path).new' '\(chunk.path)'"],
+            ["rm", "-rf", site.store.appendingPathComponent(folder).path],
+        ]
+        for attempt in attempts {
+            let (status, output) = try await ChildProcess.run(
+                URL(fileURLWithPath: "/usr/bin/setpriv"), ["--reuid=65534", "--regid=65534", "--clear-groups", "--"] + attempt)
+            #expect(status != 0, "\(attempt) succeeded as nobody: \(output)")
+            #expect(output.contains("Permission denied"), "\(attempt): \(output)")
+        }
+        #expect(try Data(contentsOf: chunk) == before)
+        let verified = try await site.backup(["verify"])
+        #expect(verified.status == 0, "\(verified.output)")
+    }
+}
