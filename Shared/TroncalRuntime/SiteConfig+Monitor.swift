@@ -184,6 +184,11 @@ public struct BackupSettings: Codable, Sendable, Equatable {
     /// How often every database is backed up: each SQLite instance (routing, billing, monitor, PBX) pulled over the link
     /// with `backup.snapshot`, or the PostgreSQL database dumped with `pg_dump`.
     public var databaseIntervalMinutes: Int = 1440
+    /// On PostgreSQL: stream the write-ahead log with `pg_receivewal` (a replication slot `troncal_backup`) and take a
+    /// physical base backup (`pg_basebackup`) every `databaseIntervalMinutes`, for point-in-time restores.
+    public var postgresWAL: Bool = true
+    /// How often completed WAL segments received are moved into the store.
+    public var walShipSeconds: Int = 30
     /// Where the backup service keeps its drill log and scratch files (0700; never the store).
     public var workDirectory: String = "backup-work"
     /// The private restore key for scheduled drills. Empty: no scheduled drills (the key stays offline; drills are run by
@@ -210,6 +215,7 @@ extension ConfigLoader {
             throw ConfigError(file: file, key: "backup.databaseIntervalMinutes", "must be from 1 to 44640 (a month)")
         }
         guard (1...90).contains(backup.drillIntervalDays) else { throw ConfigError(file: file, key: "backup.drillIntervalDays", "must be from 1 to 90") }
+        guard (1...3600).contains(backup.walShipSeconds) else { throw ConfigError(file: file, key: "backup.walShipSeconds", "must be from 1 to 3600") }
         guard !backup.workDirectory.isEmpty else { throw ConfigError(file: file, key: "backup.workDirectory", "must not be empty") }
         for (key, value) in [("keepDaily", backup.keepDaily), ("keepWeekly", backup.keepWeekly), ("keepMonthly", backup.keepMonthly)] {
             guard (0...1000).contains(value) else { throw ConfigError(file: file, key: "backup.\(key)", "must be from 0 to 1000") }

@@ -163,19 +163,37 @@ import TroncalVault
         await site.stop("backup-1")
     }
 
-    @Test func billingOnPostgreSQLIsDumpedWhileCDRsAreWrittenAndTheDrillMatchesCountsAndChecksums() async throws {
-        guard let database = try await TestPostgresDatabase.create(prefix: "backup_src") else { return }
-        defer { Task { await database.drop() } }
+    /// A site whose store is `database` on the test cluster.
+    static func postgresSite(_ database: TestPostgresDatabase, _ configure: @escaping (inout SiteConfig) -> Void = { _ in }) async throws -> Site {
         let url = try #require(database.components)
-        let site = try await Site { config in
+        return try await Site { config in
             config.store.backend = "postgres"
             config.store.postgres.host = url.host ?? "127.0.0.1"
             config.store.postgres.port = url.port ?? 5432
             config.store.postgres.user = url.user ?? "postgres"
             config.store.postgres.password = url.password ?? ""
             config.store.postgres.database = database.name
+            configure(&config)
         }
-        defer { site.remove() }
+    }
+
+    /// Drops the backup service's replication slot for `database` (it would keep the cluster's WAL forever).
+    static func dropSlot(_ database: TestPostgresDatabase) async {
+        guard let store = try? await openStore(.postgres(try PostgresConfiguration(url: database.url)), logger: Logger(label: "test.db")) else { return }
+        _ = try? await store.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [.text("troncal_backup_\(database.name)")])
+        try? await store.close()
+    }
+
+    @Test func billingOnPostgreSQLIsDumpedWhileCDRsAreWrittenAndTheDrillMatchesCountsAndChecksums() async throws {
+        guard let database = try await TestPostgresDatabase.create(prefix: "backup_src") else { return }
+        let site = try await Self.postgresSite(database)
+        defer {
+            site.remove()
+            Task {
+                await Self.dropSlot(database)
+                await database.drop()
+            }
+        }
         try await site.start("billing-1")
         let billing = try await openStore(.postgres(try PostgresConfiguration(url: database.url)), logger: Logger(label: "test.writer"))
         let writer = Task { await Self.writeCDRs(into: billing) }
@@ -201,6 +219,92 @@ import TroncalVault
         altered.tables[0].rows += 1
         #expect(!altered.differences(from: recorded).isEmpty)
         await site.stop("backup-1")
+    }
+
+    @Test(.enabled(if: getuid() == 0, "needs root to run a PostgreSQL server as the postgres account"))
+    func aPointInTimeRestoreBetweenTwoMarkerRowsHasTheFirstAndNotTheSecond() async throws {
+        guard let database = try await TestPostgresDatabase.create(prefix: "backup_pitr") else { return }
+        let bin = try #require(ProcessInfo.processInfo.environment["TRONCAL_PG_BIN"], "scripts/test exports TRONCAL_PG_BIN")
+        let site = try await Self.postgresSite(database) { $0.backup.walShipSeconds = 1 }
+        let restored = site.directory.url.appendingPathComponent("pitr")
+        defer {
+            site.remove()
+            Task {
+                await Self.dropSlot(database)
+                await database.drop()
+            }
+        }
+        try await site.start("billing-1")
+        try await site.start("backup-1")
+        let base = "postgres-\(database.name)-base"
+        var listed = ""
+        #expect(await eventually(timeout: .seconds(90), interval: .milliseconds(300)) {
+            listed = (try? await site.backup(["list"]))?.output ?? ""
+            return listed.contains("  \(base)  ")
+        }, "\(listed)\n\(site.logs)")
+        let baseID = try #require(listed.split(separator: "\n").first { $0.contains("  \(base)  ") }?.split(separator: " ").first.map(String.init))
+
+        // The first marker, the target time, the second marker; then the segment holding them is completed.
+        let store = try await openStore(.postgres(try PostgresConfiguration(url: database.url)), logger: Logger(label: "test.writer"))
+        let insert = "INSERT INTO billing_events (id, at, customer, kind, detail) VALUES ($1, '2026-12-04T10:00:00Z', 'acme', 'marker', '')"
+        try await store.execute(insert, [.text("pitr-first")])
+        let target = try #require(try await store.query("SELECT clock_timestamp()::text AS t").first?.string("t"))
+        try await store.execute(insert, [.text("pitr-second")])
+        let segment = try #require(try await store.query("SELECT pg_walfile_name(pg_current_wal_lsn()) AS s").first?.string("s"))
+        _ = try await store.query("SELECT pg_switch_wal()::text AS lsn")
+        try await store.close()
+        #expect(await eventually(timeout: .seconds(60), interval: .milliseconds(300)) {
+            listed = (try? await site.backup(["list"]))?.output ?? ""
+            return listed.contains("-wal-\(segment)  ")
+        }, "segment \(segment) never reached the store:\n\(listed)\n\(site.logs)")
+        await site.stop("backup-1")
+
+        let restore = try await site.backup([
+            "restore", baseID, "--private-key", site.privateKey.path, "--pitr-directory", restored.path, "--target-time", target, "--owner", "postgres",
+        ])
+        #expect(restore.status == 0, "\(restore.output)")
+        // The way to the data directory must be open to the postgres account.
+        chmod(site.directory.url.path, 0o755)
+        // The restored server in the foreground as the postgres account (setpriv execs it: its PID is the server's,
+        // stopped by the test even when it fails).
+        let port = try freeLoopbackPort()
+        let server = try ChildProcess(
+            URL(fileURLWithPath: "/usr/bin/setpriv"),
+            ["--reuid=postgres", "--regid=postgres", "--init-groups", "--", "\(bin)/postgres", "-D", restored.path, "-c", "listen_addresses=127.0.0.1",
+             "-p", "\(port)", "-c", "unix_socket_directories=\(restored.path)", "-c", "fsync=off", "-c", "max_connections=200"],
+            output: site.directory.url.appendingPathComponent("pitr-server.log"))
+        defer { server.terminateNow(within: 10) }
+        var components = try #require(database.components)
+        components.port = port
+        let checkURL = try #require(components.string)
+        let promoted = await eventually(timeout: .seconds(60), interval: .milliseconds(200)) {
+            guard let store = try? await openStore(.postgres(try PostgresConfiguration(url: checkURL)), logger: Logger(label: "test.check")) else { return false }
+            let ready = (try? await store.query("SELECT NOT pg_is_in_recovery() AS promoted").first?.bool("promoted")) ?? false
+            try? await store.close()
+            return ready
+        }
+        #expect(promoted, "\(server.outputText.suffix(3000))")
+        let check = try await openStore(.postgres(try PostgresConfiguration(url: checkURL)), logger: Logger(label: "test.check"))
+        let markers = try await check.query("SELECT id FROM billing_events WHERE kind = 'marker' ORDER BY id").map { try $0.string("id") }
+        try await check.close()
+        #expect(markers == ["pitr-first"], "\(markers)\n\(server.outputText.suffix(3000))")
+        await server.stop(signal: SIGINT)
+    }
+
+    /// A TCP port on 127.0.0.1 that nothing listens on now.
+    func freeLoopbackPort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw VaultError("no free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     @Test(.enabled(if: getuid() == 0, "needs root to act as another account"))

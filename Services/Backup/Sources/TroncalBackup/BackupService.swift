@@ -34,7 +34,14 @@ public struct BackupService: TroncalService {
         let keys = config.resolve(backup.keysDirectory, relativeTo: context.configDirectory)
         let work = config.resolve(backup.workDirectory, relativeTo: context.configDirectory)
         let policy = RetentionPolicy(daily: backup.keepDaily, weekly: backup.keepWeekly, monthly: backup.keepMonthly)
-        return [
+        var archive: [any Service] = []
+        if config.store.backend == "postgres" && backup.postgresWAL {
+            archive.append(
+                PostgresArchive(
+                    config: config, vault: vault, keys: keys, work: work, interval: .seconds(backup.databaseIntervalMinutes * 60),
+                    ship: .seconds(backup.walShipSeconds), policy: policy, logger: context.logger))
+        }
+        return archive + [
             ConfigBackups(
                 vault: vault, keys: keys, configDirectory: context.configDirectory,
                 pkiDirectory: config.resolve(config.pkiDirectory, relativeTo: context.configDirectory),

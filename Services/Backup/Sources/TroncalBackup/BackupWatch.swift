@@ -25,7 +25,11 @@ struct BackupWatch: Service {
             let now = Date()
             let backups = vault.list()
             let databases = DatabaseBackups.sources(config)
-            for source in ["site-config"] + databases {
+            var watched = ["site-config"] + databases
+            if config.store.backend == "postgres" && config.backup.postgresWAL {
+                watched += [PostgresArchive.baseSource(config), PostgresArchive.walSource(config)]
+            }
+            for source in watched {
                 let newest = backups.last { $0.source == source }?.createdAt ?? started
                 Gauge(label: "troncal_backup_age_seconds", dimensions: [("source", source)]).record(max(0, now.timeIntervalSince(newest)))
             }

@@ -136,11 +136,17 @@ struct BackupRestoreCommand: AsyncParsableCommand {
     var instance: String?
     @Option(help: "The PostgreSQL database (on the site's server) a dump is restored into.")
     var postgresDatabase: String?
+    @Option(help: "A new PostgreSQL data directory made from a base backup and the WAL after it (point-in-time recovery).")
+    var pitrDirectory: String?
+    @Option(help: "With --pitr-directory: recover up to this time (PostgreSQL syntax, e.g. '2026-12-04 10:15:00+00'); default: all WAL.")
+    var targetTime: String?
+    @Option(help: "With --pitr-directory: the account that will run that server (the files are given to it).")
+    var owner: String?
     @OptionGroup var paths: BackupPaths
 
     func run() async throws {
-        guard [to, instance, postgresDatabase].compactMap({ $0 }).count == 1 else {
-            throw paths.fail("give exactly one of --to, --instance, --postgres-database")
+        guard [to, instance, postgresDatabase, pitrDirectory].compactMap({ $0 }).count == 1 else {
+            throw paths.fail("give exactly one of --to, --instance, --postgres-database, --pitr-directory")
         }
         do {
             let key = try VaultKeys.restorePrivate(URL(fileURLWithPath: privateKey))
@@ -155,6 +161,13 @@ struct BackupRestoreCommand: AsyncParsableCommand {
             } else if let postgresDatabase {
                 try await restorePostgres(postgresDatabase, vault: vault, key: key, signing: signing)
                 Output.line("restored \(id) into PostgreSQL database \(postgresDatabase)")
+            } else if let pitrDirectory {
+                let segments = try await restorePointInTime(URL(fileURLWithPath: pitrDirectory), vault: vault, key: key, signing: signing)
+                Output.line("""
+                    restored base backup \(id) and \(segments) WAL segments into \(pitrDirectory) \
+                    (recovery \(targetTime.map { "to \($0)" } ?? "to the end of the WAL"), then promoted)
+                    start it as the postgres account: pg_ctl start -D \(pitrDirectory) -o '-p PORT'
+                    """)
             }
         } catch let error as ExitCode {
             throw error
@@ -200,6 +213,47 @@ struct BackupRestoreCommand: AsyncParsableCommand {
         try await DatabaseBackup.run(
             try DatabaseBackup.tool("pg_restore"), arguments + ["--clean", "--if-exists", "--no-owner", "--exit-on-error", archive.path],
             environment: environment)
+    }
+
+    /// A data directory from a base backup, the WAL segments from its start on in `<directory>.wal`, and the recovery
+    /// settings (restore_command, recovery_target_time, promote) that PostgreSQL reads at its next start. Returns the
+    /// number of WAL segments restored.
+    private func restorePointInTime(_ directory: URL, vault: Vault, key: VaultKeys.RestorePrivateKey, signing: VaultKeys.SigningPublicKey) async throws -> Int {
+        let manifest = try vault.verify(id, signingKey: signing)
+        guard manifest.metadata[DatabaseBackup.formatKey] == "postgres-base", let start = manifest.metadata["startSegment"] else {
+            throw VaultError("backup \(id) is not a PostgreSQL base backup (source postgres-<database>-base)")
+        }
+        if let existing = try? FileManager.default.contentsOfDirectory(atPath: directory.path), !existing.isEmpty {
+            throw VaultError("\(directory.path) is not empty: a restore never writes over a data directory")
+        }
+        if let targetTime, targetTime.contains("'") { throw VaultError("--target-time must not contain quotes") }
+        let wal = URL(fileURLWithPath: directory.path + ".wal")
+        for folder in [directory, wal] {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        let archive = directory.deletingLastPathComponent().appendingPathComponent(".\(directory.lastPathComponent).base.tar")
+        defer { try? FileManager.default.removeItem(at: archive) }
+        try vault.restore(id, restoreKey: key, signingKey: signing, to: archive)
+        try await DatabaseBackup.run(URL(fileURLWithPath: "/usr/bin/tar"), ["-xf", archive.path, "-C", directory.path])
+        let walSource = manifest.source.replacingOccurrences(of: "-base", with: "-wal", options: .backwards)
+        var segments = 0
+        for backup in vault.list() where backup.source == walSource {
+            guard let segment = backup.metadata["segment"] else { continue }
+            if segment.count == 24, segment.suffix(16) < start.suffix(16) { continue }
+            try vault.restore(backup.id, restoreKey: key, signingKey: signing, to: wal.appendingPathComponent(segment))
+            segments += 1
+        }
+        var settings = "\n# troncal backup restore \(id)\nrestore_command = 'cp \"\(wal.path)/%f\" \"%p\"'\n"
+        if let targetTime { settings += "recovery_target_time = '\(targetTime)'\n" }
+        settings += "recovery_target_action = 'promote'\n"
+        let auto = directory.appendingPathComponent("postgresql.auto.conf")
+        let existing = (try? String(contentsOf: auto, encoding: .utf8)) ?? ""
+        try Data((existing + settings).utf8).write(to: auto)
+        _ = FileManager.default.createFile(atPath: directory.appendingPathComponent("recovery.signal").path, contents: Data())
+        if let owner {
+            try await DatabaseBackup.run(URL(fileURLWithPath: "/bin/chown"), ["-R", "\(owner):", directory.path, wal.path])
+        }
+        return segments
     }
 
     /// Whether something accepts TCP connections at host:port (the instance is running).
