@@ -2,6 +2,8 @@ import Foundation
 import Logging
 import Testing
 import TestSupport
+import TroncalLink
+import TroncalPKI
 import TroncalProtocol
 import TroncalRuntime
 import TroncalStore
@@ -61,6 +63,10 @@ import TroncalVault
             processes[name] = nil
         }
 
+        func stopAll() async {
+            for name in processes.keys { await stop(name) }
+        }
+
         func database(_ instance: String) -> URL {
             directory.url.appendingPathComponent(config.dataDirectory).appendingPathComponent("db/\(instance).sqlite")
         }
@@ -116,6 +122,7 @@ import TroncalVault
         defer { site.remove() }
         try await site.start("billing-1")
         try await site.start("routing-1")
+        try await site.start("pbx-1")
 
         // CDRs written into billing's database (a second connection, as the service's own) while the backup pulls it.
         let billing = try await openStore(.sqlite(path: site.database("billing-1").path), logger: Logger(label: "test.writer"))
@@ -125,17 +132,31 @@ import TroncalVault
         var listed = ""
         let backedUp = await eventually(timeout: .seconds(90), interval: .milliseconds(300)) {
             listed = (try? await site.backup(["list"]))?.output ?? ""
-            return listed.contains("  billing-1  ") && listed.contains("  routing-1  ")
+            return listed.contains("  billing-1  ") && listed.contains("  routing-1  ") && listed.contains("  pbx-1  ")
         }
         let written = await { writer.cancel(); return await writer.value }()
         try await billing.close()
         #expect(backedUp, "\(listed)\n\(site.logs)")
         #expect(written > 20)
 
+        // Only the backup role may ask for a snapshot: billing's own credentials are refused by routing.
+        let ca = try SiteCA.open(site.directory.url.appendingPathComponent(site.config.pkiDirectory))
+        let routing = try #require(site.config.instance(named: "routing-1"))
+        let intruder = try LinkClient(
+            role: .routing, endpoints: [LinkEndpoint(host: routing.host, port: routing.linkPort)],
+            credentials: ca.credentials(role: .billing, instance: "billing-1"), logger: Logger(label: "test.intruder"))
+        do {
+            _ = try await intruder.request(BackupSnapshotRequest(maximumBytes: 65_536), timeout: .seconds(30))
+            Issue.record("billing was given routing's database")
+        } catch {
+            #expect(error.remote?.code == .forbidden, "\(error)")
+        }
+        await intruder.close()
+
         // The drill restores each into a scratch file: tables, rows and checksums as recorded.
         let drill = try await site.backup(["drill", "--private-key", site.privateKey.path])
         #expect(drill.status == 0, "\(drill.output)")
-        #expect(drill.output.contains("passed  billing-1-") && drill.output.contains("passed  routing-1-"), "\(drill.output)")
+        for instance in ["billing-1", "routing-1", "pbx-1"] { #expect(drill.output.contains("passed  \(instance)-"), "\(drill.output)") }
         let (id, recorded) = try await Self.figures(site, source: "billing-1")
         let cdrs = try #require(recorded.tables.first { $0.name == "billing_cdrs" })
         #expect(cdrs.rows > 0 && cdrs.rows <= Int64(written), "\(cdrs.rows) of \(written)")
@@ -218,7 +239,9 @@ import TroncalVault
         var altered = recorded
         altered.tables[0].rows += 1
         #expect(!altered.differences(from: recorded).isEmpty)
-        await site.stop("backup-1")
+        await site.stopAll()
+        await Self.dropSlot(database)
+        await database.drop()
     }
 
     @Test(.enabled(if: getuid() == 0, "needs root to run a PostgreSQL server as the postgres account"))
@@ -289,6 +312,9 @@ import TroncalVault
         try await check.close()
         #expect(markers == ["pitr-first"], "\(markers)\n\(server.outputText.suffix(3000))")
         await server.stop(signal: SIGINT)
+        await site.stopAll()
+        await Self.dropSlot(database)
+        await database.drop()
     }
 
     /// A TCP port on 127.0.0.1 that nothing listens on now.

@@ -33,14 +33,20 @@ struct DatabaseBackups: Service {
         return roles.flatMap { config.instances(of: $0).map(\.name) }
     }
 
+    /// Each source on its own schedule: after a success the next is one interval later; after a failure (an instance not
+    /// up yet at `troncal up`, a link down) it is tried again after 30 s, doubling up to the interval.
     func run() async throws {
         var lastFailure: [String: String] = [:]
+        var due: [String: ContinuousClock.Instant] = [:]
+        var retry: [String: Duration] = [:]
         while !Task.isCancelledOrShuttingDown {
-            for source in Self.sources(config) {
+            for source in Self.sources(config) where (due[source] ?? .now) <= .now {
                 guard !Task.isCancelledOrShuttingDown else { break }
                 do {
                     let manifest = try await backUp(source, at: Date())
                     lastFailure[source] = nil
+                    retry[source] = nil
+                    due[source] = .now + interval
                     vault.prune(source, policy: policy, logger: logger)
                     logger.info("database backed up", metadata: [
                         "source": "\(source)", "backup": "\(manifest.id)", "bytes": "\(manifest.plainBytes)", "chunks": "\(manifest.chunks.count)",
@@ -49,15 +55,21 @@ struct DatabaseBackups: Service {
                         .record(manifest.createdAt.timeIntervalSince1970)
                     Counter(label: "troncal_backup_bytes_total", dimensions: [("source", source)]).increment(by: manifest.plainBytes)
                 } catch {
+                    let delay = min(retry[source].map { $0 * 2 } ?? .seconds(30), interval)
+                    retry[source] = delay
+                    due[source] = .now + delay
                     let reason = "\(error)"
                     if reason != lastFailure[source] {
-                        logger.error("database not backed up; tried again next interval", metadata: ["source": "\(source)", "reason": "\(reason)"])
+                        logger.error("database not backed up; tried again later", metadata: [
+                            "source": "\(source)", "reason": "\(reason)", "retry-in": "\(delay)",
+                        ])
                     }
                     lastFailure[source] = reason
                     Counter(label: "troncal_backup_failures_total", dimensions: [("source", source)]).increment()
                 }
             }
-            await Task.sleepUnlessShuttingDown(for: interval)
+            let next = due.values.min() ?? (.now + interval)
+            await Task.sleepUnlessShuttingDown(for: max(.seconds(1), min(next - .now, .seconds(60))))
         }
     }
 
