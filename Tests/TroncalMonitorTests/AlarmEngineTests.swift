@@ -116,6 +116,28 @@ struct AlarmEngineTests {
         #expect(engine.evaluate([up, MetricSample("bans_total", ["instance": "sbc-2"], 50)], at: at(20)).filter { $0.alarm.labels["instance"] == "sbc-2" }.isEmpty)
     }
 
+    @Test func aCounterSeenWithAnInstanceThatJustStartedCountsFromZeroSinceItsStart() {
+        // The monitor's first scrape of an SBC came after a flood was banned (a loaded machine, or the monitor started
+        // later): the instance's uptime says the counter grew from zero within it.
+        let bans = AlarmRule(
+            name: "Bans", category: .security, metric: "bans_total", function: .increasePerMinute, warning: 0.5, summary: "", action: "")
+        var engine = AlarmEngine(rules: [bans])
+        let young = [
+            MetricSample("troncal_instance_up", ["instance": "sbc-1"], 1), MetricSample("troncal_instance_uptime_seconds", ["instance": "sbc-1"], 20),
+            MetricSample("bans_total", ["instance": "sbc-1"], 3),
+        ]
+        let fired = engine.evaluate(young, at: at(0))
+        #expect(fired.map(\.event) == ["fired"])
+        #expect(fired.first?.alarm.value == 3, "three bans within the first minute")
+        // An instance up for an hour: its counter's history is unknown, no rate from one reading.
+        var later = AlarmEngine(rules: [bans])
+        let old = [
+            MetricSample("troncal_instance_up", ["instance": "sbc-1"], 1), MetricSample("troncal_instance_uptime_seconds", ["instance": "sbc-1"], 3600),
+            MetricSample("bans_total", ["instance": "sbc-1"], 3),
+        ]
+        #expect(later.evaluate(old, at: at(0)).isEmpty)
+    }
+
     @Test func eachSeriesIsItsOwnAlarmAndASeriesThatDisappearsResolves() {
         let rule = AlarmRule(name: "Down", category: .service, metric: "up", comparison: .below, critical: 1, summary: "{{instance}}", action: "")
         var engine = AlarmEngine(rules: [rule])

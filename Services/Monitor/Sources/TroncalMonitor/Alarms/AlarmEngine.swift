@@ -45,6 +45,11 @@ public struct AlarmEngine: Sendable {
     /// was created since (counters are exported from their first increment), so it grew from zero.
     private var previousInstances: Set<String> = []
     private var previousEvaluation: Date?
+    /// This round's instance uptimes (`troncal_instance_uptime_seconds`), by instance.
+    private var uptimes: [String: Double] = [:]
+    /// A counter first seen on an instance seen for the first time, which started at most this long ago, counted from
+    /// zero since its start (the monitor came up after it, or its first scrapes were late: a flood banned at once).
+    static let youngInstanceSeconds: Double = 300
 
     /// `active`: the firing alarms a previous run left in the store, so that a restart neither repeats nor loses them.
     public init(rules: [AlarmRule], policy: EscalationPolicy = EscalationPolicy(), active: [Alarm] = []) {
@@ -58,6 +63,10 @@ public struct AlarmEngine: Sendable {
         var changes: [AlarmChange] = []
         var seen = Set<String>()
         var readings: [String: (Date, Double)] = [:]
+        uptimes = [:]
+        for sample in samples where sample.name == "troncal_instance_uptime_seconds" {
+            if let instance = sample.labels["instance"] { uptimes[instance] = sample.value }
+        }
         for rule in rules {
             for sample in samples where rule.selects(sample) {
                 guard let value = reading(of: sample, for: rule, at: now, readings: &readings) else { continue }
@@ -209,11 +218,16 @@ public struct AlarmEngine: Sendable {
                 let grown = sample.value >= value ? sample.value - value : sample.value
                 return grown / now.timeIntervalSince(time) * 60
             }
+            guard let instance = sample.labels["instance"] else { return nil }
             // New since the previous evaluation, on an instance that was already reporting: it counted from zero.
-            guard let instance = sample.labels["instance"], previousInstances.contains(instance), let last = previousEvaluation, last < now else {
-                return nil
+            if previousInstances.contains(instance), let last = previousEvaluation, last < now {
+                return sample.value / now.timeIntervalSince(last) * 60
             }
-            return sample.value / now.timeIntervalSince(last) * 60
+            // First seen with its instance, which started moments ago: it counted from zero since the start.
+            if !previousInstances.contains(instance), let uptime = uptimes[instance], uptime > 0, uptime <= Self.youngInstanceSeconds {
+                return sample.value / max(uptime, 60) * 60
+            }
+            return nil
         }
     }
 

@@ -120,7 +120,7 @@ struct ScrapeError: Error, CustomStringConvertible {
 ///
 /// Per instance (labels `site`, `instance`, `role`): `troncal_instance_up` (1 when `/health` answered, else 0; also
 /// labelled with the instance's `host`),
-/// `troncal_instance_healthy` (1 healthy, 0.5 degraded, 0 unhealthy), `troncal_scrape_duration_seconds`,
+/// `troncal_instance_healthy` (1 healthy, 0.5 degraded, 0 unhealthy), `troncal_instance_uptime_seconds`, `troncal_scrape_duration_seconds`,
 /// `troncal_dependency_reachable{dependency}` (0 when the instance's link to that role is down), and every sample
 /// of its `/metrics`. Host figures (`troncal_host_*`) are labelled by `host` instead and kept once per host, with
 /// `troncal_host_memory_percent` and `troncal_host_disk_percent` derived from them.
@@ -140,6 +140,7 @@ public enum SiteSnapshot {
             case .unhealthy: 0
             }
             series.append(MetricSample("troncal_instance_healthy", identity, healthy))
+            series.append(MetricSample("troncal_instance_uptime_seconds", identity, health.uptimeSeconds))
             for link in health.links where link.state != "not yet probed" {
                 var labels = identity
                 labels["dependency"] = link.role.rawValue
