@@ -123,14 +123,7 @@ public enum DatabaseBackup {
         let restored: DatabaseFigures
         switch manifest.metadata[formatKey] {
         case "sqlite":
-            let store = try await SQLiteStore.open(SQLiteConfiguration(path: file.path), logger: logger)
-            do {
-                restored = try await store.transaction { try await DatabaseFigures.measure($0) }
-                try await store.close()
-            } catch {
-                try? await store.close()
-                throw error
-            }
+            restored = try await DatabaseFigures.measure(.sqlite(path: file.path), logger: logger)
         case "postgres":
             guard let postgres else { throw VaultError("backup \(id) is a PostgreSQL dump: a drill needs a PostgreSQL server (store.postgres)") }
             restored = try await drillPostgres(file, postgres: postgres, logger: logger)
@@ -156,15 +149,7 @@ public enum DatabaseBackup {
         do {
             let (arguments, environment) = connection(postgres, database: String(scratch))
             try await run(try tool("pg_restore"), arguments + ["--no-owner", "--exit-on-error", archive.path], environment: environment)
-            let store = try await openStore(.postgres(postgres.configuration(database: String(scratch))), logger: logger)
-            let figures: DatabaseFigures
-            do {
-                figures = try await store.transaction { try await DatabaseFigures.measure($0) }
-                try await store.close()
-            } catch {
-                try? await store.close()
-                throw error
-            }
+            let figures = try await DatabaseFigures.measure(.postgres(postgres.configuration(database: String(scratch))), logger: logger)
             try await admin.execute("DROP DATABASE \(scratch)")
             try? await admin.close()
             return figures

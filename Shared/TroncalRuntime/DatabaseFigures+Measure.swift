@@ -1,4 +1,5 @@
 import Crypto
+public import Logging
 import Foundation
 public import TroncalProtocol
 public import TroncalStore
@@ -44,6 +45,19 @@ extension DatabaseFigures {
             }
         }
         return DatabaseFigures(backend: transaction.backend.rawValue, schemaVersions: versions, tables: tables)
+    }
+
+    /// Opens the database `configuration` names, measures it in one transaction, and closes it.
+    public static func measure(_ configuration: StoreConfiguration, logger: Logger) async throws -> DatabaseFigures {
+        let store = try await openStore(configuration, logger: logger)
+        do {
+            let figures = try await store.transaction { try await measure($0) }
+            try await store.close()
+            return figures
+        } catch {
+            try? await store.close()
+            throw error
+        }
     }
 
     private static func sqliteTable(_ name: String, _ transaction: any SQLTransaction) async throws -> TableFigures {

@@ -96,15 +96,7 @@ actor SnapshotDesk {
                 try? await source.close()
                 throw error
             }
-            let copy = try await SQLiteStore.open(SQLiteConfiguration(path: file.path), logger: logger)
-            let figures: DatabaseFigures
-            do {
-                figures = try await copy.transaction { try await DatabaseFigures.measure($0) }
-                try await copy.close()
-            } catch {
-                try? await copy.close()
-                throw error
-            }
+            let figures = try await DatabaseFigures.measure(.sqlite(path: file.path), logger: logger)
             for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: file.path + suffix) }
             let (size, sha256) = try Self.digest(file)
             snapshots[id] = Snapshot(file: file, size: size, sha256: sha256, figures: figures, touched: .now)

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import Testing
 import TestSupport
 import TroncalLink
@@ -61,6 +62,17 @@ import TroncalVault
         func stop(_ name: String) async {
             await processes[name]?.stop()
             processes[name] = nil
+        }
+
+        /// Waits until `troncal backup list` satisfies `done`; whether it did, and the last listing.
+        func waitListed(timeout: Duration = .seconds(90), _ done: @escaping @Sendable (String) -> Bool) async -> (Bool, String) {
+            let last = Mutex("")
+            let ok = await eventually(timeout: timeout, interval: .milliseconds(300)) {
+                let listed = (try? await self.backup(["list"]))?.output ?? ""
+                last.withLock { $0 = listed }
+                return done(listed)
+            }
+            return (ok, last.withLock { $0 })
         }
 
         func stopAll() async {
@@ -135,11 +147,7 @@ import TroncalVault
         let writer = Task { await Self.writeCDRs(into: billing) }
         #expect(await eventually(timeout: .seconds(20)) { ((try? await billing.query("SELECT count(*) AS n FROM billing_cdrs"))?.first.flatMap { try? $0.int("n") } ?? 0) > 20 })
         try await site.start("backup-1")
-        var listed = ""
-        let backedUp = await eventually(timeout: .seconds(90), interval: .milliseconds(300)) {
-            listed = (try? await site.backup(["list"]))?.output ?? ""
-            return listed.contains("  billing-1  ") && listed.contains("  routing-1  ") && listed.contains("  pbx-1  ")
-        }
+        let (backedUp, listed) = await site.waitListed(timeout: .seconds(90)) { $0.contains("  billing-1  ") && $0.contains("  routing-1  ") && $0.contains("  pbx-1  ") }
         let written = await { writer.cancel(); return await writer.value }()
         try await billing.close()
         #expect(backedUp, "\(listed)\n\(site.logs)")
@@ -224,11 +232,7 @@ import TroncalVault
         #expect(await eventually(timeout: .seconds(20)) { ((try? await billing.query("SELECT count(*) AS n FROM billing_cdrs"))?.first.flatMap { try? $0.int("n") } ?? 0) > 20 })
         try await site.start("backup-1")
         let source = "postgres-\(database.name)"
-        var listed = ""
-        let backedUp = await eventually(timeout: .seconds(90), interval: .milliseconds(300)) {
-            listed = (try? await site.backup(["list"]))?.output ?? ""
-            return listed.contains("  \(source)  ")
-        }
+        let (backedUp, listed) = await site.waitListed(timeout: .seconds(90)) { $0.contains("  \(source)  ") }
         let written = await { writer.cancel(); return await writer.value }()
         try await billing.close()
         #expect(backedUp, "\(listed)\n\(site.logs)")
@@ -264,11 +268,8 @@ import TroncalVault
         try await site.start("billing-1")
         try await site.start("backup-1")
         let base = "postgres-\(database.name)-base"
-        var listed = ""
-        #expect(await eventually(timeout: .seconds(90), interval: .milliseconds(300)) {
-            listed = (try? await site.backup(["list"]))?.output ?? ""
-            return listed.contains("  \(base)  ")
-        }, "\(listed)\n\(site.logs)")
+        let (done, listed) = await site.waitListed(timeout: .seconds(90)) { $0.contains("  \(base)  ") }
+        #expect(done, "\(listed)\n\(site.logs)")
         let baseID = try #require(listed.split(separator: "\n").first { $0.contains("  \(base)  ") }?.split(separator: " ").first.map(String.init))
 
         // The first marker, the target time, the second marker; then the segment holding them is completed.
@@ -280,10 +281,8 @@ import TroncalVault
         let segment = try #require(try await store.query("SELECT pg_walfile_name(pg_current_wal_lsn()) AS s").first?.string("s"))
         _ = try await store.query("SELECT pg_switch_wal()::text AS lsn")
         try await store.close()
-        #expect(await eventually(timeout: .seconds(60), interval: .milliseconds(300)) {
-            listed = (try? await site.backup(["list"]))?.output ?? ""
-            return listed.contains("-wal-\(segment)  ")
-        }, "segment \(segment) never reached the store:\n\(listed)\n\(site.logs)")
+        let (shipped, after) = await site.waitListed(timeout: .seconds(60)) { $0.contains("-wal-\(segment)  ") }
+        #expect(shipped, "segment \(segment) never reached the store:\n\(after)\n\(site.logs)")
         await site.stop("backup-1")
 
         let restore = try await site.backup([
@@ -342,11 +341,8 @@ import TroncalVault
         let site = try await Site()
         defer { site.remove() }
         try await site.start("backup-1")
-        var listed = ""
-        #expect(await eventually(timeout: .seconds(30), interval: .milliseconds(300)) {
-            listed = (try? await site.backup(["list"]))?.output ?? ""
-            return listed.contains("site-config")
-        }, "\(listed)\n\(site.logs)")
+        let (done, listed) = await site.waitListed(timeout: .seconds(30)) { $0.contains("site-config") }
+        #expect(done, "\(listed)\n\(site.logs)")
         await site.stop("backup-1")
         // The way to the store is open to everyone (so what stops the account is the store's own permissions).
         chmod(site.directory.url.path, 0o755)
