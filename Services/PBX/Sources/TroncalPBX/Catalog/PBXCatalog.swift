@@ -1,0 +1,347 @@
+public import Foundation
+public import TroncalCatalog
+public import TroncalProtocol
+
+/// Where a PBX call goes: an extension, a ring group, a time condition, an outside number, or nowhere.
+/// Written `ext:101`, `group:sales`, `condition:office`, `number:+34911234567`, `hangup`.
+public enum PBXDestination: Sendable, Hashable, CustomStringConvertible {
+    case extensionNumber(String)
+    case group(String)
+    case condition(String)
+    case number(String)
+    case hangup
+
+    public init?(_ text: String) {
+        if text == "hangup" { self = .hangup; return }
+        guard let colon = text.firstIndex(of: ":") else { return nil }
+        let kind = text[..<colon]
+        let value = String(text[text.index(after: colon)...])
+        guard !value.isEmpty else { return nil }
+        switch kind {
+        case "ext":
+            guard PBXCatalog.isExtensionNumber(value) else { return nil }
+            self = .extensionNumber(value)
+        case "group": self = .group(value)
+        case "condition": self = .condition(value)
+        case "number":
+            guard value.hasPrefix("+"), (8...16).contains(value.count), value.dropFirst().allSatisfy(\.isASCIIDigit) else { return nil }
+            self = .number(value)
+        default: return nil
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .extensionNumber(let number): "ext:\(number)"
+        case .group(let name): "group:\(name)"
+        case .condition(let name): "condition:\(name)"
+        case .number(let number): "number:\(number)"
+        case .hangup: "hangup"
+        }
+    }
+}
+
+/// The PBX catalogs in force: tenants and, per tenant, extensions, ring groups and time conditions; DIDs. Each row
+/// keeps the CSV line it came from so that a broken reference names it.
+public struct PBXCatalog: Sendable, Equatable {
+    public struct Tenant: Sendable, Equatable {
+        public var name: String
+        public var customer: String
+        public var timeZone: String
+        public var callerID: String
+        public var pickupCode: String
+        var line = 0
+    }
+
+    public struct Extension: Sendable, Equatable {
+        public var tenant: String
+        public var number: String
+        public var name: String
+        public var password: String
+        public var voicemail: Bool
+        public var forwardAlways: PBXDestination?
+        public var forwardBusy: PBXDestination?
+        public var forwardNoAnswer: PBXDestination?
+        public var noAnswerSeconds: Int
+        public var doNotDisturb: Bool
+        public var withholdCallerID: Bool
+        public var pickupGroup: String
+        var line = 0
+    }
+
+    public enum Strategy: String, Sendable, Equatable, CaseIterable {
+        case simultaneous, sequential
+        case roundRobin = "round-robin"
+    }
+
+    public struct RingGroup: Sendable, Equatable {
+        public var tenant: String
+        public var name: String
+        public var number: String
+        public var strategy: Strategy
+        public var members: [String]
+        public var memberSeconds: Int
+        public var fallback: PBXDestination
+        var line = 0
+    }
+
+    public struct TimeCondition: Sendable, Equatable {
+        public var tenant: String
+        public var name: String
+        public var schedule: Schedule
+        public var holidays: [String]
+        public var open: PBXDestination
+        public var closed: PBXDestination
+        var line = 0
+    }
+
+    public struct DID: Sendable, Equatable {
+        public var number: String
+        public var tenant: String
+        public var destination: PBXDestination
+        var line = 0
+    }
+
+    public var tenants: [Tenant] = []
+    public var extensions: [Extension] = []
+    public var ringGroups: [RingGroup] = []
+    public var timeConditions: [TimeCondition] = []
+    public var dids: [DID] = []
+    /// The generation of each catalog in force (0: never imported).
+    public var generations: [PBXCatalogKind: Int64] = [:]
+
+    public init() {}
+
+    public func rows(of kind: PBXCatalogKind) -> Int {
+        switch kind {
+        case .tenants: tenants.count
+        case .extensions: extensions.count
+        case .ringGroups: ringGroups.count
+        case .timeConditions: timeConditions.count
+        case .dids: dids.count
+        }
+    }
+
+    /// 2 to 6 digits.
+    static func isExtensionNumber(_ text: String) -> Bool { (2...6).contains(text.count) && text.allSatisfy(\.isASCIIDigit) }
+}
+
+/// The CSV form of each PBX catalog: columns, reading (every field checked, with line and column), references between
+/// catalogs, and rendering (an export imports back to the same catalog).
+public enum PBXCatalogCSV {
+    public static func columns(_ kind: PBXCatalogKind) -> (all: [String], required: [String]) {
+        switch kind {
+        case .tenants: (["tenant", "customer", "time_zone", "caller_id", "pickup_code"], ["tenant", "customer", "time_zone"])
+        case .extensions:
+            (["tenant", "extension", "name", "password", "voicemail", "forward_always", "forward_busy", "forward_no_answer", "no_answer_seconds",
+              "dnd", "withhold_caller_id", "pickup_group"], ["tenant", "extension", "password"])
+        case .ringGroups:
+            (["tenant", "group", "number", "strategy", "members", "member_seconds", "fallback"], ["tenant", "group", "number", "strategy", "members"])
+        case .timeConditions:
+            (["tenant", "condition", "days", "hours", "holidays", "open", "closed"], ["tenant", "condition", "days", "hours", "open", "closed"])
+        case .dids: (["number", "tenant", "destination"], ["number", "tenant", "destination"])
+        }
+    }
+
+    /// Reads `text` as the new catalog of `kind` into `catalog` (the other kinds stay); throws at the first bad field.
+    public static func read(_ kind: PBXCatalogKind, _ text: String, into catalog: inout PBXCatalog) throws(CatalogError) {
+        let (all, required) = columns(kind)
+        let records = try CSVRecords(parsing: text, kind: kind.rawValue, columns: all, required: required)
+        switch kind {
+        case .tenants:
+            var seen = Set<String>()
+            catalog.tenants = try records.records.map { record throws(CatalogError) in
+                let name = try record.name("tenant")
+                guard seen.insert(name).inserted else { throw record.fail("tenant", "tenant \(name.quotedForError) appears twice") }
+                let zone = record["time_zone"]
+                guard TimeZone(identifier: zone) != nil else { throw record.fail("time_zone", "\(zone.quotedForError) is not a time zone (like Europe/Madrid)") }
+                let callerID = record["caller_id"]
+                if !callerID.isEmpty, PBXDestination("number:" + callerID) == nil {
+                    throw record.fail("caller_id", "\(callerID.quotedForError) is not an E.164 number (+34911234567)")
+                }
+                let pickup = record["pickup_code"].isEmpty ? "*8" : record["pickup_code"]
+                guard (2...6).contains(pickup.count), pickup.hasPrefix("*"), pickup.dropFirst().allSatisfy(\.isASCIIDigit) else {
+                    throw record.fail("pickup_code", "\(pickup.quotedForError) is not a feature code (* and 1 to 5 digits)")
+                }
+                return .init(name: name, customer: try record.name("customer"), timeZone: zone, callerID: callerID, pickupCode: pickup, line: record.line)
+            }
+        case .extensions:
+            var seen = Set<String>()
+            catalog.extensions = try records.records.map { record throws(CatalogError) in
+                let tenant = try record.name("tenant")
+                let number = record["extension"]
+                guard PBXCatalog.isExtensionNumber(number) else { throw record.fail("extension", "\(number.quotedForError) is not 2 to 6 digits") }
+                guard seen.insert(tenant + "/" + number).inserted else { throw record.fail("extension", "extension \(number) of \(tenant) appears twice") }
+                let password = record["password"]
+                guard password.count >= 8, password.count <= 64, password.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else {
+                    throw record.fail("password", "a password has 8 to 64 visible ASCII characters")
+                }
+                let name = record["name"]
+                guard name.count <= 64, !name.contains(where: { $0 == "\"" || $0 == "<" || $0 == ">" || $0.isNewline }) else {
+                    throw record.fail("name", "a display name has up to 64 characters, no quotes or angle brackets")
+                }
+                return .init(
+                    tenant: tenant, number: number, name: name, password: password, voicemail: try record.bool("voicemail", default: false),
+                    forwardAlways: try destination(record, "forward_always", optional: true, allowed: .forward),
+                    forwardBusy: try destination(record, "forward_busy", optional: true, allowed: .forward),
+                    forwardNoAnswer: try destination(record, "forward_no_answer", optional: true, allowed: .forward),
+                    noAnswerSeconds: try record.integer("no_answer_seconds", default: 20, 5...300), doNotDisturb: try record.bool("dnd", default: false),
+                    withholdCallerID: try record.bool("withhold_caller_id", default: false),
+                    pickupGroup: try record.name("pickup_group", optional: true), line: record.line)
+            }
+        case .ringGroups:
+            var seen = Set<String>()
+            catalog.ringGroups = try records.records.map { record throws(CatalogError) in
+                let tenant = try record.name("tenant")
+                let name = try record.name("group")
+                guard seen.insert(tenant + "/" + name).inserted else { throw record.fail("group", "group \(name.quotedForError) of \(tenant) appears twice") }
+                let number = record["number"]
+                guard PBXCatalog.isExtensionNumber(number) else { throw record.fail("number", "\(number.quotedForError) is not 2 to 6 digits") }
+                guard let strategy = PBXCatalog.Strategy(rawValue: record["strategy"]) else {
+                    throw record.fail("strategy", "\(record["strategy"].quotedForError) is not simultaneous, sequential or round-robin")
+                }
+                let members = record["members"].split(separator: " ").map(String.init)
+                guard !members.isEmpty, members.allSatisfy(PBXCatalog.isExtensionNumber) else {
+                    throw record.fail("members", "members are extension numbers separated by spaces")
+                }
+                guard Set(members).count == members.count else { throw record.fail("members", "a member appears twice") }
+                let fallback = try destination(record, "fallback", optional: true, allowed: .any) ?? .hangup
+                return .init(
+                    tenant: tenant, name: name, number: number, strategy: strategy, members: members,
+                    memberSeconds: try record.integer("member_seconds", default: 20, 5...300), fallback: fallback, line: record.line)
+            }
+        case .timeConditions:
+            var seen = Set<String>()
+            catalog.timeConditions = try records.records.map { record throws(CatalogError) in
+                let tenant = try record.name("tenant")
+                let name = try record.name("condition")
+                guard seen.insert(tenant + "/" + name).inserted else {
+                    throw record.fail("condition", "condition \(name.quotedForError) of \(tenant) appears twice")
+                }
+                let holidays = record["holidays"].split(separator: " ").map(String.init)
+                for day in holidays where (try? Date(day + "T00:00:00Z", strategy: .iso8601)) == nil || day.count != 10 {
+                    throw record.fail("holidays", "\(day.quotedForError) is not a date like 2026-12-25 (dates separated by spaces)")
+                }
+                return .init(
+                    tenant: tenant, name: name, schedule: try record.schedule(), holidays: holidays,
+                    open: try destination(record, "open", allowed: .notCondition)!, closed: try destination(record, "closed", allowed: .notCondition)!,
+                    line: record.line)
+            }
+        case .dids:
+            var seen = Set<String>()
+            catalog.dids = try records.records.map { record throws(CatalogError) in
+                let number = record["number"]
+                guard PBXDestination("number:" + number) != nil else { throw record.fail("number", "\(number.quotedForError) is not an E.164 number") }
+                guard seen.insert(number).inserted else { throw record.fail("number", "DID \(number) appears twice") }
+                return .init(
+                    number: number, tenant: try record.name("tenant"), destination: try destination(record, "destination", allowed: .inbound)!,
+                    line: record.line)
+            }
+        }
+    }
+
+    enum Allowed { case any, forward, notCondition, inbound }
+
+    static func destination(_ record: CSVRecord, _ column: String, optional: Bool = false, allowed: Allowed) throws(CatalogError) -> PBXDestination? {
+        let text = record[column]
+        if text.isEmpty {
+            guard optional else { throw record.fail(column, "a destination is required") }
+            return nil
+        }
+        guard let destination = PBXDestination(text) else {
+            throw record.fail(column, "\(text.quotedForError) is not a destination (ext:101, group:sales, condition:office, number:+34911234567, hangup)")
+        }
+        switch (allowed, destination) {
+        case (.forward, .extensionNumber), (.forward, .number): return destination
+        case (.forward, _): throw record.fail(column, "calls are forwarded to an extension (ext:101) or an outside number (number:+34…)")
+        case (.notCondition, .condition): throw record.fail(column, "a time condition cannot lead to another time condition")
+        case (.inbound, .number), (.inbound, .hangup): throw record.fail(column, "a DID leads to an extension, a ring group or a time condition")
+        default: return destination
+        }
+    }
+
+    /// Every reference between catalogs: tenants exist, members and destinations exist in the same tenant, group
+    /// numbers do not take an extension's number. Throws naming the catalog, line and column of the first broken one.
+    public static func checkReferences(_ catalog: PBXCatalog) throws(CatalogError) {
+        let tenants = Set(catalog.tenants.map(\.name))
+        let extensions = Set(catalog.extensions.map { $0.tenant + "/" + $0.number })
+        let groups = Set(catalog.ringGroups.map { $0.tenant + "/" + $0.name })
+        let conditions = Set(catalog.timeConditions.map { $0.tenant + "/" + $0.name })
+        func fail(_ kind: PBXCatalogKind, _ line: Int, _ column: String, _ detail: String) -> CatalogError {
+            CatalogError("\(kind.rawValue) line \(line), column '\(column)': \(detail)")
+        }
+        func check(_ destination: PBXDestination?, _ tenant: String, _ kind: PBXCatalogKind, _ line: Int, _ column: String) throws(CatalogError) {
+            switch destination {
+            case .extensionNumber(let number) where !extensions.contains(tenant + "/" + number):
+                throw fail(kind, line, column, "no extension \(number) in tenant \(tenant)")
+            case .group(let name) where !groups.contains(tenant + "/" + name):
+                throw fail(kind, line, column, "no ring group \(name.quotedForError) in tenant \(tenant)")
+            case .condition(let name) where !conditions.contains(tenant + "/" + name):
+                throw fail(kind, line, column, "no time condition \(name.quotedForError) in tenant \(tenant)")
+            default: break
+            }
+        }
+        for item in catalog.extensions {
+            guard tenants.contains(item.tenant) else { throw fail(.extensions, item.line, "tenant", "no tenant \(item.tenant.quotedForError)") }
+            try check(item.forwardAlways, item.tenant, .extensions, item.line, "forward_always")
+            try check(item.forwardBusy, item.tenant, .extensions, item.line, "forward_busy")
+            try check(item.forwardNoAnswer, item.tenant, .extensions, item.line, "forward_no_answer")
+        }
+        for group in catalog.ringGroups {
+            guard tenants.contains(group.tenant) else { throw fail(.ringGroups, group.line, "tenant", "no tenant \(group.tenant.quotedForError)") }
+            for member in group.members where !extensions.contains(group.tenant + "/" + member) {
+                throw fail(.ringGroups, group.line, "members", "no extension \(member) in tenant \(group.tenant)")
+            }
+            if extensions.contains(group.tenant + "/" + group.number) {
+                throw fail(.ringGroups, group.line, "number", "\(group.number) is an extension's number in tenant \(group.tenant)")
+            }
+            try check(group.fallback, group.tenant, .ringGroups, group.line, "fallback")
+        }
+        for condition in catalog.timeConditions {
+            guard tenants.contains(condition.tenant) else {
+                throw fail(.timeConditions, condition.line, "tenant", "no tenant \(condition.tenant.quotedForError)")
+            }
+            try check(condition.open, condition.tenant, .timeConditions, condition.line, "open")
+            try check(condition.closed, condition.tenant, .timeConditions, condition.line, "closed")
+        }
+        for did in catalog.dids {
+            guard tenants.contains(did.tenant) else { throw fail(.dids, did.line, "tenant", "no tenant \(did.tenant.quotedForError)") }
+            try check(did.destination, did.tenant, .dids, did.line, "destination")
+        }
+    }
+
+    /// The catalog of `kind` as CSV with every column, in its order; imports back to the same catalog.
+    public static func render(_ kind: PBXCatalogKind, _ catalog: PBXCatalog) -> String {
+        var rows: [[String]] = []
+        func text(_ destination: PBXDestination?) -> String { destination?.description ?? "" }
+        func flag(_ value: Bool) -> String { value ? "yes" : "no" }
+        switch kind {
+        case .tenants:
+            for item in catalog.tenants { rows.append([item.name, item.customer, item.timeZone, item.callerID, item.pickupCode]) }
+        case .extensions:
+            for item in catalog.extensions {
+                rows.append([
+                    item.tenant, item.number, item.name, item.password, flag(item.voicemail), text(item.forwardAlways), text(item.forwardBusy),
+                    text(item.forwardNoAnswer), "\(item.noAnswerSeconds)", flag(item.doNotDisturb), flag(item.withholdCallerID), item.pickupGroup,
+                ])
+            }
+        case .ringGroups:
+            for item in catalog.ringGroups {
+                rows.append([
+                    item.tenant, item.name, item.number, item.strategy.rawValue, item.members.joined(separator: " "), "\(item.memberSeconds)",
+                    text(item.fallback),
+                ])
+            }
+        case .timeConditions:
+            for item in catalog.timeConditions {
+                rows.append([
+                    item.tenant, item.name, item.schedule.daysText, item.schedule.hoursText, item.holidays.joined(separator: " "), text(item.open),
+                    text(item.closed),
+                ])
+            }
+        case .dids:
+            for item in catalog.dids { rows.append([item.number, item.tenant, text(item.destination)]) }
+        }
+        return CSVTable(header: columns(kind).all, rows: rows.enumerated().map { (line: $0.offset + 2, fields: $0.element) }).render()
+    }
+}
