@@ -88,7 +88,7 @@ import TroncalProtocol
         } catch {
             #expect(error.description.hasPrefix(expected), "\(error)")
         }
-        _ = before
+        #expect(catalog == before, "a refused file changed the catalog")
     }
 
     @Test(arguments: [
