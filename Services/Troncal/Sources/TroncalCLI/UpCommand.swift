@@ -94,6 +94,14 @@ struct Announcer: Service {
             Output.line("  Alarms: troncal alarms list --data-dir \(directory.root.path)   health of each instance: http://\(monitor.adminHost):<adminPort>/health")
         }
         Output.line("  Customers: sbc.customers in site.json; routes: troncal routing import; accounts, rates, credit: troncal billing import|topup")
+        if !config.instances(of: .backup).isEmpty {
+            let keys = config.resolve(config.backup.keysDirectory, relativeTo: directory.root).appendingPathComponent("restore.pub")
+            if FileManager.default.fileExists(atPath: keys.path) {
+                Output.line("  Backups: troncal backup list|verify|drill --data-dir \(directory.root.path)")
+            } else {
+                Output.line("  Backups: off until keys exist: troncal backup keys init --data-dir \(directory.root.path) (then keep the private key offline)")
+            }
+        }
         Output.line("  Status: troncal status --data-dir \(directory.root.path)")
         Output.line("  Logs: \(directory.logsDirectory.path)/<instance>.log   Stop: Ctrl-C")
     }
