@@ -114,29 +114,48 @@ struct DatabaseBackups: Service {
         let partBytes = max(4096, (config.link.maximumFrameBytes - 16_384) / 4 * 3)
         // The copy of a large database takes a while: the first request waits up to 15 minutes.
         let first = try await client.request(BackupSnapshotRequest(maximumBytes: partBytes), timeout: .seconds(900))
-        var next: BackupSnapshotPart? = first
+        // The next part is asked for as soon as a part arrives, so it crosses the link while this one is encrypted and
+        // written.
+        var waiting: BackupSnapshotPart? = first
+        var upcoming: Task<BackupSnapshotPart, any Error>?
         var offset: Int64 = 0
-        let manifest = try await vault.write(
-            id: id, source: instance.name, schemaVersion: first.figures.schemaVersion,
-            metadata: [
-                DatabaseBackup.formatKey: "sqlite", DatabaseBackup.figuresKey: DatabaseBackup.encode(first.figures), "instance": instance.name,
-                "service": first.service,
-            ],
-            restoreKey: keys.restore, signingKey: keys.signing, at: now
-        ) {
-            if let part = next {
-                next = nil
+        var finished = false
+        let manifest: VaultManifest
+        do {
+            manifest = try await vault.write(
+                id: id, source: instance.name, schemaVersion: first.figures.schemaVersion,
+                metadata: [
+                    DatabaseBackup.formatKey: "sqlite", DatabaseBackup.figuresKey: DatabaseBackup.encode(first.figures), "instance": instance.name,
+                    "service": first.service,
+                ],
+                restoreKey: keys.restore, signingKey: keys.signing, at: now
+            ) {
+                guard !finished else { return nil }
+                let part: BackupSnapshotPart
+                if let arrived = waiting {
+                    part = arrived
+                    waiting = nil
+                } else if let upcoming {
+                    part = try await upcoming.value
+                } else {
+                    return nil
+                }
                 guard part.offset == offset, part.snapshot == first.snapshot else {
                     throw VaultError("\(instance.name) sent part at \(part.offset), expected \(offset)")
                 }
                 offset += Int64(part.data.count)
-                if part.last { return part.data.isEmpty ? nil : part.data }
+                if part.last {
+                    finished = true
+                    return part.data.isEmpty ? nil : part.data
+                }
                 guard !part.data.isEmpty else { throw VaultError("\(instance.name) sent an empty part before the end") }
-                next = try await client.request(
-                    BackupSnapshotRequest(snapshot: first.snapshot, offset: offset, maximumBytes: partBytes), timeout: .seconds(120))
+                let request = BackupSnapshotRequest(snapshot: first.snapshot, offset: offset, maximumBytes: partBytes)
+                upcoming = Task { try await client.request(request, timeout: .seconds(120)) }
                 return part.data
             }
-            return nil
+        } catch {
+            upcoming?.cancel()
+            throw error
         }
         guard Int64(manifest.plainBytes) == first.totalBytes, manifest.plainSHA256 == first.sha256 else {
             throw VaultError("\(instance.name)'s snapshot arrived as \(manifest.plainBytes) bytes with another SHA-256 than it announced")
