@@ -57,14 +57,25 @@ public final class TrunkQualityBoard: Sendable {
         Gauge(label: "troncal_routing_trunks_demoted").record(demoted.count)
     }
 
-    /// Whether the trunk goes after the others now.
+    /// Whether the trunk goes after the others now. A report past its validity demotes nothing: the first question
+    /// after it expired drops its demotions (logged, and the gauge back to 0).
     public func isDemoted(_ trunk: CarrierHealth.Trunk, now: Date = Date()) -> Bool {
-        state.withLock { state in
-            guard !state.demoted.isEmpty, let report = state.report, now.timeIntervalSince(state.receivedAt) <= Double(report.validSeconds) else {
-                return false
+        let (answer, expired) = state.withLock { state -> (Bool, Set<CarrierHealth.Trunk>) in
+            guard !state.demoted.isEmpty, let report = state.report else { return (false, []) }
+            guard now.timeIntervalSince(state.receivedAt) <= Double(report.validSeconds) else {
+                let expired = state.demoted
+                state.demoted = []
+                return (false, expired)
             }
-            return state.demoted.contains(trunk)
+            return (state.demoted.contains(trunk), [])
         }
+        if !expired.isEmpty {
+            logger.notice("media quality report expired: no trunk demoted until the monitor reports again", metadata: [
+                "trunks": "\(expired.map { "\($0.carrier)/\($0.trunk)" }.sorted().joined(separator: ", "))",
+            ])
+            Gauge(label: "troncal_routing_trunks_demoted").record(0)
+        }
+        return answer
     }
 
     /// The latest verdict on a trunk, for `routing.inspect`; nil when the monitor gave none (or it expired).
