@@ -104,6 +104,9 @@ public enum DatabaseBackup {
         }
     }
 
+    /// The formats a drill restores and compares (WAL segments and base backups carry no figures).
+    public static let drillableFormats: Set<String> = ["sqlite", "postgres"]
+
     /// Restores backup `id` into a scratch database (an SQLite file in `work`, or a new PostgreSQL database on the
     /// `postgres` server, dropped after) and compares its schema versions, row counts and checksums with what the
     /// manifest recorded. Throws when the backup cannot be restored at all (bad chunk, wrong key).
@@ -114,7 +117,7 @@ public enum DatabaseBackup {
         let started = ContinuousClock.now
         let manifest = try vault.verify(id, signingKey: signingKey)
         guard let recorded = figures(of: manifest) else { throw VaultError("backup \(id) is not a database backup (no figures recorded)") }
-        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let file = work.appendingPathComponent("drill-\(RandomID.uuidString())")
         defer {
             for suffix in ["", "-wal", "-shm", "-journal"] { try? FileManager.default.removeItem(atPath: file.path + suffix) }

@@ -10,8 +10,9 @@ extension DatabaseFigures {
     /// so that the figures describe one moment.
     ///
     /// Checksums are comparable between two databases of the same backend only: on SQLite the SHA-256 of every row's
-    /// values in rowid order (read in pages of 2,000 rows, so a large table is never held in memory); on PostgreSQL the
-    /// MD5 of the sorted MD5s of each row's text form, computed by the server.
+    /// values in rowid order (read in pages of 2,000 rows, so a large table is never held in memory); on PostgreSQL each row's
+    /// text form hashed with MD5 by the server and the two 64-bit halves of the hashes summed (exact numerics: no
+    /// overflow, no order, no sort, no aggregated string that would pass PostgreSQL's 1 GB limit on a large table).
     public static func measure(_ transaction: any SQLTransaction) async throws -> DatabaseFigures {
         var tables: [TableFigures] = []
         switch transaction.backend {
@@ -32,8 +33,10 @@ extension DatabaseFigures {
                 let name = try row.string("name")
                 let figures = try await transaction.query(
                     """
-                    SELECT count(*) AS n, coalesce(md5(string_agg(md5(t::text), '' ORDER BY md5(t::text))), '') AS sum
-                    FROM \(quoted(name)) t
+                    SELECT count(*) AS n,
+                        coalesce(md5(sum(('x' || substr(h, 1, 16))::bit(64)::bigint::numeric)::text || ':'
+                            || sum(('x' || substr(h, 17, 16))::bit(64)::bigint::numeric)::text), '') AS sum
+                    FROM (SELECT md5(t::text) AS h FROM \(quoted(name)) t) rows
                     """)
                 tables.append(TableFigures(name: name, rows: try figures.first?.int("n") ?? 0, checksum: try figures.first?.string("sum") ?? ""))
             }

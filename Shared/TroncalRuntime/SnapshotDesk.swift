@@ -7,8 +7,10 @@ import TroncalStore
 
 /// Answers `backup.snapshot` for an instance whose database is SQLite: a consistent copy made with `VACUUM INTO` on a
 /// second connection (the service's own connection keeps writing: in WAL mode the copy reads one moment while writers
-/// go on), measured (``DatabaseFigures``), then sent in parts. A copy is removed after its last part or after ten
-/// minutes unused; copies left by a crash are removed at start.
+/// go on), measured (``DatabaseFigures``), then sent in parts. One copy at a time: a request for a new one while one is
+/// being made is answered `unavailable` (the backup service tries again), and a new copy replaces an older one (whoever
+/// pulled it gave up). A copy is removed after its last part or after ten minutes unused (checked every minute while a
+/// copy exists); copies left by a crash are removed at start.
 actor SnapshotDesk {
     struct Snapshot {
         var file: URL
@@ -25,6 +27,8 @@ actor SnapshotDesk {
     let largestPart: Int
     let logger: Logger
     private var snapshots: [String: Snapshot] = [:]
+    private var making = false
+    private var sweeper: Task<Void, Never>?
     static let unusedLimit = Duration.seconds(600)
 
     /// `frameLimit`: the link's largest frame; a part's base64 must fit in it with the envelope.
@@ -36,7 +40,20 @@ actor SnapshotDesk {
         self.largestPart = max(4096, (frameLimit - 16_384) / 4 * 3)
         self.logger = logger
         let stale = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-        for name in stale where name.hasPrefix(instance + "-") { try? FileManager.default.removeItem(at: directory.appendingPathComponent(name)) }
+        for name in stale where Self.isCopy(name, of: instance) { try? FileManager.default.removeItem(at: directory.appendingPathComponent(name)) }
+    }
+
+    deinit { sweeper?.cancel() }
+
+    /// Whether `name` is one of `instance`'s copies (`<instance>-<uuid>.sqlite`, and its -wal/-shm/-journal), never
+    /// another instance's whose name starts the same (`billing` and `billing-eu` share a data directory).
+    static func isCopy(_ name: String, of instance: String) -> Bool {
+        guard name.hasPrefix(instance + "-") else { return false }
+        var rest = name.dropFirst(instance.count + 1)
+        for suffix in ["-wal", "-shm", "-journal"] where rest.hasSuffix(suffix) { rest = rest.dropLast(suffix.count) }
+        guard rest.hasSuffix(".sqlite") else { return false }
+        let id = rest.dropLast(".sqlite".count)
+        return id.count == 36 && id.allSatisfy { $0.isHexDigit || $0 == "-" }
     }
 
     func answer(_ request: BackupSnapshotRequest) async throws -> BackupSnapshotPart {
@@ -51,7 +68,18 @@ actor SnapshotDesk {
             }
             id = wanted
         } else {
+            guard !making else {
+                throw ProtocolError(.unavailable, "a snapshot of \(instance)'s database is being made; ask again when it is done")
+            }
+            making = true
+            defer { making = false }
             id = try await make()
+            // A new copy means whoever pulled an older one gave up on it.
+            for other in snapshots.keys where other != id {
+                logger.warning("database snapshot replaced by a newer one before it was sent", metadata: ["snapshot": "\(other)"])
+                drop(other)
+            }
+            sweep()
         }
         guard var snapshot = snapshots[id] else { throw ProtocolError(.internal, "snapshot \(id) vanished") }
         guard request.offset <= snapshot.size else {
@@ -115,6 +143,25 @@ actor SnapshotDesk {
 
     private func drop(_ id: String) {
         if let snapshot = snapshots.removeValue(forKey: id) { try? FileManager.default.removeItem(at: snapshot.file) }
+    }
+
+    /// Expires unused copies every minute while there are any, so that an abandoned copy does not wait for the next
+    /// request to be removed.
+    private func sweep() {
+        guard sweeper == nil else { return }
+        sweeper = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(60))
+                guard let self, await self.expireAndCheck() else { return }
+            }
+        }
+    }
+
+    /// Expires; returns whether copies remain (the sweeper goes on).
+    private func expireAndCheck() -> Bool {
+        expire()
+        if snapshots.isEmpty { sweeper = nil }
+        return !snapshots.isEmpty
     }
 
     private func expire() {

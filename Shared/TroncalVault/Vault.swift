@@ -190,10 +190,15 @@ public struct Vault: Sendable {
         } catch {
             throw VaultError("backup \(id): the restore key does not open it (\(error))")
         }
-        let temporary = output.deletingLastPathComponent().appendingPathComponent(".\(output.lastPathComponent).restoring-\(UUID().uuidString)")
-        guard FileManager.default.createFile(atPath: temporary.path, contents: nil), let handle = try? FileHandle(forWritingTo: temporary) else {
-            throw VaultError("cannot write \(temporary.path)")
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: output.path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw VaultError("\(output.path) is a directory: a restore writes a file and never replaces a directory")
         }
+        let temporary = output.deletingLastPathComponent().appendingPathComponent(".\(output.lastPathComponent).restoring-\(UUID().uuidString)")
+        // Decrypted data is for its owner only (0600 from the start, never a moment readable by others).
+        let descriptor = open(temporary.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw VaultError("cannot write \(temporary.path): \(String(cString: strerror(errno)))") }
+        let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
         var plain = SHA256()
         do {
             defer { try? handle.close() }
@@ -237,6 +242,18 @@ public struct Vault: Sendable {
         } catch {
             throw VaultError("cannot remove backup \(id): \(error.localizedDescription)")
         }
+    }
+
+    /// Deletes what an interrupted write left of backup `id` (a folder without a manifest); a complete backup is
+    /// never touched. Returns whether something was removed.
+    @discardableResult
+    public func removeIncomplete(_ id: String) -> Bool {
+        guard Self.isSafeName(id) else { return false }
+        let folder = directory.appendingPathComponent(id)
+        guard FileManager.default.fileExists(atPath: folder.path),
+            !FileManager.default.fileExists(atPath: folder.appendingPathComponent("manifest.json").path)
+        else { return false }
+        return (try? FileManager.default.removeItem(at: folder)) != nil
     }
 
     func signedManifest(_ id: String, signingKey: Curve25519.Signing.PublicKey) throws(VaultError) -> VaultManifest {

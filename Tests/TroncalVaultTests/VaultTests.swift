@@ -64,6 +64,50 @@ import TroncalVault
         #expect(try Data(contentsOf: restored) == data)
     }
 
+    @Test func anInterruptedWriteIsRemovedByRemoveIncompleteButACompleteBackupNeverIs() throws {
+        let fixture = try Fixture()
+        defer { fixture.directory.remove() }
+        // A write that fails half-way (the source broke off) leaves chunks and no manifest.
+        var sent = false
+        #expect(throws: VaultError.self) {
+            _ = try fixture.vault.write(
+                id: "wal-000000010000000000000003", source: "wal", schemaVersion: 0, restoreKey: fixture.keys.restorePublic,
+                signingKey: fixture.keys.signingPrivate, chunkBytes: 1024
+            ) {
+                if sent { throw VaultError("the source broke off") }
+                sent = true
+                return Data(repeating: 7, count: 4096)
+            }
+        }
+        let folder = fixture.vault.directory.appendingPathComponent("wal-000000010000000000000003")
+        #expect(FileManager.default.fileExists(atPath: folder.path))
+        #expect(fixture.vault.list().isEmpty, "not a backup: not listed")
+        #expect(fixture.vault.removeIncomplete("wal-000000010000000000000003"))
+        #expect(!FileManager.default.fileExists(atPath: folder.path))
+
+        let manifest = try fixture.backUp(Data("whole".utf8))
+        #expect(fixture.vault.removeIncomplete(manifest.id) == false)
+        #expect(fixture.vault.list().map(\.id) == [manifest.id])
+    }
+
+    @Test func aRestoredFileIsForItsOwnerOnlyAndADirectoryIsNeverReplaced() throws {
+        let fixture = try Fixture()
+        defer { fixture.directory.remove() }
+        let manifest = try fixture.backUp(Data("secret rows".utf8))
+        let restored = fixture.directory.url.appendingPathComponent("restored.db")
+        try fixture.vault.restore(manifest.id, restoreKey: fixture.keys.restorePrivate, signingKey: fixture.keys.signingPrivate.publicKey, to: restored)
+        let mode = try FileManager.default.attributesOfItem(atPath: restored.path)[.posixPermissions] as? Int
+        #expect(mode == 0o600, "restored file is \(String(mode ?? 0, radix: 8))")
+
+        let directory = fixture.directory.url.appendingPathComponent("keep")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try Data("kept".utf8).write(to: directory.appendingPathComponent("file"))
+        #expect(throws: VaultError.self) {
+            try fixture.vault.restore(manifest.id, restoreKey: fixture.keys.restorePrivate, signingKey: fixture.keys.signingPrivate.publicKey, to: directory)
+        }
+        #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("file").path))
+    }
+
     @Test func aFlippedByteOrAMissingChunkFailsVerifyNamingTheBackupAndTheChunk() throws {
         let fixture = try Fixture()
         defer { fixture.directory.remove() }

@@ -90,7 +90,8 @@ struct DatabaseBackups: Service {
             return try await pullSnapshot(id: id, instance: instance, keys: restore, at: now)
         } catch {
             // Whatever was written of this backup has no manifest: remove it, it is not a backup.
-            if FileManager.default.fileExists(atPath: vault.directory.appendingPathComponent(id).path) { try? vault.remove(id) }
+            // (Only an incomplete one: a complete backup of the same name, made the same second, is kept.)
+            vault.removeIncomplete(id)
             throw error
         }
     }

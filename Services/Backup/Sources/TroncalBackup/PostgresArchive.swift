@@ -118,6 +118,11 @@ struct PostgresArchive: Service {
         for name in names {
             let file = walDirectory.appendingPathComponent(name)
             let id = "\(source)-\(name)"
+            // A write of this segment interrupted earlier (crash, full disk) left a folder without a manifest: it is not
+            // a backup, and would make this segment "exist already" forever.
+            if vault.removeIncomplete(id) {
+                logger.warning("an interrupted copy of a WAL segment removed; shipped again", metadata: ["segment": "\(name)"])
+            }
             do {
                 let manifest = try vault.write(
                     id: id, source: source, schemaVersion: 0, metadata: [DatabaseBackup.formatKey: "postgres-wal", "segment": name], file: file,
@@ -190,6 +195,12 @@ struct PostgresArchive: Service {
             try DatabaseBackup.tool("pg_basebackup"),
             Array(connection.prefix(6)) + ["--pgdata=\(folder.path)", "--format=tar", "--wal-method=fetch", "--checkpoint=fast", "--no-password"],
             environment: environment)
+        // Tablespaces outside the data directory come as one more tar each (<oid>.tar): not archived here, so a base
+        // backup of such a cluster would restore without them. Refused, loudly, rather than kept incomplete.
+        let extra = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).filter { $0.hasSuffix(".tar") && $0 != "base.tar" }
+        guard extra.isEmpty else {
+            throw VaultError("the cluster has tablespaces outside its data directory (\(extra.sorted().joined(separator: ", "))): base backups of it are not supported; use pg_dump backups only (backup.postgresWAL false)")
+        }
         let source = Self.baseSource(config)
         let id = source + "-" + BackupNames.stamp(now)
         do {
@@ -198,7 +209,7 @@ struct PostgresArchive: Service {
                 metadata: [DatabaseBackup.formatKey: "postgres-base", "startSegment": start, "database": postgres.database],
                 file: folder.appendingPathComponent("base.tar"), restoreKey: restore.restore, signingKey: restore.signing, at: now)
         } catch {
-            try? vault.remove(id)
+            vault.removeIncomplete(id)
             throw error
         }
     }

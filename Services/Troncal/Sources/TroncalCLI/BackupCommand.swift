@@ -186,8 +186,10 @@ struct BackupRestoreCommand: AsyncParsableCommand {
         if manifest.metadata["service"] != instance.role.rawValue {
             throw VaultError("backup \(id) holds a \(manifest.metadata["service"] ?? "?") database; \(name) is \(instance.role.rawValue)")
         }
-        if Self.answers(host: instance.adminHost, port: instance.adminPort) {
-            throw VaultError("\(name) is running (its admin port \(instance.adminPort) answers): stop it first")
+        switch Self.answers(host: instance.adminHost, port: instance.adminPort) {
+        case true?: throw VaultError("\(name) is running (its admin port \(instance.adminPort) answers): stop it first")
+        case nil: throw VaultError("cannot tell whether \(name) is running (its admin host \(instance.adminHost) does not resolve): not restored")
+        case false?: break
         }
         let database = config.resolve(config.dataDirectory, relativeTo: site.root).appendingPathComponent("db").appendingPathComponent("\(name).sqlite")
         try FileManager.default.createDirectory(at: database.deletingLastPathComponent(), withIntermediateDirectories: true)
@@ -195,6 +197,12 @@ struct BackupRestoreCommand: AsyncParsableCommand {
         // into the restored one at the next open, so they go (after the rename, so that a failure leaves the old whole).
         let restored = database.deletingLastPathComponent().appendingPathComponent(".\(name).restoring.sqlite")
         try vault.restore(id, restoreKey: key, signingKey: signing, to: restored)
+        // The restored database keeps the old one's owner and mode (the service's account must still open it).
+        var old = stat()
+        if stat(database.path, &old) == 0 {
+            _ = chown(restored.path, old.st_uid, old.st_gid)
+            _ = chmod(restored.path, old.st_mode & 0o7777)
+        }
         guard rename(restored.path, database.path) == 0 else {
             throw VaultError("cannot put the restored database at \(database.path): \(String(cString: strerror(errno)))")
         }
@@ -246,6 +254,17 @@ struct BackupRestoreCommand: AsyncParsableCommand {
         var settings = "\n# troncal backup restore \(id)\nrestore_command = 'cp \"\(wal.path)/%f\" \"%p\"'\n"
         if let targetTime { settings += "recovery_target_time = '\(targetTime)'\n" }
         settings += "recovery_target_action = 'promote'\n"
+        // Debian keeps postgresql.conf (and pg_hba.conf) in /etc/postgresql, outside the data directory: the base
+        // backup has none. A minimal one lets the restored cluster start; the operator brings the real settings back.
+        let conf = directory.appendingPathComponent("postgresql.conf")
+        if !FileManager.default.fileExists(atPath: conf.path) {
+            try Data("# written by troncal backup restore: the base backup held no postgresql.conf (Debian keeps it in /etc/postgresql)\nlisten_addresses = 'localhost'\n".utf8).write(to: conf)
+            Output.line("note: the base backup held no postgresql.conf (Debian layout): a minimal one was written; copy your settings into \(conf.path)")
+        }
+        for file in ["pg_hba.conf", "pg_ident.conf"] where !FileManager.default.fileExists(atPath: directory.appendingPathComponent(file).path) {
+            let text = file == "pg_hba.conf" ? "local all all peer\nhost all all 127.0.0.1/32 scram-sha-256\nhost all all ::1/128 scram-sha-256\n" : ""
+            try Data(text.utf8).write(to: directory.appendingPathComponent(file))
+        }
         let auto = directory.appendingPathComponent("postgresql.auto.conf")
         let existing = (try? String(contentsOf: auto, encoding: .utf8)) ?? ""
         try Data((existing + settings).utf8).write(to: auto)
@@ -257,18 +276,28 @@ struct BackupRestoreCommand: AsyncParsableCommand {
     }
 
     /// Whether something accepts TCP connections at host:port (the instance is running).
-    static func answers(host: String, port: Int) -> Bool {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        guard inet_pton(AF_INET, host == "0.0.0.0" ? "127.0.0.1" : host, &address.sin_addr) == 1 else { return false }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    /// nil when the host cannot be resolved (then nobody can tell, and a restore refuses).
+    static func answers(host: String, port: Int) -> Bool? {
+        let target = host == "0.0.0.0" || host.isEmpty ? "127.0.0.1" : host == "::" || host == "[::]" ? "::1" : host
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var found: UnsafeMutablePointer<addrinfo>?
+        let bare = target.hasPrefix("[") && target.hasSuffix("]") ? String(target.dropFirst().dropLast()) : target
+        guard getaddrinfo(bare, String(port), &hints, &found) == 0, let first = found else { return nil }
+        defer { freeaddrinfo(first) }
+        var entry: UnsafeMutablePointer<addrinfo>? = first
+        while let current = entry {
+            let fd = socket(current.pointee.ai_family, current.pointee.ai_socktype, current.pointee.ai_protocol)
+            if fd >= 0 {
+                let connected = connect(fd, current.pointee.ai_addr, current.pointee.ai_addrlen) == 0
+                close(fd)
+                if connected { return true }
+            }
+            entry = current.pointee.ai_next
         }
+        return false
     }
+
 }
 
 struct BackupDrillCommand: AsyncParsableCommand {
@@ -297,7 +326,10 @@ struct BackupDrillCommand: AsyncParsableCommand {
         var names = ids
         if names.isEmpty {
             var newest: [String: String] = [:]
-            for manifest in vault.list() where manifest.metadata[DatabaseBackup.formatKey] != nil { newest[manifest.source] = manifest.id }
+            // Dumps and database copies only: WAL segments and base backups record no figures to compare with.
+            for manifest in vault.list() where DatabaseBackup.drillableFormats.contains(manifest.metadata[DatabaseBackup.formatKey] ?? "") {
+                newest[manifest.source] = manifest.id
+            }
             names = newest.keys.sorted().compactMap { newest[$0] }
         }
         guard !names.isEmpty else { throw paths.fail("no database backup in \(vault.directory.path)") }
