@@ -1,3 +1,4 @@
+import TroncalProtocol
 internal import Foundation
 
 /// `sbc`: call handling at the SBC edge (the border itself is `sip`).
@@ -27,6 +28,11 @@ public struct SBCSettings: Codable, Sendable, Equatable {
     /// Relay sessions (4 sockets each) each event loop binds at start so that the first calls do not pay for binding;
     /// released sessions are kept bound for the next call anyway (see sbc.md, "Relay sockets").
     public var relayPrebindSessions: Int = 32
+    /// REGISTERs relayed to the PBX and not yet answered, over the SBC's loops; more are answered 503 with a
+    /// Retry-After of 2 to 6 s (a burst after an outage is spread, never dropped).
+    public var maximumPendingRegistrations: Int = 512
+    /// How long a relayed REGISTER waits for a PBX instance before the next instance is tried.
+    public var registrationAttemptMilliseconds: Int = 4000
     /// The digest realm customers authenticate in.
     public var realm: String = "troncal"
     /// The digest algorithms offered in a 407, one challenge each, in this order. RFC 8760 puts the strongest
@@ -187,6 +193,8 @@ extension ConfigLoader {
     static func validateCalls(_ config: SiteConfig, file: String) throws(ConfigError) {
         func fail(_ key: String, _ message: String) -> ConfigError { ConfigError(file: file, key: key, message) }
         let sbc = config.sbc
+        let pbx = config.pbx
+        let instances = config.instances
         if !sbc.advertisedAddress.isEmpty, !isNetwork(sbc.advertisedAddress) || sbc.advertisedAddress.contains("/") {
             throw fail("sbc.advertisedAddress", "must be an IP address, got '\(sbc.advertisedAddress)'")
         }
@@ -206,6 +214,26 @@ extension ConfigLoader {
         guard sbc.maximumCallsPerCustomer >= 1 else { throw fail("sbc.maximumCallsPerCustomer", "must be at least 1") }
         guard (0...64).contains(sbc.eventLoops) else { throw fail("sbc.eventLoops", "must be from 0 (one per core) to 64") }
         guard (0...4096).contains(sbc.relayPrebindSessions) else { throw fail("sbc.relayPrebindSessions", "must be from 0 to 4096") }
+        guard (1...1_000_000).contains(sbc.maximumPendingRegistrations) else {
+            throw fail("sbc.maximumPendingRegistrations", "must be from 1 to 1000000")
+        }
+        guard (200...32_000).contains(sbc.registrationAttemptMilliseconds) else {
+            throw fail("sbc.registrationAttemptMilliseconds", "must be from 200 to 32000")
+        }
+        guard (1...86_400).contains(pbx.minimumExpires) else { throw fail("pbx.minimumExpires", "must be from 1 to 86400") }
+        guard pbx.defaultExpires >= pbx.minimumExpires else { throw fail("pbx.defaultExpires", "must be at least pbx.minimumExpires") }
+        guard pbx.maximumExpires >= pbx.defaultExpires, pbx.maximumExpires <= 604_800 else {
+            throw fail("pbx.maximumExpires", "must be from pbx.defaultExpires to 604800")
+        }
+        guard (1...1000).contains(pbx.maximumContactsPerExtension) else { throw fail("pbx.maximumContactsPerExtension", "must be from 1 to 1000") }
+        guard (1...100_000).contains(pbx.maximumPendingRegistrations) else { throw fail("pbx.maximumPendingRegistrations", "must be from 1 to 100000") }
+        guard !pbx.digestAlgorithms.isEmpty else { throw fail("pbx.digestAlgorithms", "must offer at least one algorithm") }
+        for (index, name) in pbx.digestAlgorithms.enumerated() where !["MD5", "SHA-256", "SHA-512-256"].contains(name) {
+            throw fail("pbx.digestAlgorithms[\(index)]", "must be one of MD5, SHA-256, SHA-512-256, got '\(name)'")
+        }
+        for (index, instance) in instances.enumerated() where instance.role == .pbx && !(1...65535).contains(instance.sipPort) {
+            throw fail("instances[\(index)].sipPort", "a PBX instance needs a SIP port from 1 to 65535")
+        }
         guard !sbc.realm.isEmpty, !sbc.realm.contains("\"") else { throw fail("sbc.realm", "must be non-empty and without quotes") }
         guard !sbc.digestAlgorithms.isEmpty else { throw fail("sbc.digestAlgorithms", "must offer at least one algorithm") }
         for (index, name) in sbc.digestAlgorithms.enumerated() where !["MD5", "SHA-256", "SHA-512-256"].contains(name) {
@@ -301,4 +329,21 @@ extension ConfigLoader {
 
 extension Character {
     var isASCIIDigitCharacter: Bool { isASCII && isNumber }
+}
+
+/// `pbx`: the hosted PBX's registrar (its SIP port is each PBX instance's `sipPort`).
+public struct PBXSettings: Codable, Sendable, Equatable {
+    /// A registration asking for less (but not 0) gets 423 Interval Too Brief with this Min-Expires.
+    public var minimumExpires: Int = 60
+    /// A registration asking for more is granted this.
+    public var maximumExpires: Int = 3600
+    /// What a registration without Expires gets.
+    public var defaultExpires: Int = 600
+    /// Contacts one extension may have registered at once (desk phone, softphone, ...); more gets 403.
+    public var maximumContactsPerExtension: Int = 10
+    /// Registrations being written to the store at once on one instance; more are answered 503 with Retry-After.
+    public var maximumPendingRegistrations: Int = 256
+    /// Digest algorithms offered to phones, strongest first (SHA-256, MD5).
+    public var digestAlgorithms: [String] = ["SHA-256", "MD5"]
+    public init() {}
 }

@@ -19,6 +19,7 @@ public struct SiteConfig: Codable, Sendable, Equatable {
     public var billing: BillingSettings = BillingSettings()
     public var monitor: MonitorSettings = MonitorSettings()
     public var backup: BackupSettings = BackupSettings()
+    public var pbx: PBXSettings = PBXSettings()
     /// Every instance of the site: its role, name and addresses. At least one per role.
     public var instances: [InstanceSettings] = Role.services.map { InstanceSettings.default(for: $0) }
 
@@ -45,6 +46,7 @@ public struct SiteConfig: Codable, Sendable, Equatable {
             var shifted = instance
             shifted.linkPort += offset
             shifted.adminPort += offset
+            if shifted.sipPort > 0 { shifted.sipPort += offset }
             return shifted
         }
         return copy
@@ -132,15 +134,24 @@ public struct InstanceSettings: Codable, Sendable, Equatable {
     /// The admin HTTP port (`/health`, `/metrics`) listens here.
     public var adminHost: String
     public var adminPort: Int
+    /// A PBX instance's SIP port (UDP and TCP) on `host`, where the site's SBCs relay registrations and calls (never
+    /// exposed); 0 for the other roles. Default 5070.
+    public var sipPort: Int
 
-    public init(role: Role, name: String, host: String = "127.0.0.1", linkPort: Int, adminHost: String = "127.0.0.1", adminPort: Int) {
+    public init(
+        role: Role, name: String, host: String = "127.0.0.1", linkPort: Int, adminHost: String = "127.0.0.1", adminPort: Int, sipPort: Int? = nil
+    ) {
         self.role = role
         self.name = name
         self.host = host
         self.linkPort = linkPort
         self.adminHost = adminHost
         self.adminPort = adminPort
+        self.sipPort = sipPort ?? Self.defaultSIPPort(for: role)
     }
+
+    /// 5070 for a PBX, 0 (none) for the other roles.
+    public static func defaultSIPPort(for role: Role) -> Int { role == .pbx ? 5070 : 0 }
 
     /// The default link port of each role: sbc 7101, routing 7102, billing 7103, pbx 7104, backup 7105, monitor 7106.
     public static func defaultLinkPort(for role: Role) -> Int { 7100 + (Role.services.firstIndex(of: role).map { $0 + 1 } ?? 0) }
@@ -151,7 +162,7 @@ public struct InstanceSettings: Codable, Sendable, Equatable {
         InstanceSettings(role: role, name: "\(role.rawValue)-1", linkPort: defaultLinkPort(for: role), adminPort: defaultAdminPort(for: role))
     }
 
-    enum CodingKeys: String, CodingKey { case role, name, host, linkPort, adminHost, adminPort }
+    enum CodingKeys: String, CodingKey { case role, name, host, linkPort, adminHost, adminPort, sipPort }
 
     /// Only `role` and `name` are required; addresses default to loopback and the role's default ports.
     public init(from decoder: any Decoder) throws {
@@ -162,5 +173,6 @@ public struct InstanceSettings: Codable, Sendable, Equatable {
         linkPort = try container.decodeIfPresent(Int.self, forKey: .linkPort) ?? Self.defaultLinkPort(for: role)
         adminHost = try container.decodeIfPresent(String.self, forKey: .adminHost) ?? "127.0.0.1"
         adminPort = try container.decodeIfPresent(Int.self, forKey: .adminPort) ?? Self.defaultAdminPort(for: role)
+        sipPort = try container.decodeIfPresent(Int.self, forKey: .sipPort) ?? Self.defaultSIPPort(for: role)
     }
 }

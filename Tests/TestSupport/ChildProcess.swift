@@ -98,13 +98,14 @@ final class PortLeases: Sendable {
     private let leases = Mutex<[Int: Lease]>([:])
     static let services: UInt32 = 0x7f00_0001, customers: UInt32 = 0x7f00_0002, carriers: UInt32 = 0x7f00_0003
 
-    /// Every port a test site derives from its offset, by address: on 127.0.0.1 the services' SIP (5060, 5061), links
+    /// Every port a test site derives from its offset, by address: on 127.0.0.1 the services' SIP (5060, 5061; PBX 5070-5079), links
     /// (7100-7110), admin and dashboard (8080-8110) and the relay tests (9500-9699); on 127.0.0.2 the customers' test
     /// slots (6100-6199); on 127.0.0.3 the carriers (9000-9299). A port is keyed `address << 16 | port`.
     static func footprint(_ offset: Int) -> Set<Int> {
         var ports: Set<Int> = []
         func add(_ address: UInt32, _ range: ClosedRange<Int>) { for port in range { ports.insert(Int(address & 0xff) << 16 | (port + offset)) } }
         add(services, 5060...5061)
+        add(services, 5070...5079)
         add(services, 7100...7110)
         add(services, 8080...8110)
         add(services, 9500...9699)

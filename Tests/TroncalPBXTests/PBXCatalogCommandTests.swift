@@ -20,7 +20,7 @@ import TroncalRuntime
         defer { releasePortOffset(offset) }
         var config = SiteConfig().shiftingPorts(by: offset)
         config.site = "pbx-test"
-        config.instances.append(InstanceSettings(role: .pbx, name: "pbx-2", linkPort: 7150 + offset, adminPort: 8150 + offset))
+        config.instances.append(InstanceSettings(role: .pbx, name: "pbx-2", linkPort: 7109 + offset, adminPort: 8109 + offset, sipPort: 5071 + offset))
         try ConfigLoader.encode(config).write(to: directory.url.appendingPathComponent("site.json"))
         let dataDir = directory.url.path
         #expect(try await troncal(["pki", "init", "--data-dir", dataDir]).status == 0)

@@ -1,4 +1,12 @@
+public import ServiceLifecycle
 public import TroncalLink
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import NIOPosix
+import TroncalCall
+public import TroncalSIP
 public import TroncalProtocol
 public import TroncalRuntime
 public import TroncalStore
@@ -7,18 +15,65 @@ public import TroncalStore
 ///
 /// Built so far: the tenant catalogs (tenants, extensions, ring groups, time conditions, DIDs) imported, exported and
 /// inspected over the link (`pbx.import`, `pbx.export`, `pbx.inspect`, from the operator), stored in its database and
-/// loaded at start. Registration and calls come next (docs/pbx.md).
+/// loaded at start; the registrar on the instance's `sipPort` (UDP and TCP), where the site's SBCs relay phones'
+/// REGISTERs. Calls come next (docs/pbx.md).
 public struct PBXService: TroncalService {
     public static let role = Role.pbx
     public static let dependencies: [Role] = []
-    public static let migrations: [Migration]? = PBXCatalogManager.migrations
+    public static let migrations: [Migration]? = PBXCatalogManager.migrations + [BindingStore.migration]
 
     let context: ServiceContext
     let catalogs: PBXCatalogManager
+    let bindings: BindingStore
+    /// The SIP listener (its bound ports are useful with port 0).
+    public let transport: SIPTransport
 
     public init(context: ServiceContext) async throws {
         self.context = context
         catalogs = try await PBXCatalogManager(store: context.store, instance: context.instance.name, logger: context.logger)
+        guard let store = context.store else { throw PBXError("the PBX needs its database (store)") }
+        bindings = BindingStore(store: store)
+        let settings = context.config.pbx
+        let algorithms = settings.digestAlgorithms.compactMap { DigestAlgorithm(token: $0) }
+        guard !algorithms.isEmpty else { throw PBXError("pbx.digestAlgorithms names no known algorithm (SHA-256, MD5)") }
+        guard settings.minimumExpires > 0, settings.minimumExpires <= settings.defaultExpires, settings.defaultExpires <= settings.maximumExpires else {
+            throw PBXError("pbx.minimumExpires ≤ pbx.defaultExpires ≤ pbx.maximumExpires must hold, with a minimum above 0")
+        }
+        guard context.instance.sipPort > 0 else { throw PBXError("instance \(context.instance.name) has no sipPort") }
+        guard let nonces = DigestNonceAuthority(secret: try await bindings.sharedSecret("digest-nonce")) else {
+            throw PBXError("the digest nonce secret is unusable")
+        }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let eventLoop = group.next()
+        let box = RegistrarReference()
+        let transport = SIPTransport(
+            configuration: SIPTransportConfiguration(host: context.instance.host, udpPort: context.instance.sipPort, tcpPort: context.instance.sipPort),
+            logger: context.logger, group: group
+        ) { inbound in
+            eventLoop.execute { box.registrar?.value.loop.receive(inbound) }
+        }
+        self.transport = transport
+        let registrarSettings = Registrar.Settings(
+            minimumExpires: settings.minimumExpires, maximumExpires: settings.maximumExpires, defaultExpires: settings.defaultExpires,
+            maximumContacts: settings.maximumContactsPerExtension, maximumPending: settings.maximumPendingRegistrations, algorithms: algorithms,
+            instance: context.instance.name)
+        let catalogs = self.catalogs
+        let bindings = self.bindings
+        let logger = context.logger
+        box.registrar = try await eventLoop.submit {
+            let layer = CallLayer(configuration: .init(timers: TransactionTimers(), maximumTransactions: 65_536, loopIndex: 0, loopCount: 1), now: CallLoop.now())
+            let loop = CallLoop(index: 0, eventLoop: eventLoop, layer: layer, transport: transport, logger: logger)
+            let registrar = Registrar(loop: loop, catalogs: catalogs, bindings: bindings, settings: registrarSettings, nonces: nonces, logger: logger)
+            loop.application = registrar
+            return NIOLoopBound(registrar, eventLoop: eventLoop)
+        }.get()
+    }
+
+    public var services: [any Service] {
+        [
+            CatalogRefresh(catalogs: catalogs, logger: context.logger), SIPListener(transport: transport),
+            BindingSweep(bindings: bindings, logger: context.logger),
+        ]
     }
 
     public func register(_ handlers: inout LinkHandlers) {
@@ -27,4 +82,61 @@ public struct PBXService: TroncalService {
         handlers.on(PBXExport.self, from: [.operator]) { request, _ in try catalogs.export(request) }
         handlers.on(PBXInspect.self, from: [.operator, .monitor]) { request, _ in catalogs.inspect(request) }
     }
+}
+
+/// Every 5 s, picks up catalogs another instance imported into a shared store (PostgreSQL); a failed read is logged
+/// once and tried again.
+struct CatalogRefresh: Service {
+    let catalogs: PBXCatalogManager
+    let logger: Logger
+
+    func run() async throws {
+        var failing = false
+        while !Task.isCancelledOrShuttingDown {
+            await Task.sleepUnlessShuttingDown(for: .seconds(5))
+            do {
+                try await catalogs.refresh()
+                failing = false
+            } catch {
+                if !failing { logger.warning("PBX catalogs could not be re-read; trying again", metadata: ["reason": "\(error)"]) }
+                failing = true
+            }
+        }
+    }
+}
+
+/// Lets the transport's delivery closure reach the registrar, made after it.
+final class RegistrarReference: @unchecked Sendable {
+    // @unchecked: set once before the transport runs and can deliver anything; only read afterwards.
+    var registrar: NIOLoopBound<Registrar>?
+}
+
+struct SIPListener: Service {
+    let transport: SIPTransport
+    func run() async throws { try await transport.run() }
+}
+
+/// Every minute: expired bindings removed in one statement, and the gauge of registered contacts.
+struct BindingSweep: Service {
+    let bindings: BindingStore
+    let logger: Logger
+
+    func run() async throws {
+        let gauge = Gauge(label: "troncal_pbx_registered_contacts")
+        while !Task.isCancelledOrShuttingDown {
+            do {
+                let now = Int64(Date().timeIntervalSince1970)
+                try await bindings.sweep(now: now)
+                gauge.record(try await bindings.all(now: now).count)
+            } catch {
+                logger.warning("expired registrations not swept; tried again in a minute", metadata: ["reason": "\(error)"])
+            }
+            await Task.sleepUnlessShuttingDown(for: .seconds(60))
+        }
+    }
+}
+
+struct PBXError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

@@ -84,6 +84,9 @@ public struct SBCService: TroncalService {
         engineConfiguration.maximumTransactions = sbc.maximumTransactions
         engineConfiguration.relaySessionsPerLoop = max(1, maximumCalls / eventLoops)
         engineConfiguration.relayPrebindSessions = sbc.relayPrebindSessions
+        engineConfiguration.maximumPendingRegistrations = sbc.maximumPendingRegistrations
+        engineConfiguration.registrationAttemptTimeout = .milliseconds(max(200, sbc.registrationAttemptMilliseconds))
+        engineConfiguration.setRegistrars(context.config.instances(of: .pbx).filter { $0.sipPort > 0 }.map { (host: $0.host, port: $0.sipPort) })
         let timeout = Duration.milliseconds(context.config.link.requestTimeoutMilliseconds)
         let links = try CallEngine.Links(
             routing: Self.linkSettings(.routing, context: context), billing: Self.linkSettings(.billing, context: context),

@@ -50,6 +50,9 @@ public struct PBXCatalog: Sendable, Equatable {
         public var timeZone: String
         public var callerID: String
         public var pickupCode: String
+        /// The SIP domain its phones register in (`sip:101@DOMAIN`) and the digest realm; the tenant's name when the
+        /// `domain` column is empty.
+        public var domain: String
         var line = 0
     }
 
@@ -122,6 +125,26 @@ public struct PBXCatalog: Sendable, Equatable {
         }
     }
 
+    /// A DNS-like name: labels of letters, digits and '-', separated by dots.
+    static func isDomain(_ text: String) -> Bool {
+        guard (1...253).contains(text.count) else { return false }
+        return text.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
+            (1...63).contains(label.count) && label.first != "-" && label.last != "-"
+                && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
+        }
+    }
+
+    /// The tenant whose SIP domain is `domain` (case-insensitive).
+    public func tenant(domain: String) -> Tenant? {
+        let wanted = domain.lowercased()
+        return tenants.first { $0.domain == wanted }
+    }
+
+    /// An extension of a tenant.
+    public func `extension`(_ number: String, of tenant: String) -> Extension? {
+        extensions.first { $0.tenant == tenant && $0.number == number }
+    }
+
     /// 2 to 6 digits.
     static func isExtensionNumber(_ text: String) -> Bool { (2...6).contains(text.count) && text.allSatisfy(\.isASCIIDigit) }
 }
@@ -131,7 +154,7 @@ public struct PBXCatalog: Sendable, Equatable {
 public enum PBXCatalogCSV {
     public static func columns(_ kind: PBXCatalogKind) -> (all: [String], required: [String]) {
         switch kind {
-        case .tenants: (["tenant", "customer", "time_zone", "caller_id", "pickup_code"], ["tenant", "customer", "time_zone"])
+        case .tenants: (["tenant", "customer", "time_zone", "caller_id", "pickup_code", "domain"], ["tenant", "customer", "time_zone"])
         case .extensions:
             (["tenant", "extension", "name", "password", "voicemail", "forward_always", "forward_busy", "forward_no_answer", "no_answer_seconds",
               "dnd", "withhold_caller_id", "pickup_group"], ["tenant", "extension", "password"])
@@ -150,9 +173,15 @@ public enum PBXCatalogCSV {
         switch kind {
         case .tenants:
             var seen = Set<String>()
+            var domains = Set<String>()
             catalog.tenants = try records.records.map { record throws(CatalogError) in
                 let name = try record.name("tenant")
                 guard seen.insert(name).inserted else { throw record.fail("tenant", "tenant \(name.quotedForError) appears twice") }
+                let domain = (record["domain"].isEmpty ? name : record["domain"]).lowercased()
+                guard PBXCatalog.isDomain(domain) else {
+                    throw record.fail("domain", "\(domain.quotedForError) is not a SIP domain (letters, digits, '-' and '.', up to 253 characters)")
+                }
+                guard domains.insert(domain).inserted else { throw record.fail("domain", "domain \(domain.quotedForError) is another tenant's") }
                 let zone = record["time_zone"]
                 guard TimeZone(identifier: zone) != nil else { throw record.fail("time_zone", "\(zone.quotedForError) is not a time zone (like Europe/Madrid)") }
                 let callerID = record["caller_id"]
@@ -163,7 +192,7 @@ public enum PBXCatalogCSV {
                 guard (2...6).contains(pickup.count), pickup.hasPrefix("*"), pickup.dropFirst().allSatisfy(\.isASCIIDigit) else {
                     throw record.fail("pickup_code", "\(pickup.quotedForError) is not a feature code (* and 1 to 5 digits)")
                 }
-                return .init(name: name, customer: try record.name("customer"), timeZone: zone, callerID: callerID, pickupCode: pickup, line: record.line)
+                return .init(name: name, customer: try record.name("customer"), timeZone: zone, callerID: callerID, pickupCode: pickup, domain: domain, line: record.line)
             }
         case .extensions:
             var seen = Set<String>()
@@ -317,7 +346,9 @@ public enum PBXCatalogCSV {
         func flag(_ value: Bool) -> String { value ? "yes" : "no" }
         switch kind {
         case .tenants:
-            for item in catalog.tenants { rows.append([item.name, item.customer, item.timeZone, item.callerID, item.pickupCode]) }
+            for item in catalog.tenants {
+                rows.append([item.name, item.customer, item.timeZone, item.callerID, item.pickupCode, item.domain == item.name ? "" : item.domain])
+            }
         case .extensions:
             for item in catalog.extensions {
                 rows.append([

@@ -42,24 +42,57 @@ public final class PBXCatalogManager: Sendable {
         self.instance = instance
         self.logger = logger
         var catalog = PBXCatalog()
-        if let store {
-            let rows = try await store.query("SELECT kind, generation, csv FROM pbx_catalogs")
-            var texts: [PBXCatalogKind: (Int64, String)] = [:]
-            for row in rows {
-                guard let kind = PBXCatalogKind(rawValue: try row.string("kind")) else { continue }
-                texts[kind] = (try row.int("generation"), try row.string("csv"))
-            }
-            for kind in Self.order {
-                guard let (generation, text) = texts[kind] else { continue }
-                do {
-                    try PBXCatalogCSV.read(kind, text, into: &catalog)
-                    catalog.generations[kind] = generation
-                } catch {
-                    logger.error("stored PBX catalog unreadable; left empty", metadata: ["kind": "\(kind.rawValue)", "reason": "\(error)"])
-                }
-            }
-        }
+        if let store { catalog = try await Self.load(store, logger: logger) }
         current = Mutex(Current(catalog: catalog))
+    }
+
+    /// Every stored catalog, read in order (each checked against those before it).
+    static func load(_ store: any SQLStore, logger: Logger) async throws -> PBXCatalog {
+        var catalog = PBXCatalog()
+        let rows = try await store.query("SELECT kind, generation, csv FROM pbx_catalogs")
+        var texts: [PBXCatalogKind: (Int64, String)] = [:]
+        for row in rows {
+            guard let kind = PBXCatalogKind(rawValue: try row.string("kind")) else { continue }
+            texts[kind] = (try row.int("generation"), try row.string("csv"))
+        }
+        for kind in Self.order {
+            guard let (generation, text) = texts[kind] else { continue }
+            do {
+                try PBXCatalogCSV.read(kind, text, into: &catalog)
+            } catch {
+                logger.error("stored PBX catalog unreadable; left empty", metadata: ["kind": "\(kind.rawValue)", "reason": "\(error)"])
+            }
+            catalog.generations[kind] = generation
+        }
+        return catalog
+    }
+
+    /// Reads the stored catalogs again when another instance sharing the store (PostgreSQL) imported a newer
+    /// generation. Returns whether anything changed. Cheap when nothing did (one small query).
+    @discardableResult
+    public func refresh() async throws -> Bool {
+        try await importing.withLock { try await reload() }
+    }
+
+    /// `refresh` inside the import lock (an import's own refresh, and the timer's, never interleave with a store).
+    private func reload() async throws -> Bool {
+        guard let store else { return false }
+        var stored: [PBXCatalogKind: Int64] = [:]
+        for row in try await store.query("SELECT kind, generation FROM pbx_catalogs") {
+            guard let kind = PBXCatalogKind(rawValue: try row.string("kind")) else { continue }
+            stored[kind] = try row.int("generation")
+        }
+        let known = catalog.generations
+        guard PBXCatalogKind.allCases.contains(where: { (stored[$0] ?? 0) != (known[$0] ?? 0) }) else { return false }
+        let fresh = try await Self.load(store, logger: logger)
+        current.withLock { current in
+            current.catalog = fresh
+            current.exports = [:]
+        }
+        logger.notice("PBX catalogs reloaded: another instance imported", metadata: [
+            "generations": "\(PBXCatalogKind.allCases.map { "\($0.rawValue)=\(fresh.generations[$0] ?? 0)" }.joined(separator: " "))"
+        ])
+        return true
     }
 
     public var catalog: PBXCatalog { current.withLock { $0.catalog } }
@@ -79,6 +112,12 @@ public final class PBXCatalogManager: Sendable {
     public func apply(_ kind: PBXCatalogKind, csv: String) async throws -> PBXImportResult {
         try await importing.withLock {
             let started = ContinuousClock.now
+            // Checked against what is stored now: another instance may have imported since this one last looked.
+            do {
+                _ = try await reload()
+            } catch {
+                throw ProtocolError(.unavailable, "\(kind.rawValue): the stored catalogs could not be read, nothing changed: \(error)")
+            }
             var candidate = catalog
             do {
                 try PBXCatalogCSV.read(kind, csv, into: &candidate)

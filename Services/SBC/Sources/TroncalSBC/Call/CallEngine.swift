@@ -32,6 +32,17 @@ public final class CallEngine: Sendable {
         public var relaySessionsPerLoop: Int = .max
         /// Relay sessions each loop binds at start (`sbc.relayPrebindSessions`).
         public var relayPrebindSessions: Int = 32
+        /// The PBX instances' SIP addresses, where phones' REGISTERs are relayed (none: REGISTER gets 405).
+        var registrars: [RegistrationRelay.Target] = []
+        /// `sbc.maximumPendingRegistrations`, `sbc.registrationAttemptMilliseconds`.
+        public var maximumPendingRegistrations: Int = 512
+        public var registrationAttemptTimeout: Duration = .seconds(4)
+        var loopCount = 1
+
+        /// Where REGISTERs go: each PBX instance's host and SIP port.
+        public mutating func setRegistrars(_ addresses: [(host: String, port: Int)]) {
+            registrars = addresses.map { RegistrationRelay.Target(host: $0.host, port: $0.port) }
+        }
 
         public init(
             advertisedAddress: String, site: String, instance: String, maximumCallDuration: Duration = .seconds(14400),
@@ -77,6 +88,8 @@ public final class CallEngine: Sendable {
         configuration: Configuration, admission: CallAdmission, group: any EventLoopGroup, transport: SIPTransport, spool: CallSummarySpool,
         mediaAddress: String, mediaPorts: ClosedRange<Int>, links: Links, logger: Logger
     ) async throws {
+        var configuration = configuration
+        configuration.loopCount = max(1, Array(group.makeIterator()).count)
         let shared = SBCCallShared(configuration: configuration, admission: admission, logger: logger)
         self.shared = shared
         let eventLoops = Array(group.makeIterator())
@@ -164,6 +177,8 @@ final class SBCCallShared: Sendable {
     let configuration: CallEngine.Configuration
     let admission: CallAdmission
     let logger: Logger
+    /// One key for the flow tokens of every loop (a phone's flow may be used by a call on any loop).
+    let flows = FlowTokens()
     var frontDoor: SIPFrontDoor { admission.frontDoor }
     private let callsStarted = Counter(label: "troncal_sbc_calls_total")
     private let overload = Counter(label: "troncal_sbc_overload_total")
@@ -187,6 +202,10 @@ final class SBCCallShared: Sendable {
     }
 
     func callStarted() { callsStarted.increment() }
+    /// A relayed registration's final answer, counted by status class (`troncal_sbc_registrations_total{status}`).
+    func registrationAnswered(_ status: Int) {
+        Counter(label: "troncal_sbc_registrations_total", dimensions: [("status", "\(status / 100)xx")]).increment()
+    }
     func overloaded() { overload.increment() }
     func refused(_ reason: String) { refusals[reason]?.increment() }
     /// A phone's quality report: `accepted`, `refused` (not a customer, another event or body) or `malformed`.

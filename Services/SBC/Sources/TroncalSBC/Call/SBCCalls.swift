@@ -41,6 +41,7 @@ final class SBCCalls: CallApplication {
     var calls: [Int: CallSlot] = [:]
     private var nextCall = 1
     var probes = TrunkProbes()
+    var registrations: RegistrationRelay
     /// B2BUA settings that depend on the transport's bound ports, made on the first call.
     private var contacts: B2BUACall.Configuration?
 
@@ -53,6 +54,10 @@ final class SBCCalls: CallApplication {
         self.relay = relay
         self.links = links
         self.spool = spool
+        let configuration = shared.configuration
+        registrations = RegistrationRelay(
+            targets: configuration.registrars, maximumPending: max(1, configuration.maximumPendingRegistrations / max(1, configuration.loopCount)),
+            attemptTimeout: configuration.registrationAttemptTimeout, flows: shared.flows)
     }
 
     var logger: Logger { shared.logger }
@@ -98,12 +103,20 @@ final class SBCCalls: CallApplication {
             default:
                 return
             }
+        case .response(nil, let response, let id, .standalone(let token)) where RegistrationRelay.isRegistration(token):
+            if let (source, status) = registrations.answered(token, response, from: id, layer: &loop.layer) {
+                shared.registrationAnswered(status)
+                // A refused digest counts against the source like a failed call authentication (brute force bans).
+                if status == 403 { shared.frontDoor.recordAuthenticationFailure(source) }
+            }
         case .response(nil, let response, _, .standalone(let token)):
             probes.answered(token, status: response.statusCode, layer: &loop.layer)
         case .response:
             return
         case .requestFailed(let leg?, let id, .dialogSetup, _):
             if calls[leg.call]?.currentAttempt == id { callEvent(leg.call, .attemptTransportFailed) }
+        case .requestFailed(nil, let id, .standalone(let token), _) where RegistrationRelay.isRegistration(token):
+            registrations.failed(token, transaction: id, layer: &loop.layer)
         case .requestFailed(nil, _, .standalone(let token), let failure):
             probes.failed(token, reason: failure == .timeout ? "timeout" : "transport error", layer: &loop.layer)
         case .requestFailed:
@@ -114,7 +127,9 @@ final class SBCCalls: CallApplication {
             logger.info("no ACK for the answer: hanging up", metadata: ["call-id": "\(slot.callerCallID)", "customer": "\(slot.customer)"])
             callEvent(leg.call, .timerFired(.sessionExpiry))
         case .timer(let call, let timer):
-            if call < 0 {
+            if call <= -RegistrationRelay.firstToken {
+                registrations.timedOut(-call, attempt: timer, layer: &loop.layer)
+            } else if call < 0 {
                 probes.timedOut(-call, layer: &loop.layer)
             } else if let timer = B2BUACall.Timer(rawValue: timer) {
                 callEvent(call, .timerFired(timer))
@@ -135,7 +150,8 @@ final class SBCCalls: CallApplication {
             ok.headers.insert(SIPHeaderField(.accept, value: "application/sdp"), at: ok.headers.count - 1)
             loop.layer.respond(ok, on: id)
         case .register:
-            loop.layer.answer(request, id: id, source: source, status: 405, reason: "Method Not Allowed")
+            prepareLayer()
+            registrations.relay(request, id: id, source: source, sentBy: loop.layer.configuration.sentBy[.udp] ?? "", layer: &loop.layer)
         case .publish:
             qualityReport(request, id: id, source: source)
         default:
