@@ -31,6 +31,9 @@ public struct SBCSettings: Codable, Sendable, Equatable {
     /// REGISTERs relayed to the PBX and not yet answered, over the SBC's loops; more are answered 503 with a
     /// Retry-After of 2 to 6 s (a burst after an outage is spread, never dropped).
     public var maximumPendingRegistrations: Int = 512
+    /// Every this many seconds an OPTIONS goes to each phone registered over UDP, keeping its NAT binding open
+    /// (0: none). TCP/TLS phones keep their connection with CRLF pings.
+    public var keepAliveSeconds: Int = 25
     /// How long a relayed REGISTER waits for a PBX instance before the next instance is tried.
     public var registrationAttemptMilliseconds: Int = 4000
     /// The digest realm customers authenticate in.
@@ -217,6 +220,7 @@ extension ConfigLoader {
         guard (1...1_000_000).contains(sbc.maximumPendingRegistrations) else {
             throw fail("sbc.maximumPendingRegistrations", "must be from 1 to 1000000")
         }
+        guard (0...3600).contains(sbc.keepAliveSeconds) else { throw fail("sbc.keepAliveSeconds", "must be from 0 (off) to 3600") }
         guard (200...32_000).contains(sbc.registrationAttemptMilliseconds) else {
             throw fail("sbc.registrationAttemptMilliseconds", "must be from 200 to 32000")
         }

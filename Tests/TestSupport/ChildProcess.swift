@@ -186,7 +186,7 @@ extension ChildProcess {
     }
 }
 
-/// A range of 200 relay ports for a test site's SBC, below every offset's ports (1100-5499, 22 ranges; 5700-6059 are
+/// A range of 400 relay ports for a test site's SBC, below every offset's ports (1100-5499, 11 ranges; 5700-6059 are
 /// the `troncal up` tests'), held until `releaseMediaPorts`: two sites never share relay ports. Waits for one to be
 /// given back when all are held.
 public func leaseMediaPorts() async -> ClosedRange<Int> {
@@ -194,18 +194,20 @@ public func leaseMediaPorts() async -> ClosedRange<Int> {
     let deadline = clock.now + .seconds(900)
     while true {
         let slot = MediaPortLeases.held.withLock { held -> Int? in
-            guard let free = (0..<22).shuffled().first(where: { !held.contains($0) }) else { return nil }
+            guard let free = (0..<11).shuffled().first(where: { !held.contains($0) }) else { return nil }
             held.insert(free)
             return free
         }
-        if let slot { return (1100 + slot * 200)...(1100 + slot * 200 + 199) }
-        if clock.now > deadline { return 1100...1299 }
+        // 400 ports: at 50 calls a second each call's two port pairs are held for the call and a 1 s quarantine after
+        // it, about 65 pairs on a slow machine; 200 ports (50 pairs) refused calls for want of ports.
+        if let slot { return (1100 + slot * 400)...(1100 + slot * 400 + 399) }
+        if clock.now > deadline { return 1100...1499 }
         try? await Task.sleep(for: .milliseconds(100))
     }
 }
 
 public func releaseMediaPorts(_ range: ClosedRange<Int>) {
-    MediaPortLeases.held.withLock { _ = $0.remove((range.lowerBound - 1100) / 200) }
+    MediaPortLeases.held.withLock { _ = $0.remove((range.lowerBound - 1100) / 400) }
 }
 
 enum MediaPortLeases {

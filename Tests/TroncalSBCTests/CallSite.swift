@@ -41,7 +41,8 @@ final class CallSite: Sendable {
 
     /// `billing`: also run `troncal-billing` (and leave `routing.authorization` as the site configures it);
     /// `monitor`: also run `troncal-monitor`; `pbx`: also run `troncal-pbx` (its registrar on 127.0.0.1:5070+offset).
-    init(billing: Bool = false, monitor: Bool = false, pbx: Bool = false, adjust: (inout SiteConfig, Int) -> Void) async throws {
+    /// `pbxInstances`: how many PBX instances run (`pbx-1`, `pbx-2`, …; the test's `adjust` adds the others to the site).
+    init(billing: Bool = false, monitor: Bool = false, pbx: Bool = false, pbxInstances: Int = 1, adjust: (inout SiteConfig, Int) -> Void) async throws {
         let directory = try TemporaryDirectory(prefix: "troncal-calls")
         self.directory = directory
         let offset = await freePortOffset()
@@ -51,7 +52,7 @@ final class CallSite: Sendable {
         config.sip.listenAddress = Self.sbcAddress
         config.sbc.advertisedAddress = Self.sbcAddress
         // Below every port derived from the offset (the lowest is 6060) and below the ephemeral range, leased: two sites
-        // never share relay ports. Few parked relay sockets, so that a test's calls fit in its 200 ports.
+        // never share relay ports. Few parked relay sockets, so that a test's calls fit in its 400 ports.
         let media = await leaseMediaPorts()
         self.media = media
         config.sbc.mediaPortMin = media.lowerBound
@@ -64,7 +65,7 @@ final class CallSite: Sendable {
         config.routing.authorization = billing ? "required" : "off"
         adjust(&config, offset)
         self.config = config
-        instances = ["routing-1", "sbc-1"] + (billing ? ["billing-1"] : []) + (monitor ? ["monitor-1"] : []) + (pbx ? ["pbx-1"] : [])
+        instances = ["routing-1", "sbc-1"] + (billing ? ["billing-1"] : []) + (monitor ? ["monitor-1"] : []) + (pbx ? (1...max(1, pbxInstances)).map { "pbx-\($0)" } : [])
         try ConfigLoader.encode(config).write(to: directory.url.appendingPathComponent("site.json"))
         let binaries = troncalBinaryDirectory()
         let (code, output) = try await ChildProcess.run(binaries.appendingPathComponent("troncal"), ["pki", "init", "--data-dir", directory.url.path])
@@ -133,7 +134,7 @@ final class CallSite: Sendable {
     }
 
     func stop() async {
-        for instance in ["sbc-1", "routing-1", "billing-1", "monitor-1", "pbx-1"] where instances.contains(instance) {
+        for instance in ["sbc-1", "routing-1", "billing-1", "monitor-1"] + instances.filter({ $0.hasPrefix("pbx-") }) where instances.contains(instance) {
             if let child = processes.withLock({ $0[instance] }) { await child.stop() }
         }
     }
@@ -162,7 +163,7 @@ final class CallSite: Sendable {
         var text = "--- sbc.log (tail)\n\(sbc.outputText.suffix(4000))\n--- routing.log (tail)\n\(routing.outputText.suffix(1500))"
         if instances.contains("billing-1") { text += "\n--- billing.log (tail)\n\(billing.outputText.suffix(1500))" }
         if instances.contains("monitor-1") { text += "\n--- monitor.log (tail)\n\(process("monitor-1").outputText.suffix(3000))" }
-        if instances.contains("pbx-1") { text += "\n--- pbx.log (tail)\n\(process("pbx-1").outputText.suffix(3000))" }
+        for pbx in instances where pbx.hasPrefix("pbx-") { text += "\n--- \(pbx).log (tail)\n\(process(pbx).outputText.suffix(3000))" }
         return text
     }
 

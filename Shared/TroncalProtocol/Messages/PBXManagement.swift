@@ -1,3 +1,5 @@
+public import Foundation
+
 /// What a PBX catalog holds, one CSV format each (`docs/pbx.md` gives the columns).
 public enum PBXCatalogKind: String, Codable, Sendable, Hashable, CaseIterable {
     /// Tenants: the billing customer, time zone, caller id and pickup code of each hosted PBX.
@@ -135,5 +137,59 @@ public struct PBXInspection: LinkMessage, Hashable {
         self.instance = instance
         self.catalogs = catalogs
         self.tenants = tenants
+    }
+}
+
+/// `pbx.registrations` (operator, monitor → pbx): the phones registered now (bindings not expired), from the instance's
+/// store (on PostgreSQL every instance's; with SQLite those the instance took).
+public struct PBXRegistrationsRequest: LinkRequest, Hashable {
+    public typealias Reply = PBXRegistrations
+    public static let messageType = "pbx.registrations"
+    /// Only this tenant / this extension of it (nil: all).
+    public var tenant: String?
+    public var extensionNumber: String?
+
+    public init(tenant: String? = nil, extensionNumber: String? = nil) {
+        self.tenant = tenant
+        self.extensionNumber = extensionNumber
+    }
+}
+
+/// `pbx.registrations.reply`: one entry per registered contact.
+public struct PBXRegistrations: LinkMessage, Hashable {
+    public static let messageType = "pbx.registrations.reply"
+
+    public struct Registration: Codable, Sendable, Hashable {
+        public var tenant: String
+        public var extensionNumber: String
+        /// The Contact as registered (URI and parameters).
+        public var contact: String
+        /// The SBC's Path (with the flow token) calls to this contact take.
+        public var path: String
+        public var expiresInSeconds: Int64
+        public var registeredAt: Date
+        public var userAgent: String
+        /// The PBX instance that took the registration.
+        public var instance: String
+
+        public init(
+            tenant: String, extensionNumber: String, contact: String, path: String, expiresInSeconds: Int64, registeredAt: Date, userAgent: String,
+            instance: String
+        ) {
+            self.tenant = tenant
+            self.extensionNumber = extensionNumber
+            self.contact = contact
+            self.path = path
+            self.expiresInSeconds = expiresInSeconds
+            self.registeredAt = registeredAt
+            self.userAgent = userAgent
+            self.instance = instance
+        }
+    }
+
+    public var registrations: [Registration]
+
+    public init(registrations: [Registration]) {
+        self.registrations = registrations
     }
 }

@@ -81,6 +81,23 @@ public struct PBXService: TroncalService {
         handlers.on(PBXImport.self, from: [.operator]) { request, _ in try await catalogs.receive(request) }
         handlers.on(PBXExport.self, from: [.operator]) { request, _ in try catalogs.export(request) }
         handlers.on(PBXInspect.self, from: [.operator, .monitor]) { request, _ in catalogs.inspect(request) }
+        let bindings = self.bindings
+        handlers.on(PBXRegistrationsRequest.self, from: [.operator, .monitor]) { request, _ in
+            let now = Int64(Date().timeIntervalSince1970)
+            let all: [Binding]
+            do {
+                all = try await bindings.all(now: now)
+            } catch {
+                throw ProtocolError(.unavailable, "the registrations could not be read: \(error)")
+            }
+            return PBXRegistrations(
+                registrations: all.filter { ($0.tenant == request.tenant || request.tenant == nil) && (request.extensionNumber == nil || $0.extensionNumber == request.extensionNumber) }
+                    .map {
+                        .init(
+                            tenant: $0.tenant, extensionNumber: $0.extensionNumber, contact: $0.contact, path: $0.path, expiresInSeconds: $0.expires(now: now),
+                            registeredAt: Date(timeIntervalSince1970: TimeInterval($0.registeredAt)), userAgent: $0.userAgent, instance: $0.instance)
+                    })
+        }
     }
 }
 

@@ -130,9 +130,19 @@ public struct SBCService: TroncalService {
     }
 
     public var services: [any Service] {
-        let calls = SIPService(transport: transport, engine: engine)
-        guard let billing = context.links[.billing] else { return [calls] }
-        return [calls, SpoolShipper(spool: spool, billing: billing, timeout: .milliseconds(context.config.link.requestTimeoutMilliseconds), logger: context.logger)]
+        var services: [any Service] = [SIPService(transport: transport, engine: engine)]
+        let sbc = context.config.sbc
+        if sbc.keepAliveSeconds > 0 {
+            services.append(
+                PhoneKeepAlive(
+                    phones: engine.shared.phones, transport: transport, interval: .seconds(sbc.keepAliveSeconds),
+                    advertisedAddress: engine.shared.configuration.advertisedAddress, logger: context.logger))
+        }
+        if let billing = context.links[.billing] {
+            services.append(
+                SpoolShipper(spool: spool, billing: billing, timeout: .milliseconds(context.config.link.requestTimeoutMilliseconds), logger: context.logger))
+        }
+        return services
     }
 }
 

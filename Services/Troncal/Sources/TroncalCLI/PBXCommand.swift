@@ -11,8 +11,8 @@ import TroncalCatalog
 /// and takes effect at once; a bad file is refused with its line and column and changes nothing.
 struct PBXCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "pbx", abstract: "Import, export and inspect the PBX's tenant catalogs.",
-        subcommands: [PBXImportCommand.self, PBXExportCommand.self, PBXInspectCommand.self])
+        commandName: "pbx", abstract: "Import, export and inspect the PBX's tenant catalogs; list registered phones.",
+        subcommands: [PBXImportCommand.self, PBXExportCommand.self, PBXInspectCommand.self, PBXRegistrationsCommand.self])
 }
 
 extension PBXCatalogKind: ExpressibleByArgument {}
@@ -146,5 +146,52 @@ struct PBXInspectCommand: AsyncParsableCommand {
             Output.line(
                 "  tenant \(tenant.name) (customer \(tenant.customer), \(tenant.timeZone)): \(tenant.extensions) extensions, \(tenant.ringGroups) ring groups, \(tenant.timeConditions) time conditions, \(tenant.dids) DIDs")
         }
+    }
+}
+
+struct PBXRegistrationsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "registrations",
+        abstract: "List the phones registered now: tenant, extension, contact, expiry, the SBC flow calls to it take, the PBX instance.")
+    @Option(help: "Only this tenant.")
+    var tenant: String?
+    @Option(name: .customLong("extension"), help: "Only this extension (with --tenant).")
+    var extensionNumber: String?
+    @Flag(help: "Print JSON.")
+    var json = false
+    @OptionGroup var target: PBXTargetOptions
+
+    func run() async throws {
+        // Every instance: with SQLite each knows the registrations it took; on PostgreSQL they share them (merged).
+        var seen = Set<String>()
+        var registrations: [PBXRegistrations.Registration] = []
+        var failed = false
+        for (name, client) in try target.clients(all: true) {
+            do {
+                let reply = try await client.request(
+                    PBXRegistrationsRequest(tenant: tenant, extensionNumber: extensionNumber), timeout: .milliseconds(target.timeout))
+                for entry in reply.registrations where seen.insert("\(entry.tenant)/\(entry.extensionNumber)/\(entry.contact)").inserted {
+                    registrations.append(entry)
+                }
+            } catch {
+                FileHandle.standardError.write(Data("troncal: \(name): \(RoutingCommand.describe(error))\n".utf8))
+                failed = true
+            }
+            await client.close()
+        }
+        registrations.sort { ($0.tenant, $0.extensionNumber, $0.contact) < ($1.tenant, $1.extensionNumber, $1.contact) }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            encoder.dateEncodingStrategy = .iso8601
+            Output.line(String(decoding: try encoder.encode(registrations), as: UTF8.self))
+        } else {
+            for entry in registrations {
+                Output.line(
+                    "\(entry.tenant) \(entry.extensionNumber)  \(entry.contact)  expires in \(entry.expiresInSeconds) s  \(entry.userAgent.isEmpty ? "" : "(\(entry.userAgent)) ")[\(entry.instance)]")
+            }
+            Output.line("\(registrations.count) registered")
+        }
+        if failed { throw ExitCode(1) }
     }
 }

@@ -93,6 +93,8 @@ struct Announcer: Service {
             }
             Output.line("  Alarms: troncal alarms list --data-dir \(directory.root.path)   health of each instance: http://\(monitor.adminHost):<adminPort>/health")
         }
+        Output.line(
+            "  Hosted PBX phones: register to that SIP address as EXT@TENANT (troncal pbx import tenants|extensions; troncal pbx registrations) — docs/pbx.md")
         Output.line("  Customers: sbc.customers in site.json; routes: troncal routing import; accounts, rates, credit: troncal billing import|topup")
         if !config.instances(of: .backup).isEmpty {
             let keys = config.resolve(config.backup.keysDirectory, relativeTo: directory.root).appendingPathComponent("restore.pub")

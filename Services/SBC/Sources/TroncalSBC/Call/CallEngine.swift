@@ -179,6 +179,8 @@ final class SBCCallShared: Sendable {
     let logger: Logger
     /// One key for the flow tokens of every loop (a phone's flow may be used by a call on any loop).
     let flows = FlowTokens()
+    /// The phones registered through this SBC, by flow.
+    let phones = PhoneFlows()
     var frontDoor: SIPFrontDoor { admission.frontDoor }
     private let callsStarted = Counter(label: "troncal_sbc_calls_total")
     private let overload = Counter(label: "troncal_sbc_overload_total")

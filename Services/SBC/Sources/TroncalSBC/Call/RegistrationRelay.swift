@@ -101,10 +101,12 @@ struct RegistrationRelay {
         layer.startTimer(call: -token, timer: entry.tried, after: attemptTimeout)
     }
 
-    /// A PBX's answer: a final one goes back to the phone with what the phone needs of it. Returns the phone's source
-    /// and the status it got (the SBC's border counts a 403, a failed digest, against the source).
+    /// A PBX's answer: a final one goes back to the phone with what the phone needs of it. Returns the phone's request
+    /// and source (the SBC learns the phone's flow from a 200, and its border counts a 403, a failed digest).
     @discardableResult
-    mutating func answered(_ token: Int, _ response: SIPResponse, from transaction: TransactionID?, layer: inout CallLayer) -> (SIPSource, Int)? {
+    mutating func answered(_ token: Int, _ response: SIPResponse, from transaction: TransactionID?, layer: inout CallLayer)
+        -> (request: SIPRequest, source: SIPSource)?
+    {
         guard response.statusCode >= 200, let entry = waiting[token], transaction == nil || transaction == entry.attempt else { return nil }
         waiting[token] = nil
         layer.cancelTimer(call: -token, timer: entry.tried)
@@ -118,7 +120,7 @@ struct RegistrationRelay {
             answer.headers.insert(field, at: answer.headers.count - 1)
         }
         layer.respond(answer, on: entry.id)
-        return (entry.source, response.statusCode)
+        return (entry.request, entry.source)
     }
 
     /// The attempt failed (transport error, or the layer's own timeout): the next instance.
@@ -140,7 +142,7 @@ struct RegistrationRelay {
 /// by this SBC process. A restarted SBC refuses the old tokens: phones register again within their interval (which a
 /// NAT needs anyway).
 struct FlowTokens: Sendable {
-    struct Flow: Sendable, Equatable {
+    struct Flow: Sendable, Hashable {
         var transport: SIPTransportProtocol
         var host: String
         var port: Int

@@ -104,10 +104,11 @@ final class SBCCalls: CallApplication {
                 return
             }
         case .response(nil, let response, let id, .standalone(let token)) where RegistrationRelay.isRegistration(token):
-            if let (source, status) = registrations.answered(token, response, from: id, layer: &loop.layer) {
-                shared.registrationAnswered(status)
+            if let (request, source) = registrations.answered(token, response, from: id, layer: &loop.layer) {
+                shared.registrationAnswered(response.statusCode)
+                shared.phones.learn(request, response: response, source: source)
                 // A refused digest counts against the source like a failed call authentication (brute force bans).
-                if status == 403 { shared.frontDoor.recordAuthenticationFailure(source) }
+                if response.statusCode == 403 { shared.frontDoor.recordAuthenticationFailure(source) }
             }
         case .response(nil, let response, _, .standalone(let token)):
             probes.answered(token, status: response.statusCode, layer: &loop.layer)
