@@ -232,6 +232,9 @@ extension ConfigLoader {
         guard (1...1000).contains(pbx.maximumContactsPerExtension) else { throw fail("pbx.maximumContactsPerExtension", "must be from 1 to 1000") }
         guard (1...100_000).contains(pbx.maximumPendingRegistrations) else { throw fail("pbx.maximumPendingRegistrations", "must be from 1 to 100000") }
         guard !pbx.digestAlgorithms.isEmpty else { throw fail("pbx.digestAlgorithms", "must offer at least one algorithm") }
+        for (index, address) in pbx.trustedSources.enumerated() where !isNetwork(address) || address.contains("/") {
+            throw fail("pbx.trustedSources[\(index)]", "must be an IP address, got '\(address)'")
+        }
         for (index, name) in pbx.digestAlgorithms.enumerated() where !["MD5", "SHA-256", "SHA-512-256"].contains(name) {
             throw fail("pbx.digestAlgorithms[\(index)]", "must be one of MD5, SHA-256, SHA-512-256, got '\(name)'")
         }
@@ -349,5 +352,8 @@ public struct PBXSettings: Codable, Sendable, Equatable {
     public var maximumPendingRegistrations: Int = 256
     /// Digest algorithms offered to phones, strongest first (SHA-256, MD5).
     public var digestAlgorithms: [String] = ["SHA-256", "MD5"]
+    /// Addresses besides the site's SBC instances' hosts (and loopback) allowed to send SIP to the PBX, e.g. an SBC's
+    /// SIP source address when it differs from its link address. Everything else is dropped.
+    public var trustedSources: [String] = []
     public init() {}
 }

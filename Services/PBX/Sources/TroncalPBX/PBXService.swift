@@ -46,10 +46,19 @@ public struct PBXService: TroncalService {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let eventLoop = group.next()
         let box = RegistrarReference()
+        // Only the site's SBCs (and what pbx.trustedSources adds) may speak SIP to the PBX: it is never exposed.
+        let trusted = Set(context.config.instances(of: .sbc).map(\.host) + settings.trustedSources + ["127.0.0.1", "::1"])
+        let refused = Counter(label: "troncal_pbx_sip_refused_total")
+        let logger = context.logger
         let transport = SIPTransport(
             configuration: SIPTransportConfiguration(host: context.instance.host, udpPort: context.instance.sipPort, tcpPort: context.instance.sipPort),
             logger: context.logger, group: group
         ) { inbound in
+            guard trusted.contains(inbound.source.remoteIP) else {
+                refused.increment()
+                logger.debug("SIP from a source that is not one of the site's SBCs dropped", metadata: ["source": "\(inbound.source)"])
+                return
+            }
             eventLoop.execute { box.registrar?.value.loop.receive(inbound) }
         }
         self.transport = transport
@@ -59,7 +68,6 @@ public struct PBXService: TroncalService {
             instance: context.instance.name)
         let catalogs = self.catalogs
         let bindings = self.bindings
-        let logger = context.logger
         box.registrar = try await eventLoop.submit {
             let layer = CallLayer(configuration: .init(timers: TransactionTimers(), maximumTransactions: 65_536, loopIndex: 0, loopCount: 1), now: CallLoop.now())
             let loop = CallLoop(index: 0, eventLoop: eventLoop, layer: layer, transport: transport, logger: logger)
