@@ -42,7 +42,11 @@ final class CallSite: Sendable {
     /// `billing`: also run `troncal-billing` (and leave `routing.authorization` as the site configures it);
     /// `monitor`: also run `troncal-monitor`; `pbx`: also run `troncal-pbx` (its registrar on 127.0.0.1:5070+offset).
     /// `pbxInstances`: how many PBX instances run (`pbx-1`, `pbx-2`, …; the test's `adjust` adds the others to the site).
-    init(billing: Bool = false, monitor: Bool = false, pbx: Bool = false, pbxInstances: Int = 1, adjust: (inout SiteConfig, Int) -> Void) async throws {
+    /// `routing: false`: no routing process (registration tests need none; one process less on a loaded machine).
+    init(
+        billing: Bool = false, monitor: Bool = false, pbx: Bool = false, pbxInstances: Int = 1, routing: Bool = true,
+        adjust: (inout SiteConfig, Int) -> Void
+    ) async throws {
         let directory = try TemporaryDirectory(prefix: "troncal-calls")
         self.directory = directory
         let offset = await freePortOffset()
@@ -65,7 +69,7 @@ final class CallSite: Sendable {
         config.routing.authorization = billing ? "required" : "off"
         adjust(&config, offset)
         self.config = config
-        instances = ["routing-1", "sbc-1"] + (billing ? ["billing-1"] : []) + (monitor ? ["monitor-1"] : []) + (pbx ? (1...max(1, pbxInstances)).map { "pbx-\($0)" } : [])
+        instances = (routing ? ["routing-1"] : []) + ["sbc-1"] + (billing ? ["billing-1"] : []) + (monitor ? ["monitor-1"] : []) + (pbx ? (1...max(1, pbxInstances)).map { "pbx-\($0)" } : [])
         try ConfigLoader.encode(config).write(to: directory.url.appendingPathComponent("site.json"))
         let binaries = troncalBinaryDirectory()
         let (code, output) = try await ChildProcess.run(binaries.appendingPathComponent("troncal"), ["pki", "init", "--data-dir", directory.url.path])
@@ -160,7 +164,8 @@ final class CallSite: Sendable {
     }
 
     var logs: String {
-        var text = "--- sbc.log (tail)\n\(sbc.outputText.suffix(4000))\n--- routing.log (tail)\n\(routing.outputText.suffix(1500))"
+        var text = "--- sbc.log (tail)\n\(sbc.outputText.suffix(4000))"
+        if instances.contains("routing-1") { text += "\n--- routing.log (tail)\n\(routing.outputText.suffix(1500))" }
         if instances.contains("billing-1") { text += "\n--- billing.log (tail)\n\(billing.outputText.suffix(1500))" }
         if instances.contains("monitor-1") { text += "\n--- monitor.log (tail)\n\(process("monitor-1").outputText.suffix(3000))" }
         for pbx in instances where pbx.hasPrefix("pbx-") { text += "\n--- \(pbx).log (tail)\n\(process(pbx).outputText.suffix(3000))" }

@@ -46,7 +46,7 @@ import TroncalRuntime
     }
 
     static func site() async throws -> CallSite {
-        let site = try await CallSite(pbx: true) { config, offset in
+        let site = try await CallSite(pbx: true, routing: false) { config, offset in
             config.pbx.minimumExpires = 60
             // sipp answers only the first challenge, and only MD5: offered first, as for older phones.
             config.pbx.digestAlgorithms = ["MD5", "SHA-256"]
@@ -150,7 +150,7 @@ import TroncalRuntime
     @Test func aBurstOfPhonesRegisteringRightAfterAPBXRestartAllEndRegisteredWithTheExcessRetried() async throws {
         let count = max(10, min(900, Int(ProcessInfo.processInfo.environment["TRONCAL_REGISTRATION_BURST"] ?? "") ?? 100))
         let users = (0..<count).map { (String(2000 + $0), "secret-\(2000 + $0)-pw") }
-        let site = try await CallSite(pbx: true) { config, _ in
+        let site = try await CallSite(pbx: true, routing: false) { config, _ in
             config.pbx.digestAlgorithms = ["MD5", "SHA-256"]
             // One loop and a few registrations waiting at the SBC at a time: a burst of phones in one second
             // overlaps, and the excess gets 503 and retries.
@@ -199,7 +199,7 @@ import TroncalRuntime
     }
 
     @Test func anIdlePhoneRegisteredOverUDPGetsKeepAliveOptionsFromTheSBCPort() async throws {
-        let site = try await CallSite(pbx: true) { config, _ in
+        let site = try await CallSite(pbx: true, routing: false) { config, _ in
             config.pbx.digestAlgorithms = ["MD5", "SHA-256"]
             config.sbc.keepAliveSeconds = 1
         }
@@ -229,7 +229,7 @@ import TroncalRuntime
         let url = try #require(database.components)
         let site: CallSite
         do {
-            site = try await CallSite(pbx: true, pbxInstances: 2) { config, offset in
+            site = try await CallSite(pbx: true, pbxInstances: 2, routing: false) { config, offset in
                 config.pbx.digestAlgorithms = ["MD5", "SHA-256"]
                 config.sbc.registrationAttemptMilliseconds = 1000
                 config.store.backend = "postgres"
