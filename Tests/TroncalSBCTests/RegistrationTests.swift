@@ -139,8 +139,8 @@ import TroncalRuntime
         return """
             <?xml version="1.0" encoding="ISO-8859-1" ?>
             <scenario name="register-burst">
-            \(register(1, tries: 8))
-            \(register(2, tries: 8))
+            \(register(1, tries: 16))
+            \(register(2, tries: 16))
             </scenario>
             """
     }()
