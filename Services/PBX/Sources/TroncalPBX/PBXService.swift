@@ -36,10 +36,6 @@ public struct PBXService: TroncalService {
         let settings = context.config.pbx
         let algorithms = settings.digestAlgorithms.compactMap { DigestAlgorithm(token: $0) }
         guard !algorithms.isEmpty else { throw PBXError("pbx.digestAlgorithms names no known algorithm (SHA-256, MD5)") }
-        guard settings.minimumExpires > 0, settings.minimumExpires <= settings.defaultExpires, settings.defaultExpires <= settings.maximumExpires else {
-            throw PBXError("pbx.minimumExpires ≤ pbx.defaultExpires ≤ pbx.maximumExpires must hold, with a minimum above 0")
-        }
-        guard context.instance.sipPort > 0 else { throw PBXError("instance \(context.instance.name) has no sipPort") }
         guard let nonces = DigestNonceAuthority(secret: try await bindings.sharedSecret("digest-nonce")) else {
             throw PBXError("the digest nonce secret is unusable")
         }
@@ -94,13 +90,12 @@ public struct PBXService: TroncalService {
             let now = Int64(Date().timeIntervalSince1970)
             let all: [Binding]
             do {
-                all = try await bindings.all(now: now)
+                all = try await bindings.all(now: now, tenant: request.tenant, extensionNumber: request.extensionNumber)
             } catch {
                 throw ProtocolError(.unavailable, "the registrations could not be read: \(error)")
             }
             return PBXRegistrations(
-                registrations: all.filter { ($0.tenant == request.tenant || request.tenant == nil) && (request.extensionNumber == nil || $0.extensionNumber == request.extensionNumber) }
-                    .map {
+                registrations: all.map {
                         .init(
                             tenant: $0.tenant, extensionNumber: $0.extensionNumber, contact: $0.contact, path: $0.path, expiresInSeconds: $0.expires(now: now),
                             registeredAt: Date(timeIntervalSince1970: TimeInterval($0.registeredAt)), userAgent: $0.userAgent, instance: $0.instance)
@@ -152,7 +147,7 @@ struct BindingSweep: Service {
             do {
                 let now = Int64(Date().timeIntervalSince1970)
                 try await bindings.sweep(now: now)
-                gauge.record(try await bindings.all(now: now).count)
+                gauge.record(try await bindings.count(now: now))
             } catch {
                 logger.warning("expired registrations not swept; tried again in a minute", metadata: ["reason": "\(error)"])
             }

@@ -126,14 +126,20 @@ public struct BindingStore: Sendable {
         }
     }
 
-    /// Every binding in force (for `troncal pbx inspect` and the registrations gauge).
-    public func all(now: Int64) async throws -> [Binding] {
+    /// The bindings in force, of one tenant and one extension of it when given (`troncal pbx registrations`).
+    public func all(now: Int64, tenant: String? = nil, extensionNumber: String? = nil) async throws -> [Binding] {
         try await store.query(
             """
             SELECT tenant, extension, binding_key, contact, path, call_id, cseq, expires_at, registered_at, user_agent, instance
-            FROM pbx_bindings WHERE expires_at > $1 ORDER BY tenant, extension, registered_at
-            """, [.integer(now)]
+            FROM pbx_bindings WHERE expires_at > $1 AND ($2 = '' OR tenant = $2) AND ($3 = '' OR extension = $3)
+            ORDER BY tenant, extension, registered_at
+            """, [.integer(now), .text(tenant ?? ""), .text(extensionNumber ?? "")]
         ).map(Self.binding)
+    }
+
+    /// How many bindings are in force (the registrations gauge), counted by the database.
+    public func count(now: Int64) async throws -> Int {
+        Int(try await store.query("SELECT count(*) AS n FROM pbx_bindings WHERE expires_at > $1", [.integer(now)]).first?.int("n") ?? 0)
     }
 
     /// Removes every expired binding in one statement; returns how many went.

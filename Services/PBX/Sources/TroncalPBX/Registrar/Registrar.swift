@@ -229,7 +229,7 @@ final class Registrar: CallApplication {
             if !waiting.path.isEmpty { fields.append(SIPHeaderField(.path, value: waiting.path)) }
             fields.append(SIPHeaderField(.supported, value: "path, outbound"))
             if waiting.outbound { fields.append(SIPHeaderField(.require, value: "outbound")) }
-            fields.append(SIPHeaderField(.date, value: Self.httpDate(waiting.now)))
+            fields.append(SIPHeaderField(.date, value: dateFormatter.string(from: waiting.now)))
             let result = waiting.fetchOnly ? "fetched" : waiting.removing ? "unregistered" : "registered"
             count(result)
             logger.info(
@@ -257,11 +257,12 @@ final class Registrar: CallApplication {
         loop.layer.respond(response, on: id)
     }
 
-    static func httpDate(_ date: Date) -> String {
+    /// RFC 1123 dates for the Date header; one formatter per registrar (it lives on its loop).
+    private let dateFormatter: DateFormatter = {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "GMT")
         formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
-        return formatter.string(from: date)
-    }
+        return formatter
+    }()
 }

@@ -88,11 +88,11 @@ public final class CallEngine: Sendable {
         configuration: Configuration, admission: CallAdmission, group: any EventLoopGroup, transport: SIPTransport, spool: CallSummarySpool,
         mediaAddress: String, mediaPorts: ClosedRange<Int>, links: Links, logger: Logger
     ) async throws {
+        let eventLoops = Array(group.makeIterator())
         var configuration = configuration
-        configuration.loopCount = max(1, Array(group.makeIterator()).count)
+        configuration.loopCount = max(1, eventLoops.count)
         let shared = SBCCallShared(configuration: configuration, admission: admission, logger: logger)
         self.shared = shared
-        let eventLoops = Array(group.makeIterator())
         let count = eventLoops.count
         routing = CallLoopRouting(loopCount: count)
         let shares = MediaRelay.shares(of: mediaPorts, count: count)
@@ -186,6 +186,9 @@ final class SBCCallShared: Sendable {
     private let overload = Counter(label: "troncal_sbc_overload_total")
     private let refusals: [String: Counter]
     private let qualityReports: [String: Counter]
+    /// By status class, 1xx to 6xx.
+    private let registrations: [Int: Counter] = Dictionary(
+        uniqueKeysWithValues: (1...6).map { ($0, Counter(label: "troncal_sbc_registrations_total", dimensions: [("status", "\($0)xx")])) })
 
     init(configuration: CallEngine.Configuration, admission: CallAdmission, logger: Logger) {
         self.configuration = configuration
@@ -206,7 +209,7 @@ final class SBCCallShared: Sendable {
     func callStarted() { callsStarted.increment() }
     /// A relayed registration's final answer, counted by status class (`troncal_sbc_registrations_total{status}`).
     func registrationAnswered(_ status: Int) {
-        Counter(label: "troncal_sbc_registrations_total", dimensions: [("status", "\(status / 100)xx")]).increment()
+        registrations[min(6, max(1, status / 100))]?.increment()
     }
     func overloaded() { overload.increment() }
     func refused(_ reason: String) { refusals[reason]?.increment() }

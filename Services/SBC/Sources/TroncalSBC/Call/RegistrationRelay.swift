@@ -59,9 +59,8 @@ struct RegistrationRelay {
             return layer.respond(busy, on: id)
         }
         let aor = ((try? request.headers.to()) ?? nil).map { "\($0.uri.user ?? "")@\($0.uri.host.lowercased())" } ?? ""
-        var hasher = SHA256()
-        hasher.update(data: Data(aor.utf8))
-        let first = Int(hasher.finalize().prefix(4).reduce(0) { $0 << 8 | Int($1) }) % targets.count
+        // The same stable hash that places calls on loops: the same instance for an address of record each time.
+        let first = Int(CallLoopRouting.hash(aor) % UInt64(targets.count))
         let token = nextToken
         nextToken += 1
         waiting[token] = Waiting(request: request, id: id, source: source, forwarded: request, attempt: nil, tried: 0, first: first)
