@@ -37,7 +37,7 @@ let sharedTargets: [Target] = [
     .target(name: "TroncalSIP", dependencies: [nio, nioPosix, nioSSL, logging, metrics, lifecycle, crypto], path: "Shared/TroncalSIP", swiftSettings: swiftSettings),
     .target(name: "TroncalMedia", dependencies: [nio, nioPosix, logging, metrics], path: "Shared/TroncalMedia", swiftSettings: swiftSettings),
     .target(
-        name: "TroncalCall", dependencies: ["TroncalSIP", nio, nioPosix, logging], path: "Shared/TroncalCall", swiftSettings: swiftSettings),
+        name: "TroncalCall", dependencies: ["TroncalSIP", "TroncalMedia", "TroncalProtocol", nio, nioPosix, logging], path: "Shared/TroncalCall", swiftSettings: swiftSettings),
     .target(name: "TroncalCatalog", path: "Shared/TroncalCatalog", swiftSettings: swiftSettings),
     .target(name: "TroncalPKI", dependencies: ["TroncalProtocol", crypto, x509, asn1], path: "Shared/TroncalPKI", swiftSettings: swiftSettings),
     // The backup store's format (chunks encrypted to an offline restore key, signed manifests): written by the backup
@@ -128,7 +128,7 @@ let testTargets: [Target] = [
     .testTarget(name: "TroncalProtocolTests", dependencies: ["TroncalProtocol", nio, .product(name: "NIOEmbedded", package: "swift-nio")], path: "Tests/TroncalProtocolTests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalSIPTests", dependencies: ["TroncalSIP", "TestSupport", "TroncalPKI", "TroncalProtocol", nio, nioPosix, nioSSL, logging, .product(name: "NIOEmbedded", package: "swift-nio")], path: "Tests/TroncalSIPTests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalMediaTests", dependencies: ["TroncalMedia", "TestSupport", nio, nioPosix, logging], path: "Tests/TroncalMediaTests", swiftSettings: swiftSettings),
-    .testTarget(name: "TroncalCallTests", dependencies: ["TroncalCall", "TroncalSIP", "TestSupport", nio, nioPosix, logging], path: "Tests/TroncalCallTests", swiftSettings: swiftSettings),
+    .testTarget(name: "TroncalCallTests", dependencies: ["TroncalCall", "TroncalSIP", "TroncalMedia", "TroncalProtocol", "TestSupport", nio, nioPosix, logging], path: "Tests/TroncalCallTests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalPKITests", dependencies: ["TroncalPKI", "TestSupport"], path: "Tests/TroncalPKITests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalVaultTests", dependencies: ["TroncalVault", "TestSupport"], path: "Tests/TroncalVaultTests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalLinkTests", dependencies: ["TroncalLink", "TestSupport", nio, nioPosix, nioSSL, logging], path: "Tests/TroncalLinkTests", swiftSettings: swiftSettings),

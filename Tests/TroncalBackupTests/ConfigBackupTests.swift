@@ -6,7 +6,7 @@ import TroncalRuntime
 
 /// The backup service backs up the site's configuration and PKI directory (CA key included) into the store at start:
 /// encrypted (the CA key is nowhere in clear), verified by the CLI, restored only with the private restore key.
-@Suite struct ConfigBackupTests {
+@Suite(.startsProcesses) struct ConfigBackupTests {
     let binaries = troncalBinaryDirectory()
 
     func troncal(_ arguments: [String]) async throws -> (status: Int32, output: String) {
@@ -32,7 +32,8 @@ import TroncalRuntime
         defer { service.terminateNow(within: 5) }
         let admin = try #require(config.instance(named: "backup-1")).adminPort
         #expect(await eventually(timeout: .seconds(30)) { service.outputText.contains("troncal backup keys init") }, "\(service.outputText.suffix(2000))")
-        #expect((try? await httpGet(port: admin, path: "/health")) != nil, "the service went down without keys")
+        // It logs that line while starting: its admin port may open a moment later.
+        #expect(await eventually(timeout: .seconds(30)) { (try? await httpGet(port: admin, path: "/health")) != nil }, "the service went down without keys")
         await service.stop()
 
         let privateKey = directory.url.appendingPathComponent("offline/restore-key.private")

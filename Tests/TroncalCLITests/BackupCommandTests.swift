@@ -5,7 +5,7 @@ import TroncalVault
 
 /// `troncal backup keys init|list|verify|restore` on a store: keys made once, the private restore key apart; verify
 /// names a damaged chunk and exits non-zero; only the right private key restores.
-@Suite struct BackupCommandTests {
+@Suite(.startsProcesses) struct BackupCommandTests {
     let troncal = troncalBinaryDirectory().appendingPathComponent("troncal")
 
     @Test func keysAreMadeOnceAndTheStoreIsListedVerifiedAndRestoredWithThePrivateKeyOnly() async throws {

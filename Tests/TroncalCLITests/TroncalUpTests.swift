@@ -6,7 +6,7 @@ import TroncalProtocol
 import TroncalRuntime
 
 /// End to end: the real executables, real mutual TLS on loopback.
-@Suite("troncal up and troncal status", .serialized)
+@Suite("troncal up and troncal status", .serialized, .startsProcesses)
 struct TroncalUpTests {
     let binaries = troncalBinaryDirectory()
 

@@ -5,7 +5,7 @@ import TroncalMonitor
 import TroncalProtocol
 
 /// The Prometheus, Alertmanager and Grafana files in infra/monitoring/, checked with Prometheus's own tools.
-@Suite("Monitor: infra/monitoring files")
+@Suite("Monitor: infra/monitoring files", .startsProcesses)
 struct InfraMonitoringTests {
     static var directory: URL {
         var root = URL(fileURLWithPath: #filePath)

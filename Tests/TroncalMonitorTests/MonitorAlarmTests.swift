@@ -94,7 +94,7 @@ extension ChildProcess {
 }
 
 /// The monitor end to end: `troncal up` with real processes on loopback, a real webhook receiver.
-@Suite("Monitor: alarms from a running site")
+@Suite("Monitor: alarms from a running site", .startsProcesses)
 struct MonitorAlarmTests {
     let binaries = troncalBinaryDirectory()
 

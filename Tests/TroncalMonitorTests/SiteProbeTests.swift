@@ -8,7 +8,7 @@ import TroncalRuntime
 /// namespaces (site A, a router, site B) joined by veth pairs, the router delaying the way from A to B by 50 ms
 /// (`tc netem` where the kernel has it; else a user-space delay line through a TUN device). A monitor runs in site A
 /// and probes a listener in site B; nothing touches the machine's own network.
-@Suite("Monitor: links between sites")
+@Suite("Monitor: links between sites", .startsProcesses)
 struct SiteProbeTests {
     static let ip = "/usr/sbin/ip"
     static var canMakeNamespaces: Bool {

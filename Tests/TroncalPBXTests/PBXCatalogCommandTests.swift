@@ -6,7 +6,7 @@ import TroncalRuntime
 
 /// `troncal pbx import|export|inspect` against two running PBX instances: every catalog reaches both, a bad file is
 /// refused with its line and column and changes nothing, and the catalogs survive a restart.
-@Suite struct PBXCatalogCommandTests {
+@Suite(.startsProcesses) struct PBXCatalogCommandTests {
     let binaries = troncalBinaryDirectory()
 
     func troncal(_ arguments: [String]) async throws -> (status: Int32, output: String) {

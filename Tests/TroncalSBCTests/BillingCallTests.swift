@@ -9,7 +9,7 @@ import TroncalStore
 /// Billing end to end with sipp: SBC → routing → billing authorises a prepaid call for what its balance covers and
 /// the SBC cuts it there; CDRs survive `kill -9` of billing or of the SBC in the middle of 1,000 calls, each stored
 /// once in PostgreSQL, the balance equal to the sum of the rated CDRs.
-@Suite("Billing with sipp", .serialized)
+@Suite("Billing with sipp", .serialized, .startsProcesses)
 struct BillingCallTests {
     static let customers = "customer,type,rate_plan\nacme,prepaid,retail\n"
     static let rates = "plan,prefix,rate\nretail,34,0.06\n"
@@ -128,9 +128,11 @@ struct BillingCallTests {
             "SELECT COUNT(*) AS n, COUNT(DISTINCT id) AS ids, COUNT(DISTINCT call_id) AS calls, COALESCE(SUM(sell_micros), 0) AS sold FROM billing_cdrs WHERE answer_at IS NOT NULL")
         try await store.close()
         let answered = Int(try counts[0].int("n"))
-        // Every completed call has its CDR, and only one. (At most one more: a call whose summary was durable when the kill came
-        // just before its 200 to the BYE left.)
-        #expect(answered >= successful && answered <= successful + 1, "\(answered) answered CDRs, sipp completed \(successful)")
+        // Every completed call has its CDR, and only one. A call sipp counted as failed may have one too: its summary was durable
+        // when the kill came, before the 200 to its BYE left (the SBC answers a BYE once its summary is on disk, and a loaded
+        // machine can hold several such calls in one fsync). Never more CDRs than calls sipp made.
+        let failed = caller.failedCalls ?? 0
+        #expect(answered >= successful && answered <= successful + failed, "\(answered) answered CDRs, sipp completed \(successful), failed \(failed)")
         #expect(try counts[0].int("ids") == Int64(answered))
         #expect(try counts[0].int("calls") == Int64(answered))
         let account = try await Self.account(site)

@@ -6,7 +6,7 @@ import TroncalRuntime
 
 /// Phones register through the SBC to the PBX's registrar: digest against the extension's password, the SBC's Path
 /// with a flow token, bindings answered with their expiry; a wrong password and an unknown extension get the same 403.
-@Suite(.serialized) struct RegistrationTests {
+@Suite(.serialized, .startsProcesses) struct RegistrationTests {
     static let tenants = "tenant,customer,time_zone,caller_id\nacme,acme,Europe/Madrid,+34911000100\n"
     static let extensions = "tenant,extension,name,password\nacme,101,Ana,secret-101-pw\nacme,102,Bob,secret-102-pw\n"
 

@@ -7,7 +7,7 @@ import TroncalRuntime
 /// The routing catalogs end to end: `troncal routing import|export|inspect` against the running routing core
 /// (operator certificate, mutual TLS), calls routed at once from what was imported, a bad file refused with its
 /// line while the old catalog keeps routing, the catalogs kept across a restart, and trunk capacity.
-@Suite("Routing catalogs with the CLI and sipp", .serialized)
+@Suite("Routing catalogs with the CLI and sipp", .serialized, .startsProcesses)
 struct RoutingCatalogCallTests {
     static func write(_ text: String, _ name: String, in site: CallSite) throws -> String {
         let url = site.directory.url.appendingPathComponent(name)

@@ -13,7 +13,7 @@ import TroncalSIP
 /// The calls use G.729 (Ie 11, Bpl 19): 5 % random loss rates it about 3.3, under the 3.6 threshold. (G.711 with
 /// concealment still rates 3.9 at 5 %, as the E-model says such calls still sound fair.) sipp plays captures through
 /// a raw socket, so these tests need root, as CI has.
-@Suite("Voice quality through the SBC", .serialized)
+@Suite("Voice quality through the SBC", .serialized, .startsProcesses)
 struct VoiceQualityCallTests {
     static let canPlayCaptures = Sipp.executable != nil && getuid() == 0
     /// The customer of the lossy calls: its name carries markup that the dashboard must show as text.

@@ -3,7 +3,7 @@ public import TroncalMedia
 public import TroncalProtocol
 public import TroncalSIP
 
-/// One call through the SBC as a back-to-back user agent, as a pure state machine: events in (the caller's
+/// One call through the SBC (or the PBX, with `anchorsMedia` off) as a back-to-back user agent, as a pure state machine: events in (the caller's
 /// requests, the routing decision, the callee's responses, timers), actions out (messages to send on either
 /// leg, timers, reports). It works at transaction-user level: the transaction layer below absorbs
 /// retransmissions, adds the Via of requests it sends and builds the CANCEL of a pending INVITE.
@@ -41,6 +41,9 @@ public struct B2BUACall: Sendable {
         public var maximumRingDuration: Duration = .seconds(180)
         /// The carrier-facing Contact host:port per transport (`tcp`, `tls`) when it differs from the UDP one.
         public var carrierSideContacts: [String: String] = [:]
+        /// Whether SDP is rewritten to the relay (the SBC), or passed through unchanged (the PBX: its calls' media
+        /// is anchored by the SBC legs on either side of it).
+        public var anchorsMedia = true
 
         /// The Contact URI carriers see over `transport`.
         func carrierContact(for transport: String) -> String {
@@ -653,6 +656,7 @@ public struct B2BUACall: Sendable {
     /// Rewrites an SDP body so that the other side sends media to the relay; records where `leg` wants its
     /// media sent. Returns nil when the body is not SDP the SBC can anchor (it is then not forwarded).
     private mutating func rewriteSDP(_ body: [UInt8], from leg: Leg, actions: inout [Action]) -> [UInt8]? {
+        guard configuration.anchorsMedia else { return body }
         guard let text = String(validating: body, as: UTF8.self), var sdp = try? SessionDescription(text) else { return nil }
         if leg == .caller { callerSDPText = text }
         if let destination = sdp.destination(ofMedia: 0) {

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import TroncalMedia
 import TroncalProtocol
-import TroncalSBC
+import TroncalCall
 import TroncalSIP
 
 @Suite("B2BUA call state machine")
