@@ -55,7 +55,7 @@ public struct PBXService: TroncalService {
                 logger.debug("SIP from a source that is not one of the site's SBCs dropped", metadata: ["source": "\(inbound.source)"])
                 return
             }
-            eventLoop.execute { box.registrar?.value.loop.receive(inbound) }
+            eventLoop.execute { box.calls?.value.loop.receive(inbound) }
         }
         self.transport = transport
         let registrarSettings = Registrar.Settings(
@@ -64,12 +64,19 @@ public struct PBXService: TroncalService {
             instance: context.instance.name)
         let catalogs = self.catalogs
         let bindings = self.bindings
-        box.registrar = try await eventLoop.submit {
+        let site = context.config.site
+        let instance = context.instance.name
+        // How long a phone (through its SBC) has to start ringing before the next contact is tried.
+        let setupTimeout = Duration.seconds(8)
+        box.calls = try await eventLoop.submit {
             let layer = CallLayer(configuration: .init(timers: TransactionTimers(), maximumTransactions: 65_536, loopIndex: 0, loopCount: 1), now: CallLoop.now())
             let loop = CallLoop(index: 0, eventLoop: eventLoop, layer: layer, transport: transport, logger: logger)
             let registrar = Registrar(loop: loop, catalogs: catalogs, bindings: bindings, settings: registrarSettings, nonces: nonces, logger: logger)
-            loop.application = registrar
-            return NIOLoopBound(registrar, eventLoop: eventLoop)
+            let calls = PBXCalls(
+                loop: loop, registrar: registrar, catalogs: catalogs, bindings: bindings, instance: instance, site: site, setupTimeout: setupTimeout,
+                logger: logger)
+            loop.application = calls
+            return NIOLoopBound(calls, eventLoop: eventLoop)
         }.get()
     }
 
@@ -125,10 +132,10 @@ struct CatalogRefresh: Service {
     }
 }
 
-/// Lets the transport's delivery closure reach the registrar, made after it.
+/// Lets the transport's delivery closure reach the loop's application (calls and registrar), made after it.
 final class RegistrarReference: @unchecked Sendable {
     // @unchecked: set once before the transport runs and can deliver anything; only read afterwards.
-    var registrar: NIOLoopBound<Registrar>?
+    var calls: NIOLoopBound<PBXCalls>?
 }
 
 struct SIPListener: Service {

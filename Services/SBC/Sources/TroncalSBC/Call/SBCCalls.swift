@@ -24,6 +24,20 @@ struct CallSlot {
     var currentAttempt: TransactionID?
     /// Cancelled while the relay was opening.
     var cancelled = false
+    /// A PBX call (a registered phone's call to the PBX, or the PBX's call to a phone): its targets are known here,
+    /// routing is not asked, and nothing is billed or reported to routing (the PBX's own outside calls are).
+    var internalTargets: [RouteTarget]? = nil
+    var billed: Bool { internalTargets == nil }
+}
+
+/// A call of the PBX's through this SBC.
+enum PBXLeg {
+    /// From a phone registered through this SBC (the flow its REGISTER came from), identified by its address of record.
+    case fromPhone(aor: String)
+    /// From a PBX instance to a phone, named by the flow token of the phone's Path.
+    case toPhone(FlowTokens.Flow, aor: String)
+    /// To a flow token that is valid but no longer registered.
+    case toUnregisteredPhone
 }
 
 /// The SBC's calls on one event loop: the application above that loop's `CallLayer`. It admits new calls
@@ -244,11 +258,66 @@ final class SBCCalls: CallApplication {
         layerReady = loop.transport.udpAddress != nil || loop.transport.configuration.udpPort == nil
     }
 
-    private func newCall(_ invite: SIPRequest, id: TransactionID, source: SIPSource) {
+    /// Whether an INVITE is one of the PBX's calls: from a registered phone's flow, or from a PBX instance to a flow token.
+    func pbxLeg(_ invite: SIPRequest, source: SIPSource) -> PBXLeg? {
+        let registrars = configuration.registrars
+        guard !registrars.isEmpty else { return nil }
+        if registrars.contains(where: { $0.host == source.remoteIP }), let user = invite.uri.user, let flow = shared.flows.flow(user) {
+            guard let entry = shared.phones.entry(flow) else { return .toUnregisteredPhone }
+            return .toPhone(flow, aor: entry.aor)
+        }
+        let flow = FlowTokens.Flow(transport: source.transport, host: source.remoteIP, port: source.remotePort)
+        return shared.phones.entry(flow).map { .fromPhone(aor: $0.aor) }
+    }
+
+    /// The targets of a PBX call: for a phone's call every PBX instance (the one the Call-ID picks first, the others on
+    /// failure), with the phone's address of record asserted (`P-Asserted-Identity`; the phone's own is removed); for
+    /// the PBX's call to a phone, the phone's flow.
+    private func pbxTargets(_ leg: PBXLeg, invite: inout SIPRequest, callID: String) -> [RouteTarget] {
+        let attempt = Int(configuration.registrationAttemptTimeout.components.seconds * 1000)
+        switch leg {
+        case .fromPhone(let aor):
+            invite.headers.removeAll(.pAssertedIdentity)
+            invite.headers.removeAll(.pPreferredIdentity)
+            invite.headers.insert(SIPHeaderField(.pAssertedIdentity, value: "<sip:\(aor)>"), at: max(0, invite.headers.count - 1))
+            let registrars = configuration.registrars
+            let first = Int(UInt(bitPattern: callID.hashValue) % UInt(registrars.count))
+            let callee = invite.uri.user ?? ""
+            return (0..<registrars.count).map { index in
+                let target = registrars[(first + index) % registrars.count]
+                return RouteTarget(
+                    carrier: "pbx", trunk: "\(target.host):\(target.port)", host: target.host, port: target.port, transport: "udp", number: callee,
+                    setupTimeoutMilliseconds: 2 * attempt)
+            }
+        case .toPhone(let flow, let aor):
+            // The identity the platform asserted stays inside it (RFC 3325): the phone shows the From.
+            invite.headers.removeAll(.pAssertedIdentity)
+            let user = String(aor.split(separator: "@", maxSplits: 1).first ?? "")
+            return [
+                RouteTarget(
+                    carrier: "phone", trunk: aor, host: flow.host, port: flow.port, transport: flow.transport.rawValue, number: user,
+                    setupTimeoutMilliseconds: attempt)
+            ]
+        case .toUnregisteredPhone:
+            return []
+        }
+    }
+
+    private func newCall(_ received: SIPRequest, id: TransactionID, source: SIPSource) {
         prepareLayer()
         let admission = shared.admission
         var customer: CustomerSettings
         var fromCarrier = false
+        var invite = received
+        var internalTargets: [RouteTarget]?
+        if let leg = pbxLeg(invite, source: source) {
+            if case .toUnregisteredPhone = leg {
+                return loop.layer.answer(invite, id: id, source: source, status: 480, reason: "Temporarily Unavailable")
+            }
+            internalTargets = pbxTargets(leg, invite: &invite, callID: ((try? invite.headers.callID()) ?? nil) ?? "")
+            customer = CustomerSettings(id: "pbx", addresses: [])
+            if case .fromPhone(let aor) = leg { shared.frontDoor.recordAuthenticated(source, account: "phone:\(aor)") }
+        } else {
         switch admission.identify(source.remoteIP) {
         case .unknown:
             guard configuration.refuseUnknownSources else {
@@ -280,6 +349,7 @@ final class SBCCalls: CallApplication {
                 shared.frontDoor.recordAuthenticated(source, account: customer.id)
             }
         }
+        }
         guard let callerCallID = (try? invite.headers.callID()) ?? nil else {
             return loop.layer.answer(invite, id: id, source: source, status: 400, reason: "Bad Request")
         }
@@ -306,7 +376,7 @@ final class SBCCalls: CallApplication {
         }
         calls[number] = CallSlot(
             invite: invite, source: source, inviteTransaction: id, customer: customer.id, callerCallID: callerCallID,
-            calleeCallID: calleeCallID, fromCarrier: fromCarrier)
+            calleeCallID: calleeCallID, fromCarrier: fromCarrier, internalTargets: internalTargets)
         shared.callStarted()
         let calls = NIOLoopBound(self, eventLoop: loop.eventLoop)
         relay.openSession().whenComplete { result in
@@ -376,6 +446,10 @@ final class SBCCalls: CallApplication {
             guard let slot = calls[number] else { return }
             switch action {
             case .route(let request):
+                if let targets = slot.internalTargets {
+                    callEvent(number, .routed(RouteDecision(outcome: .route, callee: request.callee, targets: targets)))
+                    continue
+                }
                 let calls = NIOLoopBound(self, eventLoop: loop.eventLoop)
                 links.route(request).whenComplete { result in
                     let calls = calls.value
@@ -395,7 +469,7 @@ final class SBCCalls: CallApplication {
                     request, on: Self.callee(number), to: .address(host: target.host, port: target.port, transport: kind), purpose: .dialogSetup)
                 {
                     calls[number]?.currentAttempt = id
-                    links.usage(TrunkUsage(event: .seized, carrier: target.carrier, trunk: target.trunk, callID: slot.callerCallID))
+                    if slot.billed { links.usage(TrunkUsage(event: .seized, carrier: target.carrier, trunk: target.trunk, callID: slot.callerCallID)) }
                 } else {
                     logger.warning("INVITE not sent: transaction table full", metadata: ["call-id": "\(slot.callerCallID)"])
                     callEvent(number, .attemptTransportFailed)
@@ -434,12 +508,17 @@ final class SBCCalls: CallApplication {
                     calls.loop.flush()
                 }
             case .reportAttempt(let report):
-                links.report(report)
+                if slot.billed { links.report(report) }
                 logger.info("call attempt", metadata: [
                     "call-id": "\(slot.callerCallID)", "customer": "\(slot.customer)", "carrier": "\(report.carrier)",
                     "result": "\(report.result.rawValue)", "status": "\(report.status.map(String.init) ?? "-")",
                 ])
             case .spool(var summary):
+                guard slot.billed else {
+                    // Nothing to bill: the messages held for the summary go at once.
+                    callEvent(number, .summarySpooled)
+                    continue
+                }
                 if let session = slot.relay { summary.streams = Self.streams(session) }
                 let calls = NIOLoopBound(self, eventLoop: loop.eventLoop)
                 spool.submit(summary) {
@@ -448,14 +527,14 @@ final class SBCCalls: CallApplication {
                     calls.loop.flush()
                 }
             case .finished(var summary):
-                let alreadySpooled = slot.call?.summaryIsSpooled ?? false
-                if let answered = summary.attempts.last(where: { $0.result == .answered }) {
+                let alreadySpooled = (slot.call?.summaryIsSpooled ?? false) || !slot.billed
+                if slot.billed, let answered = summary.attempts.last(where: { $0.result == .answered }) {
                     links.usage(TrunkUsage(event: .released, carrier: answered.carrier, trunk: answered.trunk, callID: summary.callID))
                 }
                 if let session = slot.relay {
                     let reports = session.streamReports()
                     summary.streams = reports.map(Self.streamReport)
-                    if let quality = Self.quality(of: summary, reports: reports, fromCarrier: slot.fromCarrier) { links.quality(quality) }
+                    if slot.billed, let quality = Self.quality(of: summary, reports: reports, fromCarrier: slot.fromCarrier) { links.quality(quality) }
                     relay.release(session)
                     calls[number]?.relay = nil
                 }

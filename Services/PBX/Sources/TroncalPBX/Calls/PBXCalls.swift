@@ -1,0 +1,312 @@
+internal import Foundation
+internal import Logging
+internal import Metrics
+internal import NIOCore
+internal import TroncalCall
+internal import TroncalProtocol
+internal import TroncalRuntime
+internal import TroncalSIP
+
+/// The PBX's SIP application on its loop: REGISTER (and OPTIONS) go to the registrar, INVITEs become calls. A call
+/// comes from an SBC of the site, for a phone registered through it: the SBC asserts who the phone is
+/// (`P-Asserted-Identity: <sip:EXT@TENANT-DOMAIN>`, the address of record its REGISTER was authenticated for; the PBX
+/// takes it only from its trusted sources, and any other source never reaches this loop). The PBX answers it as a
+/// back-to-back user agent (the shared `B2BUACall`, SDP passed through unchanged: the media stays on the SBC's relay,
+/// which anchors both phones' legs) and calls the callee's registered contacts through the SBC that holds each one's
+/// flow (the first hop of the binding's Path, whose user part is the SBC's flow token).
+///
+/// Leg 0 of a call is the caller's (from the SBC), leg 1 the callee's (to the SBC).
+final class PBXCalls: CallApplication {
+    struct Slot {
+        var call: B2BUACall?
+        let invite: SIPRequest
+        let source: SIPSource
+        let inviteTransaction: TransactionID
+        let tenant: String
+        let caller: String
+        let callID: String
+        var currentAttempt: TransactionID?
+    }
+
+    let loop: CallLoop
+    let registrar: Registrar
+    let catalogs: PBXCatalogManager
+    let bindings: BindingStore
+    let logger: Logger
+    let instance: String
+    let site: String
+    let setupTimeout: Duration
+    private var calls: [Int: Slot] = [:]
+    private var nextCall = 1
+    private let started = Counter(label: "troncal_pbx_calls_total")
+    private let outcomes: [String: Counter]
+
+    static let callerLeg = 0
+    static let calleeLeg = 1
+    static func caller(_ number: Int) -> LegReference { LegReference(call: number, leg: callerLeg) }
+    static func callee(_ number: Int) -> LegReference { LegReference(call: number, leg: calleeLeg) }
+    static let outcomeNames = ["answered", "busy", "unavailable", "not-found", "refused", "failed", "cancelled"]
+
+    init(
+        loop: CallLoop, registrar: Registrar, catalogs: PBXCatalogManager, bindings: BindingStore, instance: String, site: String,
+        setupTimeout: Duration, logger: Logger
+    ) {
+        self.loop = loop
+        self.registrar = registrar
+        self.catalogs = catalogs
+        self.bindings = bindings
+        self.instance = instance
+        self.site = site
+        self.setupTimeout = setupTimeout
+        self.logger = logger
+        var outcomes: [String: Counter] = [:]
+        for name in Self.outcomeNames { outcomes[name] = Counter(label: "troncal_pbx_call_outcomes_total", dimensions: [("outcome", name)]) }
+        self.outcomes = outcomes
+    }
+
+    var calling: Int { calls.count }
+
+    func handle(_ event: CallLayerEvent, in loop: CallLoop) {
+        switch event {
+        case .newRequest(let request, let id, let source):
+            guard request.method == .invite else { return registrar.handle(event, in: loop) }
+            newCall(request, id: id, source: source)
+        case .inDialogRequest(let leg, let request, let id):
+            let handled = callEvent(leg.call, leg.leg == Self.callerLeg ? .callerRequest(request) : .calleeRequest(request))
+            if handled == 0, !loop.layer.isAnswered(id) {
+                loop.layer.respond(InviteServerTransaction.response(481, "Call/Transaction Does Not Exist", to: request, toTag: loop.layer.makeTag()), on: id)
+            }
+        case .ack(let leg, let ack):
+            callEvent(leg.call, leg.leg == Self.callerLeg ? .callerRequest(ack) : .calleeRequest(ack))
+        case .cancelled(let leg, _):
+            callEvent(leg.call, .callerCancel)
+        case .response(let leg?, let response, let id, let purpose):
+            guard let slot = calls[leg.call] else { return }
+            switch (leg.leg, purpose) {
+            case (Self.calleeLeg, .dialogSetup) where id == nil || id == slot.currentAttempt:
+                callEvent(leg.call, .calleeResponse(response))
+            case (Self.calleeLeg, .inDialog):
+                callEvent(leg.call, .calleeDialogResponse(response))
+            case (Self.callerLeg, .inDialog):
+                callEvent(leg.call, .callerResponse(response))
+            default:
+                return
+            }
+        case .requestFailed(let leg?, let id, .dialogSetup, _):
+            if calls[leg.call]?.currentAttempt == id { callEvent(leg.call, .attemptTransportFailed) }
+        case .answerUnacknowledged(let leg):
+            guard let slot = calls[leg.call] else { return }
+            logger.info("no ACK for the answer: hanging up", metadata: ["call-id": "\(slot.callID)", "tenant": "\(slot.tenant)"])
+            callEvent(leg.call, .timerFired(.sessionExpiry))
+        case .timer(let call, let timer):
+            if let timer = B2BUACall.Timer(rawValue: timer) { callEvent(call, .timerFired(timer)) }
+        case .response, .requestFailed:
+            return
+        }
+    }
+
+    // MARK: - New calls
+
+    private func newCall(_ received: SIPRequest, id: TransactionID, source: SIPSource) {
+        let catalog = catalogs.catalog
+        // Who calls: the identity the SBC asserts for the phone's registered flow.
+        guard let asserted = received.headers.first(.pAssertedIdentity).flatMap({ SIPAddress($0.valueString) }),
+            let user = asserted.uri.user, let tenant = catalog.tenant(domain: asserted.uri.host),
+            let caller = catalog.extension(user, of: tenant.name)
+        else {
+            outcomes["refused"]?.increment()
+            logger.info("call without an asserted extension refused", metadata: ["source": "\(source)"])
+            return loop.layer.answer(received, id: id, source: source, status: 403, reason: "Forbidden")
+        }
+        guard let callID = (try? received.headers.callID()) ?? nil else {
+            return loop.layer.answer(received, id: id, source: source, status: 400, reason: "Bad Request")
+        }
+        if loop.layer.leg(forCallID: callID) != nil {
+            return loop.layer.answer(received, id: id, source: source, status: 482, reason: "Loop Detected")
+        }
+        // The callee sees the caller's extension as the caller (From), whatever the phone wrote there.
+        var invite = received
+        if let from = (try? invite.headers.from()) ?? nil {
+            var uri = from.uri
+            uri.user = caller.number
+            let tag = from.tag.map { ";tag=\($0)" } ?? ""
+            let name = caller.name.isEmpty ? "" : "\"\(caller.name.replacingOccurrences(of: "\"", with: ""))\" "
+            invite.headers.replace(.from, with: "\(name)<\(uri)>\(tag)")
+        }
+        let number = nextCall
+        nextCall += 1
+        loop.layer.addLeg(Self.caller(number), callID: callID)
+        let calleeCallID = loop.layer.makeCallID()
+        loop.layer.addLeg(Self.callee(number), callID: calleeCallID)
+        guard loop.layer.serve(received, id: id, source: source, leg: Self.caller(number)) else {
+            loop.layer.endCall(number)
+            return
+        }
+        started.increment()
+        calls[number] = Slot(
+            call: nil, invite: invite, source: source, inviteTransaction: id, tenant: tenant.name, caller: caller.number, callID: callID)
+        let host = loop.transport.configuration.host
+        let address = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
+        let shown = address.contains(":") ? "[\(address)]" : address
+        let contact = "\(shown):\(loop.transport.port(of: .udp))"
+        var settings = B2BUACall.Configuration(
+            customerSideContact: contact, carrierSideContact: contact, customerSideMediaAddress: address, carrierSideMediaAddress: address,
+            relayPorts: (0, 0))
+        settings.anchorsMedia = false
+        var call = B2BUACall(
+            invite: invite, customer: tenant.name, site: site, instance: instance, configuration: settings, callerLocalTag: loop.layer.makeTag(),
+            calleeCallID: calleeCallID, calleeLocalTag: loop.layer.makeTag(),
+            summaryID: RandomID.uuidString(), now: Date())
+        let actions = call.start()
+        calls[number]?.call = call
+        perform(actions, call: number)
+    }
+
+    /// Where the call goes: the callee extension's registered contacts, each through the SBC of its Path.
+    private func resolve(_ number: Int, callee: String) {
+        guard let slot = calls[number] else { return }
+        let catalog = catalogs.catalog
+        guard let target = catalog.extension(callee, of: slot.tenant) else {
+            callEvent(number, .routed(RouteDecision(outcome: .reject, rejectStatus: 404, reason: "no extension \(callee) in \(slot.tenant)")))
+            return
+        }
+        if target.doNotDisturb {
+            callEvent(number, .routed(RouteDecision(outcome: .reject, rejectStatus: 486, reason: "do not disturb")))
+            return
+        }
+        let bound = NIOLoopBound(self, eventLoop: loop.eventLoop)
+        let store = bindings
+        let tenant = slot.tenant
+        let timeout = Int(setupTimeout.components.seconds * 1000)
+        let extensionNumber = target.number
+        Self.lookUp(tenant: tenant, extensionNumber: extensionNumber, in: store) { result in
+            bound.eventLoop.execute {
+                let calls = bound.value
+                switch result {
+                case .success(let current):
+                    let targets = current.sorted { $0.registeredAt > $1.registeredAt }.compactMap { Self.target($0, timeoutMilliseconds: timeout) }
+                    if targets.isEmpty {
+                        calls.callEvent(number, .routed(RouteDecision(outcome: .reject, rejectStatus: 480, reason: "extension \(extensionNumber) not registered")))
+                    } else {
+                        calls.callEvent(number, .routed(RouteDecision(outcome: .route, callee: extensionNumber, targets: targets)))
+                    }
+                case .failure(let error):
+                    calls.logger.error("bindings could not be read: call refused", metadata: ["tenant": "\(tenant)", "reason": "\(error)"])
+                    calls.callEvent(number, .routed(RouteDecision(outcome: .reject, rejectStatus: 503, reason: "bindings unavailable")))
+                }
+                calls.loop.flush()
+            }
+        }
+    }
+
+    private static func lookUp(
+        tenant: String, extensionNumber: String, in store: BindingStore, then done: @escaping @Sendable (Result<[Binding], any Error>) -> Void
+    ) {
+        Task {
+            let now = Int64(Date().timeIntervalSince1970)
+            do {
+                done(.success(try await store.bindings(tenant: tenant, extensionNumber: extensionNumber, now: now)))
+            } catch {
+                done(.failure(error))
+            }
+        }
+    }
+
+    /// A binding as a call target: the first Path hop (the SBC holding the phone's flow, its user part the flow token),
+    /// or the contact itself for a phone that registered without a Path (a trusted source on the PBX's own network).
+    static func target(_ binding: Binding, timeoutMilliseconds: Int) -> RouteTarget? {
+        let hop: SIPURI?
+        if !binding.path.isEmpty, let first = binding.path.split(separator: ">", maxSplits: 1).first {
+            hop = SIPAddress(String(first) + ">")?.uri
+        } else {
+            hop = SIPAddress(binding.contact)?.uri
+        }
+        guard let hop, let user = hop.user else { return nil }
+        let transport = hop.parameters["transport"]?.lowercased() ?? "udp"
+        return RouteTarget(
+            carrier: "extension", trunk: "\(binding.tenant)/\(binding.extensionNumber)", host: hop.host, port: Int(hop.port ?? 5060),
+            transport: transport == "tcp" ? "tcp" : "udp", number: user, setupTimeoutMilliseconds: timeoutMilliseconds)
+    }
+
+    // MARK: - The machine
+
+    @discardableResult
+    func callEvent(_ number: Int, _ event: B2BUACall.Event) -> Int {
+        guard var call = calls[number]?.call else { return 0 }
+        calls[number]?.call = nil
+        let actions = call.handle(event, now: Date())
+        calls[number]?.call = call
+        perform(actions, call: number)
+        return actions.count
+    }
+
+    private func perform(_ actions: [B2BUACall.Action], call number: Int) {
+        for action in actions {
+            guard let slot = calls[number] else { return }
+            switch action {
+            case .route(let request):
+                resolve(number, callee: request.callee)
+            case .respondToCaller(let response):
+                let cseq = CSeqKey(response.headers)
+                if let cseq, cseq.method == .invite, cseq == CSeqKey(slot.invite.headers) {
+                    loop.layer.respond(response, on: slot.inviteTransaction)
+                } else {
+                    loop.layer.respondInDialog(response, on: Self.caller(number))
+                }
+            case .sendToCaller(let request):
+                loop.layer.send(request, on: Self.caller(number), to: .source(slot.source), purpose: .inDialog)
+            case .inviteCallee(let request, let target):
+                let kind = SIPTransportProtocol(rawValue: target.transport) ?? .udp
+                if let id = loop.layer.send(
+                    request, on: Self.callee(number), to: .address(host: target.host, port: target.port, transport: kind), purpose: .dialogSetup)
+                {
+                    calls[number]?.currentAttempt = id
+                } else {
+                    callEvent(number, .attemptTransportFailed)
+                }
+            case .cancelCallee:
+                guard let id = slot.currentAttempt else { continue }
+                calls[number]?.currentAttempt = nil
+                loop.layer.cancel(id)
+            case .sendToCallee(let request, let target):
+                let kind = SIPTransportProtocol(rawValue: target.transport) ?? .udp
+                loop.layer.send(request, on: Self.callee(number), to: .address(host: target.host, port: target.port, transport: kind), purpose: .inDialog)
+            case .respondToCallee(let response):
+                loop.layer.respondInDialog(response, on: Self.callee(number))
+            case .mediaDestination, .mediaCodec:
+                continue
+            case .startTimer(let timer, let delay):
+                loop.layer.startTimer(call: number, timer: timer.rawValue, after: delay)
+            case .cancelTimer(let timer):
+                loop.layer.cancelTimer(call: number, timer: timer.rawValue)
+            case .renewGrant:
+                callEvent(number, .grantRenewed(nil))
+            case .reportAttempt(let report):
+                logger.info("call attempt", metadata: [
+                    "call-id": "\(slot.callID)", "tenant": "\(slot.tenant)", "extension": "\(report.trunk)",
+                    "result": "\(report.result.rawValue)", "status": "\(report.status.map(String.init) ?? "-")",
+                ])
+            case .spool:
+                // Calls between extensions never leave the platform: nothing to bill, the held messages go at once.
+                callEvent(number, .summarySpooled)
+            case .finished(let summary):
+                let outcome: String
+                switch summary.disconnect.status {
+                case _ where summary.answerAt != nil: outcome = "answered"
+                case 486, 600: outcome = "busy"
+                case 480, 408: outcome = "unavailable"
+                case 404: outcome = "not-found"
+                case 487: outcome = "cancelled"
+                default: outcome = "failed"
+                }
+                outcomes[outcome]?.increment()
+                logger.info("call ended", metadata: [
+                    "call-id": "\(summary.callID)", "tenant": "\(slot.tenant)", "caller": "\(slot.caller)", "callee": "\(summary.callee)",
+                    "status": "\(summary.disconnect.status)", "by": "\(summary.disconnect.by)", "duration-ms": "\(summary.durationMilliseconds)",
+                ])
+                calls.removeValue(forKey: number)
+                loop.layer.endCall(number)
+            }
+        }
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import TestSupport
+import Testing
+import TroncalProtocol
+import TroncalRuntime
+
+/// Calls between extensions of a tenant: phone → SBC → PBX → SBC → phone, with real sipp phones on loopback. The
+/// called phone registers from a port (a sipp that then exits), and a sipp answering calls takes that port over; the
+/// calling phone registers and calls from one scenario (its INVITE comes from its registered flow).
+@Suite(.serialized, .startsProcesses) struct PBXCallTests {
+    /// The steps of a scenario, without the XML header and the `<scenario>` element.
+    static func steps(_ scenario: String) -> String {
+        scenario.split(separator: "\n", omittingEmptySubsequences: false)
+            .filter { !$0.hasPrefix("<?xml") && !$0.hasPrefix("<scenario") && !$0.hasPrefix("</scenario") }
+            .joined(separator: "\n")
+    }
+
+    /// Registers (REGISTER, 401, REGISTER with digest, 200), then calls `[service]`.
+    static func registerThenCall(callerHangsUp: Bool) -> String {
+        """
+        <?xml version="1.0" encoding="ISO-8859-1" ?>
+        <scenario name="register then call">
+        \(steps(RegistrationTests.register(final: 200)))
+        \(steps(SippScenarios.caller(holdMilliseconds: 300, callerHangsUp: callerHangsUp)))
+        </scenario>
+        """
+    }
+
+    /// Registers `number` from the site's port `slot`, then leaves a sipp answering one call on that port.
+    static func answeringPhone(
+        _ site: CallSite, _ number: String, password: String, slot: Int, scenario: String
+    ) async throws -> Sipp {
+        let registration = try RegistrationTests().sipp(
+            site, "register-\(number)", scenario: RegistrationTests.register(final: 200), users: [(number, password)], slot: slot)
+        let status = await registration.finish()
+        guard status == 0 else { throw CallSiteError("\(number) did not register: \(registration.report)\n\(site.logs)") }
+        let phone = try Sipp(
+            "phone-\(number)", scenario: scenario, in: site.directory, address: CallSite.customerAddress, port: site.port(slot),
+            mediaPort: site.port(slot) + 2, arguments: ["-m", "1"])
+        try await phone.listening()
+        return phone
+    }
+
+    static func callingPhone(_ site: CallSite, _ number: String, password: String, calling callee: String, slot: Int, callerHangsUp: Bool) throws -> Sipp {
+        let file = site.directory.url.appendingPathComponent("caller-\(number).csv")
+        try Data("SEQUENTIAL\n\(number);[authentication username=\(number) password=\(password)]\n".utf8).write(to: file)
+        return try Sipp(
+            "phone-\(number)", scenario: registerThenCall(callerHangsUp: callerHangsUp), in: site.directory, address: CallSite.customerAddress,
+            port: site.port(slot), mediaPort: site.port(slot) + 2,
+            arguments: ["\(CallSite.sbcAddress):\(site.sipPort)", "-inf", file.path, "-s", callee, "-m", "1", "-l", "1"])
+    }
+
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func anExtensionCallsAnotherThroughSBCAndPBXAndEitherSideHangsUp() async throws {
+        let site = try await RegistrationTests.site()
+        defer { site.remove() }
+        // 101 calls 102 and hangs up.
+        let bob = try await Self.answeringPhone(site, "102", password: "secret-102-pw", slot: 2, scenario: SippScenarios.carrier())
+        let ana = try Self.callingPhone(site, "101", password: "secret-101-pw", calling: "102", slot: 1, callerHangsUp: true)
+        #expect(await ana.finish() == 0, "\(ana.report)\n\(site.logs)")
+        #expect(await bob.finish(timeout: .seconds(20)) == 0, "\(bob.report)\n\(site.logs)")
+        // Bob saw the call come from extension 101, from the SBC: neither Ana's address nor the PBX's.
+        let received = bob.messageText
+        #expect(received.contains("INVITE sip:102@\(CallSite.customerAddress):\(site.port(2))"), "\(received.prefix(3000))")
+        #expect(received.contains("From: <sip:101@"), "\(received.prefix(3000))")
+        #expect(!received.contains("\(CallSite.customerAddress):\(site.port(1))"), "Bob saw Ana's address: \(received.prefix(3000))")
+        #expect(!received.contains(":\(site.config.instance(named: "pbx-1")!.sipPort)"), "Bob saw the PBX's address: \(received.prefix(3000))")
+        #expect(!received.contains("P-Asserted-Identity"), "the asserted identity left the platform")
+
+        // 102 calls 101 and 101 hangs up... the callee ends this one.
+        let ana2 = try await Self.answeringPhone(
+            site, "101", password: "secret-101-pw", slot: 3, scenario: SippScenarios.carrier(holdMilliseconds: 300, calleeHangsUp: true))
+        let bob2 = try Self.callingPhone(site, "102", password: "secret-102-pw", calling: "101", slot: 4, callerHangsUp: false)
+        #expect(await bob2.finish() == 0, "\(bob2.report)\n\(site.logs)")
+        #expect(await ana2.finish(timeout: .seconds(20)) == 0, "\(ana2.report)\n\(site.logs)")
+
+        // Calls inside a tenant are not billed: the SBC spooled nothing for them.
+        #expect(((try? site.summaries()) ?? []).isEmpty)
+        #expect(site.process("pbx-1").outputText.contains("call ended"), "\(site.logs)")
+        await ana.stop()
+        await bob.stop()
+        await ana2.stop()
+        await bob2.stop()
+        await site.stop()
+    }
+
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func aCallToAnUnregisteredExtensionGets480AndToAnUnknownOne404() async throws {
+        let site = try await RegistrationTests.site()
+        defer { site.remove() }
+        // 102 exists but is not registered: 480; 109 does not exist: 404.
+        for (callee, status) in [("102", 480), ("109", 404)] {
+            let file = site.directory.url.appendingPathComponent("caller-\(callee).csv")
+            try Data("SEQUENTIAL\n101;[authentication username=101 password=secret-101-pw]\n".utf8).write(to: file)
+            let scenario = """
+                <?xml version="1.0" encoding="ISO-8859-1" ?>
+                <scenario name="refused call">
+                \(Self.steps(RegistrationTests.register(final: 200)))
+                \(SippScenarios.invite())
+                  <recv response="100" optional="true"/>
+                  <recv response="\(status)"/>
+                  <send>
+                    <![CDATA[
+                      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+                      [last_Via:]
+                      From: "Customer" <sip:441632960001@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+                      [last_To:]
+                      Call-ID: [call_id]
+                      CSeq: 1 ACK
+                      Max-Forwards: 70
+                      Content-Length: 0
+                    ]]>
+                  </send>
+                </scenario>
+                """
+            let phone = try Sipp(
+                "refused-\(callee)", scenario: scenario, in: site.directory, address: CallSite.customerAddress, port: site.port(1),
+                mediaPort: site.port(1) + 2, arguments: ["\(CallSite.sbcAddress):\(site.sipPort)", "-inf", file.path, "-s", callee, "-m", "1"])
+            #expect(await phone.finish() == 0, "\(callee): \(phone.report)\n\(site.logs)")
+            await phone.stop()
+        }
+        await site.stop()
+    }
+}
