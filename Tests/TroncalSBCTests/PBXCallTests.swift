@@ -121,4 +121,78 @@ import TroncalRuntime
         }
         await site.stop()
     }
+
+    /// A site with the PBX (tenant acme, extensions 101 and 102), routing to a carrier sipp for `34…`, and billing when
+    /// asked; `catalogs` more PBX catalogs (kind, CSV) imported after the tenants and extensions.
+    static func site(billing: Bool, catalogs: [(String, String)] = [], adjust: @escaping (inout SiteConfig, Int) -> Void = { _, _ in }) async throws
+        -> CallSite
+    {
+        let site = try await CallSite(billing: billing, pbx: true) { config, offset in
+            config.pbx.digestAlgorithms = ["MD5", "SHA-256"]
+            config.routing.routes = [
+                RouteSettings(prefix: "34", targets: [RouteTargetSettings(carrier: "carrier-a", host: CallSite.carrierAddress, port: 9000 + offset)])
+            ]
+            adjust(&config, offset)
+        }
+        for (kind, text) in [("tenants", RegistrationTests.tenants), ("extensions", RegistrationTests.extensions)] + catalogs {
+            let file = site.directory.url.appendingPathComponent("\(kind).csv")
+            try Data(text.utf8).write(to: file)
+            let (status, output) = try await site.troncal(["pbx", "import", kind, file.path])
+            guard status == 0 else { throw CallSiteError("pbx import \(kind): \(output)") }
+        }
+        return site
+    }
+
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func anExtensionsOutsideCallIsRoutedWithTheTenantsCallerIDAndBilledToItsCustomer() async throws {
+        let site = try await Self.site(billing: true)
+        defer { site.remove() }
+        try await BillingCallTests.prepare(site, topUp: "10")
+        let carrier = try SBCCallTests.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: site.carrierPort(0), calls: 1)
+        try await carrier.listening()
+        let ana = try Self.callingPhone(site, "101", password: "secret-101-pw", calling: SBCCallTests.callee, slot: 1, callerHangsUp: true)
+        #expect(await ana.finish() == 0, "\(ana.report)\n\(site.logs)")
+        #expect(await carrier.finish(timeout: .seconds(20)) == 0, "\(carrier.report)\n\(site.logs)")
+        // The carrier sees the tenant's number, nothing of the phone, the PBX or the account charged.
+        let received = carrier.messageText
+        #expect(received.contains("From: <sip:+34911000100@"), "\(received.prefix(3000))")
+        #expect(!received.contains("101@") && !received.contains(CallSite.customerAddress), "\(received.prefix(3000))")
+        #expect(!received.contains("P-Charge-Info") && !received.contains("P-Asserted-Identity"), "\(received.prefix(3000))")
+        // One CDR, the tenant's customer's, rated.
+        #expect(await BillingCallTests.drained(site), "\(site.logs)")
+        let cdrs = try await BillingCallTests.cdrs(site)
+        #expect(cdrs.count == 1, "\(cdrs)")
+        let cdr = try #require(cdrs.first)
+        #expect(cdr.customer == "acme" && cdr.caller == "+34911000100" && cdr.answerAt != nil && cdr.sellMicros > 0, "\(cdr)")
+        await ana.stop()
+        await carrier.stop()
+        await site.stop()
+    }
+
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func aCarrierCallToATenantsDIDReachesTheExtensionItNames() async throws {
+        let site = try await Self.site(billing: false, catalogs: [("dids", "number,tenant,destination\n+442079460018,acme,ext:102\n")]) { config, offset in
+            config.sbc.carriers = [CarrierSourceSettings(id: "carrier-in", addresses: [CallSite.carrierAddress + "/32"])]
+            // The number is the customer's; its calls go to the site's PBX.
+            config.routing.dids = [DIDSettings(number: "442079460018", customer: "acme", host: "127.0.0.1", port: 5070 + offset)]
+        }
+        defer { site.remove() }
+        #expect(site.config.instance(named: "pbx-1")?.sipPort == 5070 + site.offset)
+        let bob = try await Self.answeringPhone(site, "102", password: "secret-102-pw", slot: 2, scenario: SippScenarios.carrier())
+        let carrier = try Sipp(
+            "carrier-in", scenario: SippScenarios.caller(holdMilliseconds: 200), in: site.directory, address: CallSite.carrierAddress,
+            port: site.carrierPort(0), mediaPort: site.carrierPort(0) + 2,
+            arguments: ["-s", "+442079460018", "-m", "1", "-r", "1", "\(CallSite.sbcAddress):\(site.sipPort)"])
+        #expect(await carrier.finish() == 0, "\(carrier.report)\n\(site.logs)")
+        #expect(await bob.finish(timeout: .seconds(20)) == 0, "\(bob.report)\n\(site.logs)")
+        // Bob sees the outside caller's number, and nothing of the carrier.
+        #expect(bob.messageText.contains("From: <sip:441632960001@"), "\(bob.messageText.prefix(3000))")
+        #expect(!bob.messageText.contains(CallSite.carrierAddress), "\(bob.messageText.prefix(3000))")
+        // The call entered the platform: one summary, the origination leg's (from the carrier to the DID's customer).
+        let summaries = await SBCCallTests().eventuallySummaries(site, count: 1)
+        #expect(summaries.count == 1 && summaries.first?.customer == "carrier-in" && summaries.first?.answerAt != nil, "\(summaries)")
+        await carrier.stop()
+        await bob.stop()
+        await site.stop()
+    }
 }

@@ -23,8 +23,11 @@ final class PBXCalls: CallApplication {
         let source: SIPSource
         let inviteTransaction: TransactionID
         let tenant: String
+        /// The tenant's billing customer: outside calls are charged to it.
+        let customer: String
         let caller: String
         let callID: String
+        let route: PBXRoute
         var currentAttempt: TransactionID?
     }
 
@@ -65,6 +68,9 @@ final class PBXCalls: CallApplication {
     }
 
     var calling: Int { calls.count }
+    /// The target "carrier" of a call outside: the SBC the call came from.
+    static let outsideCarrier = "outside"
+    static let chargeDomain = "charge.troncal.invalid"
 
     func handle(_ event: CallLayerEvent, in loop: CallLoop) {
         switch event {
@@ -109,29 +115,45 @@ final class PBXCalls: CallApplication {
 
     private func newCall(_ received: SIPRequest, id: TransactionID, source: SIPSource) {
         let catalog = catalogs.catalog
-        // Who calls: the identity the SBC asserts for the phone's registered flow.
-        guard let asserted = received.headers.first(.pAssertedIdentity).flatMap({ SIPAddress($0.valueString) }),
-            let user = asserted.uri.user, let tenant = catalog.tenant(domain: asserted.uri.host),
-            let caller = catalog.extension(user, of: tenant.name)
-        else {
-            outcomes["refused"]?.increment()
-            logger.info("call without an asserted extension refused", metadata: ["source": "\(source)"])
-            return loop.layer.answer(received, id: id, source: source, status: 403, reason: "Forbidden")
-        }
+        let now = Date()
         guard let callID = (try? received.headers.callID()) ?? nil else {
             return loop.layer.answer(received, id: id, source: source, status: 400, reason: "Bad Request")
         }
         if loop.layer.leg(forCallID: callID) != nil {
             return loop.layer.answer(received, id: id, source: source, status: 482, reason: "Loop Detected")
         }
-        // The callee sees the caller's extension as the caller (From), whatever the phone wrote there.
         var invite = received
-        if let from = (try? invite.headers.from()) ?? nil {
-            var uri = from.uri
-            uri.user = caller.number
-            let tag = from.tag.map { ";tag=\($0)" } ?? ""
-            let name = caller.name.isEmpty ? "" : "\"\(caller.name.replacingOccurrences(of: "\"", with: ""))\" "
-            invite.headers.replace(.from, with: "\(name)<\(uri)>\(tag)")
+        let dialled = invite.uri.user ?? ""
+        let tenant: PBXCatalog.Tenant
+        let route: PBXRoute
+        let caller: String
+        if let asserted = received.headers.first(.pAssertedIdentity).flatMap({ SIPAddress($0.valueString) }), let user = asserted.uri.user,
+            let assertedTenant = catalog.tenant(domain: asserted.uri.host), let from = catalog.extension(user, of: assertedTenant.name)
+        {
+            // An extension calls: the identity the SBC asserts for the phone's registered flow.
+            tenant = assertedTenant
+            caller = from.number
+            route = PBXDialPlan(catalog: catalog, tenant: tenant).dialled(dialled, now: now)
+            // Inside the tenant the callee sees the extension; outside, the tenant's caller id (or anonymous).
+            if case .outside = route {
+                let shown = from.withholdCallerID ? "anonymous" : tenant.callerID.isEmpty ? from.number : tenant.callerID
+                Self.rewriteFrom(&invite, user: shown, name: "")
+                if from.withholdCallerID { invite.headers.replace(.privacy, with: "id") }
+            } else {
+                Self.rewriteFrom(&invite, user: from.number, name: from.withholdCallerID ? "" : from.name)
+            }
+        } else if let did = catalog.dids.first(where: { $0.number == dialled || $0.number == "+" + dialled }),
+            let didTenant = catalog.tenants.first(where: { $0.name == did.tenant })
+        {
+            // A call from outside to one of the tenant's numbers, routed here by the SBC.
+            tenant = didTenant
+            caller = ((try? received.headers.from()) ?? nil)?.uri.user ?? ""
+            route = PBXDialPlan(catalog: catalog, tenant: tenant).follow(did.destination, now: now, hops: 0)
+            invite.headers.removeAll(.pAssertedIdentity)
+        } else {
+            outcomes["refused"]?.increment()
+            logger.info("call neither from an asserted extension nor to a DID refused", metadata: ["source": "\(source)", "call-id": "\(callID)"])
+            return loop.layer.answer(received, id: id, source: source, status: 403, reason: "Forbidden")
         }
         let number = nextCall
         nextCall += 1
@@ -144,7 +166,8 @@ final class PBXCalls: CallApplication {
         }
         started.increment()
         calls[number] = Slot(
-            call: nil, invite: invite, source: source, inviteTransaction: id, tenant: tenant.name, caller: caller.number, callID: callID)
+            call: nil, invite: invite, source: source, inviteTransaction: id, tenant: tenant.name, customer: tenant.customer, caller: caller,
+            callID: callID, route: route)
         let host = loop.transport.configuration.host
         let address = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
         let shown = address.contains(":") ? "[\(address)]" : address
@@ -162,23 +185,39 @@ final class PBXCalls: CallApplication {
         perform(actions, call: number)
     }
 
-    /// Where the call goes: the callee extension's registered contacts, each through the SBC of its Path.
-    private func resolve(_ number: Int, callee: String) {
+    /// The caller's From: `user` (and a display name) instead of what the phone wrote there.
+    static func rewriteFrom(_ invite: inout SIPRequest, user: String, name: String) {
+        guard let from = (try? invite.headers.from()) ?? nil else { return }
+        var uri = from.uri
+        uri.user = user
+        let tag = from.tag.map { ";tag=\($0)" } ?? ""
+        let shown = name.isEmpty ? "" : "\"\(name.replacingOccurrences(of: "\"", with: ""))\" "
+        invite.headers.replace(.from, with: "\(shown)<\(uri)>\(tag)")
+    }
+
+    /// Where the call goes, as its route says: an extension's registered contacts (each through the SBC of its Path),
+    /// a number outside (back through the SBC the call came from, charged to the tenant's customer), or a refusal.
+    private func resolve(_ number: Int) {
         guard let slot = calls[number] else { return }
-        let catalog = catalogs.catalog
-        guard let target = catalog.extension(callee, of: slot.tenant) else {
-            callEvent(number, .routed(RouteDecision(outcome: .reject, rejectStatus: 404, reason: "no extension \(callee) in \(slot.tenant)")))
+        let target: String
+        switch slot.route {
+        case .reject(let status, let reason):
+            callEvent(number, .routed(RouteDecision(outcome: .reject, rejectStatus: status, reason: reason)))
             return
-        }
-        if target.doNotDisturb {
-            callEvent(number, .routed(RouteDecision(outcome: .reject, rejectStatus: 486, reason: "do not disturb")))
+        case .outside(let dialled):
+            let sbc = RouteTarget(
+                carrier: Self.outsideCarrier, trunk: slot.customer, host: slot.source.remoteIP, port: slot.source.remotePort, transport: "udp",
+                number: dialled, setupTimeoutMilliseconds: 60_000)
+            callEvent(number, .routed(RouteDecision(outcome: .route, callee: dialled, targets: [sbc])))
             return
+        case .extensionNumber(let extensionNumber):
+            target = extensionNumber
         }
         let bound = NIOLoopBound(self, eventLoop: loop.eventLoop)
         let store = bindings
         let tenant = slot.tenant
         let timeout = Int(setupTimeout.components.seconds * 1000)
-        let extensionNumber = target.number
+        let extensionNumber = target
         Self.lookUp(tenant: tenant, extensionNumber: extensionNumber, in: store) { result in
             bound.eventLoop.execute {
                 let calls = bound.value
@@ -244,8 +283,8 @@ final class PBXCalls: CallApplication {
         for action in actions {
             guard let slot = calls[number] else { return }
             switch action {
-            case .route(let request):
-                resolve(number, callee: request.callee)
+            case .route:
+                resolve(number)
             case .respondToCaller(let response):
                 let cseq = CSeqKey(response.headers)
                 if let cseq, cseq.method == .invite, cseq == CSeqKey(slot.invite.headers) {
@@ -255,7 +294,13 @@ final class PBXCalls: CallApplication {
                 }
             case .sendToCaller(let request):
                 loop.layer.send(request, on: Self.caller(number), to: .source(slot.source), purpose: .inDialog)
-            case .inviteCallee(let request, let target):
+            case .inviteCallee(var request, let target):
+                if target.carrier == Self.outsideCarrier {
+                    // The SBC takes the account to charge only from the site's PBX instances (RFC 8496).
+                    if let charge = SIPHeaderField(rawName: "P-Charge-Info", value: "<sip:\(target.trunk)@\(Self.chargeDomain)>") {
+                        request.headers.insert(charge, at: max(0, request.headers.count - 1))
+                    }
+                }
                 let kind = SIPTransportProtocol(rawValue: target.transport) ?? .udp
                 if let id = loop.layer.send(
                     request, on: Self.callee(number), to: .address(host: target.host, port: target.port, transport: kind), purpose: .dialogSetup)

@@ -174,6 +174,11 @@ public struct CustomerDirectory: Sendable {
         entries.first { $0.network.contains(address) }?.network.prefixLength
     }
 
+    /// The customer with this id (its concurrent-call limit applies to the PBX's outside calls charged to it too).
+    public func customer(id: String) -> CustomerSettings? {
+        entries.first { $0.customer.id == id }?.customer
+    }
+
     /// Every customer whose trunk addresses hold `address`, the most specific first.
     public func customers(at address: String) -> [CustomerSettings] {
         var seen = Set<String>()

@@ -38,6 +38,9 @@ enum PBXLeg {
     case toPhone(FlowTokens.Flow, aor: String)
     /// To a flow token that is valid but no longer registered.
     case toUnregisteredPhone
+    /// From a PBX instance to a number outside, charged to the tenant's customer account (`P-Charge-Info`, RFC 8496,
+    /// taken from the site's PBX instances only): routed and billed as that customer's call.
+    case fromPBX(customer: String)
 }
 
 /// The SBC's calls on one event loop: the application above that loop's `CallLayer`. It admits new calls
@@ -262,9 +265,16 @@ final class SBCCalls: CallApplication {
     func pbxLeg(_ invite: SIPRequest, source: SIPSource) -> PBXLeg? {
         let registrars = configuration.registrars
         guard !registrars.isEmpty else { return nil }
-        if registrars.contains(where: { $0.host == source.remoteIP }), let user = invite.uri.user, let flow = shared.flows.flow(user) {
-            guard let entry = shared.phones.entry(flow) else { return .toUnregisteredPhone }
-            return .toPhone(flow, aor: entry.aor)
+        if registrars.contains(where: { $0.host == source.remoteIP }) {
+            if let user = invite.uri.user, let flow = shared.flows.flow(user) {
+                guard let entry = shared.phones.entry(flow) else { return .toUnregisteredPhone }
+                return .toPhone(flow, aor: entry.aor)
+            }
+            if let charge = invite.headers.first(named: "P-Charge-Info").flatMap({ SIPAddress($0.valueString) }), let customer = charge.uri.user,
+                !customer.isEmpty
+            {
+                return .fromPBX(customer: customer)
+            }
         }
         let flow = FlowTokens.Flow(transport: source.transport, host: source.remoteIP, port: source.remotePort)
         return shared.phones.entry(flow).map { .fromPhone(aor: $0.aor) }
@@ -298,7 +308,7 @@ final class SBCCalls: CallApplication {
                     carrier: "phone", trunk: aor, host: flow.host, port: flow.port, transport: flow.transport.rawValue, number: user,
                     setupTimeoutMilliseconds: attempt)
             ]
-        case .toUnregisteredPhone:
+        case .toUnregisteredPhone, .fromPBX:
             return []
         }
     }
@@ -310,7 +320,15 @@ final class SBCCalls: CallApplication {
         var fromCarrier = false
         var invite = received
         var internalTargets: [RouteTarget]?
-        if let leg = pbxLeg(invite, source: source) {
+        let pbx = pbxLeg(invite, source: source)
+        if case .fromPBX(let account)? = pbx {
+            // An extension's call outside: the tenant's customer account, routed and billed as its own calls are. What
+            // the PBX asserted stays inside.
+            customer = admission.customers.customer(id: account) ?? CustomerSettings(id: account, addresses: [])
+            invite.headers = SIPHeaders(invite.headers.filter { String(decoding: $0.rawName, as: UTF8.self).lowercased() != "p-charge-info" })
+            invite.headers.removeAll(.pAssertedIdentity)
+            shared.frontDoor.recordAuthenticated(source, account: "pbx")
+        } else if let leg = pbx {
             if case .toUnregisteredPhone = leg {
                 return loop.layer.answer(invite, id: id, source: source, status: 480, reason: "Temporarily Unavailable")
             }
