@@ -355,7 +355,8 @@ public struct B2BUACall: Sendable {
             if attemptProvisionalAt == nil {
                 // The target answered: from now on it may ring up to the ring limit, not just the setup time.
                 attemptProvisionalAt = now
-                actions.append(.startTimer(.setup, configuration.maximumRingDuration))
+                let ring = targets[attempt].ringTimeoutMilliseconds.map { Duration.milliseconds($0) } ?? configuration.maximumRingDuration
+                actions.append(.startTimer(.setup, min(ring, configuration.maximumRingDuration)))
             }
             var relayed = SIPResponse(statusCode: status, reasonPhrase: response.reasonPhraseString)
             if !response.body.isEmpty, let rewritten = rewriteSDP(response.body, from: .callee, actions: &actions) {
@@ -391,7 +392,7 @@ public struct B2BUACall: Sendable {
             return actions
         }
         // A final failure: 408, 5xx (and 503) move on; any other final answer ends the call.
-        let failover = status == 408 || (500..<600).contains(status)
+        let failover = status == 408 || (500..<600).contains(status) || (targets[attempt].huntOn?.contains(status) ?? false)
         if failover {
             return [.cancelTimer(.setup)] + nextTarget(after: attempt, result: .failed, status: status, now: now)
         }
@@ -414,7 +415,7 @@ public struct B2BUACall: Sendable {
         }
         let finalStatus = result == .noAnswer ? 408 : (status.map { (500..<600).contains($0) ? 503 : $0 } ?? 503)
         disconnect = CallSummary.Disconnect(by: .sbc, status: finalStatus, reason: "all \(targets.count) targets failed")
-        return [report, .respondToCaller(response(finalStatus, finalStatus == 408 ? "Request Timeout" : "Service Unavailable"))]
+        return [report, .respondToCaller(response(finalStatus, Self.reasonPhrase(finalStatus)))]
             + finish(now: now)
     }
 

@@ -195,4 +195,43 @@ import TroncalRuntime
         await bob.stop()
         await site.stop()
     }
+
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func aSequentialRingGroupRingsEachMemberItsTimeThenTheFallbackAnswers() async throws {
+        let extensions = RegistrationTests.extensions + "acme,103,Carla,secret-103-pw\n"
+        let site = try await Self.site(
+            billing: false,
+            catalogs: [
+                ("extensions", extensions),
+                ("ring-groups", "tenant,group,number,strategy,members,member_seconds,fallback\nacme,sales,600,sequential,101 102,5,ext:103\n"),
+                ("dids", "number,tenant,destination\n+442079460018,acme,group:sales\n"),
+            ]
+        ) { config, offset in
+            config.sbc.carriers = [CarrierSourceSettings(id: "carrier-in", addresses: [CallSite.carrierAddress + "/32"])]
+            config.routing.dids = [DIDSettings(number: "442079460018", customer: "acme", host: "127.0.0.1", port: 5070 + offset)]
+        }
+        defer { site.remove() }
+        // 101 and 102 ring and never answer; 103, the fallback, answers.
+        let ana = try await Self.answeringPhone(site, "101", password: "secret-101-pw", slot: 2, scenario: SippScenarios.ringingCarrier)
+        let bob = try await Self.answeringPhone(site, "102", password: "secret-102-pw", slot: 3, scenario: SippScenarios.ringingCarrier)
+        let carla = try await Self.answeringPhone(site, "103", password: "secret-103-pw", slot: 4, scenario: SippScenarios.carrier())
+        let started = ContinuousClock.now
+        let carrier = try Sipp(
+            "carrier-in", scenario: SippScenarios.caller(holdMilliseconds: 200), in: site.directory, address: CallSite.carrierAddress,
+            port: site.carrierPort(0), mediaPort: site.carrierPort(0) + 2,
+            arguments: ["-s", "+442079460018", "-m", "1", "-r", "1", "\(CallSite.sbcAddress):\(site.sipPort)"])
+        let reached = await eventually(timeout: .seconds(40), interval: .milliseconds(50)) { carla.messageText.contains("INVITE sip:") }
+        let fallbackAfter = ContinuousClock.now - started
+        #expect(reached, "the fallback was never rung\n\(site.logs)")
+        #expect(await carrier.finish() == 0, "\(carrier.report)\n\(site.logs)")
+        #expect(await carla.finish(timeout: .seconds(20)) == 0, "\(carla.report)\n\(site.logs)")
+        // Each member rang in turn and was cancelled when its 5 s were up.
+        #expect(await ana.finish(timeout: .seconds(20)) == 0, "\(ana.report)")
+        #expect(await bob.finish(timeout: .seconds(20)) == 0, "\(bob.report)")
+        #expect(ana.messageText.contains("CANCEL sip:") && bob.messageText.contains("CANCEL sip:"))
+        // Two members of 5 s: the fallback rings after 10 s (and not much later on a loaded machine).
+        #expect(fallbackAfter >= .milliseconds(9_500) && fallbackAfter < .seconds(25), "fallback rung after \(fallbackAfter)")
+        for sipp in [ana, bob, carla, carrier] { await sipp.stop() }
+        await site.stop()
+    }
 }

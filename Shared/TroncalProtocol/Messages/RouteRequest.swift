@@ -38,8 +38,16 @@ public struct RouteTarget: Codable, Sendable, Hashable {
     public var number: String
     /// How long to wait for a final answer (or an 18x) before trying the next target, in milliseconds.
     public var setupTimeoutMilliseconds: Int
+    /// How long the target may ring (after its first 18x) before the next one is tried; nil: the caller's ring limit
+    /// (the PBX's ring groups and no-answer forwarding set it).
+    public var ringTimeoutMilliseconds: Int?
+    /// Final statuses after which the next target is tried, besides 408 and 5xx (a ring group's busy member: 486).
+    public var huntOn: [Int]?
 
-    public init(carrier: String, trunk: String, host: String, port: Int, transport: String, number: String, setupTimeoutMilliseconds: Int) {
+    public init(
+        carrier: String, trunk: String, host: String, port: Int, transport: String, number: String, setupTimeoutMilliseconds: Int,
+        ringTimeoutMilliseconds: Int? = nil, huntOn: [Int]? = nil
+    ) {
         self.carrier = carrier
         self.trunk = trunk
         self.host = host
@@ -47,6 +55,8 @@ public struct RouteTarget: Codable, Sendable, Hashable {
         self.transport = transport
         self.number = number
         self.setupTimeoutMilliseconds = setupTimeoutMilliseconds
+        self.ringTimeoutMilliseconds = ringTimeoutMilliseconds
+        self.huntOn = huntOn
     }
 }
 

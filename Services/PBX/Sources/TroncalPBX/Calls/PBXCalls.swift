@@ -27,7 +27,14 @@ final class PBXCalls: CallApplication {
         let customer: String
         let caller: String
         let callID: String
-        let route: PBXRoute
+        /// What is being rung now (a failure may move the call on: forwards, a ring group's fallback).
+        var route: PBXRoute
+        /// Forwards and fallbacks followed so far.
+        var hops = 0
+        let callerLocalTag: String
+        let calleeCallID: String
+        /// Set when the machine's failure answer was held back because the call goes on elsewhere.
+        var next: PBXRoute?
         var currentAttempt: TransactionID?
     }
 
@@ -41,6 +48,8 @@ final class PBXCalls: CallApplication {
     let setupTimeout: Duration
     private var calls: [Int: Slot] = [:]
     private var nextCall = 1
+    /// The member each round-robin ring group starts with next, by tenant/group.
+    private var roundRobin: [String: Int] = [:]
     private let started = Counter(label: "troncal_pbx_calls_total")
     private let outcomes: [String: Counter]
 
@@ -167,7 +176,14 @@ final class PBXCalls: CallApplication {
         started.increment()
         calls[number] = Slot(
             call: nil, invite: invite, source: source, inviteTransaction: id, tenant: tenant.name, customer: tenant.customer, caller: caller,
-            callID: callID, route: route)
+            callID: callID, route: route, callerLocalTag: loop.layer.makeTag(), calleeCallID: calleeCallID)
+        startMachine(number)
+    }
+
+    /// Runs a call's machine for its current route: the first time, and again when a failure moves the call on (the
+    /// caller's INVITE still waits for its final answer; its early dialog keeps our tag).
+    private func startMachine(_ number: Int) {
+        guard let slot = calls[number] else { return }
         let host = loop.transport.configuration.host
         let address = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
         let shown = address.contains(":") ? "[\(address)]" : address
@@ -177,9 +193,8 @@ final class PBXCalls: CallApplication {
             relayPorts: (0, 0))
         settings.anchorsMedia = false
         var call = B2BUACall(
-            invite: invite, customer: tenant.name, site: site, instance: instance, configuration: settings, callerLocalTag: loop.layer.makeTag(),
-            calleeCallID: calleeCallID, calleeLocalTag: loop.layer.makeTag(),
-            summaryID: RandomID.uuidString(), now: Date())
+            invite: slot.invite, customer: slot.tenant, site: site, instance: instance, configuration: settings, callerLocalTag: slot.callerLocalTag,
+            calleeCallID: slot.calleeCallID, calleeLocalTag: loop.layer.makeTag(), summaryID: RandomID.uuidString(), now: Date())
         let actions = call.start()
         calls[number]?.call = call
         perform(actions, call: number)
@@ -199,7 +214,6 @@ final class PBXCalls: CallApplication {
     /// a number outside (back through the SBC the call came from, charged to the tenant's customer), or a refusal.
     private func resolve(_ number: Int) {
         guard let slot = calls[number] else { return }
-        let target: String
         switch slot.route {
         case .reject(let status, let reason):
             callEvent(number, .routed(RouteDecision(outcome: .reject, rejectStatus: status, reason: reason)))
@@ -211,23 +225,51 @@ final class PBXCalls: CallApplication {
             callEvent(number, .routed(RouteDecision(outcome: .route, callee: dialled, targets: [sbc])))
             return
         case .extensionNumber(let extensionNumber):
-            target = extensionNumber
+            // Its contacts, newest first; rung until its no-answer forward's time when it has one.
+            let forwardsOnNoAnswer = catalogs.catalog.extension(extensionNumber, of: slot.tenant).flatMap { $0.forwardNoAnswer != nil ? $0.noAnswerSeconds : nil }
+            lookUpTargets(number, members: [extensionNumber], ringSeconds: forwardsOnNoAnswer, huntOn: nil)
+        case .group(let name):
+            guard let group = catalogs.catalog.ringGroups.first(where: { $0.tenant == slot.tenant && $0.name == name }) else {
+                callEvent(number, .routed(RouteDecision(outcome: .reject, rejectStatus: 404, reason: "ring group \(name) is gone")))
+                return
+            }
+            var members = group.members
+            if group.strategy == .roundRobin, !members.isEmpty {
+                // Each call starts one member further than the last one did.
+                let key = "\(group.tenant)/\(group.name)"
+                let first = roundRobin[key, default: 0] % members.count
+                roundRobin[key] = first + 1
+                members = Array(members[first...] + members[..<first])
+            }
+            if group.strategy == .simultaneous {
+                logger.notice("simultaneous ring group rung one member after another (forking comes next)", metadata: ["group": "\(name)"])
+            }
+            // A member that is busy, unavailable or not registered is passed over for the next.
+            lookUpTargets(number, members: members, ringSeconds: group.memberSeconds, huntOn: [404, 480, 486, 600, 603])
         }
+    }
+
+    /// The registered contacts of `members`, in order (each extension's newest first), as the call's targets.
+    private func lookUpTargets(_ number: Int, members: [String], ringSeconds: Int?, huntOn: [Int]?) {
+        guard let slot = calls[number] else { return }
         let bound = NIOLoopBound(self, eventLoop: loop.eventLoop)
-        let store = bindings
         let tenant = slot.tenant
         let timeout = Int(setupTimeout.components.seconds * 1000)
-        let extensionNumber = target
-        Self.lookUp(tenant: tenant, extensionNumber: extensionNumber, in: store) { result in
+        Self.lookUp(tenant: tenant, extensions: members, in: bindings) { result in
             bound.eventLoop.execute {
                 let calls = bound.value
                 switch result {
-                case .success(let current):
-                    let targets = current.sorted { $0.registeredAt > $1.registeredAt }.compactMap { Self.target($0, timeoutMilliseconds: timeout) }
+                case .success(let found):
+                    let targets = found.flatMap { member in
+                        member.sorted { $0.registeredAt > $1.registeredAt }.compactMap {
+                            Self.target($0, timeoutMilliseconds: timeout, ringSeconds: ringSeconds, huntOn: huntOn)
+                        }
+                    }
                     if targets.isEmpty {
-                        calls.callEvent(number, .routed(RouteDecision(outcome: .reject, rejectStatus: 480, reason: "extension \(extensionNumber) not registered")))
+                        let reason = "\(members.joined(separator: ", ")) not registered"
+                        calls.callEvent(number, .routed(RouteDecision(outcome: .reject, rejectStatus: 480, reason: reason)))
                     } else {
-                        calls.callEvent(number, .routed(RouteDecision(outcome: .route, callee: extensionNumber, targets: targets)))
+                        calls.callEvent(number, .routed(RouteDecision(outcome: .route, callee: members.first, targets: targets)))
                     }
                 case .failure(let error):
                     calls.logger.error("bindings could not be read: call refused", metadata: ["tenant": "\(tenant)", "reason": "\(error)"])
@@ -239,12 +281,14 @@ final class PBXCalls: CallApplication {
     }
 
     private static func lookUp(
-        tenant: String, extensionNumber: String, in store: BindingStore, then done: @escaping @Sendable (Result<[Binding], any Error>) -> Void
+        tenant: String, extensions: [String], in store: BindingStore, then done: @escaping @Sendable (Result<[[Binding]], any Error>) -> Void
     ) {
         Task {
             let now = Int64(Date().timeIntervalSince1970)
             do {
-                done(.success(try await store.bindings(tenant: tenant, extensionNumber: extensionNumber, now: now)))
+                var found: [[Binding]] = []
+                for number in extensions { found.append(try await store.bindings(tenant: tenant, extensionNumber: number, now: now)) }
+                done(.success(found))
             } catch {
                 done(.failure(error))
             }
@@ -253,7 +297,7 @@ final class PBXCalls: CallApplication {
 
     /// A binding as a call target: the first Path hop (the SBC holding the phone's flow, its user part the flow token),
     /// or the contact itself for a phone that registered without a Path (a trusted source on the PBX's own network).
-    static func target(_ binding: Binding, timeoutMilliseconds: Int) -> RouteTarget? {
+    static func target(_ binding: Binding, timeoutMilliseconds: Int, ringSeconds: Int? = nil, huntOn: [Int]? = nil) -> RouteTarget? {
         let hop: SIPURI?
         if !binding.path.isEmpty, let first = binding.path.split(separator: ">", maxSplits: 1).first {
             hop = SIPAddress(String(first) + ">")?.uri
@@ -264,7 +308,15 @@ final class PBXCalls: CallApplication {
         let transport = hop.parameters["transport"]?.lowercased() ?? "udp"
         return RouteTarget(
             carrier: "extension", trunk: "\(binding.tenant)/\(binding.extensionNumber)", host: hop.host, port: Int(hop.port ?? 5060),
-            transport: transport == "tcp" ? "tcp" : "udp", number: user, setupTimeoutMilliseconds: timeoutMilliseconds)
+            transport: transport == "tcp" ? "tcp" : "udp", number: user, setupTimeoutMilliseconds: timeoutMilliseconds,
+            ringTimeoutMilliseconds: ringSeconds.map { $0 * 1000 }, huntOn: huntOn)
+    }
+
+    /// Where the call goes after its route failed with `status`, if anywhere.
+    private func moveOn(_ slot: Slot, status: Int) -> PBXRoute? {
+        let catalog = catalogs.catalog
+        guard let tenant = catalog.tenants.first(where: { $0.name == slot.tenant }) else { return nil }
+        return PBXDialPlan(catalog: catalog, tenant: tenant).afterFailure(of: slot.route, status: status, now: Date(), hops: slot.hops)
     }
 
     // MARK: - The machine
@@ -288,6 +340,11 @@ final class PBXCalls: CallApplication {
             case .respondToCaller(let response):
                 let cseq = CSeqKey(response.headers)
                 if let cseq, cseq.method == .invite, cseq == CSeqKey(slot.invite.headers) {
+                    if response.statusCode >= 300, response.statusCode != 487, let next = moveOn(slot, status: response.statusCode) {
+                        // What was rung failed and the call goes on elsewhere: the caller keeps waiting.
+                        calls[number]?.next = next
+                        continue
+                    }
                     loop.layer.respond(response, on: slot.inviteTransaction)
                 } else {
                     loop.layer.respondInDialog(response, on: Self.caller(number))
@@ -335,6 +392,18 @@ final class PBXCalls: CallApplication {
                 // Calls between extensions never leave the platform: nothing to bill, the held messages go at once.
                 callEvent(number, .summarySpooled)
             case .finished(let summary):
+                if let next = slot.next {
+                    logger.info("call moves on", metadata: [
+                        "call-id": "\(slot.callID)", "tenant": "\(slot.tenant)", "status": "\(summary.disconnect.status)", "from": "\(slot.route)",
+                        "to": "\(next)",
+                    ])
+                    calls[number]?.route = next
+                    calls[number]?.hops += 1
+                    calls[number]?.next = nil
+                    calls[number]?.call = nil
+                    startMachine(number)
+                    return
+                }
                 let outcome: String
                 switch summary.disconnect.status {
                 case _ where summary.answerAt != nil: outcome = "answered"

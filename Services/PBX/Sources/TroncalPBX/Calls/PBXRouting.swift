@@ -4,7 +4,10 @@ internal import TroncalCatalog
 /// Where a PBX call goes, decided from the catalogs in force: an extension's registered contacts, a number outside
 /// (through the SBC, billed to the tenant's customer account), or a refusal with its SIP status.
 enum PBXRoute: Sendable, Equatable {
+    /// An extension's contacts (its busy and no-answer forwards apply when they fail).
     case extensionNumber(String)
+    /// A ring group's members, then its fallback.
+    case group(String)
     case outside(String)
     case reject(Int, String)
 }
@@ -38,7 +41,11 @@ struct PBXDialPlan {
         case .extensionNumber(let number):
             guard let target = catalog.extension(number, of: tenant.name) else { return .reject(404, "no extension \(number) in \(tenant.name)") }
             if let forward = target.forwardAlways { return follow(forward, now: now, hops: hops + 1) }
-            if target.doNotDisturb { return .reject(486, "extension \(number) is on do-not-disturb") }
+            if target.doNotDisturb {
+                // Do-not-disturb is busy: the busy forward applies.
+                if let forward = target.forwardBusy { return follow(forward, now: now, hops: hops + 1) }
+                return .reject(486, "extension \(number) is on do-not-disturb")
+            }
             return .extensionNumber(number)
         case .number(let number):
             return .outside(number)
@@ -48,10 +55,29 @@ struct PBXDialPlan {
             }
             return follow(isOpen(condition, at: now) ? condition.open : condition.closed, now: now, hops: hops + 1)
         case .group(let name):
-            // Ring groups (simultaneous, sequential, round-robin) are the next step of the PBX: refused clearly until then.
-            return .reject(480, "ring group \(name): ring groups are not served yet")
+            guard catalog.ringGroups.contains(where: { $0.tenant == tenant.name && $0.name == name }) else {
+                return .reject(404, "no ring group \(name) in \(tenant.name)")
+            }
+            return .group(name)
         case .hangup:
             return .reject(603, "the destination is hang up")
+        }
+    }
+
+    /// Where a call goes when what its route rang failed with `status`: an extension's busy forward (486, 600, 603)
+    /// or no-answer forward (408, 480), a ring group's fallback (any failure). Nil: the failure goes to the caller.
+    func afterFailure(of route: PBXRoute, status: Int, now: Date, hops: Int) -> PBXRoute? {
+        switch route {
+        case .extensionNumber(let number):
+            guard let target = catalog.extension(number, of: tenant.name) else { return nil }
+            if [486, 600, 603].contains(status), let forward = target.forwardBusy { return follow(forward, now: now, hops: hops + 1) }
+            if [408, 480].contains(status), let forward = target.forwardNoAnswer { return follow(forward, now: now, hops: hops + 1) }
+            return nil
+        case .group(let name):
+            guard let group = catalog.ringGroups.first(where: { $0.tenant == tenant.name && $0.name == name }) else { return nil }
+            return follow(group.fallback, now: now, hops: hops + 1)
+        case .outside, .reject:
+            return nil
         }
     }
 
