@@ -80,6 +80,31 @@ struct B2BUACallTests {
 
     let t0 = Date(timeIntervalSince1970: 1000)
 
+    /// A ring group's members: each rings for its own time, a busy one is passed over, and the last failure is the
+    /// caller's answer (with its own reason phrase).
+    @Test func aTargetRingsForItsOwnTimeAndABusyOneIsPassedOverWhenTheDecisionSaysSo() throws {
+        var call = try makeCall()
+        _ = call.start()
+        var members = targets(3)
+        for index in members.indices {
+            members[index].ringTimeoutMilliseconds = 5000
+            members[index].huntOn = [486]
+        }
+        var actions = call.handle(.routed(RouteDecision(outcome: .route, targets: members)), now: t0)
+        let first = try #require(invites(actions).first)
+        actions = call.handle(.calleeResponse(response(180, to: first.0)), now: t0.addingTimeInterval(0.1))
+        #expect(actions.contains { if case .startTimer(.setup, let limit) = $0 { limit == .seconds(5) } else { false } })
+        actions = call.handle(.timerFired(.setup), now: t0.addingTimeInterval(5.1))
+        let second = try #require(invites(actions).first)
+        #expect(second.1.carrier == "carrier2")
+        actions = call.handle(.calleeResponse(response(486, to: second.0)), now: t0.addingTimeInterval(5.2))
+        let third = try #require(invites(actions).first, "a busy member was not passed over")
+        #expect(third.1.carrier == "carrier3")
+        actions = call.handle(.calleeResponse(response(486, to: third.0)), now: t0.addingTimeInterval(5.3))
+        #expect(callerResponses(actions).map(\.statusCode) == [486])
+        #expect(callerResponses(actions).first?.reasonPhraseString == "Busy Here")
+    }
+
     @Test func failsOverFrom503ToNoAnswerToTheThirdCarrierAndRecordsTheAttemptsInOrder() throws {
         var call = try makeCall()
         let start = call.start()
