@@ -227,7 +227,7 @@ import TroncalRuntime
         await site.stop()
     }
 
-    @Test func withOnePBXInstanceKilledRegistrationsAreServedByTheOtherAndNoneIsLost() async throws {
+    @Test func withOnePBXInstanceKilledRegistrationsAndCallsAreServedByTheOtherAndNoBindingIsLost() async throws {
         guard let database = try await TestPostgresDatabase.create(prefix: "pbx_failover") else { return }
         let url = try #require(database.components)
         let site: CallSite
@@ -277,6 +277,16 @@ import TroncalRuntime
         // 101 twice (its first contact and the new one: another sipp port), 102 once; the new ones by the survivor.
         #expect(registrations.map(\.extensionNumber).sorted() == ["101", "101", "102"], "\(listed)")
         #expect(registrations.filter { $0.contact.contains(":\(site.port(6))") }.allSatisfy { $0.instance == survivor }, "\(listed)")
+
+        // New calls are served by the survivor too: the SBC passes over the dead instance (after its setup time, 2 s
+        // here) when the call's Call-ID picks it first.
+        let bob = try await PBXCallTests.answeringPhone(site, "102", password: "secret-102-pw", slot: 7, scenario: SippScenarios.carrier())
+        let ana = try PBXCallTests.callingPhone(site, "101", password: "secret-101-pw", calling: "102", slot: 8, callerHangsUp: true)
+        #expect(await ana.finish() == 0, "\(ana.report)\n\(site.logs)")
+        #expect(await bob.finish(timeout: .seconds(20)) == 0, "\(bob.report)\n\(site.logs)")
+        #expect(site.process(survivor).outputText.contains("call ended"), "\(site.logs)")
+        await ana.stop()
+        await bob.stop()
         await site.stop()
     }
 }
