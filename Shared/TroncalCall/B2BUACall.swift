@@ -720,7 +720,10 @@ public struct B2BUACall: Sendable {
         case 408: "Request Timeout"
         case 480: "Temporarily Unavailable"
         case 486: "Busy Here"
+        case 482: "Loop Detected"
         case 487: "Request Terminated"
+        case 600: "Busy Everywhere"
+        case 603: "Decline"
         case 503: "Service Unavailable"
         default: status < 500 ? "Request Failed" : "Server Error"
         }
