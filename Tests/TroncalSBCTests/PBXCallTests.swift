@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import TestSupport
 import Testing
 import TroncalProtocol
@@ -15,13 +16,14 @@ import TroncalRuntime
             .joined(separator: "\n")
     }
 
-    /// Registers (REGISTER, 401, REGISTER with digest, 200), then calls `[service]`.
+    /// Registers (REGISTER, 401, REGISTER with digest, 200), then calls `[service]`; it hangs up after 300 ms, or waits
+    /// for the BYE from its answer on (a pause would take an early BYE for an unexpected one).
     static func registerThenCall(callerHangsUp: Bool) -> String {
         """
         <?xml version="1.0" encoding="ISO-8859-1" ?>
         <scenario name="register then call">
         \(steps(RegistrationTests.register(final: 200)))
-        \(steps(SippScenarios.caller(holdMilliseconds: 300, callerHangsUp: callerHangsUp)))
+        \(steps(SippScenarios.caller(holdMilliseconds: callerHangsUp ? 300 : 0, callerHangsUp: callerHangsUp)))
         </scenario>
         """
     }
@@ -232,6 +234,51 @@ import TroncalRuntime
         // Two members of 5 s: the fallback rings after 10 s (and not much later on a loaded machine).
         #expect(fallbackAfter >= .milliseconds(9_500) && fallbackAfter < .seconds(25), "fallback rung after \(fallbackAfter)")
         for sipp in [ana, bob, carla, carrier] { await sipp.stop() }
+        await site.stop()
+    }
+
+    /// The time sipp logged for the first message of `trace` that starts with `start` (its trace's header lines read
+    /// `----- 2026-12-04 18:24:02.557154`).
+    static func firstTime(of start: String, in trace: String) -> Date? {
+        var last: String?
+        for line in trace.split(separator: "\n") {
+            if line.hasPrefix("-----") {
+                last = line.split(separator: " ").suffix(2).joined(separator: " ")
+            } else if line.hasPrefix(start), let last {
+                let formatter = DateFormatter()
+                formatter.locale = Locale(identifier: "en_US_POSIX")
+                formatter.dateFormat = "yyyy-MM-dd HH:mm:ss.SSSSSS"
+                return formatter.date(from: last)
+            }
+        }
+        return nil
+    }
+
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func aSimultaneousRingGroupRingsAllMembersAndCancelsTheOthersWhenOneAnswers() async throws {
+        let extensions = RegistrationTests.extensions + "acme,103,Carla,secret-103-pw\n"
+        let site = try await Self.site(
+            billing: false,
+            catalogs: [
+                ("extensions", extensions),
+                ("ring-groups", "tenant,group,number,strategy,members,member_seconds,fallback\nacme,support,600,simultaneous,102 103,20,hangup\n"),
+            ])
+        defer { site.remove() }
+        // 102 rings and is cancelled; 103 answers after a second. 101 calls the group.
+        let bob = try await Self.answeringPhone(site, "102", password: "secret-102-pw", slot: 2, scenario: SippScenarios.ringingCarrier)
+        let carla = try await Self.answeringPhone(site, "103", password: "secret-103-pw", slot: 3, scenario: SippScenarios.carrier(answerAfterMilliseconds: 1000))
+        let ana = try Self.callingPhone(site, "101", password: "secret-101-pw", calling: "600", slot: 1, callerHangsUp: true)
+        #expect(await ana.finish() == 0, "\(ana.report)\n\(site.logs)")
+        #expect(await carla.finish(timeout: .seconds(20)) == 0, "\(carla.report)\n\(site.logs)")
+        #expect(await bob.finish(timeout: .seconds(20)) == 0, "\(bob.report)\n\(site.logs)")
+        #expect(bob.messageText.contains("CANCEL sip:"), "\(bob.messageText.prefix(2000))")
+        // Both rang at once (the same PBX flush, relayed by the SBC as two calls).
+        let rangBob = try #require(Self.firstTime(of: "INVITE sip:", in: bob.messageText))
+        let rangCarla = try #require(Self.firstTime(of: "INVITE sip:", in: carla.messageText))
+        let apart = abs(rangBob.timeIntervalSince(rangCarla))
+        #expect(apart < 1, "the members rang \(apart) s apart")
+        Logger(label: "test.pbx").notice("simultaneous ring group: members rang \(Int(apart * 1000)) ms apart")
+        for sipp in [ana, bob, carla] { await sipp.stop() }
         await site.stop()
     }
 }

@@ -15,10 +15,21 @@ internal import TroncalSIP
 /// which anchors both phones' legs) and calls the callee's registered contacts through the SBC that holds each one's
 /// flow (the first hop of the binding's Path, whose user part is the SBC's flow token).
 ///
-/// Leg 0 of a call is the caller's (from the SBC), leg 1 the callee's (to the SBC).
+/// A call rings several places at once (an extension's contacts, a simultaneous ring group's members) with one machine
+/// per place, all sharing the caller's leg: the first to answer wins, the others are cancelled; when every one failed,
+/// the best failure is the caller's answer, or the call moves on (a forward, a group's fallback) with new machines on
+/// the same INVITE. Leg 0 of a call is the caller's (from the SBC); machine k calls on leg k + 1 (its own Call-ID) and
+/// its timers are numbered k × 16 + the machine's timer.
 final class PBXCalls: CallApplication {
-    struct Slot {
+    struct Machine {
         var call: B2BUACall?
+        /// The INVITE out to its current target.
+        var attempt: TransactionID?
+        /// Its final failure answer to the caller, held until every machine has failed.
+        var failure: SIPResponse?
+    }
+
+    struct Slot {
         let invite: SIPRequest
         let source: SIPSource
         let inviteTransaction: TransactionID
@@ -32,10 +43,15 @@ final class PBXCalls: CallApplication {
         /// Forwards and fallbacks followed so far.
         var hops = 0
         let callerLocalTag: String
-        let calleeCallID: String
-        /// Set when the machine's failure answer was held back because the call goes on elsewhere.
-        var next: PBXRoute?
-        var currentAttempt: TransactionID?
+        /// The machines ringing (or, after the answer, the one in the call), by number.
+        var machines: [Int: Machine] = [:]
+        var nextMachine = 0
+        /// The machine whose callee answered.
+        var winner: Int?
+        /// Failures of the machines of the current route, for the caller's answer when all have failed.
+        var failures: [SIPResponse] = []
+        /// The caller cancelled: nothing moves on.
+        var cancelled = false
     }
 
     let loop: CallLoop
@@ -54,10 +70,15 @@ final class PBXCalls: CallApplication {
     private let outcomes: [String: Counter]
 
     static let callerLeg = 0
-    static let calleeLeg = 1
     static func caller(_ number: Int) -> LegReference { LegReference(call: number, leg: callerLeg) }
-    static func callee(_ number: Int) -> LegReference { LegReference(call: number, leg: calleeLeg) }
+    static func callee(_ number: Int, machine: Int) -> LegReference { LegReference(call: number, leg: machine + 1) }
+    static let timersPerMachine = 16
     static let outcomeNames = ["answered", "busy", "unavailable", "not-found", "refused", "failed", "cancelled"]
+    /// The target "carrier" of a call outside: the SBC the call came from.
+    static let outsideCarrier = "outside"
+    static let chargeDomain = "charge.troncal.invalid"
+    /// What passes a ring group's member over for the next: busy, unavailable, not registered.
+    static let memberFailures = [404, 480, 486, 600, 603]
 
     init(
         loop: CallLoop, registrar: Registrar, catalogs: PBXCatalogManager, bindings: BindingStore, instance: String, site: String,
@@ -77,9 +98,6 @@ final class PBXCalls: CallApplication {
     }
 
     var calling: Int { calls.count }
-    /// The target "carrier" of a call outside: the SBC the call came from.
-    static let outsideCarrier = "outside"
-    static let chargeDomain = "charge.troncal.invalid"
 
     func handle(_ event: CallLayerEvent, in loop: CallLoop) {
         switch event {
@@ -87,34 +105,62 @@ final class PBXCalls: CallApplication {
             guard request.method == .invite else { return registrar.handle(event, in: loop) }
             newCall(request, id: id, source: source)
         case .inDialogRequest(let leg, let request, let id):
-            let handled = callEvent(leg.call, leg.leg == Self.callerLeg ? .callerRequest(request) : .calleeRequest(request))
+            let handled: Int
+            if leg.leg == Self.callerLeg {
+                handled = calls[leg.call]?.winner.map { callEvent(leg.call, machine: $0, .callerRequest(request)) } ?? 0
+            } else {
+                handled = callEvent(leg.call, machine: leg.leg - 1, .calleeRequest(request))
+            }
             if handled == 0, !loop.layer.isAnswered(id) {
                 loop.layer.respond(InviteServerTransaction.response(481, "Call/Transaction Does Not Exist", to: request, toTag: loop.layer.makeTag()), on: id)
             }
         case .ack(let leg, let ack):
-            callEvent(leg.call, leg.leg == Self.callerLeg ? .callerRequest(ack) : .calleeRequest(ack))
+            if leg.leg == Self.callerLeg {
+                if let winner = calls[leg.call]?.winner { callEvent(leg.call, machine: winner, .callerRequest(ack)) }
+            } else {
+                callEvent(leg.call, machine: leg.leg - 1, .calleeRequest(ack))
+            }
         case .cancelled(let leg, _):
-            callEvent(leg.call, .callerCancel)
+            guard var slot = calls[leg.call], slot.winner == nil else { return }
+            slot.cancelled = true
+            calls[leg.call] = slot
+            guard !slot.machines.isEmpty else {
+                // Cancelled while the contacts were being looked up: nothing rings yet.
+                loop.layer.respond(
+                    InviteServerTransaction.response(487, "Request Terminated", to: slot.invite, toTag: slot.callerLocalTag), on: slot.inviteTransaction)
+                calls.removeValue(forKey: leg.call)
+                outcomes["cancelled"]?.increment()
+                loop.layer.endCall(leg.call)
+                return
+            }
+            for machine in slot.machines.keys.sorted() { callEvent(leg.call, machine: machine, .callerCancel) }
         case .response(let leg?, let response, let id, let purpose):
             guard let slot = calls[leg.call] else { return }
-            switch (leg.leg, purpose) {
-            case (Self.calleeLeg, .dialogSetup) where id == nil || id == slot.currentAttempt:
-                callEvent(leg.call, .calleeResponse(response))
-            case (Self.calleeLeg, .inDialog):
-                callEvent(leg.call, .calleeDialogResponse(response))
-            case (Self.callerLeg, .inDialog):
-                callEvent(leg.call, .callerResponse(response))
+            if leg.leg == Self.callerLeg {
+                if purpose == .inDialog, let winner = slot.winner { callEvent(leg.call, machine: winner, .callerResponse(response)) }
+                return
+            }
+            let machine = leg.leg - 1
+            switch purpose {
+            case .dialogSetup where id == nil || id == slot.machines[machine]?.attempt:
+                callEvent(leg.call, machine: machine, .calleeResponse(response))
+            case .inDialog:
+                callEvent(leg.call, machine: machine, .calleeDialogResponse(response))
             default:
                 return
             }
         case .requestFailed(let leg?, let id, .dialogSetup, _):
-            if calls[leg.call]?.currentAttempt == id { callEvent(leg.call, .attemptTransportFailed) }
+            if leg.leg != Self.callerLeg, calls[leg.call]?.machines[leg.leg - 1]?.attempt == id {
+                callEvent(leg.call, machine: leg.leg - 1, .attemptTransportFailed)
+            }
         case .answerUnacknowledged(let leg):
-            guard let slot = calls[leg.call] else { return }
+            guard let slot = calls[leg.call], let winner = slot.winner else { return }
             logger.info("no ACK for the answer: hanging up", metadata: ["call-id": "\(slot.callID)", "tenant": "\(slot.tenant)"])
-            callEvent(leg.call, .timerFired(.sessionExpiry))
+            callEvent(leg.call, machine: winner, .timerFired(.sessionExpiry))
         case .timer(let call, let timer):
-            if let timer = B2BUACall.Timer(rawValue: timer) { callEvent(call, .timerFired(timer)) }
+            if let kind = B2BUACall.Timer(rawValue: timer % Self.timersPerMachine) {
+                callEvent(call, machine: timer / Self.timersPerMachine, .timerFired(kind))
+            }
         case .response, .requestFailed:
             return
         }
@@ -167,37 +213,15 @@ final class PBXCalls: CallApplication {
         let number = nextCall
         nextCall += 1
         loop.layer.addLeg(Self.caller(number), callID: callID)
-        let calleeCallID = loop.layer.makeCallID()
-        loop.layer.addLeg(Self.callee(number), callID: calleeCallID)
         guard loop.layer.serve(received, id: id, source: source, leg: Self.caller(number)) else {
             loop.layer.endCall(number)
             return
         }
         started.increment()
         calls[number] = Slot(
-            call: nil, invite: invite, source: source, inviteTransaction: id, tenant: tenant.name, customer: tenant.customer, caller: caller,
-            callID: callID, route: route, callerLocalTag: loop.layer.makeTag(), calleeCallID: calleeCallID)
-        startMachine(number)
-    }
-
-    /// Runs a call's machine for its current route: the first time, and again when a failure moves the call on (the
-    /// caller's INVITE still waits for its final answer; its early dialog keeps our tag).
-    private func startMachine(_ number: Int) {
-        guard let slot = calls[number] else { return }
-        let host = loop.transport.configuration.host
-        let address = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
-        let shown = address.contains(":") ? "[\(address)]" : address
-        let contact = "\(shown):\(loop.transport.port(of: .udp))"
-        var settings = B2BUACall.Configuration(
-            customerSideContact: contact, carrierSideContact: contact, customerSideMediaAddress: address, carrierSideMediaAddress: address,
-            relayPorts: (0, 0))
-        settings.anchorsMedia = false
-        var call = B2BUACall(
-            invite: slot.invite, customer: slot.tenant, site: site, instance: instance, configuration: settings, callerLocalTag: slot.callerLocalTag,
-            calleeCallID: slot.calleeCallID, calleeLocalTag: loop.layer.makeTag(), summaryID: RandomID.uuidString(), now: Date())
-        let actions = call.start()
-        calls[number]?.call = call
-        perform(actions, call: number)
+            invite: invite, source: source, inviteTransaction: id, tenant: tenant.name, customer: tenant.customer, caller: caller,
+            callID: callID, route: route, callerLocalTag: loop.layer.makeTag())
+        ring(number)
     }
 
     /// The caller's From: `user` (and a display name) instead of what the phone wrote there.
@@ -210,27 +234,25 @@ final class PBXCalls: CallApplication {
         invite.headers.replace(.from, with: "\(shown)<\(uri)>\(tag)")
     }
 
-    /// Where the call goes, as its route says: an extension's registered contacts (each through the SBC of its Path),
-    /// a number outside (back through the SBC the call came from, charged to the tenant's customer), or a refusal.
-    private func resolve(_ number: Int) {
+    /// Rings what the call's route names: each place its own machine (all at once), or one machine trying its targets
+    /// in turn (sequential and round-robin groups, outside, a refusal).
+    private func ring(_ number: Int) {
         guard let slot = calls[number] else { return }
         switch slot.route {
         case .reject(let status, let reason):
-            callEvent(number, .routed(RouteDecision(outcome: .reject, rejectStatus: status, reason: reason)))
-            return
+            startMachines(number, [.reject(status, reason)])
         case .outside(let dialled):
             let sbc = RouteTarget(
                 carrier: Self.outsideCarrier, trunk: slot.customer, host: slot.source.remoteIP, port: slot.source.remotePort, transport: "udp",
                 number: dialled, setupTimeoutMilliseconds: 60_000)
-            callEvent(number, .routed(RouteDecision(outcome: .route, callee: dialled, targets: [sbc])))
-            return
+            startMachines(number, [.targets([sbc], callee: dialled)])
         case .extensionNumber(let extensionNumber):
-            // Its contacts, newest first; rung until its no-answer forward's time when it has one.
-            let forwardsOnNoAnswer = catalogs.catalog.extension(extensionNumber, of: slot.tenant).flatMap { $0.forwardNoAnswer != nil ? $0.noAnswerSeconds : nil }
-            lookUpTargets(number, members: [extensionNumber], ringSeconds: forwardsOnNoAnswer, huntOn: nil)
+            // All its contacts at once; each rung until its no-answer forward's time when it has one.
+            let ringSeconds = catalogs.catalog.extension(extensionNumber, of: slot.tenant).flatMap { $0.forwardNoAnswer != nil ? $0.noAnswerSeconds : nil }
+            lookUpTargets(number, members: [extensionNumber], ringSeconds: ringSeconds, huntOn: nil, together: true)
         case .group(let name):
             guard let group = catalogs.catalog.ringGroups.first(where: { $0.tenant == slot.tenant && $0.name == name }) else {
-                callEvent(number, .routed(RouteDecision(outcome: .reject, rejectStatus: 404, reason: "ring group \(name) is gone")))
+                startMachines(number, [.reject(404, "ring group \(name) is gone")])
                 return
             }
             var members = group.members
@@ -241,16 +263,21 @@ final class PBXCalls: CallApplication {
                 roundRobin[key] = first + 1
                 members = Array(members[first...] + members[..<first])
             }
-            if group.strategy == .simultaneous {
-                logger.notice("simultaneous ring group rung one member after another (forking comes next)", metadata: ["group": "\(name)"])
-            }
-            // A member that is busy, unavailable or not registered is passed over for the next.
-            lookUpTargets(number, members: members, ringSeconds: group.memberSeconds, huntOn: [404, 480, 486, 600, 603])
+            // Simultaneous: every member's contacts at once. Sequential and round-robin: one after another, a member
+            // that is busy, unavailable or not registered passed over for the next.
+            let together = group.strategy == .simultaneous
+            lookUpTargets(number, members: members, ringSeconds: group.memberSeconds, huntOn: together ? nil : Self.memberFailures, together: together)
         }
     }
 
-    /// The registered contacts of `members`, in order (each extension's newest first), as the call's targets.
-    private func lookUpTargets(_ number: Int, members: [String], ringSeconds: Int?, huntOn: [Int]?) {
+    enum Plan {
+        case targets([RouteTarget], callee: String)
+        case reject(Int, String)
+    }
+
+    /// The registered contacts of `members`, in order (each extension's newest first): one machine each (`together`),
+    /// or one machine trying them in turn.
+    private func lookUpTargets(_ number: Int, members: [String], ringSeconds: Int?, huntOn: [Int]?, together: Bool) {
         guard let slot = calls[number] else { return }
         let bound = NIOLoopBound(self, eventLoop: loop.eventLoop)
         let tenant = slot.tenant
@@ -265,17 +292,57 @@ final class PBXCalls: CallApplication {
                             Self.target($0, timeoutMilliseconds: timeout, ringSeconds: ringSeconds, huntOn: huntOn)
                         }
                     }
+                    let callee = members.first ?? ""
                     if targets.isEmpty {
-                        let reason = "\(members.joined(separator: ", ")) not registered"
-                        calls.callEvent(number, .routed(RouteDecision(outcome: .reject, rejectStatus: 480, reason: reason)))
+                        calls.startMachines(number, [.reject(480, "\(members.joined(separator: ", ")) not registered")])
+                    } else if together {
+                        calls.startMachines(number, targets.map { .targets([$0], callee: callee) })
                     } else {
-                        calls.callEvent(number, .routed(RouteDecision(outcome: .route, callee: members.first, targets: targets)))
+                        calls.startMachines(number, [.targets(targets, callee: callee)])
                     }
                 case .failure(let error):
                     calls.logger.error("bindings could not be read: call refused", metadata: ["tenant": "\(tenant)", "reason": "\(error)"])
-                    calls.callEvent(number, .routed(RouteDecision(outcome: .reject, rejectStatus: 503, reason: "bindings unavailable")))
+                    calls.startMachines(number, [.reject(503, "bindings unavailable")])
                 }
                 calls.loop.flush()
+            }
+        }
+    }
+
+    /// One machine per plan, each on a leg of its own, all answering the caller's INVITE.
+    private func startMachines(_ number: Int, _ plans: [Plan]) {
+        guard var slot = calls[number] else { return }
+        let host = loop.transport.configuration.host
+        let address = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
+        let shown = address.contains(":") ? "[\(address)]" : address
+        let contact = "\(shown):\(loop.transport.port(of: .udp))"
+        var settings = B2BUACall.Configuration(
+            customerSideContact: contact, carrierSideContact: contact, customerSideMediaAddress: address, carrierSideMediaAddress: address,
+            relayPorts: (0, 0))
+        settings.anchorsMedia = false
+        var started: [(Int, Plan)] = []
+        for plan in plans {
+            let index = slot.nextMachine
+            slot.nextMachine += 1
+            let calleeCallID = loop.layer.makeCallID()
+            loop.layer.addLeg(Self.callee(number, machine: index), callID: calleeCallID)
+            var call = B2BUACall(
+                invite: slot.invite, customer: slot.tenant, site: site, instance: instance, configuration: settings,
+                callerLocalTag: slot.callerLocalTag, calleeCallID: calleeCallID, calleeLocalTag: loop.layer.makeTag(),
+                summaryID: RandomID.uuidString(), now: Date())
+            // The route is decided here: the machine's request for one is answered at once.
+            _ = call.start()
+            slot.machines[index] = Machine(call: call)
+            started.append((index, plan))
+        }
+        slot.failures = []
+        calls[number] = slot
+        for (index, plan) in started {
+            switch plan {
+            case .targets(let targets, let callee):
+                callEvent(number, machine: index, .routed(RouteDecision(outcome: .route, callee: callee, targets: targets)))
+            case .reject(let status, let reason):
+                callEvent(number, machine: index, .routed(RouteDecision(outcome: .reject, rejectStatus: status, reason: reason)))
             }
         }
     }
@@ -319,38 +386,61 @@ final class PBXCalls: CallApplication {
         return PBXDialPlan(catalog: catalog, tenant: tenant).afterFailure(of: slot.route, status: status, now: Date(), hops: slot.hops)
     }
 
-    // MARK: - The machine
+    /// The answer the caller gets when every place rung failed: the caller's own cancel, a decline or busy, then
+    /// unavailable, not found, no answer, anything else (RFC 3261 §16.7 picks the best the same way).
+    static func best(_ failures: [SIPResponse]) -> SIPResponse? {
+        let order = [487, 603, 600, 486, 480, 404, 408]
+        for status in order { if let found = failures.first(where: { $0.statusCode == status }) { return found } }
+        return failures.first { $0.statusCode < 500 } ?? failures.first
+    }
+
+    // MARK: - The machines
 
     @discardableResult
-    func callEvent(_ number: Int, _ event: B2BUACall.Event) -> Int {
-        guard var call = calls[number]?.call else { return 0 }
-        calls[number]?.call = nil
+    func callEvent(_ number: Int, machine index: Int, _ event: B2BUACall.Event) -> Int {
+        guard var call = calls[number]?.machines[index]?.call else { return 0 }
+        calls[number]?.machines[index]?.call = nil
         let actions = call.handle(event, now: Date())
-        calls[number]?.call = call
-        perform(actions, call: number)
+        calls[number]?.machines[index]?.call = call
+        perform(actions, call: number, machine: index)
         return actions.count
     }
 
-    private func perform(_ actions: [B2BUACall.Action], call number: Int) {
+    private func perform(_ actions: [B2BUACall.Action], call number: Int, machine index: Int) {
         for action in actions {
-            guard let slot = calls[number] else { return }
+            guard let slot = calls[number], let machine = slot.machines[index] else { return }
+            // Only the machine in the call speaks to the caller; the others' messages to it are dropped.
+            let speaksToCaller = slot.winner == nil || slot.winner == index
+            let leg = Self.callee(number, machine: index)
             switch action {
             case .route:
-                resolve(number)
+                continue
             case .respondToCaller(let response):
                 let cseq = CSeqKey(response.headers)
-                if let cseq, cseq.method == .invite, cseq == CSeqKey(slot.invite.headers) {
-                    if response.statusCode >= 300, response.statusCode != 487, let next = moveOn(slot, status: response.statusCode) {
-                        // What was rung failed and the call goes on elsewhere: the caller keeps waiting.
-                        calls[number]?.next = next
-                        continue
+                guard let cseq, cseq.method == .invite, cseq == CSeqKey(slot.invite.headers) else {
+                    if slot.winner == index { loop.layer.respondInDialog(response, on: Self.caller(number)) }
+                    continue
+                }
+                let status = response.statusCode
+                if status < 200 {
+                    if slot.winner == nil { loop.layer.respond(response, on: slot.inviteTransaction) }
+                } else if status < 300 {
+                    if slot.winner == nil {
+                        calls[number]?.winner = index
+                        loop.layer.respond(response, on: slot.inviteTransaction)
+                        // The others stop ringing.
+                        for other in slot.machines.keys.sorted() where other != index { callEvent(number, machine: other, .callerCancel) }
+                    } else if slot.winner != index {
+                        // Answered at the same moment as the one that won: hung up (its messages to the caller dropped).
+                        callEvent(number, machine: index, .timerFired(.sessionExpiry))
                     }
-                    loop.layer.respond(response, on: slot.inviteTransaction)
-                } else {
-                    loop.layer.respondInDialog(response, on: Self.caller(number))
+                } else if slot.winner == nil {
+                    calls[number]?.machines[index]?.failure = response
                 }
             case .sendToCaller(let request):
-                loop.layer.send(request, on: Self.caller(number), to: .source(slot.source), purpose: .inDialog)
+                if speaksToCaller, slot.winner == index {
+                    loop.layer.send(request, on: Self.caller(number), to: .source(slot.source), purpose: .inDialog)
+                }
             case .inviteCallee(var request, let target):
                 if target.carrier == Self.outsideCarrier {
                     // The SBC takes the account to charge only from the site's PBX instances (RFC 8496).
@@ -359,30 +449,28 @@ final class PBXCalls: CallApplication {
                     }
                 }
                 let kind = SIPTransportProtocol(rawValue: target.transport) ?? .udp
-                if let id = loop.layer.send(
-                    request, on: Self.callee(number), to: .address(host: target.host, port: target.port, transport: kind), purpose: .dialogSetup)
-                {
-                    calls[number]?.currentAttempt = id
+                if let id = loop.layer.send(request, on: leg, to: .address(host: target.host, port: target.port, transport: kind), purpose: .dialogSetup) {
+                    calls[number]?.machines[index]?.attempt = id
                 } else {
-                    callEvent(number, .attemptTransportFailed)
+                    callEvent(number, machine: index, .attemptTransportFailed)
                 }
             case .cancelCallee:
-                guard let id = slot.currentAttempt else { continue }
-                calls[number]?.currentAttempt = nil
+                guard let id = machine.attempt else { continue }
+                calls[number]?.machines[index]?.attempt = nil
                 loop.layer.cancel(id)
             case .sendToCallee(let request, let target):
                 let kind = SIPTransportProtocol(rawValue: target.transport) ?? .udp
-                loop.layer.send(request, on: Self.callee(number), to: .address(host: target.host, port: target.port, transport: kind), purpose: .inDialog)
+                loop.layer.send(request, on: leg, to: .address(host: target.host, port: target.port, transport: kind), purpose: .inDialog)
             case .respondToCallee(let response):
-                loop.layer.respondInDialog(response, on: Self.callee(number))
+                loop.layer.respondInDialog(response, on: leg)
             case .mediaDestination, .mediaCodec:
                 continue
             case .startTimer(let timer, let delay):
-                loop.layer.startTimer(call: number, timer: timer.rawValue, after: delay)
+                loop.layer.startTimer(call: number, timer: index * Self.timersPerMachine + timer.rawValue, after: delay)
             case .cancelTimer(let timer):
-                loop.layer.cancelTimer(call: number, timer: timer.rawValue)
+                loop.layer.cancelTimer(call: number, timer: index * Self.timersPerMachine + timer.rawValue)
             case .renewGrant:
-                callEvent(number, .grantRenewed(nil))
+                callEvent(number, machine: index, .grantRenewed(nil))
             case .reportAttempt(let report):
                 logger.info("call attempt", metadata: [
                     "call-id": "\(slot.callID)", "tenant": "\(slot.tenant)", "extension": "\(report.trunk)",
@@ -390,37 +478,55 @@ final class PBXCalls: CallApplication {
                 ])
             case .spool:
                 // Calls between extensions never leave the platform: nothing to bill, the held messages go at once.
-                callEvent(number, .summarySpooled)
+                callEvent(number, machine: index, .summarySpooled)
             case .finished(let summary):
-                if let next = slot.next {
-                    logger.info("call moves on", metadata: [
-                        "call-id": "\(slot.callID)", "tenant": "\(slot.tenant)", "status": "\(summary.disconnect.status)", "from": "\(slot.route)",
-                        "to": "\(next)",
-                    ])
-                    calls[number]?.route = next
-                    calls[number]?.hops += 1
-                    calls[number]?.next = nil
-                    calls[number]?.call = nil
-                    startMachine(number)
-                    return
-                }
-                let outcome: String
-                switch summary.disconnect.status {
-                case _ where summary.answerAt != nil: outcome = "answered"
-                case 486, 600: outcome = "busy"
-                case 480, 408: outcome = "unavailable"
-                case 404: outcome = "not-found"
-                case 487: outcome = "cancelled"
-                default: outcome = "failed"
-                }
-                outcomes[outcome]?.increment()
-                logger.info("call ended", metadata: [
-                    "call-id": "\(summary.callID)", "tenant": "\(slot.tenant)", "caller": "\(slot.caller)", "callee": "\(summary.callee)",
-                    "status": "\(summary.disconnect.status)", "by": "\(summary.disconnect.by)", "duration-ms": "\(summary.durationMilliseconds)",
-                ])
-                calls.removeValue(forKey: number)
-                loop.layer.endCall(number)
+                machineFinished(number, machine: index, summary)
+                return
             }
         }
+    }
+
+    /// A machine is done: the call ends with the one in it; when the last ringing one failed, the call moves on or the
+    /// caller gets the best failure.
+    private func machineFinished(_ number: Int, machine index: Int, _ summary: CallSummary) {
+        guard var slot = calls[number], let machine = slot.machines.removeValue(forKey: index) else { return }
+        if let failure = machine.failure { slot.failures.append(failure) }
+        calls[number] = slot
+        if slot.winner == index {
+            return callEnded(number, summary)
+        }
+        guard slot.winner == nil, slot.machines.isEmpty else { return }
+        // Every place rung failed.
+        let best = Self.best(slot.failures)
+        let status = best?.statusCode ?? 480
+        if !slot.cancelled, status != 487, let next = moveOn(slot, status: status) {
+            logger.info("call moves on", metadata: [
+                "call-id": "\(slot.callID)", "tenant": "\(slot.tenant)", "status": "\(status)", "from": "\(slot.route)", "to": "\(next)",
+            ])
+            calls[number]?.route = next
+            calls[number]?.hops += 1
+            return ring(number)
+        }
+        if let best { loop.layer.respond(best, on: slot.inviteTransaction) }
+        callEnded(number, summary)
+    }
+
+    private func callEnded(_ number: Int, _ summary: CallSummary) {
+        guard let slot = calls.removeValue(forKey: number) else { return }
+        let outcome: String
+        switch summary.disconnect.status {
+        case _ where summary.answerAt != nil: outcome = "answered"
+        case 486, 600, 603: outcome = "busy"
+        case 480, 408: outcome = "unavailable"
+        case 404: outcome = "not-found"
+        case 487: outcome = "cancelled"
+        default: outcome = "failed"
+        }
+        outcomes[outcome]?.increment()
+        logger.info("call ended", metadata: [
+            "call-id": "\(summary.callID)", "tenant": "\(slot.tenant)", "caller": "\(slot.caller)", "callee": "\(summary.callee)",
+            "status": "\(summary.disconnect.status)", "by": "\(summary.disconnect.by)", "duration-ms": "\(summary.durationMilliseconds)",
+        ])
+        loop.layer.endCall(number)
     }
 }
