@@ -10,69 +10,84 @@ public import Testing
 /// Use it on a suite (`@Suite(.startsProcesses)`) or a test. A test waits for a slot before it starts, so its own
 /// timeouts count from when it runs.
 public struct ProcessSlotTrait: TestTrait, SuiteTrait, TestScoping {
+    /// The test takes every slot: it runs with no other process-starting test beside it (a flood, a thousand calls).
+    public var exclusive = false
+
     public var isRecursive: Bool { true }
 
     public func provideScope(
         for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void
     ) async throws {
-        // The suite itself holds no slot: its tests do, one each.
-        guard testCase != nil, !test.isSuite else {
+        // The suite itself holds no slot: its tests do, one each (or all, for an exclusive test: then the suite's
+        // trait, which its tests inherit, leaves the work to the test's own).
+        let exclusiveElsewhere = !exclusive && test.traits.contains { ($0 as? ProcessSlotTrait)?.exclusive == true }
+        guard testCase != nil, !test.isSuite, !exclusiveElsewhere else {
             try await function()
             return
         }
-        await ProcessSlots.shared.acquire()
+        let slots = ProcessSlots.shared
+        let count = exclusive ? slots.width : 1
+        await slots.acquire(count)
         do {
             try await function()
         } catch {
-            ProcessSlots.shared.release()
+            slots.release(count)
             throw error
         }
-        ProcessSlots.shared.release()
+        slots.release(count)
     }
 }
 
 extension Trait where Self == ProcessSlotTrait {
     /// The test (or every test of the suite) starts real processes: it runs in one of the bounded slots.
     public static var startsProcesses: Self { ProcessSlotTrait() }
+    /// The test loads the machine on its own (a flood, a thousand calls): no other process-starting test runs beside it.
+    public static var startsProcessesAlone: Self { ProcessSlotTrait(exclusive: true) }
 }
 
-/// A counting semaphore for async code: FIFO waiters, no thread blocked while waiting.
+/// A counting semaphore for async code: FIFO waiters (a waiter for several slots holds back those behind it, so that
+/// an exclusive test is not starved), no thread blocked while waiting.
 public final class ProcessSlots: Sendable {
     public static let shared = ProcessSlots(
         width: max(1, Int(ProcessInfo.processInfo.environment["TRONCAL_TEST_PROCESS_WIDTH"] ?? "") ?? 3))
 
     private struct State {
         var free: Int
-        var waiters: [CheckedContinuation<Void, Never>] = []
+        var waiters: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
     }
     private let state: Mutex<State>
+    public let width: Int
 
     public init(width: Int) {
+        self.width = width
         state = Mutex(State(free: width))
     }
 
-    public func acquire() async {
+    public func acquire(_ count: Int = 1) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let now = state.withLock { state -> Bool in
-                if state.free > 0 {
-                    state.free -= 1
+                if state.waiters.isEmpty, state.free >= count {
+                    state.free -= count
                     return true
                 }
-                state.waiters.append(continuation)
+                state.waiters.append((count, continuation))
                 return false
             }
             if now { continuation.resume() }
         }
     }
 
-    public func release() {
-        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            if state.waiters.isEmpty {
-                state.free += 1
-                return nil
+    public func release(_ count: Int = 1) {
+        let ready = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.free += count
+            var ready: [CheckedContinuation<Void, Never>] = []
+            while let first = state.waiters.first, first.count <= state.free {
+                state.free -= first.count
+                ready.append(first.continuation)
+                state.waiters.removeFirst()
             }
-            return state.waiters.removeFirst()
+            return ready
         }
-        next?.resume()
+        for continuation in ready { continuation.resume() }
     }
 }

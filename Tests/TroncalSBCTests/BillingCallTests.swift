@@ -151,12 +151,12 @@ struct BillingCallTests {
         await database.drop()
     }
 
-    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"), .startsProcessesAlone)
     func everyCompletedCallHasOneCDRWhenBillingIsKilledInTheMiddle() async throws {
         try await runThousandCalls(killing: "billing-1")
     }
 
-    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"), .startsProcessesAlone)
     func everyCompletedCallHasOneCDRWhenTheSBCIsKilledInTheMiddleAndReplaysItsSpool() async throws {
         try await runThousandCalls(killing: "sbc-1")
     }

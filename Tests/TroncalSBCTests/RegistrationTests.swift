@@ -149,7 +149,7 @@ import TroncalRuntime
     /// `TRONCAL_REGISTRATION_BURST=500` runs the full size (2,000 REGISTERs without the retries).
     static var burstSize: Int { Int(ProcessInfo.processInfo.environment["TRONCAL_REGISTRATION_BURST"] ?? "") ?? 100 }
 
-    @Test(.enabled(if: burstSize > 0, "TRONCAL_REGISTRATION_BURST=0"))
+    @Test(.enabled(if: burstSize > 0, "TRONCAL_REGISTRATION_BURST=0"), .startsProcessesAlone)
     func aBurstOfPhonesRegisteringRightAfterAPBXRestartAllEndRegisteredWithTheExcessRetried() async throws {
         let count = max(10, min(900, Self.burstSize))
         let users = (0..<count).map { (String(2000 + $0), "secret-\(2000 + $0)-pw") }

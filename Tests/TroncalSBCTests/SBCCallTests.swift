@@ -39,7 +39,7 @@ struct SBCCallTests {
             arguments: ["-m", "\(calls)"] + extra)
     }
 
-    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"), .startsProcessesAlone)
     func twoHundredCallsCompleteWithByeFromEitherSideAndNoAddressCrossesTheSBC() async throws {
         let site = try await Self.site(carrierPort: { 9000 + $0 })
         defer { site.remove() }
@@ -311,7 +311,7 @@ struct SBCCallTests {
         return EModel(codec: CodecImpairment.forEncoding(stream.codec), oneWayDelayMilliseconds: delay, packetLossPercent: loss).rating().mos
     }
 
-    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"), .startsProcessesAlone)
     func aFloodFromOneSourceGetsItBannedWhileAnotherSourcesCallsComplete() async throws {
         // A roomy setup timeout: on a 2-core machine the flood's own sipp and the carrier's compete for CPU, and a
         // carrier that answers late is not what this test is about.
