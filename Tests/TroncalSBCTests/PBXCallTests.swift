@@ -181,8 +181,13 @@ import TroncalRuntime
         defer { site.remove() }
         #expect(site.config.instance(named: "pbx-1")?.sipPort == 5070 + site.offset)
         let bob = try await Self.answeringPhone(site, "102", password: "secret-102-pw", slot: 2, scenario: SippScenarios.carrier())
+        // The carrier asserts the identity of extension 101: were the PBX to believe it, this would be 101 calling a
+        // number outside (on the tenant's account), not a call to the DID.
+        let forged = SippScenarios.caller(holdMilliseconds: 200)
+            .replacingOccurrences(of: "Max-Forwards: 70", with: "P-Asserted-Identity: <sip:101@acme>\n      Max-Forwards: 70")
+        #expect(forged.contains("P-Asserted-Identity"))
         let carrier = try Sipp(
-            "carrier-in", scenario: SippScenarios.caller(holdMilliseconds: 200), in: site.directory, address: CallSite.carrierAddress,
+            "carrier-in", scenario: forged, in: site.directory, address: CallSite.carrierAddress,
             port: site.carrierPort(0), mediaPort: site.carrierPort(0) + 2,
             arguments: ["-s", "+442079460018", "-m", "1", "-r", "1", "\(CallSite.sbcAddress):\(site.sipPort)"])
         #expect(await carrier.finish() == 0, "\(carrier.report)\n\(site.logs)")

@@ -481,7 +481,13 @@ final class SBCCalls: CallApplication {
                 respondToCaller(response, slot: slot)
             case .sendToCaller(let request):
                 loop.layer.send(request, on: Self.caller(number), to: .source(slot.source), purpose: .inDialog)
-            case .inviteCallee(let request, let target):
+            case .inviteCallee(var request, let target):
+                if slot.internalTargets == nil, configuration.registrars.contains(where: { $0.host == target.host && $0.port == target.port }) {
+                    // A call routed to the PBX (a DID whose trunk is a PBX instance) from a carrier or a customer: the
+                    // PBX takes an asserted identity for one of its extensions, which only this SBC may assert for a
+                    // registered phone. Whatever the caller asserted stays out.
+                    request.headers.removeAll(.pAssertedIdentity)
+                }
                 let kind = SIPTransportProtocol(rawValue: target.transport) ?? .udp
                 if let id = loop.layer.send(
                     request, on: Self.callee(number), to: .address(host: target.host, port: target.port, transport: kind), purpose: .dialogSetup)
