@@ -1,5 +1,5 @@
 /// The last `size` probes of one link: round-trip times of the answered ones, and how many were lost. Gives the
-/// link figures the monitor alarms on: latency (mean round trip), jitter (mean difference between consecutive round
+/// link figures the monitor alarms on: latency (median round trip), jitter (mean difference between consecutive round
 /// trips, as RFC 3550 does for transit times) and loss (percent of probes unanswered).
 public struct ProbeWindow: Sendable, Hashable {
     public let size: Int
@@ -20,10 +20,13 @@ public struct ProbeWindow: Sendable, Hashable {
         return Double(probes.filter { $0 == nil }.count) / Double(probes.count) * 100
     }
 
+    /// The median round trip of the answered probes: a probe answered late because the prober's machine was busy (a
+    /// scheduling stall, not the network) does not move it, while a link that is slower for half the window does.
     public var latencyMilliseconds: Double? {
-        let answered = probes.compactMap { $0 }
+        let answered = probes.compactMap { $0 }.sorted()
         guard !answered.isEmpty else { return nil }
-        return answered.reduce(0, +) / Double(answered.count)
+        let middle = answered.count / 2
+        return answered.count % 2 == 1 ? answered[middle] : (answered[middle - 1] + answered[middle]) / 2
     }
 
     public var jitterMilliseconds: Double? {

@@ -31,4 +31,15 @@ struct ProbeWindowTests {
         #expect(window.lossPercent == 100)
         #expect(window.latencyMilliseconds == nil)
     }
+
+    @Test func oneLateProbeDoesNotMoveTheLatencyAndAWindowOfSlowOnesDoes() {
+        var window = ProbeWindow(size: 5)
+        for roundTrip in [50.0, 51, 49, 50, 150] { window.record(roundTrip) }
+        #expect(window.latencyMilliseconds == 50)
+        for roundTrip in [150.0, 150, 150] { window.record(roundTrip) }
+        #expect(window.latencyMilliseconds == 150)
+        window.record(nil)
+        // An even count of answers: the mean of the two middle ones.
+        #expect(window.latencyMilliseconds == 150)
+    }
 }
