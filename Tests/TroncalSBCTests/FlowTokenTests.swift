@@ -21,4 +21,16 @@ import TroncalSIP
         let v6 = FlowTokens.Flow(transport: .udp, host: "2001:db8::5", port: 5060)
         #expect(tokens.flow(tokens.make(v6)) == v6)
     }
+
+    @Test func aTokenAlsoNamesTheLineOfAPhoneWithSeveral() throws {
+        let tokens = FlowTokens()
+        let flow = FlowTokens.Flow(transport: .udp, host: "198.51.100.9", port: 5062)
+        let first = tokens.make(flow, aor: "101@acme")
+        let second = tokens.make(flow, aor: "102@acme")
+        #expect(first != second)
+        #expect(tokens.named(first)?.flow == flow && tokens.named(first)?.aor == "101@acme")
+        #expect(tokens.named(second)?.aor == "102@acme")
+        // A user part with the separator in it stays whole.
+        #expect(tokens.named(tokens.make(flow, aor: "a|b@acme"))?.aor == "a|b@acme")
+    }
 }

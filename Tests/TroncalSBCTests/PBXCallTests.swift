@@ -286,4 +286,27 @@ import TroncalRuntime
         for sipp in [ana, bob, carla] { await sipp.stop() }
         await site.stop()
     }
+
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func aPhoneWithTwoLinesIsCalledOnTheLineDialled() async throws {
+        let site = try await Self.site(billing: false, catalogs: [("extensions", RegistrationTests.extensions + "acme,103,Carla,secret-103-pw\n")])
+        defer { site.remove() }
+        // One phone (one flow) registers lines 101 and 102; 103 calls 102, then 101.
+        let lines = try RegistrationTests().sipp(
+            site, "two-lines", scenario: RegistrationTests.register(final: 200), users: [("101", "secret-101-pw"), ("102", "secret-102-pw")], slot: 2)
+        #expect(await lines.finish() == 0, "\(lines.report)\n\(site.logs)")
+        for (number, slot) in [("102", 4), ("101", 5)] {
+            let phone = try Sipp(
+                "line-\(number)", scenario: SippScenarios.carrier(), in: site.directory, address: CallSite.customerAddress, port: site.port(2),
+                mediaPort: site.port(2) + 2, arguments: ["-m", "1"])
+            try await phone.listening()
+            let carla = try Self.callingPhone(site, "103", password: "secret-103-pw", calling: number, slot: slot, callerHangsUp: true)
+            #expect(await carla.finish() == 0, "\(carla.report)\n\(site.logs)")
+            #expect(await phone.finish(timeout: .seconds(20)) == 0, "\(phone.report)\n\(site.logs)")
+            #expect(phone.messageText.contains("INVITE sip:\(number)@"), "line \(number): \(phone.messageText.prefix(2000))")
+            await carla.stop()
+            await phone.stop()
+        }
+        await site.stop()
+    }
 }

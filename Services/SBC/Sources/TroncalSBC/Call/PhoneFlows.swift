@@ -7,26 +7,29 @@ internal import TroncalProtocol
 internal import TroncalRuntime
 internal import TroncalSIP
 
-/// The phones registered through this SBC, by flow (transport, address, port the REGISTER came from), as the PBX's
-/// 200 granted them: learnt when a relayed REGISTER succeeds, dropped at unregistration or expiry. Shared by the loops
-/// (a lock, off the path of trunk calls). It holds nothing that is not rebuilt by the phones' next registrations: a
+/// The phones registered through this SBC, by flow (transport, address, port the REGISTER came from) and, within a
+/// flow, by address of record (a phone with several lines registers each from the same flow), as the PBX's 200
+/// granted them: learnt when a relayed REGISTER succeeds, dropped at unregistration or expiry. Shared by the loops (a
+/// lock, off the path of trunk calls). It holds nothing that is not rebuilt by the phones' next registrations: a
 /// replaced SBC learns them again.
 final class PhoneFlows: Sendable {
     struct Entry: Sendable {
         var aor: String
         var expiresAt: Date
+        var registeredAt: Date
     }
 
-    private let flows = Mutex<[FlowTokens.Flow: Entry]>([:])
+    private let flows = Mutex<[FlowTokens.Flow: [String: Entry]]>([:])
 
-    /// A relayed REGISTER got `response`: the flow is registered until the longest expiry the 200 gives the
+    /// A relayed REGISTER got `response`: the line is registered on its flow until the longest expiry the 200 gives the
     /// request's contacts, or no longer registered.
     func learn(_ request: SIPRequest, response: SIPResponse, source: SIPSource, now: Date = Date()) {
         guard (200..<300).contains(response.statusCode) else { return }
         let flow = FlowTokens.Flow(transport: source.transport, host: source.remoteIP, port: source.remotePort)
+        let aor = Self.aor(of: request)
         guard case .addresses(let asked)? = try? request.headers.contacts(), !asked.isEmpty else {
-            // `Contact: *` removes every contact; a REGISTER without Contact only asks.
-            if case .wildcard? = try? request.headers.contacts() { _ = flows.withLock { $0.removeValue(forKey: flow) } }
+            // `Contact: *` removes every contact of the line; a REGISTER without Contact only asks.
+            if case .wildcard? = try? request.headers.contacts() { flows.withLock { Self.set(&$0, flow, aor, nil) } }
             return
         }
         let mine = Set(asked.map { $0.uri.description })
@@ -36,26 +39,45 @@ final class PhoneFlows: Sendable {
                 longest = max(longest, contact.parameters["expires"].flatMap { Int($0) } ?? 0)
             }
         }
-        let aor = ((try? request.headers.to()) ?? nil).map { "\($0.uri.user ?? "")@\($0.uri.host.lowercased())" } ?? ""
+        let entry = longest > 0 ? Entry(aor: aor, expiresAt: now.addingTimeInterval(TimeInterval(longest)), registeredAt: now) : nil
+        flows.withLock { Self.set(&$0, flow, aor, entry) }
+    }
+
+    /// `user@host` of the request's To (the address of record a REGISTER is for).
+    static func aor(of request: SIPRequest) -> String {
+        ((try? request.headers.to()) ?? nil).map { "\($0.uri.user ?? "")@\($0.uri.host.lowercased())" } ?? ""
+    }
+
+    private static func set(_ flows: inout [FlowTokens.Flow: [String: Entry]], _ flow: FlowTokens.Flow, _ aor: String, _ entry: Entry?) {
+        var lines = flows[flow] ?? [:]
+        lines[aor] = entry
+        flows[flow] = lines.isEmpty ? nil : lines
+    }
+
+    /// The flows with a line registered now (expired lines are forgotten on the way).
+    func current(now: Date = Date()) -> [FlowTokens.Flow] {
         flows.withLock { flows in
-            if longest > 0 {
-                flows[flow] = Entry(aor: aor, expiresAt: now.addingTimeInterval(TimeInterval(longest)))
-            } else {
-                flows[flow] = nil
+            flows = flows.compactMapValues { lines in
+                let live = lines.filter { $0.value.expiresAt > now }
+                return live.isEmpty ? nil : live
             }
+            return Array(flows.keys)
         }
     }
 
-    /// The registered flows now (expired ones are forgotten on the way).
-    func current(now: Date = Date()) -> [(FlowTokens.Flow, Entry)] {
+    /// The line `aor` on `flow`, when registered now.
+    func entry(_ flow: FlowTokens.Flow, aor: String, now: Date = Date()) -> Entry? {
+        flows.withLock { $0[flow]?[aor].flatMap { $0.expiresAt > now ? $0 : nil } }
+    }
+
+    /// Who calls from `flow`: the line the INVITE's From names when it is registered there, else the line registered
+    /// last (a phone that writes something else in From still calls as one of its own lines).
+    func caller(_ flow: FlowTokens.Flow, from: String?, now: Date = Date()) -> Entry? {
         flows.withLock { flows in
-            flows = flows.filter { $0.value.expiresAt > now }
-            return flows.map { ($0.key, $0.value) }
+            let live = (flows[flow] ?? [:]).values.filter { $0.expiresAt > now }
+            if let from, let named = live.first(where: { $0.aor == from }) { return named }
+            return live.max { $0.registeredAt < $1.registeredAt }
         }
-    }
-
-    func entry(_ flow: FlowTokens.Flow, now: Date = Date()) -> Entry? {
-        flows.withLock { $0[flow].flatMap { $0.expiresAt > now ? $0 : nil } }
     }
 }
 
@@ -81,7 +103,7 @@ struct PhoneKeepAlive: Service {
             let flows = phones.current()
             registered.record(flows.count)
             let port = transport.port(of: .udp)
-            for (flow, _) in flows where flow.transport == .udp {
+            for flow in flows where flow.transport == .udp {
                 let target = flow.host.contains(":") ? "[\(flow.host)]" : flow.host
                 let branch = String(UInt64.random(in: 0...UInt64.max, using: &generator), radix: 36)
                 var headers = SIPHeaders()

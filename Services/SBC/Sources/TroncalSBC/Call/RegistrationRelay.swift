@@ -77,7 +77,7 @@ struct RegistrationRelay {
         forwarded.headers.removeAll(.route)
         let transport = source.transport == .udp ? "" : ";transport=\(source.transport.rawValue)"
         forwarded.headers.insert(
-            SIPHeaderField(.path, value: "<sip:\(flows.make(for: source))@\(sentBy)\(transport);lr;ob>"),
+            SIPHeaderField(.path, value: "<sip:\(flows.make(for: source, aor: aor))@\(sentBy)\(transport);lr;ob>"),
             at: forwarded.headers.firstIndex { $0.name == .contact } ?? forwarded.headers.count - 1)
         waiting[token]?.forwarded = forwarded
         attempt(token, layer: &layer)
@@ -154,25 +154,30 @@ struct FlowTokens: Sendable {
         self.secret = secret
     }
 
-    func make(for source: SIPSource) -> String {
-        make(Flow(transport: source.transport, host: source.remoteIP, port: source.remotePort))
+    /// A token for the flow `source` came from and the address of record it registered there (a phone with several
+    /// lines registers each from the same flow: the token says which line a call is for).
+    func make(for source: SIPSource, aor: String = "") -> String {
+        make(Flow(transport: source.transport, host: source.remoteIP, port: source.remotePort), aor: aor)
     }
 
-    func make(_ flow: Flow) -> String {
-        let plain = Array("\(flow.transport.rawValue)|\(flow.host)|\(flow.port)".utf8)
+    func make(_ flow: Flow, aor: String = "") -> String {
+        let plain = Array("\(flow.transport.rawValue)|\(flow.host)|\(flow.port)|\(aor)".utf8)
         let mac = Array(HMAC<SHA256>.authenticationCode(for: plain, using: key)).prefix(12)
         return Self.base32(plain + mac)
     }
 
     /// The flow a token names, or nil when it is not one of this SBC's.
-    func flow(_ token: String) -> Flow? {
+    func flow(_ token: String) -> Flow? { named(token)?.flow }
+
+    /// The flow and address of record a token names, or nil when it is not one of this SBC's.
+    func named(_ token: String) -> (flow: Flow, aor: String)? {
         guard let bytes = Self.unbase32(token), bytes.count > 12 else { return nil }
         let plain = Array(bytes.dropLast(12))
         let mac = Array(HMAC<SHA256>.authenticationCode(for: plain, using: key)).prefix(12)
         guard Array(bytes.suffix(12)) == Array(mac) else { return nil }
-        let parts = String(decoding: plain, as: UTF8.self).split(separator: "|", omittingEmptySubsequences: false)
-        guard parts.count == 3, let transport = SIPTransportProtocol(rawValue: String(parts[0])), let port = Int(parts[2]) else { return nil }
-        return Flow(transport: transport, host: String(parts[1]), port: port)
+        let parts = String(decoding: plain, as: UTF8.self).split(separator: "|", maxSplits: 3, omittingEmptySubsequences: false)
+        guard parts.count == 4, let transport = SIPTransportProtocol(rawValue: String(parts[0])), let port = Int(parts[2]) else { return nil }
+        return (Flow(transport: transport, host: String(parts[1]), port: port), String(parts[3]))
     }
 
     /// Lower-case RFC 4648 base32 without padding: safe in a SIP URI's user part, case-insensitive hosts aside.

@@ -266,8 +266,8 @@ final class SBCCalls: CallApplication {
         let registrars = configuration.registrars
         guard !registrars.isEmpty else { return nil }
         if registrars.contains(where: { $0.host == source.remoteIP }) {
-            if let user = invite.uri.user, let flow = shared.flows.flow(user) {
-                guard let entry = shared.phones.entry(flow) else { return .toUnregisteredPhone }
+            if let user = invite.uri.user, let (flow, aor) = shared.flows.named(user) {
+                guard let entry = shared.phones.entry(flow, aor: aor) else { return .toUnregisteredPhone }
                 return .toPhone(flow, aor: entry.aor)
             }
             if let charge = invite.headers.first(named: "P-Charge-Info").flatMap({ SIPAddress($0.valueString) }), let customer = charge.uri.user,
@@ -277,7 +277,8 @@ final class SBCCalls: CallApplication {
             }
         }
         let flow = FlowTokens.Flow(transport: source.transport, host: source.remoteIP, port: source.remotePort)
-        return shared.phones.entry(flow).map { .fromPhone(aor: $0.aor) }
+        let from = ((try? invite.headers.from()) ?? nil).map { "\($0.uri.user ?? "")@\($0.uri.host.lowercased())" }
+        return shared.phones.caller(flow, from: from).map { .fromPhone(aor: $0.aor) }
     }
 
     /// The targets of a PBX call: for a phone's call every PBX instance (the one the Call-ID picks first, the others on
