@@ -202,8 +202,12 @@ final class Sipp: Sendable {
         return nil
     }
 
-    /// Starts sipp with `scenario` (XML text) bound to `address:port`, with `arguments` added.
-    init(_ name: String, scenario: String, in directory: TemporaryDirectory, address: String, port: Int, mediaPort: Int, arguments: [String]) throws {
+    /// Starts sipp with `scenario` (XML text) bound to `address:port`, with `arguments` added; in the network namespace
+    /// `namespace` (through `ip netns exec`, which execs sipp: the PID is sipp's) when one is given.
+    init(
+        _ name: String, scenario: String, in directory: TemporaryDirectory, address: String, port: Int, mediaPort: Int, arguments: [String],
+        namespace: String? = nil
+    ) throws {
         guard let executable = Self.executable else { throw CallSiteError("sipp is not installed (scripts/test installs it)") }
         self.name = name
         self.address = address
@@ -212,9 +216,10 @@ final class Sipp: Sendable {
         try Data(scenario.utf8).write(to: scenarioFile)
         messages = directory.url.appendingPathComponent("\(name).messages")
         errors = directory.url.appendingPathComponent("\(name).errors")
+        let prefix = namespace.map { ["netns", "exec", $0, executable.path] } ?? []
         child = try ChildProcess(
-            executable,
-            ["-sf", scenarioFile.path, "-i", address, "-p", "\(port)", "-mi", address, "-mp", "\(mediaPort)", "-nostdin", "-trace_msg",
+            namespace == nil ? executable : URL(fileURLWithPath: "/usr/sbin/ip"),
+            prefix + ["-sf", scenarioFile.path, "-i", address, "-p", "\(port)", "-mi", address, "-mp", "\(mediaPort)", "-nostdin", "-trace_msg",
              "-message_file", messages.path, "-trace_err", "-error_file", errors.path, "-buff_size", "4194304", "-timeout", "90s",
              "-timeout_error"] + arguments,
             output: directory.url.appendingPathComponent("\(name).out"))
@@ -249,7 +254,8 @@ final class Sipp: Sendable {
         let bound = await eventually(timeout: timeout, interval: .milliseconds(20)) {
             guard child.isRunning else { return true }
             // Read to the end: /proc files report size 0 and come in pages, so a size-based read can stop at the first.
-            let table = FileHandle(forReadingAtPath: "/proc/net/udp").map { handle in
+            // sipp's own view (its network namespace).
+            let table = FileHandle(forReadingAtPath: "/proc/\(child.pid)/net/udp").map { handle in
                 defer { try? handle.close() }
                 return String(decoding: (try? handle.readToEnd()) ?? Data(), as: UTF8.self)
             } ?? ""
