@@ -28,6 +28,10 @@ struct CallSlot {
     /// routing is not asked, and nothing is billed or reported to routing (the PBX's own outside calls are).
     var internalTargets: [RouteTarget]? = nil
     var billed: Bool { internalTargets == nil }
+    /// The address the callee leg's INVITE went to (its SDP's address is compared with it: NAT).
+    var calleeHost: String?
+    /// The leg that is a registered phone (the caller of a phone's call, the callee of the PBX's call to a phone).
+    var phoneLeg: B2BUACall.Leg?
 }
 
 /// A call of the PBX's through this SBC.
@@ -396,6 +400,11 @@ final class SBCCalls: CallApplication {
         calls[number] = CallSlot(
             invite: invite, source: source, inviteTransaction: id, customer: customer.id, callerCallID: callerCallID,
             calleeCallID: calleeCallID, fromCarrier: fromCarrier, internalTargets: internalTargets)
+        switch pbx {
+        case .fromPhone?: calls[number]?.phoneLeg = .caller
+        case .toPhone?: calls[number]?.phoneLeg = .callee
+        default: break
+        }
         shared.callStarted()
         let calls = NIOLoopBound(self, eventLoop: loop.eventLoop)
         relay.openSession().whenComplete { result in
@@ -494,6 +503,7 @@ final class SBCCalls: CallApplication {
                     request, on: Self.callee(number), to: .address(host: target.host, port: target.port, transport: kind), purpose: .dialogSetup)
                 {
                     calls[number]?.currentAttempt = id
+                    calls[number]?.calleeHost = target.host
                     if slot.billed { links.usage(TrunkUsage(event: .seized, carrier: target.carrier, trunk: target.trunk, callID: slot.callerCallID)) }
                 } else {
                     logger.warning("INVITE not sent: transaction table full", metadata: ["call-id": "\(slot.callerCallID)"])
@@ -509,6 +519,13 @@ final class SBCCalls: CallApplication {
             case .respondToCallee(let response):
                 loop.layer.respondInDialog(response, on: Self.callee(number))
             case .mediaDestination(let leg, let address, let port):
+                let signalling = leg == .caller ? slot.source.remoteIP : slot.calleeHost
+                if slot.phoneLeg == leg, Self.isBehindNAT(sdpAddress: address, signalling: signalling) {
+                    // A phone behind a NAT (a private address in its SDP, its SIP from elsewhere): its media goes where
+                    // its own packets come from (symmetric RTP), never to an address that cannot be reached (a send
+                    // that fails there would close the relay's socket).
+                    continue
+                }
                 slot.relay?.setDestination(leg == .caller ? .caller : .callee, host: address, port: port)
             case .mediaCodec(let codec):
                 slot.relay?.setCodec(codec)
@@ -580,6 +597,16 @@ final class SBCCalls: CallApplication {
         } else if let number = loop.layer.leg(forCallID: slot.callerCallID)?.call {
             loop.layer.respondInDialog(response, on: Self.caller(number))
         }
+    }
+
+    static let privateNetworks = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "fc00::/7", "fe80::/10"]
+        .compactMap { IPNetwork($0) }
+
+    /// Whether a phone's SDP address is a private one while its SIP comes from (or goes to) another address: it is
+    /// behind a NAT, and only its own packets show where its media can be sent.
+    static func isBehindNAT(sdpAddress: String, signalling: String?) -> Bool {
+        guard let signalling, signalling != sdpAddress else { return false }
+        return privateNetworks.contains { $0.contains(sdpAddress) }
     }
 
     static func streams(_ session: MediaRelaySession) -> [CallSummary.StreamReport] {
