@@ -10,17 +10,13 @@ import TroncalRuntime
 /// and probes a listener in site B; nothing touches the machine's own network.
 @Suite("Monitor: links between sites", .startsProcesses)
 struct SiteProbeTests {
-    static let ip = "/usr/sbin/ip"
+    static let ip = NetworkNamespaces.ip
     static var canMakeNamespaces: Bool {
-        getuid() == 0 && FileManager.default.isExecutableFile(atPath: ip) && FileManager.default.isExecutableFile(atPath: "/usr/sbin/tc")
+        NetworkNamespaces.available && FileManager.default.isExecutableFile(atPath: "/usr/sbin/tc")
             && FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") && FileManager.default.isExecutableFile(atPath: "/usr/bin/curl")
     }
 
-    /// Runs `ip` with these arguments; throws with its output when it fails.
-    static func ip(_ arguments: [String]) async throws {
-        let (status, output) = try await ChildProcess.run(URL(fileURLWithPath: ip), arguments)
-        guard status == 0 else { throw ProbeTestError("ip \(arguments.joined(separator: " ")): \(output)") }
-    }
+    static func ip(_ arguments: [String]) async throws { try await NetworkNamespaces.ip(arguments) }
 
     /// A delay line in user space for kernels without `sch_netem` (this one says "Specified qdisc kind is unknown"):
     /// packets routed into the TUN device `dly0` come back out of it `delay` ms later, and are routed on.
@@ -53,19 +49,10 @@ struct SiteProbeTests {
                 kill(child.pid, SIGKILL)
                 child.process.waitUntilExit()
             }
-            for namespace in [siteA, router, siteB] {
-                let delete = Process()
-                delete.executableURL = URL(fileURLWithPath: Self.ip)
-                delete.arguments = ["netns", "delete", namespace]
-                try? delete.run()
-                delete.waitUntilExit()
-            }
+            NetworkNamespaces.delete([siteA, router, siteB])
             directory.remove()
         }
-        for namespace in [siteA, router, siteB] {
-            try await Self.ip(["netns", "add", namespace])
-            try await Self.ip(["-n", namespace, "link", "set", "lo", "up"])
-        }
+        try await NetworkNamespaces.make([siteA, router, siteB])
         // The addresses exist only inside the namespaces: A 10.251.1.1 — 10.251.1.2 R 10.251.2.1 — 10.251.2.2 B.
         try await Self.ip(["link", "add", "trc\(tag)a", "netns", siteA, "type", "veth", "peer", "name", "trc\(tag)ra", "netns", router])
         try await Self.ip(["link", "add", "trc\(tag)b", "netns", siteB, "type", "veth", "peer", "name", "trc\(tag)rb", "netns", router])
@@ -145,9 +132,4 @@ struct SiteProbeTests {
         #expect(MonitorAlarmTests.sample(metrics, "troncal_link_loss_percent{target=\"site:b\"}") == 0)
         await monitor.stop()
     }
-}
-
-struct ProbeTestError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }

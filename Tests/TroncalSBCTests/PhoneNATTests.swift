@@ -9,19 +9,14 @@ import TroncalRuntime
 /// masquerades with a 30 s UDP conntrack timeout in another, the phones on a private network in a third. Nothing
 /// touches the machine's own network; the namespaces are deleted at the end.
 @Suite(.serialized, .startsProcesses) struct PhoneNATTests {
-    static let ip = "/usr/sbin/ip"
+    static let ip = NetworkNamespaces.ip
     static var canMakeNATs: Bool {
-        getuid() == 0 && Sipp.executable != nil && FileManager.default.isExecutableFile(atPath: ip)
-            && FileManager.default.isExecutableFile(atPath: "/usr/sbin/iptables") && FileManager.default.isExecutableFile(atPath: "/usr/bin/curl")
-    }
-
-    static func ip(_ arguments: [String]) async throws {
-        let (status, output) = try await ChildProcess.run(URL(fileURLWithPath: ip), arguments)
-        guard status == 0 else { throw CallSiteError("ip \(arguments.joined(separator: " ")): \(output)") }
+        NetworkNamespaces.available && Sipp.executable != nil && FileManager.default.isExecutableFile(atPath: "/usr/sbin/iptables")
+            && FileManager.default.isExecutableFile(atPath: "/usr/bin/curl")
     }
 
     static func inNamespace(_ namespace: String, _ command: [String]) async throws -> (status: Int32, output: String) {
-        try await ChildProcess.run(URL(fileURLWithPath: ip), ["netns", "exec", namespace] + command)
+        try await NetworkNamespaces.run(in: namespace, command)
     }
 
     /// The phone's side of sipp's trace: the time of the first message starting with `start`.
@@ -54,21 +49,18 @@ import TroncalRuntime
         /// `digestAlgorithms`: what the PBX offers (sipp answers the first challenge; baresip 1.0 gives up on the
         /// registration when any challenge is not MD5).
         func build(digestAlgorithms: [String] = ["MD5", "SHA-256"]) async throws {
-            for namespace in [site, router, phones] {
-                try await PhoneNATTests.ip(["netns", "add", namespace])
-                try await PhoneNATTests.ip(["-n", namespace, "link", "set", "lo", "up"])
-            }
+            try await NetworkNamespaces.make([site, router, phones])
             // Site 10.252.1.1 — 10.252.1.2 router 192.168.252.1 — 192.168.252.2 phones (behind the router's masquerade).
-            try await PhoneNATTests.ip(["link", "add", "tn\(tag)s", "netns", site, "type", "veth", "peer", "name", "tn\(tag)o", "netns", router])
-            try await PhoneNATTests.ip(["link", "add", "tn\(tag)p", "netns", phones, "type", "veth", "peer", "name", "tn\(tag)i", "netns", router])
+            try await NetworkNamespaces.ip(["link", "add", "tn\(tag)s", "netns", site, "type", "veth", "peer", "name", "tn\(tag)o", "netns", router])
+            try await NetworkNamespaces.ip(["link", "add", "tn\(tag)p", "netns", phones, "type", "veth", "peer", "name", "tn\(tag)i", "netns", router])
             for (namespace, device, address) in [
                 (site, "tn\(tag)s", "10.252.1.1/30"), (router, "tn\(tag)o", "10.252.1.2/30"), (router, "tn\(tag)i", "192.168.252.1/24"),
                 (phones, "tn\(tag)p", "192.168.252.2/24"),
             ] {
-                try await PhoneNATTests.ip(["-n", namespace, "address", "add", address, "dev", device])
-                try await PhoneNATTests.ip(["-n", namespace, "link", "set", device, "up"])
+                try await NetworkNamespaces.ip(["-n", namespace, "address", "add", address, "dev", device])
+                try await NetworkNamespaces.ip(["-n", namespace, "link", "set", device, "up"])
             }
-            try await PhoneNATTests.ip(["-n", phones, "route", "add", "default", "via", "192.168.252.1"])
+            try await NetworkNamespaces.ip(["-n", phones, "route", "add", "default", "via", "192.168.252.1"])
             for setting in ["net.ipv4.ip_forward=1", "net.netfilter.nf_conntrack_udp_timeout=30", "net.netfilter.nf_conntrack_udp_timeout_stream=30"] {
                 let (status, output) = try await PhoneNATTests.inNamespace(router, ["/usr/sbin/sysctl", "-q", "-w", setting])
                 guard status == 0 else { throw CallSiteError("\(setting): \(output)") }
@@ -120,13 +112,7 @@ import TroncalRuntime
                 kill(child.pid, SIGKILL)
                 child.process.waitUntilExit()
             }
-            for namespace in [site, router, phones] {
-                let delete = Process()
-                delete.executableURL = URL(fileURLWithPath: PhoneNATTests.ip)
-                delete.arguments = ["netns", "delete", namespace]
-                try? delete.run()
-                delete.waitUntilExit()
-            }
+            NetworkNamespaces.delete([site, router, phones])
             releasePortOffset(offset)
             if let keep = ProcessInfo.processInfo.environment["TRONCAL_KEEP_TEST_FILES"], !keep.isEmpty {
                 try? FileManager.default.copyItem(at: directory.url, to: URL(fileURLWithPath: keep).appendingPathComponent(directory.url.lastPathComponent))
