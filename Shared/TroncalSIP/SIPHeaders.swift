@@ -60,6 +60,14 @@ public struct SIPHeaders: RandomAccessCollection, Hashable, Sendable, Expressibl
         fields.removeAll { $0.name == name }
     }
 
+    /// Removes every field with this name, known or not (`P-Charge-Info`), case-insensitively.
+    public mutating func removeAll(named name: String) {
+        let wanted = Array(name.utf8)
+        let known = SIPHeaderName(bytes: wanted[...])
+        if known != .other { return removeAll(known) }
+        fields.removeAll { $0.name == .other && $0.rawName.equalsCaseInsensitive(bytes: wanted) }
+    }
+
     /// Replaces all fields with this name by one `Name: value`, where the first one was (or at the end).
     public mutating func replace(_ name: SIPHeaderName, with value: String) {
         let field = SIPHeaderField(name, value: value)

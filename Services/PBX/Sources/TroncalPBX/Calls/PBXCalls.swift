@@ -103,6 +103,7 @@ final class PBXCalls: CallApplication {
         switch event {
         case .newRequest(let request, let id, let source):
             guard request.method == .invite else { return registrar.handle(event, in: loop) }
+            registrar.prepareLayer()
             newCall(request, id: id, source: source)
         case .inDialogRequest(let leg, let request, let id):
             let handled: Int
@@ -312,13 +313,10 @@ final class PBXCalls: CallApplication {
     /// One machine per plan, each on a leg of its own, all answering the caller's INVITE.
     private func startMachines(_ number: Int, _ plans: [Plan]) {
         guard var slot = calls[number] else { return }
-        let host = loop.transport.configuration.host
-        let address = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
-        let shown = address.contains(":") ? "[\(address)]" : address
-        let contact = "\(shown):\(loop.transport.port(of: .udp))"
+        // The PBX's own address, as the registrar prepared it for the Via; media addresses are unused (SDP passes).
+        let contact = loop.layer.configuration.sentBy[.udp] ?? ""
         var settings = B2BUACall.Configuration(
-            customerSideContact: contact, carrierSideContact: contact, customerSideMediaAddress: address, carrierSideMediaAddress: address,
-            relayPorts: (0, 0))
+            customerSideContact: contact, carrierSideContact: contact, customerSideMediaAddress: "", carrierSideMediaAddress: "", relayPorts: (0, 0))
         settings.anchorsMedia = false
         var started: [(Int, Plan)] = []
         for plan in plans {

@@ -66,7 +66,9 @@ final class Registrar: CallApplication {
         }
     }
 
-    private func prepareLayer() {
+    /// The Via sent-by (and Contact) of what the PBX sends: its SIP host and ports, once the transport listens. Called
+    /// for every new request, REGISTER or INVITE (a call may be the first thing a restarted PBX hears).
+    func prepareLayer() {
         guard !layerReady else { return }
         let host = loop.transport.configuration.host
         let address = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host

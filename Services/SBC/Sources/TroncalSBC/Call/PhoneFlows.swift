@@ -70,14 +70,16 @@ final class PhoneFlows: Sendable {
         flows.withLock { $0[flow]?[aor].flatMap { $0.expiresAt > now ? $0 : nil } }
     }
 
-    /// Who calls from `flow`: the line the INVITE's From names when it is registered there, else the line registered
-    /// last (a phone that writes something else in From still calls as one of its own lines).
-    func caller(_ flow: FlowTokens.Flow, from: String?, now: Date = Date()) -> Entry? {
-        flows.withLock { flows in
-            let live = (flows[flow] ?? [:]).values.filter { $0.expiresAt > now }
-            if let from, let named = live.first(where: { $0.aor == from }) { return named }
-            return live.max { $0.registeredAt < $1.registeredAt }
-        }
+    /// The lines registered on `flow` now (none: the source is not a registered phone).
+    func lines(_ flow: FlowTokens.Flow, now: Date = Date()) -> [Entry] {
+        flows.withLock { $0[flow].map { $0.values.filter { $0.expiresAt > now } } ?? [] }
+    }
+
+    /// Who calls from a flow with these lines: the line the INVITE's From names when it is one of them, else the line
+    /// registered last (a phone that writes something else in From still calls as one of its own lines).
+    static func caller(among lines: [Entry], from: String?) -> Entry? {
+        if let from, let named = lines.first(where: { $0.aor == from }) { return named }
+        return lines.max { $0.registeredAt < $1.registeredAt }
     }
 }
 

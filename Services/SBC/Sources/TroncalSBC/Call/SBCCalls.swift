@@ -280,9 +280,11 @@ final class SBCCalls: CallApplication {
                 return .fromPBX(customer: customer)
             }
         }
-        let flow = FlowTokens.Flow(transport: source.transport, host: source.remoteIP, port: source.remotePort)
+        // Every INVITE asks this: the From is read only for a source that is a registered phone.
+        let lines = shared.phones.lines(FlowTokens.Flow(transport: source.transport, host: source.remoteIP, port: source.remotePort))
+        guard !lines.isEmpty else { return nil }
         let from = ((try? invite.headers.from()) ?? nil).map { "\($0.uri.user ?? "")@\($0.uri.host.lowercased())" }
-        return shared.phones.caller(flow, from: from).map { .fromPhone(aor: $0.aor) }
+        return PhoneFlows.caller(among: lines, from: from).map { .fromPhone(aor: $0.aor) }
     }
 
     /// The targets of a PBX call: for a phone's call every PBX instance (the one the Call-ID picks first, the others on
@@ -296,7 +298,8 @@ final class SBCCalls: CallApplication {
             invite.headers.removeAll(.pPreferredIdentity)
             invite.headers.insert(SIPHeaderField(.pAssertedIdentity, value: "<sip:\(aor)>"), at: max(0, invite.headers.count - 1))
             let registrars = configuration.registrars
-            let first = Int(UInt(bitPattern: callID.hashValue) % UInt(registrars.count))
+            // The stable hash that places calls on loops (and REGISTERs on PBX instances).
+            let first = Int(CallLoopRouting.hash(callID) % UInt64(registrars.count))
             let callee = invite.uri.user ?? ""
             return (0..<registrars.count).map { index in
                 let target = registrars[(first + index) % registrars.count]
@@ -330,7 +333,7 @@ final class SBCCalls: CallApplication {
             // An extension's call outside: the tenant's customer account, routed and billed as its own calls are. What
             // the PBX asserted stays inside.
             customer = admission.customers.customer(id: account) ?? CustomerSettings(id: account, addresses: [])
-            invite.headers = SIPHeaders(invite.headers.filter { String(decoding: $0.rawName, as: UTF8.self).lowercased() != "p-charge-info" })
+            invite.headers.removeAll(named: "P-Charge-Info")
             invite.headers.removeAll(.pAssertedIdentity)
             shared.frontDoor.recordAuthenticated(source, account: "pbx")
         } else if let leg = pbx {
@@ -341,37 +344,37 @@ final class SBCCalls: CallApplication {
             customer = CustomerSettings(id: "pbx", addresses: [])
             if case .fromPhone(let aor) = leg { shared.frontDoor.recordAuthenticated(source, account: "phone:\(aor)") }
         } else {
-        switch admission.identify(source.remoteIP) {
-        case .unknown:
-            guard configuration.refuseUnknownSources else {
-                // Not a customer, and told to say nothing: not even 100 Trying.
-                shared.refused("unknown-source")
-                logger.info("call from an unknown source dropped", metadata: ["source": "\(source)"])
-                return
-            }
-            logger.info("call from an unknown source refused", metadata: ["source": "\(source)"])
-            return refuse(invite, id: id, source: source, status: 403, reason: "Forbidden", counted: "unknown-source")
-        case .carrier(let carrier):
-            shared.frontDoor.recordAuthenticated(source, account: "carrier:\(carrier.id)")
-            customer = carrier
-            fromCarrier = true
-        case .customers(let candidates):
-            customer = candidates[0]
-            if !customer.username.isEmpty {
-                switch admission.authenticate(invite, source: source, candidates: candidates, toTag: loop.layer.makeTag(), now: Date()) {
-                case .authenticated(let authenticated):
-                    customer = authenticated
-                case .answer(let response):
-                    guard loop.layer.serve(invite, id: id, source: source, leg: nil) else { return }
-                    loop.layer.respond(response, on: id)
+            switch admission.identify(source.remoteIP) {
+            case .unknown:
+                guard configuration.refuseUnknownSources else {
+                    // Not a customer, and told to say nothing: not even 100 Trying.
+                    shared.refused("unknown-source")
+                    logger.info("call from an unknown source dropped", metadata: ["source": "\(source)"])
                     return
                 }
-            } else {
-                // A trunk known by its address has proven who it is as far as the border is concerned: it earns the
-                // higher request limit, so that a busy customer trunk is not taken for a flood.
-                shared.frontDoor.recordAuthenticated(source, account: customer.id)
+                logger.info("call from an unknown source refused", metadata: ["source": "\(source)"])
+                return refuse(invite, id: id, source: source, status: 403, reason: "Forbidden", counted: "unknown-source")
+            case .carrier(let carrier):
+                shared.frontDoor.recordAuthenticated(source, account: "carrier:\(carrier.id)")
+                customer = carrier
+                fromCarrier = true
+            case .customers(let candidates):
+                customer = candidates[0]
+                if !customer.username.isEmpty {
+                    switch admission.authenticate(invite, source: source, candidates: candidates, toTag: loop.layer.makeTag(), now: Date()) {
+                    case .authenticated(let authenticated):
+                        customer = authenticated
+                    case .answer(let response):
+                        guard loop.layer.serve(invite, id: id, source: source, leg: nil) else { return }
+                        loop.layer.respond(response, on: id)
+                        return
+                    }
+                } else {
+                    // A trunk known by its address has proven who it is as far as the border is concerned: it earns the
+                    // higher request limit, so that a busy customer trunk is not taken for a flood.
+                    shared.frontDoor.recordAuthenticated(source, account: customer.id)
+                }
             }
-        }
         }
         guard let callerCallID = (try? invite.headers.callID()) ?? nil else {
             return loop.layer.answer(invite, id: id, source: source, status: 400, reason: "Bad Request")
