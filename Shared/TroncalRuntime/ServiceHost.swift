@@ -67,13 +67,15 @@ public struct ServiceHost<S: TroncalService>: Sendable {
         let shuttingDown = ShutdownFlag()
         let status: @Sendable () async -> ServiceStatus = {
             let snapshot = await health.snapshot()
-            let state: HealthState = shuttingDown.isSet ? .unhealthy : (snapshot.allReachable ? .healthy : .degraded)
+            let notReady = service.notReadyReason
+            let reason = shuttingDown.isSet ? "shutting down" : notReady.map { "starting: \($0)" }
+            let state: HealthState = reason != nil ? .unhealthy : (snapshot.allReachable ? .healthy : .degraded)
             return ServiceStatus(
                 role: identity.role, site: identity.site, instance: identity.instance, version: TroncalVersion.current,
                 status: state, uptimeSeconds: (ContinuousClock.now - started).seconds,
                 linkAddress: LinkEndpoint(host: instance.host, port: instance.linkPort).description,
                 adminAddress: LinkEndpoint(host: instance.adminHost, port: instance.adminPort).description,
-                links: snapshot.links, pid: getpid())
+                links: snapshot.links, pid: getpid(), reason: reason)
         }
         var handlers = LinkHandlers(localIdentity: identity)
         handlers.on(Ping.self, from: nil) { _, _ in

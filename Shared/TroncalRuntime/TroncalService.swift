@@ -52,10 +52,15 @@ public protocol TroncalService: Sendable {
     func register(_ handlers: inout LinkHandlers)
     /// Long-running parts (listeners, timers) that run beside the link and admin servers.
     var services: [any Service] { get }
+    /// Why the instance cannot take traffic yet (e.g. its SIP listeners are not bound), or `nil` when it can. Until
+    /// it is `nil`, `/health` answers `unhealthy` (HTTP 503) with this reason, so that nothing is sent to an instance
+    /// that would refuse it.
+    var notReadyReason: String? { get }
 }
 
 extension TroncalService {
     public var services: [any Service] { [] }
+    public var notReadyReason: String? { nil }
 }
 
 extension SiteConfig {

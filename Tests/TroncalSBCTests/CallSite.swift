@@ -96,7 +96,8 @@ final class CallSite: Sendable {
 
     func isUp(_ instance: String) async -> Bool {
         guard let settings = config.instance(named: instance) else { return false }
-        return (try? await httpGet(port: settings.adminPort, path: "/health")) != nil
+        // 200 (healthy or degraded): its listeners are bound. 503 while it is still starting.
+        return (try? await httpGet(port: settings.adminPort, path: "/health"))?.hasPrefix("HTTP/1.1 200") == true
     }
 
     /// Starts (or starts again) one instance; its output goes to `<instance>.log`, or `<instance>-N.log` after a restart.

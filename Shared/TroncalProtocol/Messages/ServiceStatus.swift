@@ -47,12 +47,15 @@ public struct ServiceStatus: LinkMessage, Hashable {
     public var links: [LinkStatus]
     /// The operating system's process id of the instance.
     public var pid: Int32?
+    /// Why the instance is `unhealthy` when it says (still starting: its listeners are not bound yet; shutting down).
+    public var reason: String?
 
     public init(
         role: Role, site: String, instance: String, version: String, status: HealthState, uptimeSeconds: Double,
-        linkAddress: String, adminAddress: String, links: [LinkStatus], pid: Int32? = nil
+        linkAddress: String, adminAddress: String, links: [LinkStatus], pid: Int32? = nil, reason: String? = nil
     ) {
         self.pid = pid
+        self.reason = reason
         self.role = role
         self.site = site
         self.instance = instance

@@ -45,6 +45,8 @@ public final class SIPTransport: Service, Sendable {
         /// destination share a connection.
         var outbound: [Destination: EventLoopFuture<any Channel>] = [:]
         var stopped = false
+        /// Every configured listener is bound (set once `run()` has bound them, cleared when it stops).
+        var listening = false
     }
 
     /// Where an outbound TCP/TLS connection goes: the host as given (it is the TLS server name), and the port.
@@ -74,6 +76,10 @@ public final class SIPTransport: Service, Sendable {
 
     /// Waits until every configured listener is bound (or throws why one could not be).
     public func waitUntilListening() async throws { try await ready.futureResult.get() }
+
+    /// Whether every configured listener is bound and the transport has not stopped: what a service's `/health` waits
+    /// for before it says it can take traffic.
+    public var isListening: Bool { state.withLock { $0.listening && !$0.stopped } }
 
     /// The bound address of each listener (useful with port 0).
     public var udpAddress: SocketAddress? { state.withLock { $0.udp.first?.localAddress } }
@@ -108,6 +114,7 @@ public final class SIPTransport: Service, Sendable {
     public func run() async throws {
         do {
             try await bind()
+            state.withLock { $0.listening = true }
             ready.succeed(())
         } catch {
             ready.fail(error)

@@ -80,6 +80,10 @@ public struct PBXService: TroncalService {
         }.get()
     }
 
+    public var notReadyReason: String? {
+        transport.isListening ? nil : "SIP listeners not bound"
+    }
+
     public var services: [any Service] {
         [
             CatalogRefresh(catalogs: catalogs, logger: context.logger), SIPListener(transport: transport),

@@ -129,6 +129,10 @@ public struct SBCService: TroncalService {
         }
     }
 
+    public var notReadyReason: String? {
+        transport.isListening ? nil : "SIP listeners not bound"
+    }
+
     public var services: [any Service] {
         var services: [any Service] = [SIPService(transport: transport, engine: engine)]
         let sbc = context.config.sbc
