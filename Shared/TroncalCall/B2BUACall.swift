@@ -266,6 +266,48 @@ public struct B2BUACall: Sendable {
         }
     }
 
+    /// The target the call's INVITE is out to now (nil unless it is calling).
+    public var targetBeingCalled: RouteTarget? {
+        if case .calling(let attempt) = state, targets.indices.contains(attempt) { return targets[attempt] }
+        return nil
+    }
+
+    /// The call is answered by a party whose own INVITE reached the B2BUA (a call pickup: a phone dialled the pickup
+    /// code while this call rang elsewhere). That INVITE's dialog becomes the callee leg, with the B2BUA as its UAS:
+    /// the shell has answered it (200, To tag `calleeLocalTag`, the caller's media as the answer to the picker's
+    /// offer) and sends the callee leg's requests to `target`. The caller gets a 200 with `sdp`, the picker's media as
+    /// the answer to its own offer. Only before an answer (after `start()`, or while calling: the shell cancels what
+    /// was out).
+    public mutating func answeredByPickup(invite picker: SIPRequest, target: RouteTarget, sdp: [UInt8], now: Date) -> [Action] {
+        switch state {
+        case .routing, .calling: break
+        default: return []
+        }
+        guard let from = (try? picker.headers.from()) ?? nil, let to = picker.headers.first(.to) else { return [] }
+        targets = [target]
+        attemptStarted = now
+        attemptProvisionalAt = now
+        state = .answered
+        answerAt = now
+        // The picker's dialog as seen by its UAS: requests to it go From its To (our tag), To its From (its tag), to its
+        // Contact, along its Record-Route as received.
+        var headers = SIPHeaders()
+        headers.append(.from, "\(to.valueString);tag=\(calleeLocalTag)")
+        headers.append(.to, SIPAddress(displayName: from.displayNameString, uri: from.uri).description)
+        calleeInvite = SIPRequest(method: .invite, uri: from.uri, headers: headers)
+        calleeRemoteTag = from.tag
+        calleeRemoteTarget = Self.firstContact(picker.headers)
+        calleeRouteSet = (try? picker.headers.recordRoute()) ?? []
+        calleeCSeq = 1
+        recordAttempt(0, result: .answered, status: 200)
+        var answer = SIPResponse(statusCode: 200, reasonPhrase: "OK")
+        if !sdp.isEmpty {
+            answer.body = sdp
+            answer.headers.append(.contentType, "application/sdp")
+        }
+        return [.startTimer(.duration, maximumDuration), .reportAttempt(attemptReport(0, result: .answered, status: 200)), .respondToCaller(callerResponse(answer))]
+    }
+
     /// Media quality measured by the relay, added to the summary before the call finishes.
     public mutating func recordStream(_ report: CallSummary.StreamReport) {
         streams.append(report)
@@ -445,8 +487,8 @@ public struct B2BUACall: Sendable {
             var body: [UInt8] = []
             if !request.body.isEmpty { body = rewriteSDP(request.body, from: .caller, actions: &actions) ?? request.body }
             if request.method == .invite || request.method == .update { actions += refreshSessionTimer(request.headers) }
-            pendingCallerRequests.append(request)
             var forwarded = calleeRequest(request.method, body: body)
+            pendingCallerRequests.append((request, calleeCSeq))
             copyAllowedHeaders(from: request.headers, into: &forwarded.headers)
             return actions + [.sendToCallee(forwarded, target)]
         }
@@ -469,15 +511,17 @@ public struct B2BUACall: Sendable {
             var body: [UInt8] = []
             if !request.body.isEmpty { body = rewriteSDP(request.body, from: .callee, actions: &actions) ?? request.body }
             if request.method == .invite || request.method == .update { actions += refreshSessionTimer(request.headers) }
-            pendingCalleeRequests.append(request)
             var forwarded = callerRequest(request.method, body: body)
+            pendingCalleeRequests.append((request, callerCSeq))
             copyAllowedHeaders(from: request.headers, into: &forwarded.headers)
             return actions + [.sendToCaller(forwarded)]
         }
     }
 
-    private var pendingCallerRequests: [SIPRequest] = []
-    private var pendingCalleeRequests: [SIPRequest] = []
+    /// Requests one side started that went on to the other, with the CSeq they went on with (a re-INVITE's 2xx is
+    /// ACKed with its own CSeq, not the initial INVITE's).
+    private var pendingCallerRequests: [(request: SIPRequest, forwardedCSeq: UInt32)] = []
+    private var pendingCalleeRequests: [(request: SIPRequest, forwardedCSeq: UInt32)] = []
 
     /// A response from the callee to a request the caller started: answer the caller's request with it.
     private mutating func forwardResponseToCaller(_ response: SIPResponse, now: Date) -> [Action] {
@@ -487,7 +531,7 @@ public struct B2BUACall: Sendable {
             return pendingByeAnswers <= 0 ? [.cancelTimer(.teardown)] + finish(now: now) : []
         }
         guard response.statusCode >= 200, !pendingCallerRequests.isEmpty else { return [] }
-        let original = pendingCallerRequests.removeFirst()
+        let (original, forwardedCSeq) = pendingCallerRequests.removeFirst()
         var actions: [Action] = []
         var answer = inDialogResponse(to: original, response.statusCode, response.reasonPhraseString)
         if !response.body.isEmpty, let rewritten = rewriteSDP(response.body, from: .callee, actions: &actions) {
@@ -495,7 +539,9 @@ public struct B2BUACall: Sendable {
             answer.headers.replace(.contentLength, with: "\(rewritten.count)")
             answer.headers.insert(SIPHeaderField(.contentType, value: "application/sdp"), at: max(0, answer.headers.count - 1))
         }
-        if original.method == .invite, (200..<300).contains(response.statusCode) { actions += ackCallee() }
+        if original.method == .invite, (200..<300).contains(response.statusCode), let target = currentTarget {
+            actions.append(.sendToCallee(calleeRequest(.ack, body: [], cseq: forwardedCSeq), target))
+        }
         return actions + [.respondToCaller(answer)]
     }
 
@@ -507,7 +553,7 @@ public struct B2BUACall: Sendable {
             return pendingByeAnswers <= 0 ? [.cancelTimer(.teardown)] + finish(now: now) : []
         }
         guard response.statusCode >= 200, !pendingCalleeRequests.isEmpty else { return [] }
-        let original = pendingCalleeRequests.removeFirst()
+        let (original, forwardedCSeq) = pendingCalleeRequests.removeFirst()
         var actions: [Action] = []
         var answer = inDialogResponse(to: original, response.statusCode, response.reasonPhraseString)
         if !response.body.isEmpty, let rewritten = rewriteSDP(response.body, from: .caller, actions: &actions) {
@@ -516,7 +562,7 @@ public struct B2BUACall: Sendable {
             answer.headers.insert(SIPHeaderField(.contentType, value: "application/sdp"), at: max(0, answer.headers.count - 1))
         }
         if original.method == .invite, (200..<300).contains(response.statusCode) {
-            actions.append(.sendToCaller(callerRequest(.ack, body: [], cseq: callerCSeq)))
+            actions.append(.sendToCaller(callerRequest(.ack, body: [], cseq: forwardedCSeq)))
         }
         return actions + [.respondToCallee(answer)]
     }

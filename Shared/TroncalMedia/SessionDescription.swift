@@ -90,6 +90,11 @@ public struct SessionDescription: Sendable, Hashable {
         self.media = media
     }
 
+    init(sessionLines: [(type: Character, value: String)], media: [Media]) {
+        self.sessionLines = sessionLines
+        self.media = media
+    }
+
     /// The session-level `c=` address.
     public var connectionAddress: String? {
         sessionLines.first { $0.type == "c" }.flatMap { Self.address(fromConnection: $0.value) }
@@ -129,6 +134,51 @@ public struct SessionDescription: Sendable, Hashable {
                 line.type == "a" && line.value.hasPrefix("rtcp:") ? ("a", "rtcp:\(ports[index] + 1)") : line
             }
         }
+    }
+
+    /// An answer (RFC 3264) to `offer` in the name of a party that made its own offer, `other`: when a B2BUA joins two
+    /// parties that each sent an offer (a call pickup), each gets the other's media address as the answer to its own
+    /// offer. Stream `i` of the answer is `other`'s stream `i` (its address, port and direction) with the formats of
+    /// `offer` that `other` also offered (same encoding and clock rate), in `offer`'s order and numbering, with their
+    /// `rtpmap` and `fmtp` lines; a stream with no format in common, or that `other` lacks, is rejected (port 0). Nil
+    /// when no stream is left (the parties cannot talk). Payload type numbers are the offer's: a dynamic type (e.g.
+    /// `telephone-event`) numbered differently by the two parties arrives under the sender's number.
+    public static func answer(to offer: SessionDescription, from other: SessionDescription, sessionID: String = "1") -> SessionDescription? {
+        let directions: Set<String> = ["sendrecv", "sendonly", "recvonly", "inactive"]
+        guard let otherAddress = other.connectionAddress ?? other.media.lazy.compactMap(\.connectionAddress).first else { return nil }
+        let family = otherAddress.contains(":") ? "IP6" : "IP4"
+        var answer = SessionDescription(
+            sessionLines: [
+                ("v", "0"), ("o", "- \(sessionID) 1 IN \(family) \(otherAddress)"), ("s", "-"), ("c", "IN \(family) \(otherAddress)"), ("t", "0 0"),
+            ], media: [])
+        let sessionDirection = other.sessionLines.first { $0.type == "a" && directions.contains($0.value) }?.value
+        var accepted = 0
+        for (index, offered) in offer.media.enumerated() {
+            var section = Media(type: offered.type, port: 0, portCount: nil, proto: offered.proto, formats: [offered.formats.first ?? "0"], lines: [])
+            defer { answer.media.append(section) }
+            guard other.media.indices.contains(index), offered.port != 0 else { continue }
+            let theirs = other.media[index]
+            guard theirs.type == offered.type, theirs.port != 0 else { continue }
+            let wanted = Set(theirs.codecs.map { "\($0.encoding.lowercased())/\($0.clockRate)" })
+            let common = offered.codecs.filter { wanted.contains("\($0.encoding.lowercased())/\($0.clockRate)") }.map(\.payloadType)
+            guard !common.isEmpty else { continue }
+            accepted += 1
+            section.port = theirs.port
+            section.formats = common
+            if let address = theirs.connectionAddress, address != otherAddress {
+                section.lines.append(("c", "IN \(address.contains(":") ? "IP6" : "IP4") \(address)"))
+            }
+            for line in offered.lines where line.type == "a" {
+                let name = line.value.prefix { $0 != ":" }
+                guard name == "rtpmap" || name == "fmtp" else { continue }
+                let format = line.value.dropFirst(name.count + 1).prefix { $0 != " " }
+                if common.contains(String(format)) { section.lines.append(line) }
+            }
+            if let ptime = theirs.lines.first(where: { $0.type == "a" && $0.value.hasPrefix("ptime:") }) { section.lines.append(ptime) }
+            let direction = theirs.lines.first { $0.type == "a" && directions.contains($0.value) }?.value ?? sessionDirection ?? "sendrecv"
+            section.lines.append(("a", direction))
+        }
+        return accepted > 0 ? answer : nil
     }
 
     /// The SDP text with CRLF line ends.

@@ -316,4 +316,35 @@ struct B2BUACallTests {
         #expect(text.hasPrefix("BYE sip:alice@\(Self.customerIP):5060 SIP/2.0"))
         #expect(!text.contains("203.0.113"))
     }
+
+    /// A hold from the caller (re-INVITE with `a=sendonly`) goes on to the callee with the callee dialog's next CSeq;
+    /// the callee's 200 is ACKed with that CSeq (an ACK with the first INVITE's CSeq would not acknowledge it, and the
+    /// callee would end the call after 32 s), and the caller gets the 200.
+    @Test func aReInviteIsAcknowledgedWithItsOwnCSeqOnTheCalleeLeg() throws {
+        var call = try makeCall()
+        _ = call.start()
+        let a0 = call.handle(.routed(RouteDecision(outcome: .route, targets: targets(1))), now: t0)
+        let (invite, _) = try #require(invites(a0).first)
+        _ = call.handle(.calleeResponse(response(200, to: invite, sdp: true)), now: t0)
+        var hold = byeFromCaller()
+        hold.method = .invite
+        hold.headers.replace(.cseq, with: "314160 INVITE")
+        hold.body = Array(Self.sdp.replacingOccurrences(of: "a=sendrecv", with: "a=sendonly").utf8)
+        let forwarded = call.handle(.callerRequest(hold), now: t0.addingTimeInterval(3))
+        let toCallee = try #require(forwarded.compactMap { if case .sendToCallee(let r, _) = $0 { r } else { nil } }.first)
+        #expect(toCallee.method == .invite)
+        #expect(toCallee.headers.first(.cseq)?.valueString == "2 INVITE")
+        #expect(String(decoding: toCallee.body, as: UTF8.self).contains("a=sendonly"))
+        let answered = call.handle(.calleeDialogResponse(response(200, to: toCallee, sdp: true)), now: t0.addingTimeInterval(3.1))
+        let ack = try #require(answered.compactMap { if case .sendToCallee(let r, _) = $0 { r } else { nil } }.first)
+        #expect(ack.method == .ack)
+        #expect(ack.headers.first(.cseq)?.valueString == "2 ACK")
+        #expect(callerResponses(answered).map(\.statusCode) == [200])
+        #expect(callerResponses(answered).first?.headers.first(.cseq)?.valueString == "314160 INVITE")
+        // A BYE afterwards uses the next CSeq.
+        _ = call.handle(.callerRequest(byeFromCaller()), now: t0.addingTimeInterval(5))
+        let after = call.handle(.summarySpooled, now: t0.addingTimeInterval(5))
+        let bye = try #require(after.compactMap { if case .sendToCallee(let r, _) = $0 { r } else { nil } }.first)
+        #expect(bye.headers.first(.cseq)?.valueString == "3 BYE")
+    }
 }

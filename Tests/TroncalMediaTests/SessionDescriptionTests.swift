@@ -44,4 +44,31 @@ struct SessionDescriptionTests {
     func malformedBodiesAreRefused(_ body: String) {
         #expect(throws: SessionDescription.ParseError.self) { try SessionDescription(body) }
     }
+
+    /// A call pickup joins two offers: each party gets the other's address and port, with the formats both offered in
+    /// its own order and numbering, and the other's direction; a party with nothing in common gets no answer.
+    @Test func anAnswerBuiltFromAnotherPartysOfferKeepsTheOffersFormatsTheOtherAlsoOffered() throws {
+        let caller = try SessionDescription(
+            "v=0\r\no=a 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 8 0 101\r\n"
+                + "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\n")
+        let picker = try SessionDescription(
+            "v=0\r\no=b 2 2 IN IP4 10.0.0.2\r\ns=-\r\nc=IN IP4 10.0.0.2\r\nt=0 0\r\nm=audio 50000 RTP/AVP 0 18 101\r\n"
+                + "a=rtpmap:18 G729/8000\r\na=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\n")
+        let toCaller = try #require(SessionDescription.answer(to: caller, from: picker))
+        #expect(toCaller.destination(ofMedia: 0)! == ("10.0.0.2", 50000))
+        #expect(toCaller.media[0].formats == ["0", "101"])
+        #expect(toCaller.text.contains("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n"))
+        let toPicker = try #require(SessionDescription.answer(to: picker, from: caller))
+        #expect(toPicker.destination(ofMedia: 0)! == ("10.0.0.1", 40000))
+        #expect(toPicker.media[0].formats == ["0", "101"])
+        #expect(!toPicker.text.contains("G729"))
+        // Parses back as SDP.
+        #expect((try? SessionDescription(toPicker.text)) != nil)
+
+        let g729Only = try SessionDescription("v=0\r\no=c 3 3 IN IP4 10.0.0.3\r\ns=-\r\nc=IN IP4 10.0.0.3\r\nt=0 0\r\nm=audio 60000 RTP/AVP 18\r\n")
+        #expect(SessionDescription.answer(to: caller, from: g729Only) == nil)
+        // A hold (sendonly) on the other side is what the answer says.
+        let holding = try SessionDescription(picker.text + "a=sendonly\r\n")
+        #expect(SessionDescription.answer(to: caller, from: holding)?.text.contains("a=sendonly") == true)
+    }
 }

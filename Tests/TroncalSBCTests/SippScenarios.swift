@@ -138,6 +138,12 @@ enum SippScenarios {
           </send>
           <recv response="200"/>
           <recv response="487"/>
+          \(ackOfFailure)
+        </scenario>
+        """
+
+    /// The ACK of a final failure to the INVITE of `invite()` (CSeq 1).
+    static let ackOfFailure = """
           <send>
             <![CDATA[
               ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
@@ -150,8 +156,7 @@ enum SippScenarios {
               Content-Length: 0
             ]]>
           </send>
-        </scenario>
-        """
+          """
 
     static let okHeaders = """
               [last_Via:]

@@ -3,6 +3,7 @@ internal import Logging
 internal import Metrics
 internal import NIOCore
 internal import TroncalCall
+internal import TroncalMedia
 internal import TroncalProtocol
 internal import TroncalRuntime
 internal import TroncalSIP
@@ -68,6 +69,7 @@ final class PBXCalls: CallApplication {
     private var roundRobin: [String: Int] = [:]
     private let started = Counter(label: "troncal_pbx_calls_total")
     private let outcomes: [String: Counter]
+    private let pickups: [String: Counter]
 
     static let callerLeg = 0
     static func caller(_ number: Int) -> LegReference { LegReference(call: number, leg: callerLeg) }
@@ -95,6 +97,11 @@ final class PBXCalls: CallApplication {
         var outcomes: [String: Counter] = [:]
         for name in Self.outcomeNames { outcomes[name] = Counter(label: "troncal_pbx_call_outcomes_total", dimensions: [("outcome", name)]) }
         self.outcomes = outcomes
+        var pickups: [String: Counter] = [:]
+        for name in ["picked-up", "nothing-ringing", "incompatible"] {
+            pickups[name] = Counter(label: "troncal_pbx_pickups_total", dimensions: [("result", name)])
+        }
+        self.pickups = pickups
     }
 
     var calling: Int { calls.count }
@@ -187,6 +194,14 @@ final class PBXCalls: CallApplication {
             let assertedTenant = catalog.tenant(domain: asserted.uri.host), let from = catalog.extension(user, of: assertedTenant.name)
         {
             // An extension calls: the identity the SBC asserts for the phone's registered flow.
+            if dialled.hasPrefix(assertedTenant.pickupCode) {
+                // The pickup code alone: a call ringing in the caller's pickup group; followed by an extension: a call
+                // ringing at that extension.
+                let directed = String(dialled.dropFirst(assertedTenant.pickupCode.count))
+                if directed.isEmpty || PBXCatalog.isExtensionNumber(directed) {
+                    return pickUp(received, id: id, source: source, tenant: assertedTenant, picker: from, directed: directed.isEmpty ? nil : directed)
+                }
+            }
             tenant = assertedTenant
             caller = from.number
             route = PBXDialPlan(catalog: catalog, tenant: tenant).dialled(dialled, now: now)
@@ -223,6 +238,92 @@ final class PBXCalls: CallApplication {
             invite: invite, source: source, inviteTransaction: id, tenant: tenant.name, customer: tenant.customer, caller: caller,
             callID: callID, route: route, callerLocalTag: loop.layer.makeTag())
         ring(number)
+    }
+
+    // MARK: - Call pickup
+
+    /// Answers a call ringing elsewhere from the phone that dialled the pickup code (`picker`): the oldest call of the
+    /// tenant ringing at an extension of the picker's pickup group (or at `directed`), never one the picker itself
+    /// made. The picker's INVITE becomes that call's answering leg: both offers are answered with the other party's
+    /// media (the SBC anchors each phone's leg, so each side's relay sends to the other's), the places still ringing
+    /// are cancelled, and the call goes on as any answered call. Nothing ringing: 480; no codec in common: 488.
+    private func pickUp(
+        _ invite: SIPRequest, id: TransactionID, source: SIPSource, tenant: PBXCatalog.Tenant, picker: PBXCatalog.Extension, directed: String?
+    ) {
+        let catalog = catalogs.catalog
+        let callID = ((try? invite.headers.callID()) ?? nil) ?? ""
+        // Ringing: a machine of a call nobody answered yet, calling an extension's contact (trunk `tenant/extension`).
+        let ringing = calls.keys.sorted().lazy.compactMap { number -> (Int, String)? in
+            guard let slot = self.calls[number], slot.tenant == tenant.name, slot.winner == nil, !slot.cancelled, slot.caller != picker.number else {
+                return nil
+            }
+            for machine in slot.machines.values {
+                guard let target = machine.call?.targetBeingCalled, target.carrier == "extension" else { continue }
+                let rung = String(target.trunk.dropFirst(tenant.name.count + 1))
+                guard rung != picker.number else { continue }
+                if let directed {
+                    if rung == directed { return (number, rung) }
+                } else if let member = catalog.extension(rung, of: tenant.name), member.pickupGroup == picker.pickupGroup {
+                    return (number, rung)
+                }
+            }
+            return nil
+        }.first
+        guard let (number, rung) = ringing, let slot = calls[number] else {
+            pickups["nothing-ringing"]?.increment()
+            logger.info("call pickup: nothing ringing", metadata: [
+                "call-id": "\(callID)", "tenant": "\(tenant.name)", "extension": "\(picker.number)", "directed": "\(directed ?? "-")",
+            ])
+            return loop.layer.answer(invite, id: id, source: source, status: 480, reason: "Temporarily Unavailable")
+        }
+        let callerOffer = String(decoding: slot.invite.body, as: UTF8.self)
+        let pickerOffer = String(decoding: invite.body, as: UTF8.self)
+        guard let offerA = try? SessionDescription(callerOffer), let offerB = try? SessionDescription(pickerOffer),
+            let toCaller = SessionDescription.answer(to: offerA, from: offerB), let toPicker = SessionDescription.answer(to: offerB, from: offerA)
+        else {
+            pickups["incompatible"]?.increment()
+            logger.info("call pickup: no media in common (or an INVITE without SDP)", metadata: [
+                "call-id": "\(callID)", "tenant": "\(tenant.name)", "extension": "\(picker.number)", "picked-call-id": "\(slot.callID)",
+            ])
+            return loop.layer.answer(invite, id: id, source: source, status: 488, reason: "Not Acceptable Here")
+        }
+        var updated = slot
+        let index = updated.nextMachine
+        updated.nextMachine += 1
+        let leg = Self.callee(number, machine: index)
+        let tag = loop.layer.makeTag()
+        loop.layer.addLeg(leg, callID: callID)
+        guard loop.layer.serve(invite, id: id, source: source, leg: leg) else { return }
+        // The picker's answer: the caller's media, our Contact.
+        var answer = InviteServerTransaction.response(200, "OK", to: invite, toTag: tag)
+        let body = Array(toPicker.text.utf8)
+        answer.headers.removeAll(.contentLength)
+        answer.headers.append(.contact, "<sip:\(loop.layer.configuration.sentBy[.udp] ?? "")>")
+        answer.headers.append(.contentType, "application/sdp")
+        answer.headers.append(.contentLength, "\(body.count)")
+        answer.body = body
+        loop.layer.respond(answer, on: id)
+        var settings = B2BUACall.Configuration(
+            customerSideContact: loop.layer.configuration.sentBy[.udp] ?? "", carrierSideContact: loop.layer.configuration.sentBy[.udp] ?? "",
+            customerSideMediaAddress: "", carrierSideMediaAddress: "", relayPorts: (0, 0))
+        settings.anchorsMedia = false
+        var call = B2BUACall(
+            invite: slot.invite, customer: slot.tenant, site: site, instance: instance, configuration: settings, callerLocalTag: slot.callerLocalTag,
+            calleeCallID: callID, calleeLocalTag: tag, summaryID: RandomID.uuidString(), now: Date())
+        _ = call.start()
+        let target = RouteTarget(
+            carrier: "pickup", trunk: "\(tenant.name)/\(picker.number)", host: source.remoteIP, port: source.remotePort, transport: "udp",
+            number: picker.number, setupTimeoutMilliseconds: 0)
+        let actions = call.answeredByPickup(invite: invite, target: target, sdp: Array(toCaller.text.utf8), now: Date())
+        updated.machines[index] = Machine(call: call)
+        calls[number] = updated
+        pickups["picked-up"]?.increment()
+        logger.info("call picked up", metadata: [
+            "call-id": "\(slot.callID)", "tenant": "\(tenant.name)", "extension": "\(picker.number)", "ringing": "\(rung)",
+            "picker-call-id": "\(callID)",
+        ])
+        // The caller's 200 makes this machine the one in the call and cancels the places still ringing.
+        perform(actions, call: number, machine: index)
     }
 
     /// The caller's From: `user` (and a display name) instead of what the phone wrote there.
