@@ -18,12 +18,12 @@ import TroncalRuntime
 
     /// Registers (REGISTER, 401, REGISTER with digest, 200), then calls `[service]`; it hangs up after 300 ms, or waits
     /// for the BYE from its answer on (a pause would take an early BYE for an unexpected one).
-    static func registerThenCall(callerHangsUp: Bool) -> String {
+    static func registerThenCall(callerHangsUp: Bool, holdMilliseconds: Int = 300, rtpFile: String? = nil) -> String {
         """
         <?xml version="1.0" encoding="ISO-8859-1" ?>
         <scenario name="register then call">
         \(steps(RegistrationTests.register(final: 200)))
-        \(steps(SippScenarios.caller(holdMilliseconds: callerHangsUp ? 300 : 0, callerHangsUp: callerHangsUp)))
+        \(steps(SippScenarios.caller(holdMilliseconds: callerHangsUp ? holdMilliseconds : 0, rtpFile: rtpFile, callerHangsUp: callerHangsUp)))
         </scenario>
         """
     }
@@ -43,13 +43,16 @@ import TroncalRuntime
         return phone
     }
 
-    static func callingPhone(_ site: CallSite, _ number: String, password: String, calling callee: String, slot: Int, callerHangsUp: Bool) throws -> Sipp {
+    static func callingPhone(
+        _ site: CallSite, _ number: String, password: String, calling callee: String, slot: Int, callerHangsUp: Bool, holdMilliseconds: Int = 300,
+        rtpFile: String? = nil, extra: [String] = []
+    ) throws -> Sipp {
         let file = site.directory.url.appendingPathComponent("caller-\(number).csv")
         try Data("SEQUENTIAL\n\(number);[authentication username=\(number) password=\(password)]\n".utf8).write(to: file)
         return try Sipp(
-            "phone-\(number)", scenario: registerThenCall(callerHangsUp: callerHangsUp), in: site.directory, address: CallSite.customerAddress,
-            port: site.port(slot), mediaPort: site.port(slot) + 2,
-            arguments: ["\(CallSite.sbcAddress):\(site.sipPort)", "-inf", file.path, "-s", callee, "-m", "1", "-l", "1"])
+            "phone-\(number)", scenario: registerThenCall(callerHangsUp: callerHangsUp, holdMilliseconds: holdMilliseconds, rtpFile: rtpFile),
+            in: site.directory, address: CallSite.customerAddress, port: site.port(slot), mediaPort: site.port(slot) + 2,
+            arguments: ["\(CallSite.sbcAddress):\(site.sipPort)", "-inf", file.path, "-s", callee, "-m", "1", "-l", "1"] + extra)
     }
 
     @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
@@ -86,6 +89,15 @@ import TroncalRuntime
         await site.stop()
     }
 
+    /// The packets of every direction of every call the SBC's log says ended (`streams=caller-to-callee 120 packets …`).
+    static func relayedPackets(in log: String) -> [Int] {
+        log.split(separator: "\n").filter { $0.contains("call ended") }.flatMap { line -> [Int] in
+            guard let streams = line.range(of: "streams=") else { return [] }
+            let words = line[streams.upperBound...].split(whereSeparator: { $0 == " " || $0 == "," })
+            return zip(words, words.dropFirst()).compactMap { $1 == "packets" ? Int($0) : nil }
+        }
+    }
+
     /// Registers, calls `[service]` and expects `status` (then ACKs it).
     static func registerThenRefused(_ status: Int) -> String {
         """
@@ -107,11 +119,15 @@ import TroncalRuntime
         let site = try await Self.site(billing: false, catalogs: [("extensions", extensions)])
         defer { site.remove() }
         // 101 calls 102, whose phone rings and never answers; 103, in 102's pickup group, dials *8 and takes the call.
+        // Ana streams two seconds of audio once answered; Carla's phone echoes what it hears.
+        let audio = site.directory.url.appendingPathComponent("audio.ulaw")
+        try Data((0..<16000).map { UInt8(truncatingIfNeeded: 0x7F ^ ($0 % 64)) }).write(to: audio)
         let bob = try await Self.answeringPhone(site, "102", password: "secret-102-pw", slot: 2, scenario: SippScenarios.ringingCarrier)
-        let ana = try Self.callingPhone(site, "101", password: "secret-101-pw", calling: "102", slot: 1, callerHangsUp: true)
+        let ana = try Self.callingPhone(
+            site, "101", password: "secret-101-pw", calling: "102", slot: 1, callerHangsUp: true, holdMilliseconds: 2500, rtpFile: audio.path)
         let ringing = await eventually(timeout: .seconds(30), interval: .milliseconds(50)) { bob.messageText.contains("INVITE sip:") }
         #expect(ringing, "102 never rang\n\(site.logs)")
-        let carla = try Self.callingPhone(site, "103", password: "secret-103-pw", calling: "*8", slot: 3, callerHangsUp: false)
+        let carla = try Self.callingPhone(site, "103", password: "secret-103-pw", calling: "*8", slot: 3, callerHangsUp: false, extra: ["-rtp_echo"])
         // Ana's call is answered by Carla's phone; Ana hangs up and Carla gets the BYE; Bob's phone stops ringing.
         #expect(await ana.finish() == 0, "\(ana.report)\n\(site.logs)")
         #expect(await carla.finish(timeout: .seconds(20)) == 0, "\(carla.report)\n\(site.logs)")
@@ -128,6 +144,13 @@ import TroncalRuntime
             #expect(!answerToAna.contains("m=audio \(port) ") && !answerToCarla.contains("m=audio \(port) "))
         }
         #expect(site.process("pbx-1").outputText.contains("call picked up"), "\(site.logs)")
+        // The audio crossed: at the SBC, Ana's call relayed her audio out and Carla's echo back, and Carla's call relayed
+        // Ana's audio to her and her echo out (a relay sending to the wrong party would leave a direction near empty).
+        let ended = await eventually(timeout: .seconds(10)) { site.process("sbc-1").outputText.components(separatedBy: "call ended").count - 1 >= 2 }
+        #expect(ended, "\(site.logs)")
+        let relayed = Self.relayedPackets(in: site.process("sbc-1").outputText)
+        #expect(relayed.count == 4 && relayed.allSatisfy { $0 >= 50 }, "packets per direction of both calls: \(relayed)\n\(site.logs)")
+        Logger(label: "test.pbx").notice("call pickup: packets relayed per direction of both calls \(relayed)")
 
         // Nothing rings now: *8 gets 480.
         let again = try Sipp(

@@ -583,9 +583,12 @@ final class SBCCalls: CallApplication {
                     relay.release(session)
                     calls[number]?.relay = nil
                 }
+                // The media relayed per direction: for calls inside the platform (no CDR) the only record of their audio.
+                let streams = summary.streams.map { "\($0.direction) \($0.packets) packets \($0.lost) lost" }.joined(separator: ", ")
                 logger.info("call ended", metadata: [
                     "call-id": "\(summary.callID)", "customer": "\(summary.customer)", "status": "\(summary.disconnect.status)",
                     "duration-ms": "\(summary.durationMilliseconds)", "attempts": "\(summary.attempts.count)",
+                    "streams": "\(streams.isEmpty ? "none" : streams)",
                 ])
                 if !alreadySpooled { spool.submit(summary) }
                 finishSlot(number)
