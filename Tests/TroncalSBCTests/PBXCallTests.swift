@@ -373,4 +373,78 @@ import TroncalRuntime
         }
         await site.stop()
     }
+
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func forwardsDoNotDisturbAndTimeConditionsRouteAsConfigured() async throws {
+        // Today in the tenant's time zone: a holiday of one condition (closed all day), not of the other (open all day).
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "Europe/Madrid")!
+        let today = calendar.dateComponents([.year, .month, .day], from: Date())
+        let holiday = String(format: "%04d-%02d-%02d", today.year!, today.month!, today.day!)
+        let extensions = """
+            tenant,extension,name,password,forward_always,forward_busy,forward_no_answer,no_answer_seconds,dnd
+            acme,101,Ana,secret-101-pw,,,,,
+            acme,102,Bob,secret-102-pw,,,ext:103,5,
+            acme,103,Carla,secret-103-pw,,,,,
+            acme,104,Dan,secret-104-pw,,ext:103,,,yes
+            acme,105,Eve,secret-105-pw,ext:103,,,,
+
+            """
+        let conditions = """
+            tenant,condition,days,hours,holidays,open,closed
+            acme,open-now,,,,ext:103,hangup
+            acme,closed-today,,,\(holiday),hangup,ext:103
+
+            """
+        let site = try await Self.site(
+            billing: false,
+            catalogs: [
+                ("extensions", extensions), ("time-conditions", conditions),
+                ("dids", "number,tenant,destination\n+442079460021,acme,condition:open-now\n+442079460022,acme,condition:closed-today\n"),
+            ]
+        ) { config, offset in
+            config.sbc.carriers = [CarrierSourceSettings(id: "carrier-in", addresses: [CallSite.carrierAddress + "/32"])]
+            config.routing.dids = ["442079460021", "442079460022"].map {
+                DIDSettings(number: $0, customer: "acme", host: "127.0.0.1", port: 5070 + offset)
+            }
+        }
+        defer { site.remove() }
+        // 102 rings and never answers; every call ends at 103, which answers five calls in turn.
+        let bob = try await Self.answeringPhone(site, "102", password: "secret-102-pw", slot: 2, scenario: SippScenarios.ringingCarrier)
+        let registration = try RegistrationTests().sipp(
+            site, "register-103", scenario: RegistrationTests.register(final: 200), users: [("103", "secret-103-pw")], slot: 3)
+        #expect(await registration.finish() == 0, "\(registration.report)\n\(site.logs)")
+        let carla = try Sipp(
+            "phone-103", scenario: SippScenarios.carrier(), in: site.directory, address: CallSite.customerAddress, port: site.port(3),
+            mediaPort: site.port(3) + 2, arguments: ["-m", "5"])
+        try await carla.listening()
+        func answered() -> Int { carla.messageText.components(separatedBy: "INVITE sip:").count - 1 }
+        // Unconditional (105), do-not-disturb with a busy forward (104), no answer within 5 s (102): each reaches 103.
+        for (callee, slot) in [("105", 1), ("104", 4), ("102", 5)] {
+            let before = answered()
+            let ana = try Self.callingPhone(site, "101", password: "secret-101-pw", calling: callee, slot: slot, callerHangsUp: true)
+            #expect(await ana.finish() == 0, "call to \(callee): \(ana.report)\n\(site.logs)")
+            #expect(answered() == before + 1, "the call to \(callee) did not reach 103")
+            await ana.stop()
+        }
+        #expect(await bob.finish(timeout: .seconds(20)) == 0, "\(bob.report)")
+        #expect(bob.messageText.contains("CANCEL sip:"), "102 was not cancelled after its 5 s")
+        // A DID whose condition is open now, and one whose condition is closed today (a holiday): both reach 103.
+        for (did, slot) in [("+442079460021", 0), ("+442079460022", 1)] {
+            let before = answered()
+            let carrier = try Sipp(
+                "carrier-\(did)", scenario: SippScenarios.caller(holdMilliseconds: 200), in: site.directory, address: CallSite.carrierAddress,
+                port: site.carrierPort(slot), mediaPort: site.carrierPort(slot) + 2,
+                arguments: ["-s", did, "-m", "1", "-r", "1", "\(CallSite.sbcAddress):\(site.sipPort)"])
+            #expect(await carrier.finish() == 0, "call to \(did): \(carrier.report)\n\(site.logs)")
+            #expect(answered() == before + 1, "the call to \(did) did not reach 103")
+            await carrier.stop()
+        }
+        #expect(await carla.finish(timeout: .seconds(20)) == 0, "\(carla.report)\n\(site.logs)")
+        let pbx = site.process("pbx-1").outputText
+        #expect(pbx.contains("call moves on"), "the no-answer forward was not logged\n\(site.logs)")
+        await bob.stop()
+        await carla.stop()
+        await site.stop()
+    }
 }
