@@ -4,6 +4,7 @@ import TestSupport
 import Testing
 import TroncalProtocol
 import TroncalRuntime
+import TroncalSIP
 
 /// Calls between extensions of a tenant: phone → SBC → PBX → SBC → phone, with real sipp phones on loopback. The
 /// called phone registers from a port (a sipp that then exits), and a sipp answering calls takes that port over; the
@@ -445,6 +446,66 @@ import TroncalRuntime
         #expect(pbx.contains("call moves on"), "the no-answer forward was not logged\n\(site.logs)")
         await bob.stop()
         await carla.stop()
+        await site.stop()
+    }
+
+    enum StreamTransport: String, CaseIterable, CustomTestStringConvertible {
+        case tcp, tls
+        var testDescription: String { rawValue }
+    }
+
+    /// A phone behind a NAT that registered over TCP or TLS is reachable only over the connection it opened (RFC 5626):
+    /// its call comes in over that connection, and the call completes on it.
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"), arguments: StreamTransport.allCases)
+    func aPhoneRegisteredOverAStreamGetsItsCallsOverItsOwnConnection(_ transport: StreamTransport) async throws {
+        let site = try await Self.site(billing: false)
+        defer { site.remove() }
+        let ca = site.directory.url.appendingPathComponent(site.config.pkiDirectory).appendingPathComponent("ca.crt").path
+        let port = transport == .tls ? site.config.sip.tlsPort : site.config.sip.tcpPort
+        let bob = try await TLSSIPClient(from: CallSite.customerAddress, to: CallSite.sbcAddress, port: port, caCertificatePath: transport == .tls ? ca : nil)
+        let local = "\(CallSite.customerAddress):\(bob.localPort)"
+        let via = "SIP/2.0/\(transport.rawValue.uppercased()) \(local)"
+        func register(_ cseq: Int, authorization: String) -> String {
+            "REGISTER sip:acme SIP/2.0\r\nVia: \(via);branch=z9hG4bKreg\(cseq)\r\nMax-Forwards: 70\r\nFrom: <sip:102@acme>;tag=r1\r\n"
+                + "To: <sip:102@acme>\r\nCall-ID: stream-reg-1\r\nCSeq: \(cseq) REGISTER\r\n"
+                + "Contact: <sip:102@\(local);transport=\(transport.rawValue)>\r\nExpires: 300\r\n\(authorization)Content-Length: 0\r\n\r\n"
+        }
+        try await bob.send(register(1, authorization: ""))
+        #expect(await eventually(timeout: .seconds(10)) { !bob.responses(status: 401).isEmpty }, "no challenge\n\(site.logs)")
+        let challenges = try #require(bob.responses(status: 401).first).headers.filter { $0.name == .wwwAuthenticate }
+            .compactMap { try? DigestChallenge(headerValue: $0.valueString) }
+        let challenge = try #require(challenges.first { $0.algorithm == .md5 }, "\(challenges)")
+        let response = DigestCalculator.response(
+            algorithm: .md5, username: "102", realm: challenge.realm, password: "secret-102-pw", method: "REGISTER", uri: "sip:acme",
+            nonce: challenge.nonce, nonceCount: "00000001", cnonce: "c0ffee", qop: "auth")
+        let authorization = "Authorization: Digest username=\"102\", realm=\"\(challenge.realm)\", nonce=\"\(challenge.nonce)\", uri=\"sip:acme\", "
+            + "response=\"\(response)\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"c0ffee\"\r\n"
+        try await bob.send(register(2, authorization: authorization))
+        #expect(await eventually(timeout: .seconds(10)) { !bob.responses(status: 200).isEmpty }, "not registered\n\(site.logs)")
+
+        // 101 calls 102: the INVITE reaches Bob over his own connection; he answers, and 101's BYE comes the same way.
+        let ana = try Self.callingPhone(site, "101", password: "secret-101-pw", calling: "102", slot: 1, callerHangsUp: true)
+        #expect(await eventually(timeout: .seconds(20)) { !bob.requests(.invite).isEmpty }, "no INVITE over \(transport)\n\(site.logs)")
+        let invite = try #require(bob.requests(.invite).first)
+        var answer = "SIP/2.0 200 OK\r\n"
+        for field in invite.headers where [.via, .from, .callID, .cseq].contains(field.name) {
+            answer += "\(String(decoding: field.rawName, as: UTF8.self)): \(field.valueString)\r\n"
+        }
+        let sdp = "v=0\r\no=- 2 2 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 41002 RTP/AVP 0\r\n"
+        answer += "To: \(try #require(invite.headers.first(.to)).valueString);tag=bob1\r\nContact: <sip:102@\(local);transport=\(transport.rawValue)>\r\n"
+            + "Content-Type: application/sdp\r\nContent-Length: \(sdp.utf8.count)\r\n\r\n\(sdp)"
+        try await bob.send(answer)
+        #expect(await eventually(timeout: .seconds(20)) { !bob.requests(.bye).isEmpty }, "no BYE over \(transport)\n\(site.logs)")
+        let bye = try #require(bob.requests(.bye).first)
+        var ok = "SIP/2.0 200 OK\r\n"
+        for field in bye.headers where [.via, .from, .to, .callID, .cseq].contains(field.name) {
+            ok += "\(String(decoding: field.rawName, as: UTF8.self)): \(field.valueString)\r\n"
+        }
+        try await bob.send(ok + "Content-Length: 0\r\n\r\n")
+        #expect(await ana.finish() == 0, "\(ana.report)\n\(site.logs)")
+        #expect(!bob.requests(.ack).isEmpty, "the 200 was not acknowledged over \(transport)")
+        await bob.close()
+        await ana.stop()
         await site.stop()
     }
 }

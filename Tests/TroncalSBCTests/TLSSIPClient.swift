@@ -14,16 +14,21 @@ final class TLSSIPClient: Sendable {
     final class Box: Sendable { let messages = Mutex<[SIPMessage]>([]) }
     private let reader: Task<Void, Never>
 
-    init(from localAddress: String, to host: String, port: Int, caCertificatePath: String) async throws {
-        var tls = TLSConfiguration.makeClientConfiguration()
-        tls.certificateVerification = .noHostnameVerification
-        tls.trustRoots = .file(caCertificatePath)
-        let context = try NIOSSLContext(configuration: tls)
+    /// Over TLS, trusting `caCertificatePath`; over plain TCP when it is nil.
+    init(from localAddress: String, to host: String, port: Int, caCertificatePath: String?) async throws {
+        let context: NIOSSLContext? = try caCertificatePath.map { path in
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.certificateVerification = .noHostnameVerification
+            tls.trustRoots = .file(path)
+            return try NIOSSLContext(configuration: tls)
+        }
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .bind(to: try SocketAddress(ipAddress: localAddress, port: 0))
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil))
+                    if let context {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil))
+                    }
                     return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }
             }
@@ -63,6 +68,10 @@ final class TLSSIPClient: Sendable {
     }
 
     var messages: [SIPMessage] { received.messages.withLock { $0 } }
+
+    func requests(_ method: SIPMethod) -> [SIPRequest] {
+        messages.compactMap { if case .request(let request) = $0, request.method == method { request } else { nil } }
+    }
 
     func responses(status: Int) -> [SIPResponse] {
         messages.compactMap { if case .response(let response) = $0, response.statusCode == status { response } else { nil } }

@@ -68,7 +68,7 @@ extension SIPTransport {
         }
     }
 
-    private func forget(_ destination: Destination, _ future: EventLoopFuture<any Channel>) {
+    func forget(_ destination: Destination, _ future: EventLoopFuture<any Channel>) {
         state.withLock { state in
             if let current = state.outbound[destination], current === future { state.outbound[destination] = nil }
         }
@@ -88,8 +88,11 @@ extension SIPTransport {
         channel.closeFuture.whenComplete { _ in _ = self.state.withLock { $0.open.removeValue(forKey: id) } }
     }
 
-    /// Per-address and global connection limits: over either, the connection is closed at once and counted.
-    func admit(_ channel: any Channel) -> Bool {
+    /// Per-address and global connection limits: over either, the connection is closed at once and counted. An
+    /// admitted connection is also the way to its remote address: a request sent to that address and port over its
+    /// transport goes over it (RFC 5626 flows: a phone behind a NAT that registered over TCP or TLS is reachable only
+    /// over the connection it opened; nothing listens at its ephemeral port).
+    func admit(_ channel: any Channel, transport: SIPTransportProtocol) -> Bool {
         let ip = channel.remoteAddress?.ipAddress ?? "?"
         let admitted = state.withLock { state -> String? in
             if state.stopped { return "stopping" }
@@ -105,7 +108,14 @@ extension SIPTransport {
             return false
         }
         track(channel)
+        let flow: (Destination, EventLoopFuture<any Channel>)? = channel.remoteAddress?.port.map { port in
+            let destination = Destination(transport: transport, host: ip, port: port)
+            let future = channel.eventLoop.makeSucceededFuture(channel)
+            state.withLock { $0.outbound[destination] = future }
+            return (destination, future)
+        }
         channel.closeFuture.whenComplete { _ in
+            if let (destination, future) = flow { self.forget(destination, future) }
             self.state.withLock { state in
                 state.connections -= 1
                 state.connectionsPerAddress[ip, default: 1] -= 1

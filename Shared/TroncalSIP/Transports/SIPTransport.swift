@@ -221,7 +221,7 @@ public final class SIPTransport: Service, Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    guard self.admit(channel) else {
+                    guard self.admit(channel, transport: transport) else {
                         channel.close(promise: nil)
                         return
                     }
