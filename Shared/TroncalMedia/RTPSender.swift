@@ -23,6 +23,7 @@ public final class RTPSender {
     private var newSpurt = true
     private var finished: (() -> Void)?
     private var lastFrameAt: NIODeadline?
+    private var nextDigitAt: NIODeadline = .uptimeNanoseconds(0)
 
     public static let samplesPerPacket = 160
     public static let packetInterval = TimeAmount.milliseconds(20)
@@ -72,15 +73,20 @@ public final class RTPSender {
 
     /// Sends one RFC 4733 key press now: its packets 20 ms apart (the end packet three times), on a timestamp of its
     /// own, beside any audio playing.
+    /// Key presses sent one after another: the next starts after the last one's end and a 40 ms gap.
     public func sendDigit(_ digit: Character, milliseconds: Int = 100) {
         guard let packets = TelephoneEvent.keyPress(digit, milliseconds: milliseconds) else { return }
         let eventTimestamp = timestamp
+        let begin = max(.now(), nextDigitAt)
         for (index, packet) in packets.enumerated() {
-            channel.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(20 * min(index, packets.count - 3)))) {
+            let at = begin + .milliseconds(Int64(20 * min(index, packets.count - 3)))
+            channel.eventLoop.assumeIsolated().scheduleTask(deadline: at) {
                 self.send(payload: packet.0.payload, payloadType: self.eventPayloadType, marker: packet.marker, timestamp: eventTimestamp)
             }
         }
-        timestamp &+= UInt32(min(Int(UInt16.max), milliseconds * 8))
+        nextDigitAt = begin + .milliseconds(Int64(20 * (packets.count - 3) + 40))
+        // Each press on a timestamp of its own (its start), so that the same key twice is two events.
+        timestamp &+= UInt32(min(Int(UInt16.max), milliseconds * 8 + 320))
     }
 
     private func schedule(packet index: Int) {

@@ -54,17 +54,19 @@ public struct TelephoneEvent: Sendable, Hashable {
 /// timestamp, so that a lost start or lost end packets still give the digit exactly once, and retransmitted end
 /// packets never give it twice.
 public struct TelephoneEventReceiver: Sendable {
-    private var lastTimestamp: UInt32?
-    private var lastEvent: UInt8?
+    /// The events seen lately (timestamp and event), so that packets of an earlier event arriving late or interleaved
+    /// with the next one's are not taken for new presses.
+    private var recent: [UInt64] = []
 
     public init() {}
 
     /// A telephone-event packet's payload and RTP timestamp: the digit when it starts a new event.
     public mutating func receive(payload: some Collection<UInt8>, timestamp: UInt32) -> Character? {
         guard let event = TelephoneEvent(payload: payload), let digit = event.digit else { return nil }
-        if timestamp == lastTimestamp, event.event == lastEvent { return nil }
-        lastTimestamp = timestamp
-        lastEvent = event.event
+        let key = UInt64(timestamp) << 8 | UInt64(event.event)
+        guard !recent.contains(key) else { return nil }
+        recent.append(key)
+        if recent.count > 8 { recent.removeFirst() }
         return digit
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import Synchronization
 import TestSupport
 import Testing
 import TroncalMedia
@@ -253,5 +254,83 @@ struct RTPSenderTests {
         #expect(events.allSatisfy { $0.header.payloadType == 101 } && Set(events.map(\.header.timestamp)).count == 1)
         var digits = TelephoneEventReceiver()
         #expect(events.compactMap { digits.receive(payload: $0.payload, timestamp: $0.header.timestamp) } == ["5"])
+    }
+}
+
+/// A media endpoint (the PBX answering a call itself) over loopback: digits from RFC 4733 events and from in-band
+/// tones, its answer to an offer, and a prompt it plays reaching the far end.
+@Suite("Media engine: endpoint")
+struct MediaEndpointTests {
+    @Test func theAnswerTakesTheFirstG711CodecAndTelephoneEventsInTheOffersNumbering() throws {
+        let offer = try SessionDescription(
+            "v=0\r\no=p 1 1 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\nm=audio 40000 RTP/AVP 18 8 0 96\r\n"
+                + "a=rtpmap:18 G729/8000\r\na=rtpmap:96 telephone-event/8000\r\nm=video 40002 RTP/AVP 97\r\n")
+        let (answer, codec, events, remote) = try #require(SessionDescription.endpointAnswer(to: offer, address: "192.0.2.5", port: 30000))
+        #expect(codec == .aLaw && events == 96 && remote == ("10.0.0.9", 40000))
+        #expect(answer.text.contains("c=IN IP4 192.0.2.5\r\n"))
+        #expect(answer.text.contains("m=audio 30000 RTP/AVP 8 96\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:96 telephone-event/8000\r\na=fmtp:96 0-15\r\n"))
+        #expect(answer.text.contains("m=video 0 RTP/AVP 97\r\n"))
+        let g729 = try SessionDescription("v=0\r\no=p 1 1 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\nm=audio 40000 RTP/AVP 18\r\n")
+        #expect(SessionDescription.endpointAnswer(to: g729, address: "192.0.2.5", port: 30000) == nil)
+    }
+
+    final class Heard: Sendable {
+        let digits = Mutex<[Character]>([])
+        let packets = Mutex(0)
+    }
+
+    @Test func digitsArriveFromEventsOrInBandAndAPromptReachesTheFarEnd() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let loop = group.next()
+        // The phone: a socket that sends (its own RTPSender) and counts what the endpoint sends it.
+        let heardByPhone = Heard()
+        let phone = try await DatagramBootstrap(group: loop).channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(CountingHandler(heard: heardByPhone)) }
+        }.bind(host: "127.0.0.1", port: 0).get()
+        let phoneAddress = try #require(phone.localAddress)
+        let heard = Heard()
+        for mode in ["in-band", "events"] {
+            let endpoint = try await MediaEndpoint.open(
+                host: "127.0.0.1", ports: 42000...42999, remote: phoneAddress, codec: .muLaw, eventPayloadType: mode == "events" ? 101 : nil, on: loop
+            ).map { NIOLoopBound($0, eventLoop: loop) }.get()
+            let endpointAddress = try await loop.submit { try SocketAddress(ipAddress: "127.0.0.1", port: endpoint.value.port) }.get()
+            heard.digits.withLock { $0 = [] }
+            let sender = try await loop.submit {
+                endpoint.value.onDigit = { digit in heard.digits.withLock { $0.append(digit) } }
+                return NIOLoopBound(RTPSender(channel: phone, destination: endpointAddress, codec: .muLaw), eventLoop: loop)
+            }.get()
+            if mode == "in-band" {
+                // A phone with no events: "2", "1" as tones in its audio.
+                try await loop.submit { sender.value.play(MediaEngineTests.keyed("21")) }.get()
+            } else {
+                // Events, with in-band audio of another key at the same time: only the events count.
+                try await loop.submit {
+                    sender.value.play(MediaEngineTests.keyed("9"))
+                    sender.value.sendDigit("2")
+                }.get()
+                #expect(await eventually(timeout: .seconds(10)) { heard.digits.withLock { $0 } == ["2"] })
+                try await loop.submit { sender.value.sendDigit("1") }.get()
+            }
+            let got = await eventually(timeout: .seconds(10)) { heard.digits.withLock { $0 } == ["2", "1"] }
+            #expect(got, "\(mode): \(heard.digits.withLock { $0 })")
+            // The endpoint plays a prompt: the phone (where its packets came from) receives it.
+            let before = heardByPhone.packets.withLock { $0 }
+            var prompt = ToneGenerator(frequencies: [440])
+            let samples = prompt.next(milliseconds: 200)
+            try await loop.submit { endpoint.value.sender.play(samples) }.get()
+            #expect(await eventually(timeout: .seconds(10)) { heardByPhone.packets.withLock { $0 } - before >= 10 })
+            try await loop.submit {
+                sender.value.stop()
+                endpoint.value.close()
+            }.get()
+        }
+        try await phone.close()
+    }
+
+    final class CountingHandler: ChannelInboundHandler, Sendable {
+        typealias InboundIn = AddressedEnvelope<ByteBuffer>
+        let heard: Heard
+        init(heard: Heard) { self.heard = heard }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) { heard.packets.withLock { $0 += 1 } }
     }
 }
