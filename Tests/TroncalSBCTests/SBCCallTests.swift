@@ -398,6 +398,31 @@ struct SBCCallTests {
         await site.stop()
     }
 
+    /// Hold and resume on a trunk call: each re-INVITE reaches the carrier with the direction the caller asked, in the
+    /// carrier's dialog (its own CSeq: 2, 3), and the carrier's 200 is acknowledged with that CSeq (an ACK with the first
+    /// INVITE's CSeq acknowledges nothing: the carrier would retransmit its 200 and hang up after 32 s).
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func aCallPutOnHoldAndResumedKeepsBothDialogsInStep() async throws {
+        let site = try await Self.site(carrierPort: { 9000 + $0 })
+        defer { site.remove() }
+        let carrier = try Self.carrier(site, "carrier", scenario: SippScenarios.heldCarrier, port: site.carrierPort(0), calls: 1)
+        try await carrier.listening()
+        let caller = try Self.caller(site, "caller", scenario: SippScenarios.holdingCaller, slot: 1, calls: 1, rate: 1, limit: 1)
+        #expect(await caller.finish() == 0, "\(caller.report)\n\(site.logs)")
+        #expect(await carrier.finish(timeout: .seconds(10)) == 0, "\(carrier.report)\n\(site.logs)")
+        let atCarrier = carrier.messageText
+        #expect(atCarrier.contains("a=sendonly"), "the hold did not reach the carrier: \(atCarrier.prefix(4000))")
+        #expect(atCarrier.contains("CSeq: 2 ACK") && atCarrier.contains("CSeq: 3 ACK"), "\(atCarrier.prefix(6000))")
+        #expect(atCarrier.components(separatedBy: "CSeq: 1 ACK").count - 1 == 1, "only the first answer is acknowledged with CSeq 1")
+        #expect(caller.messageText.contains("a=recvonly"), "the carrier's answer to the hold did not reach the caller")
+        // One call, answered, ended by the caller: the hold did not end it.
+        let summary = try #require(await eventuallySummaries(site, count: 1).first)
+        #expect(summary.answerAt != nil && summary.disconnect.by == .caller, "\(summary)")
+        await caller.stop()
+        await carrier.stop()
+        await site.stop()
+    }
+
     @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
     func theSBCHangsUpBothLegsAtTheMaximumCallDuration() async throws {
         let site = try await Self.site(carrierPort: { 9000 + $0 }) { $0.sbc.maximumCallSeconds = 2 }

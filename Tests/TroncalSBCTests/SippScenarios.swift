@@ -236,6 +236,94 @@ enum SippScenarios {
         return "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"carrier\">\n\(steps)\n</scenario>\n"
     }
 
+    /// An SDP body with a direction attribute, for the hold tests.
+    static func sdp(direction: String) -> String { sdp + "\na=\(direction)" }
+
+    /// A re-INVITE in the caller's dialog (CSeq `cseq`) with `direction`, its 200, and the ACK with the same CSeq.
+    static func reInvite(cseq: Int, direction: String) -> String {
+        """
+          <send retrans="500">
+            <![CDATA[
+              INVITE [next_url] SIP/2.0
+              Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+              From: "Customer" <sip:441632960001@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+              [last_To:]
+              Call-ID: [call_id]
+              CSeq: \(cseq) INVITE
+              Contact: <sip:441632960001@[local_ip]:[local_port]>
+              Max-Forwards: 70
+              Content-Type: application/sdp
+              Content-Length: [len]
+
+        \(sdp(direction: direction).split(separator: "\n").map { "      " + $0 }.joined(separator: "\n"))
+            ]]>
+          </send>
+          <recv response="100" optional="true"/>
+          <recv response="200"/>
+        \(request("ACK", cseq: cseq))
+        """
+    }
+
+    /// A caller that holds the call (re-INVITE `sendonly`), resumes it (`sendrecv`), then hangs up.
+    static let holdingCaller = """
+        <?xml version="1.0" encoding="ISO-8859-1" ?>
+        <scenario name="holding caller">
+        \(invite())
+          <recv response="100" optional="true"/>
+          <recv response="180" optional="true"/>
+          <recv response="200" rrs="true"/>
+        \(request("ACK", cseq: 1))
+        \(reInvite(cseq: 2, direction: "sendonly"))
+        \(reInvite(cseq: 3, direction: "sendrecv"))
+        \(request("BYE", cseq: 4))
+          <recv response="200" crlf="true"/>
+        </scenario>
+        """
+
+    /// A carrier that answers, then answers each of two re-INVITEs (the first `recvonly`: it is being held), then the BYE.
+    static let heldCarrier: String = {
+        func answer(_ direction: String) -> String {
+            """
+              <send retrans="500">
+                <![CDATA[
+                  SIP/2.0 200 OK
+            \(okHeaders)
+                  Content-Type: application/sdp
+                  Content-Length: [len]
+
+            \(sdp(direction: direction).split(separator: "\n").map { "          " + $0 }.joined(separator: "\n"))
+                ]]>
+              </send>
+            """
+        }
+        return """
+            <?xml version="1.0" encoding="ISO-8859-1" ?>
+            <scenario name="held carrier">
+              <recv request="INVITE" crlf="true" rrs="true"/>
+            \(answer("sendrecv"))
+              <recv request="ACK" crlf="true"/>
+              <recv request="INVITE"/>
+            \(answer("recvonly"))
+              <recv request="ACK"/>
+              <recv request="INVITE"/>
+            \(answer("sendrecv"))
+              <recv request="ACK"/>
+              <recv request="BYE"/>
+              <send>
+                <![CDATA[
+                  SIP/2.0 200 OK
+                  [last_Via:]
+                  [last_From:]
+                  [last_To:]
+                  [last_Call-ID:]
+                  [last_CSeq:]
+                  Content-Length: 0
+                ]]>
+              </send>
+            </scenario>
+            """
+    }()
+
     /// A carrier that refuses every call with `status`.
     static func refusingCarrier(status: Int, reason: String) -> String {
         """
