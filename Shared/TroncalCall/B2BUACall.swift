@@ -240,8 +240,12 @@ public struct B2BUACall: Sendable {
         case (.answered, .calleeRequest(let request)):
             return calleeInDialog(request, now: now)
         case (.answered, .calleeResponse(let response)) where (200..<300).contains(response.statusCode):
-            // A retransmitted 2xx: the caller's ACK was forwarded already; ACK again.
-            return ackCallee()
+            // A retransmitted 2xx: of the first INVITE (ACK again with its CSeq), or of a re-INVITE whose transaction is
+            // over (its ACK again).
+            if Self.isRetransmission(response, acknowledgedBy: lastAckToCallee), let ack = lastAckToCallee, let target = currentTarget {
+                return [.sendToCallee(ack, target)]
+            }
+            return CSeqKey(response.headers)?.number == calleeCSeqOfInvite ? ackCallee() : []
         case (.answered, .calleeDialogResponse(let response)), (.ending, .calleeDialogResponse(let response)):
             return forwardResponseToCaller(response, now: now)
         case (.answered, .callerResponse(let response)), (.ending, .callerResponse(let response)):
@@ -472,8 +476,9 @@ public struct B2BUACall: Sendable {
         guard let target = currentTarget else { return [] }
         switch request.method {
         case .ack:
-            // The caller's ACK for our 2xx: the callee leg was ACKed when its 2xx came.
-            return []
+            // The caller's ACK for our 2xx: the callee leg was ACKed when its 2xx came, unless a late offer's answer is
+            // in this ACK.
+            return callerAck(request)
         case .bye:
             disconnect = CallSummary.Disconnect(by: .caller, status: 200, reason: "caller hung up")
             hungUpAt = now
@@ -497,7 +502,7 @@ public struct B2BUACall: Sendable {
     private mutating func calleeInDialog(_ request: SIPRequest, now: Date) -> [Action] {
         switch request.method {
         case .ack:
-            return []
+            return calleeAck(request)
         case .bye:
             disconnect = CallSummary.Disconnect(by: .callee, status: 200, reason: "callee hung up")
             hungUpAt = now
@@ -518,10 +523,27 @@ public struct B2BUACall: Sendable {
         }
     }
 
-    /// Requests one side started that went on to the other, with the CSeq they went on with (a re-INVITE's 2xx is
-    /// ACKed with its own CSeq, not the initial INVITE's).
+    /// Requests one side started that went on to the other, with the CSeq they went on with: a response is matched to
+    /// its request by that CSeq (answers to an INFO and a re-INVITE may cross), and a re-INVITE's 2xx is ACKed with its
+    /// own CSeq, not the initial INVITE's.
     private var pendingCallerRequests: [(request: SIPRequest, forwardedCSeq: UInt32)] = []
     private var pendingCalleeRequests: [(request: SIPRequest, forwardedCSeq: UInt32)] = []
+    /// The ACK last sent for a 2xx to a re-INVITE, on each side: sent again for each retransmission of that 2xx (one
+    /// lost ACK on UDP would otherwise end the call after 32 s).
+    private var lastAckToCallee: SIPRequest?
+    private var lastAckToCaller: SIPRequest?
+    /// A re-INVITE without SDP whose 2xx carried the offer: the answer comes in the other side's ACK, so our ACK with it
+    /// waits for that ACK (RFC 3264 late offer). The CSeq of the held ACK.
+    private var ackToCalleeAwaitingAnswer: UInt32?
+    private var ackToCallerAwaitingAnswer: UInt32?
+
+    /// Whether `response` is a 2xx to an INVITE with the CSeq of `ack`.
+    private static func isRetransmission(_ response: SIPResponse, acknowledgedBy ack: SIPRequest?) -> Bool {
+        guard let ack, (200..<300).contains(response.statusCode), let cseq = CSeqKey(response.headers), cseq.method == .invite,
+            let acked = CSeqKey(ack.headers)
+        else { return false }
+        return acked.number == cseq.number
+    }
 
     /// A response from the callee to a request the caller started: answer the caller's request with it.
     private mutating func forwardResponseToCaller(_ response: SIPResponse, now: Date) -> [Action] {
@@ -530,8 +552,14 @@ public struct B2BUACall: Sendable {
             pendingByeAnswers -= 1
             return pendingByeAnswers <= 0 ? [.cancelTimer(.teardown)] + finish(now: now) : []
         }
-        guard response.statusCode >= 200, !pendingCallerRequests.isEmpty else { return [] }
-        let (original, forwardedCSeq) = pendingCallerRequests.removeFirst()
+        guard response.statusCode >= 200, let target = currentTarget else { return [] }
+        let number = CSeqKey(response.headers)?.number
+        guard let index = pendingCallerRequests.firstIndex(where: { $0.forwardedCSeq == number }) else {
+            // Nothing waits for it: a retransmitted 2xx to a re-INVITE gets its ACK again.
+            if Self.isRetransmission(response, acknowledgedBy: lastAckToCallee), let ack = lastAckToCallee { return [.sendToCallee(ack, target)] }
+            return []
+        }
+        let (original, forwardedCSeq) = pendingCallerRequests.remove(at: index)
         var actions: [Action] = []
         var answer = inDialogResponse(to: original, response.statusCode, response.reasonPhraseString)
         if !response.body.isEmpty, let rewritten = rewriteSDP(response.body, from: .callee, actions: &actions) {
@@ -539,8 +567,15 @@ public struct B2BUACall: Sendable {
             answer.headers.replace(.contentLength, with: "\(rewritten.count)")
             answer.headers.insert(SIPHeaderField(.contentType, value: "application/sdp"), at: max(0, answer.headers.count - 1))
         }
-        if original.method == .invite, (200..<300).contains(response.statusCode), let target = currentTarget {
-            actions.append(.sendToCallee(calleeRequest(.ack, body: [], cseq: forwardedCSeq), target))
+        if original.method == .invite, (200..<300).contains(response.statusCode) {
+            if original.body.isEmpty, !response.body.isEmpty {
+                // Late offer: the caller's ACK carries the answer; ours waits for it.
+                ackToCalleeAwaitingAnswer = forwardedCSeq
+            } else {
+                let ack = calleeRequest(.ack, body: [], cseq: forwardedCSeq)
+                lastAckToCallee = ack
+                actions.append(.sendToCallee(ack, target))
+            }
         }
         return actions + [.respondToCaller(answer)]
     }
@@ -552,8 +587,13 @@ public struct B2BUACall: Sendable {
             pendingByeAnswers -= 1
             return pendingByeAnswers <= 0 ? [.cancelTimer(.teardown)] + finish(now: now) : []
         }
-        guard response.statusCode >= 200, !pendingCalleeRequests.isEmpty else { return [] }
-        let (original, forwardedCSeq) = pendingCalleeRequests.removeFirst()
+        guard response.statusCode >= 200 else { return [] }
+        let number = CSeqKey(response.headers)?.number
+        guard let index = pendingCalleeRequests.firstIndex(where: { $0.forwardedCSeq == number }) else {
+            if Self.isRetransmission(response, acknowledgedBy: lastAckToCaller), let ack = lastAckToCaller { return [.sendToCaller(ack)] }
+            return []
+        }
+        let (original, forwardedCSeq) = pendingCalleeRequests.remove(at: index)
         var actions: [Action] = []
         var answer = inDialogResponse(to: original, response.statusCode, response.reasonPhraseString)
         if !response.body.isEmpty, let rewritten = rewriteSDP(response.body, from: .caller, actions: &actions) {
@@ -562,9 +602,37 @@ public struct B2BUACall: Sendable {
             answer.headers.insert(SIPHeaderField(.contentType, value: "application/sdp"), at: max(0, answer.headers.count - 1))
         }
         if original.method == .invite, (200..<300).contains(response.statusCode) {
-            actions.append(.sendToCaller(callerRequest(.ack, body: [], cseq: forwardedCSeq)))
+            if original.body.isEmpty, !response.body.isEmpty {
+                ackToCallerAwaitingAnswer = forwardedCSeq
+            } else {
+                let ack = callerRequest(.ack, body: [], cseq: forwardedCSeq)
+                lastAckToCaller = ack
+                actions.append(.sendToCaller(ack))
+            }
         }
         return actions + [.respondToCallee(answer)]
+    }
+
+    /// The caller's ACK of a late-offer re-INVITE's 2xx: its answer goes on in our ACK to the callee.
+    private mutating func callerAck(_ ack: SIPRequest) -> [Action] {
+        guard let cseq = ackToCalleeAwaitingAnswer, let target = currentTarget else { return [] }
+        ackToCalleeAwaitingAnswer = nil
+        var actions: [Action] = []
+        let body = ack.body.isEmpty ? [] : (rewriteSDP(ack.body, from: .caller, actions: &actions) ?? ack.body)
+        let forwarded = calleeRequest(.ack, body: body, cseq: cseq)
+        lastAckToCallee = forwarded
+        return actions + [.sendToCallee(forwarded, target)]
+    }
+
+    /// The callee's ACK of a late-offer re-INVITE's 2xx it received from us.
+    private mutating func calleeAck(_ ack: SIPRequest) -> [Action] {
+        guard let cseq = ackToCallerAwaitingAnswer else { return [] }
+        ackToCallerAwaitingAnswer = nil
+        var actions: [Action] = []
+        let body = ack.body.isEmpty ? [] : (rewriteSDP(ack.body, from: .callee, actions: &actions) ?? ack.body)
+        let forwarded = callerRequest(.ack, body: body, cseq: cseq)
+        lastAckToCaller = forwarded
+        return actions + [.sendToCaller(forwarded)]
     }
 
     private mutating func hangUp(reason: String, now: Date) -> [Action] {

@@ -20,20 +20,30 @@ public final class MediaEndpoint {
     private var detector = DTMFDetector()
     private var eventsSeen = false
     private var latched = false
+    /// The address the far end's SDP named: media is latched only to a source of that IP (a stray packet from
+    /// elsewhere cannot take the stream over).
+    private let expectedIP: String?
+    /// The negotiated payload type of the audio.
+    public let audioPayloadType: UInt8
     public private(set) var packetsReceived = 0
 
     public var port: Int { channel.localAddress?.port ?? 0 }
 
-    init(channel: any Channel, remote: SocketAddress, codec: G711, eventPayloadType: UInt8?) {
+    init(channel: any Channel, remote: SocketAddress, codec: G711, payloadType: UInt8?, eventPayloadType: UInt8?) {
         self.channel = channel
         self.codec = codec
         self.eventPayloadType = eventPayloadType
+        self.expectedIP = remote.ipAddress
+        audioPayloadType = payloadType ?? codec.payloadType
         sender = RTPSender(channel: channel, destination: remote, codec: codec, eventPayloadType: eventPayloadType ?? 101)
+        sender.audioPayloadType = audioPayloadType
     }
 
-    /// Binds an even port of `ports` on `host` (trying up to 32 at random) and sends to `remote` with `codec`.
+    /// Binds an even port of `ports` on `host` (trying up to 32 at random) and sends to `remote` with `codec` (under
+    /// `payloadType` when the offer numbered it dynamically).
     public static func open(
-        host: String, ports: ClosedRange<Int>, remote: SocketAddress, codec: G711, eventPayloadType: UInt8?, on eventLoop: any EventLoop
+        host: String, ports: ClosedRange<Int>, remote: SocketAddress, codec: G711, payloadType: UInt8? = nil, eventPayloadType: UInt8?,
+        on eventLoop: any EventLoop
     ) -> EventLoopFuture<MediaEndpoint> {
         let evens = stride(from: ports.lowerBound + ports.lowerBound % 2, through: ports.upperBound, by: 2).map { $0 }
         let candidates = Array(evens.shuffled().prefix(32))
@@ -44,7 +54,7 @@ public final class MediaEndpoint {
             return DatagramBootstrap(group: eventLoop).bind(host: host, port: candidates[index]).flatMapError { _ in attempt(index + 1) }
         }
         return attempt(0).flatMapThrowing { channel in
-            let endpoint = MediaEndpoint(channel: channel, remote: remote, codec: codec, eventPayloadType: eventPayloadType)
+            let endpoint = MediaEndpoint(channel: channel, remote: remote, codec: codec, payloadType: payloadType, eventPayloadType: eventPayloadType)
             try channel.pipeline.syncOperations.addHandler(EndpointHandler(endpoint: endpoint))
             return endpoint
         }
@@ -61,7 +71,7 @@ public final class MediaEndpoint {
         let bytes = Array(envelope.data.readableBytesView)
         guard let header = RTPHeader(bytes), !bytes.withUnsafeBytes(RTPHeader.isRTCP) else { return }
         packetsReceived += 1
-        if !latched {
+        if !latched, expectedIP == nil || envelope.remoteAddress.ipAddress == expectedIP {
             latched = true
             sender.redirect(to: envelope.remoteAddress)
         }
@@ -69,7 +79,7 @@ public final class MediaEndpoint {
         if let eventPayloadType, header.payloadType == eventPayloadType {
             eventsSeen = true
             if let digit = events.receive(payload: payload, timestamp: header.timestamp) { onDigit?(digit) }
-        } else if header.payloadType == codec.payloadType {
+        } else if header.payloadType == audioPayloadType {
             let samples = codec.decode(payload)
             onAudio?(samples)
             if !eventsSeen {
@@ -104,7 +114,7 @@ extension SessionDescription {
     /// G.711 codec the offer lists (PCMU or PCMA) and telephone-event when offered (in the offer's numbering), other
     /// streams rejected. Nil when the offer has no G.711 audio (the endpoint answers 488).
     public static func endpointAnswer(to offer: SessionDescription, address: String, port: Int, sessionID: String = "1")
-        -> (answer: SessionDescription, codec: G711, eventPayloadType: UInt8?, remote: (address: String, port: Int))?
+        -> (answer: SessionDescription, codec: G711, payloadType: UInt8, eventPayloadType: UInt8?, remote: (address: String, port: Int))?
     {
         guard let index = offer.media.firstIndex(where: { $0.type == "audio" && $0.port != 0 }),
             let remote = offer.destination(ofMedia: index)
@@ -130,9 +140,11 @@ extension SessionDescription {
                 formats.append(event.payloadType)
                 lines += [("a", "rtpmap:\(event.payloadType) telephone-event/8000"), ("a", "fmtp:\(event.payloadType) 0-15")]
             }
-            lines += [("a", "ptime:20"), ("a", "sendrecv")]
+            // The endpoint sends and receives: what the offer allows (a held party's sendonly gets recvonly).
+            let offered = offer.direction(ofMedia: index)
+            lines += [("a", "ptime:20"), ("a", direction(sends: offered.receives, receives: offered.sends))]
             answer.media.append(Media(type: "audio", port: port, portCount: nil, proto: media.proto, formats: formats, lines: lines))
         }
-        return (answer, codec, event.flatMap { UInt8($0.payloadType) }, remote)
+        return (answer, codec, UInt8(chosen.payloadType) ?? codec.payloadType, event.flatMap { UInt8($0.payloadType) }, remote)
     }
 }

@@ -11,6 +11,8 @@ public final class RTPSender {
     public let codec: G711
     /// The payload type of telephone-event as the far end numbered it in its SDP (often 101).
     public var eventPayloadType: UInt8
+    /// The payload type of the audio as negotiated (0 or 8, or a dynamic number the offer gave G.711).
+    public var audioPayloadType: UInt8
     public let ssrc: UInt32
     private var sequence: UInt16
     private var timestamp: UInt32
@@ -22,8 +24,9 @@ public final class RTPSender {
     private var sentPackets = 0
     private var newSpurt = true
     private var finished: (() -> Void)?
-    private var lastFrameAt: NIODeadline?
     private var nextDigitAt: NIODeadline = .uptimeNanoseconds(0)
+    private var origin: (at: NIODeadline, timestamp: UInt32)
+    private var digitTasks: [Scheduled<Void>] = []
 
     public static let samplesPerPacket = 160
     public static let packetInterval = TimeAmount.milliseconds(20)
@@ -33,9 +36,16 @@ public final class RTPSender {
         self.destination = destination
         self.codec = codec
         self.eventPayloadType = eventPayloadType
+        self.audioPayloadType = codec.payloadType
         self.ssrc = ssrc
         sequence = .random(in: 0...UInt16.max)
         timestamp = .random(in: 0...UInt32.max)
+        origin = (.now(), timestamp)
+    }
+
+    /// The RTP clock (8 kHz) at `deadline`: the stream's timestamps follow real time from its creation.
+    private func clock(at deadline: NIODeadline) -> UInt32 {
+        origin.timestamp &+ UInt32(truncatingIfNeeded: max(0, (deadline - origin.at).nanoseconds) / 125_000)
     }
 
     /// Packets sent so far (audio and events).
@@ -57,9 +67,7 @@ public final class RTPSender {
         newSpurt = true
         start = .now()
         // The timestamp keeps time through a pause (RFC 3550 §5.1): the receiver's jitter estimate stays right.
-        if let last = lastFrameAt, start > last + Self.packetInterval {
-            timestamp &+= UInt32(truncatingIfNeeded: (start - last).nanoseconds / 125_000 - Int64(Self.samplesPerPacket))
-        }
+        timestamp = clock(at: start)
         schedule(packet: 0)
     }
 
@@ -67,6 +75,8 @@ public final class RTPSender {
     public func stop() {
         task?.cancel()
         task = nil
+        for digit in digitTasks { digit.cancel() }
+        digitTasks = []
         queue = []
         finished = nil
     }
@@ -76,17 +86,19 @@ public final class RTPSender {
     /// Key presses sent one after another: the next starts after the last one's end and a 40 ms gap.
     public func sendDigit(_ digit: Character, milliseconds: Int = 100) {
         guard let packets = TelephoneEvent.keyPress(digit, milliseconds: milliseconds) else { return }
-        let eventTimestamp = timestamp
         let begin = max(.now(), nextDigitAt)
+        // The event's timestamp is the stream's clock when its first packet leaves (distinct for each press: the same
+        // key twice is two events); the audio's clock is not moved.
+        let eventTimestamp = clock(at: begin)
+        // The earlier presses have all been sent: forget their tasks.
+        if begin > nextDigitAt { digitTasks = [] }
         for (index, packet) in packets.enumerated() {
             let at = begin + .milliseconds(Int64(20 * min(index, packets.count - 3)))
-            channel.eventLoop.assumeIsolated().scheduleTask(deadline: at) {
+            digitTasks.append(channel.eventLoop.assumeIsolated().scheduleTask(deadline: at) {
                 self.send(payload: packet.0.payload, payloadType: self.eventPayloadType, marker: packet.marker, timestamp: eventTimestamp)
-            }
+            })
         }
         nextDigitAt = begin + .milliseconds(Int64(20 * (packets.count - 3) + 40))
-        // Each press on a timestamp of its own (its start), so that the same key twice is two events.
-        timestamp &+= UInt32(min(Int(UInt16.max), milliseconds * 8 + 320))
     }
 
     private func schedule(packet index: Int) {
@@ -108,9 +120,8 @@ public final class RTPSender {
         offset += frame.count
         if repeats, offset >= queue.count { offset = 0 }
         if frame.count < Self.samplesPerPacket { frame += [Int16](repeating: 0, count: Self.samplesPerPacket - frame.count) }
-        send(payload: codec.encode(frame), payloadType: codec.payloadType, marker: newSpurt, timestamp: timestamp)
+        send(payload: codec.encode(frame), payloadType: audioPayloadType, marker: newSpurt, timestamp: timestamp)
         newSpurt = false
-        lastFrameAt = .now()
         timestamp &+= UInt32(Self.samplesPerPacket)
         schedule(packet: index + 1)
     }

@@ -138,33 +138,35 @@ public struct SessionDescription: Sendable, Hashable {
 
     /// An answer (RFC 3264) to `offer` in the name of a party that made its own offer, `other`: when a B2BUA joins two
     /// parties that each sent an offer (a call pickup), each gets the other's media address as the answer to its own
-    /// offer. Stream `i` of the answer is `other`'s stream `i` (its address, port and direction) with the formats of
-    /// `offer` that `other` also offered (same encoding and clock rate), in `offer`'s order and numbering, with their
-    /// `rtpmap` and `fmtp` lines; a stream with no format in common, or that `other` lacks, is rejected (port 0). Nil
-    /// when no stream is left (the parties cannot talk). Payload type numbers are the offer's: a dynamic type (e.g.
-    /// `telephone-event`) numbered differently by the two parties arrives under the sender's number.
+    /// offer. Stream `i` of the answer is `other`'s stream `i` (its address and port; its origin line, so that its later
+    /// offers in the dialog carry the next version of the same session) with the formats of `offer` that `other` also
+    /// offered (same encoding and clock rate), in `offer`'s order and numbering, with their `rtpmap` and `fmtp` lines. A
+    /// stream is rejected (port 0) when `other` lacks it, uses another transport profile (RTP/SAVP against RTP/AVP), or
+    /// shares no codec with it beyond telephone-event and comfort noise. Its direction is what both allow (RFC 3264
+    /// §6.1): sent only if the offerer receives and `other` sends, received only if the offerer sends and `other`
+    /// receives. Nil when no stream is left (the parties cannot talk). Payload type numbers are the offer's: a dynamic
+    /// type (e.g. `telephone-event`) numbered differently by the two parties arrives under the sender's number.
     public static func answer(to offer: SessionDescription, from other: SessionDescription, sessionID: String = "1") -> SessionDescription? {
-        let directions: Set<String> = ["sendrecv", "sendonly", "recvonly", "inactive"]
         guard let otherAddress = other.connectionAddress ?? other.media.lazy.compactMap(\.connectionAddress).first else { return nil }
         let family = otherAddress.contains(":") ? "IP6" : "IP4"
+        let origin = other.sessionLines.first { $0.type == "o" }?.value ?? "- \(sessionID) 1 IN \(family) \(otherAddress)"
         var answer = SessionDescription(
-            sessionLines: [
-                ("v", "0"), ("o", "- \(sessionID) 1 IN \(family) \(otherAddress)"), ("s", "-"), ("c", "IN \(family) \(otherAddress)"), ("t", "0 0"),
-            ], media: [])
-        let sessionDirection = other.sessionLines.first { $0.type == "a" && directions.contains($0.value) }?.value
+            sessionLines: [("v", "0"), ("o", origin), ("s", "-"), ("c", "IN \(family) \(otherAddress)"), ("t", "0 0")], media: [])
+        let auxiliary: Set<String> = ["telephone-event", "cn", "unknown"]
         var accepted = 0
         for (index, offered) in offer.media.enumerated() {
             var section = Media(type: offered.type, port: 0, portCount: nil, proto: offered.proto, formats: [offered.formats.first ?? "0"], lines: [])
             defer { answer.media.append(section) }
             guard other.media.indices.contains(index), offered.port != 0 else { continue }
             let theirs = other.media[index]
-            guard theirs.type == offered.type, theirs.port != 0 else { continue }
+            guard theirs.type == offered.type, theirs.port != 0, theirs.proto == offered.proto else { continue }
             let wanted = Set(theirs.codecs.map { "\($0.encoding.lowercased())/\($0.clockRate)" })
-            let common = offered.codecs.filter { wanted.contains("\($0.encoding.lowercased())/\($0.clockRate)") }.map(\.payloadType)
-            guard !common.isEmpty else { continue }
+            let common = offered.codecs.filter { wanted.contains("\($0.encoding.lowercased())/\($0.clockRate)") }
+            guard common.contains(where: { !auxiliary.contains($0.encoding.lowercased()) }) else { continue }
+            let formats = common.map(\.payloadType)
             accepted += 1
             section.port = theirs.port
-            section.formats = common
+            section.formats = formats
             if let address = theirs.connectionAddress, address != otherAddress {
                 section.lines.append(("c", "IN \(address.contains(":") ? "IP6" : "IP4") \(address)"))
             }
@@ -172,13 +174,35 @@ public struct SessionDescription: Sendable, Hashable {
                 let name = line.value.prefix { $0 != ":" }
                 guard name == "rtpmap" || name == "fmtp" else { continue }
                 let format = line.value.dropFirst(name.count + 1).prefix { $0 != " " }
-                if common.contains(String(format)) { section.lines.append(line) }
+                if formats.contains(String(format)) { section.lines.append(line) }
             }
             if let ptime = theirs.lines.first(where: { $0.type == "a" && $0.value.hasPrefix("ptime:") }) { section.lines.append(ptime) }
-            let direction = theirs.lines.first { $0.type == "a" && directions.contains($0.value) }?.value ?? sessionDirection ?? "sendrecv"
-            section.lines.append(("a", direction))
+            let offerer = offer.direction(ofMedia: index), party = other.direction(ofMedia: index)
+            section.lines.append(("a", Self.direction(sends: offerer.receives && party.sends, receives: offerer.sends && party.receives)))
         }
         return accepted > 0 ? answer : nil
+    }
+
+    /// Whether stream `index` sends and receives, from its `a=` direction (or the session's; sendrecv by default).
+    public func direction(ofMedia index: Int) -> (sends: Bool, receives: Bool) {
+        let names: Set<String> = ["sendrecv", "sendonly", "recvonly", "inactive"]
+        let value = (media.indices.contains(index) ? media[index].lines.first { $0.type == "a" && names.contains($0.value) }?.value : nil)
+            ?? sessionLines.first { $0.type == "a" && names.contains($0.value) }?.value ?? "sendrecv"
+        switch value {
+        case "sendonly": return (true, false)
+        case "recvonly": return (false, true)
+        case "inactive": return (false, false)
+        default: return (true, true)
+        }
+    }
+
+    static func direction(sends: Bool, receives: Bool) -> String {
+        switch (sends, receives) {
+        case (true, true): "sendrecv"
+        case (true, false): "sendonly"
+        case (false, true): "recvonly"
+        case (false, false): "inactive"
+        }
     }
 
     /// The SDP text with CRLF line ends.

@@ -3,8 +3,8 @@ public import Foundation
 /// A mono 8 kHz WAV file as the PBX keeps prompts, music on hold and voicemail: 16-bit linear PCM (format 1), or
 /// G.711 µ-law (format 7) and A-law (format 6), one byte per sample. Reading accepts any RIFF/WAVE file with a
 /// `fmt ` chunk of one of those formats and a `data` chunk (other chunks are skipped); the samples come back as 16-bit
-/// PCM whatever the file held. Anything else is refused with the reason (a prompt imported from a 44.1 kHz stereo
-/// MP3 export must be converted first, e.g. `sox in.wav -r 8000 -c 1 -b 16 out.wav`).
+/// PCM whatever the file held, at 8 kHz only (what is played and recorded). Anything else is refused with the
+/// reason (a prompt exported at 44.1 kHz stereo must be converted first, e.g. `sox in.wav -r 8000 -c 1 -b 16 out.wav`).
 public struct WAVFile: Sendable, Hashable {
     public enum Format: UInt16, Sendable, Hashable {
         case pcm16 = 1
@@ -73,7 +73,8 @@ public struct WAVFile: Sendable, Hashable {
         }
         guard let format else { throw ReadError(reason: "no 'fmt ' chunk") }
         guard let data else { throw ReadError(reason: "no 'data' chunk") }
-        guard (4000...48000).contains(rate) else { throw ReadError(reason: "a sample rate of \(rate) Hz") }
+        // Played and recorded at 8 kHz: any other rate would play at the wrong speed.
+        guard rate == 8000 else { throw ReadError(reason: "a sample rate of \(rate) Hz (8000 only)") }
         switch format {
         case .pcm16:
             guard bits == 16 else { throw ReadError(reason: "\(bits)-bit PCM (16-bit only)") }
@@ -150,6 +151,12 @@ public struct WAVFile: Sendable, Hashable {
             let code = errno
             try? FileManager.default.removeItem(at: temporary)
             throw POSIXError(POSIXErrorCode(rawValue: code) ?? .EIO)
+        }
+        // The rename itself is durable once the directory is synced (a saved voicemail survives a power cut).
+        let directory = open(url.deletingLastPathComponent().path, O_RDONLY)
+        if directory >= 0 {
+            fsync(directory)
+            close(directory)
         }
     }
 }

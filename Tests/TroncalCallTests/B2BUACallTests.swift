@@ -347,4 +347,43 @@ struct B2BUACallTests {
         let bye = try #require(after.compactMap { if case .sendToCallee(let r, _) = $0 { r } else { nil } }.first)
         #expect(bye.headers.first(.cseq)?.valueString == "3 BYE")
     }
+
+    /// Answers that cross are matched by CSeq (an INFO's 200 never answers a re-INVITE); a retransmitted 2xx to a
+    /// re-INVITE is ACKed again; a re-INVITE without SDP has its answer in the caller's ACK, which our ACK carries.
+    @Test func inDialogAnswersAreMatchedByCSeqRetransmitted2xxReAckedAndALateOffersAnswerForwarded() throws {
+        var call = try makeCall()
+        _ = call.start()
+        let a0 = call.handle(.routed(RouteDecision(outcome: .route, targets: targets(1))), now: t0)
+        let (invite, _) = try #require(invites(a0).first)
+        _ = call.handle(.calleeResponse(response(200, to: invite, sdp: true)), now: t0)
+        func sent(_ actions: [B2BUACall.Action]) -> [SIPRequest] { actions.compactMap { if case .sendToCallee(let r, _) = $0 { r } else { nil } } }
+        // A re-INVITE without SDP (CSeq 2 on the callee leg), then an INFO (CSeq 3).
+        var reinvite = byeFromCaller()
+        reinvite.method = .invite
+        reinvite.headers.replace(.cseq, with: "314160 INVITE")
+        var info = byeFromCaller()
+        info.method = .info
+        info.headers.replace(.cseq, with: "314161 INFO")
+        let toCallee = sent(call.handle(.callerRequest(reinvite), now: t0)) + sent(call.handle(.callerRequest(info), now: t0))
+        #expect(toCallee.map { $0.headers.first(.cseq)?.valueString } == ["2 INVITE", "3 INFO"])
+        // The INFO's 200 comes first: it answers the INFO, not the re-INVITE.
+        let infoAnswer = call.handle(.calleeDialogResponse(response(200, to: toCallee[1])), now: t0)
+        #expect(callerResponses(infoAnswer).map { $0.headers.first(.cseq)?.valueString } == ["314161 INFO"])
+        #expect(sent(infoAnswer).isEmpty)
+        // The re-INVITE's 200 carries an offer: the caller gets it, and our ACK waits for the caller's answer.
+        let offered = call.handle(.calleeDialogResponse(response(200, to: toCallee[0], sdp: true)), now: t0)
+        #expect(callerResponses(offered).map { $0.headers.first(.cseq)?.valueString } == ["314160 INVITE"])
+        #expect(sent(offered).isEmpty)
+        var ack = byeFromCaller()
+        ack.method = .ack
+        ack.headers.replace(.cseq, with: "314160 ACK")
+        ack.body = Array(Self.sdp.utf8)
+        let acked = sent(call.handle(.callerRequest(ack), now: t0))
+        #expect(acked.map { $0.headers.first(.cseq)?.valueString } == ["2 ACK"])
+        let ackBody = String(decoding: acked.first?.body ?? [], as: UTF8.self)
+        #expect(ackBody.contains("m=audio"), "\(ackBody)")
+        // The 200 again (our ACK was lost): the same ACK again.
+        let again = sent(call.handle(.calleeDialogResponse(response(200, to: toCallee[0], sdp: true)), now: t0))
+        #expect(again.map { $0.headers.first(.cseq)?.valueString } == ["2 ACK"])
+    }
 }

@@ -103,6 +103,7 @@ struct MediaEngineTests {
         var float = WAVFile(samples: [1, 2]).bytes
         float[20] = 3
         #expect(throws: WAVFile.ReadError(reason: "format 3 (only 16-bit PCM, µ-law and A-law are read)")) { try WAVFile(bytes: float) }
+        #expect(throws: WAVFile.ReadError(reason: "a sample rate of 16000 Hz (8000 only)")) { try WAVFile(bytes: WAVFile(sampleRate: 16000, samples: [1]).bytes) }
         let truncated = Array(WAVFile(samples: [1, 2]).bytes.prefix(30))
         #expect(throws: WAVFile.ReadError.self) { try WAVFile(bytes: truncated) }
         // Odd-sized chunks are padded: a file with an odd-length chunk before the data is read.
@@ -265,13 +266,16 @@ struct MediaEndpointTests {
         let offer = try SessionDescription(
             "v=0\r\no=p 1 1 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\nm=audio 40000 RTP/AVP 18 8 0 96\r\n"
                 + "a=rtpmap:18 G729/8000\r\na=rtpmap:96 telephone-event/8000\r\nm=video 40002 RTP/AVP 97\r\n")
-        let (answer, codec, events, remote) = try #require(SessionDescription.endpointAnswer(to: offer, address: "192.0.2.5", port: 30000))
-        #expect(codec == .aLaw && events == 96 && remote == ("10.0.0.9", 40000))
+        let (answer, codec, payloadType, events, remote) = try #require(SessionDescription.endpointAnswer(to: offer, address: "192.0.2.5", port: 30000))
+        #expect(codec == .aLaw && payloadType == 8 && events == 96 && remote == ("10.0.0.9", 40000))
         #expect(answer.text.contains("c=IN IP4 192.0.2.5\r\n"))
         #expect(answer.text.contains("m=audio 30000 RTP/AVP 8 96\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:96 telephone-event/8000\r\na=fmtp:96 0-15\r\n"))
         #expect(answer.text.contains("m=video 0 RTP/AVP 97\r\n"))
         let g729 = try SessionDescription("v=0\r\no=p 1 1 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\nm=audio 40000 RTP/AVP 18\r\n")
         #expect(SessionDescription.endpointAnswer(to: g729, address: "192.0.2.5", port: 30000) == nil)
+        // A held party (sendonly) gets recvonly.
+        let held = try SessionDescription(offer.text.replacingOccurrences(of: "m=video", with: "a=sendonly\r\nm=video"))
+        #expect(SessionDescription.endpointAnswer(to: held, address: "192.0.2.5", port: 30000)?.answer.text.contains("a=recvonly") == true)
     }
 
     final class Heard: Sendable {

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import TroncalMedia
 
@@ -67,8 +68,17 @@ struct SessionDescriptionTests {
 
         let g729Only = try SessionDescription("v=0\r\no=c 3 3 IN IP4 10.0.0.3\r\ns=-\r\nc=IN IP4 10.0.0.3\r\nt=0 0\r\nm=audio 60000 RTP/AVP 18\r\n")
         #expect(SessionDescription.answer(to: caller, from: g729Only) == nil)
-        // A hold (sendonly) on the other side is what the answer says.
+        // A hold (sendonly) on the other side is what the answer says; a sendonly offer is answered recvonly.
         let holding = try SessionDescription(picker.text + "a=sendonly\r\n")
         #expect(SessionDescription.answer(to: caller, from: holding)?.text.contains("a=sendonly") == true)
+        #expect(SessionDescription.answer(to: holding, from: caller)?.text.contains("a=recvonly") == true)
+        // The answer's origin is the other party's (its later offers carry the next version of that session).
+        #expect(toCaller.text.contains("o=b 2 2 IN IP4 10.0.0.2\r\n"))
+        // Only telephone-event in common is no audio: no answer. Another profile (SRTP) is no answer either.
+        let eventsOnly = try SessionDescription(
+            "v=0\r\no=c 3 3 IN IP4 10.0.0.3\r\ns=-\r\nc=IN IP4 10.0.0.3\r\nt=0 0\r\nm=audio 60000 RTP/AVP 18 101\r\na=rtpmap:101 telephone-event/8000\r\n")
+        #expect(SessionDescription.answer(to: caller, from: eventsOnly) == nil)
+        let secure = try SessionDescription(picker.text.replacingOccurrences(of: "RTP/AVP", with: "RTP/SAVP"))
+        #expect(SessionDescription.answer(to: caller, from: secure) == nil)
     }
 }

@@ -287,25 +287,10 @@ final class PBXCalls: CallApplication {
             ])
             return loop.layer.answer(invite, id: id, source: source, status: 488, reason: "Not Acceptable Here")
         }
-        var updated = slot
-        let index = updated.nextMachine
-        updated.nextMachine += 1
-        let leg = Self.callee(number, machine: index)
         let tag = loop.layer.makeTag()
-        loop.layer.addLeg(leg, callID: callID)
-        guard loop.layer.serve(invite, id: id, source: source, leg: leg) else { return }
-        // The picker's answer: the caller's media, our Contact.
-        var answer = InviteServerTransaction.response(200, "OK", to: invite, toTag: tag)
-        let body = Array(toPicker.text.utf8)
-        answer.headers.removeAll(.contentLength)
-        answer.headers.append(.contact, "<sip:\(loop.layer.configuration.sentBy[.udp] ?? "")>")
-        answer.headers.append(.contentType, "application/sdp")
-        answer.headers.append(.contentLength, "\(body.count)")
-        answer.body = body
-        loop.layer.respond(answer, on: id)
+        let contact = loop.layer.configuration.sentBy[.udp] ?? ""
         var settings = B2BUACall.Configuration(
-            customerSideContact: loop.layer.configuration.sentBy[.udp] ?? "", carrierSideContact: loop.layer.configuration.sentBy[.udp] ?? "",
-            customerSideMediaAddress: "", carrierSideMediaAddress: "", relayPorts: (0, 0))
+            customerSideContact: contact, carrierSideContact: contact, customerSideMediaAddress: "", carrierSideMediaAddress: "", relayPorts: (0, 0))
         settings.anchorsMedia = false
         var call = B2BUACall(
             invite: slot.invite, customer: slot.tenant, site: site, instance: instance, configuration: settings, callerLocalTag: slot.callerLocalTag,
@@ -314,7 +299,27 @@ final class PBXCalls: CallApplication {
         let target = RouteTarget(
             carrier: "pickup", trunk: "\(tenant.name)/\(picker.number)", host: source.remoteIP, port: source.remotePort, transport: "udp",
             number: picker.number, setupTimeoutMilliseconds: 0)
+        // The machine takes the picker's dialog first; only then is the picker answered (nothing is half done).
         let actions = call.answeredByPickup(invite: invite, target: target, sdp: Array(toCaller.text.utf8), now: Date())
+        guard !actions.isEmpty else {
+            return loop.layer.answer(invite, id: id, source: source, status: 400, reason: "Bad Request")
+        }
+        var updated = slot
+        let index = updated.nextMachine
+        updated.nextMachine += 1
+        let leg = Self.callee(number, machine: index)
+        loop.layer.addLeg(leg, callID: callID)
+        // A full transaction table answered 503 already; the leg goes with the call's.
+        guard loop.layer.serve(invite, id: id, source: source, leg: leg) else { return }
+        // The picker's answer: the caller's media, our Contact.
+        var answer = InviteServerTransaction.response(200, "OK", to: invite, toTag: tag)
+        let body = Array(toPicker.text.utf8)
+        answer.headers.removeAll(.contentLength)
+        answer.headers.append(.contact, "<sip:\(contact)>")
+        answer.headers.append(.contentType, "application/sdp")
+        answer.headers.append(.contentLength, "\(body.count)")
+        answer.body = body
+        loop.layer.respond(answer, on: id)
         updated.machines[index] = Machine(call: call)
         calls[number] = updated
         pickups["picked-up"]?.increment()

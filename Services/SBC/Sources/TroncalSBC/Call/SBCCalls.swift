@@ -303,9 +303,11 @@ final class SBCCalls: CallApplication {
             let callee = invite.uri.user ?? ""
             return (0..<registrars.count).map { index in
                 let target = registrars[(first + index) % registrars.count]
+                // 480 passes to the next instance too: what one instance does not have, another may (a call ringing there
+                // for a pickup code; with SQLite, a binding it took). The last instance's answer is the phone's.
                 return RouteTarget(
                     carrier: "pbx", trunk: "\(target.host):\(target.port)", host: target.host, port: target.port, transport: "udp", number: callee,
-                    setupTimeoutMilliseconds: 2 * attempt)
+                    setupTimeoutMilliseconds: 2 * attempt, huntOn: [480])
             }
         case .toPhone(let flow, let aor):
             // The identity the platform asserted stays inside it (RFC 3325): the phone shows the From.
