@@ -552,6 +552,7 @@ public struct B2BUACall: Sendable {
             pendingByeAnswers -= 1
             return pendingByeAnswers <= 0 ? [.cancelTimer(.teardown)] + finish(now: now) : []
         }
+        if let own = ownReinviteAnswered(response, from: .callee) { return own }
         guard response.statusCode >= 200, let target = currentTarget else { return [] }
         let number = CSeqKey(response.headers)?.number
         guard let index = pendingCallerRequests.firstIndex(where: { $0.forwardedCSeq == number }) else {
@@ -587,6 +588,7 @@ public struct B2BUACall: Sendable {
             pendingByeAnswers -= 1
             return pendingByeAnswers <= 0 ? [.cancelTimer(.teardown)] + finish(now: now) : []
         }
+        if let own = ownReinviteAnswered(response, from: .caller) { return own }
         guard response.statusCode >= 200 else { return [] }
         let number = CSeqKey(response.headers)?.number
         guard let index = pendingCalleeRequests.firstIndex(where: { $0.forwardedCSeq == number }) else {
@@ -611,6 +613,52 @@ public struct B2BUACall: Sendable {
             }
         }
         return actions + [.respondToCallee(answer)]
+    }
+
+    /// Re-INVITEs this call sent on its own (not forwarded), by leg and CSeq: their answers are ACKed here and only
+    /// their media destination is reported (music on hold: the held party is sent the PBX's media).
+    private var ownReinvites: Set<UInt32> = []
+    private var ownCallerReinvites: Set<UInt32> = []
+
+    /// Sends `leg` a re-INVITE of the call's own with `offer` (the PBX's hold music source, or the other party's media
+    /// again). Its 2xx is ACKed here and reported as `.mediaDestination(leg:…)` (where that party wants media); its
+    /// answer is never passed to the other side. Nothing when the call is not answered.
+    public mutating func reinvite(_ leg: Leg, offer: [UInt8]) -> [Action] {
+        guard state == .answered, let target = currentTarget else { return [] }
+        if leg == .callee {
+            let request = calleeRequest(.invite, body: offer)
+            ownReinvites.insert(calleeCSeq)
+            return [.sendToCallee(request, target)]
+        }
+        let request = callerRequest(.invite, body: offer)
+        ownCallerReinvites.insert(callerCSeq)
+        return [.sendToCaller(request)]
+    }
+
+    /// The answer to one of `reinvite`'s requests, if `response` is one: its ACK and where that party's media goes.
+    private mutating func ownReinviteAnswered(_ response: SIPResponse, from leg: Leg) -> [Action]? {
+        guard let number = CSeqKey(response.headers)?.number else { return nil }
+        let pending = leg == .callee ? ownReinvites : ownCallerReinvites
+        guard pending.contains(number) else { return nil }
+        guard response.statusCode >= 200 else { return [] }
+        if leg == .callee { ownReinvites.remove(number) } else { ownCallerReinvites.remove(number) }
+        guard (200..<300).contains(response.statusCode), let target = currentTarget else { return [] }
+        var actions: [Action] = []
+        if leg == .callee {
+            let ack = calleeRequest(.ack, body: [], cseq: number)
+            lastAckToCallee = ack
+            actions.append(.sendToCallee(ack, target))
+        } else {
+            let ack = callerRequest(.ack, body: [], cseq: number)
+            lastAckToCaller = ack
+            actions.append(.sendToCaller(ack))
+        }
+        if let text = String(validating: response.body, as: UTF8.self), let sdp = try? SessionDescription(text),
+            let destination = sdp.destination(ofMedia: 0)
+        {
+            actions.append(.mediaDestination(leg: leg, address: destination.address, port: destination.port))
+        }
+        return actions
     }
 
     /// The caller's ACK of a late-offer re-INVITE's 2xx: its answer goes on in our ACK to the callee.

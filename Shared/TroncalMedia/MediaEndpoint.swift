@@ -20,6 +20,9 @@ public final class MediaEndpoint {
     private var detector = DTMFDetector()
     private var eventsSeen = false
     private var latched = false
+    /// Whether media follows the far end's first packets (symmetric RTP). Off where the endpoint sends to one party and
+    /// may hear from another (music on hold: the held side gets the music whatever the holder sends).
+    public var latches = true
     /// The address the far end's SDP named: media is latched only to a source of that IP (a stray packet from
     /// elsewhere cannot take the stream over).
     private let expectedIP: String?
@@ -71,7 +74,7 @@ public final class MediaEndpoint {
         let bytes = Array(envelope.data.readableBytesView)
         guard let header = RTPHeader(bytes), !bytes.withUnsafeBytes(RTPHeader.isRTCP) else { return }
         packetsReceived += 1
-        if !latched, expectedIP == nil || envelope.remoteAddress.ipAddress == expectedIP {
+        if latches, !latched, expectedIP == nil || envelope.remoteAddress.ipAddress == expectedIP {
             latched = true
             sender.redirect(to: envelope.remoteAddress)
         }

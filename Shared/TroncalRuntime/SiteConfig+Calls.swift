@@ -232,6 +232,12 @@ extension ConfigLoader {
         guard (1...1000).contains(pbx.maximumContactsPerExtension) else { throw fail("pbx.maximumContactsPerExtension", "must be from 1 to 1000") }
         guard (1...100_000).contains(pbx.maximumPendingRegistrations) else { throw fail("pbx.maximumPendingRegistrations", "must be from 1 to 100000") }
         guard !pbx.digestAlgorithms.isEmpty else { throw fail("pbx.digestAlgorithms", "must offer at least one algorithm") }
+        guard (1024...65535).contains(pbx.mediaPortMin), (1024...65535).contains(pbx.mediaPortMax), pbx.mediaPortMax - pbx.mediaPortMin >= 1 else {
+            throw fail("pbx.mediaPortMax", "the PBX's media ports must be from 1024 to 65535, at least 2 of them, min below max")
+        }
+        if !pbx.mediaAddress.isEmpty, !isNetwork(pbx.mediaAddress) || pbx.mediaAddress.contains("/") {
+            throw fail("pbx.mediaAddress", "must be an IP address, got '\(pbx.mediaAddress)'")
+        }
         for (index, address) in pbx.trustedSources.enumerated() where !isNetwork(address) || address.contains("/") {
             throw fail("pbx.trustedSources[\(index)]", "must be an IP address, got '\(address)'")
         }
@@ -355,5 +361,13 @@ public struct PBXSettings: Codable, Sendable, Equatable {
     /// Addresses besides the site's SBC instances' hosts (and loopback) allowed to send SIP to the PBX, e.g. an SBC's
     /// SIP source address when it differs from its link address. Everything else is dropped.
     public var trustedSources: [String] = []
+    /// The address the PBX's own media (music on hold) is sent from and received on; empty: the instance's host.
+    public var mediaAddress: String = ""
+    /// The ports of that media, one per call on hold (even ports are used).
+    public var mediaPortMin: Int = 30000
+    public var mediaPortMax: Int = 31999
+    /// A WAV file (mono 8 kHz: 16-bit PCM, µ-law or A-law) played to a party put on hold; empty: a built-in tune.
+    /// Relative paths are resolved against the configuration file's directory.
+    public var holdMusic: String = ""
     public init() {}
 }

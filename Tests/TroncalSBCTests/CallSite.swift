@@ -62,6 +62,10 @@ final class CallSite: Sendable {
         config.sbc.mediaPortMin = media.lowerBound
         config.sbc.mediaPortMax = media.upperBound
         config.sbc.relayPrebindSessions = 4
+        // The PBX's own media (music on hold) on an address of its own, so that it shares the leased ports with nobody.
+        config.pbx.mediaAddress = "127.0.0.6"
+        config.pbx.mediaPortMin = media.lowerBound
+        config.pbx.mediaPortMax = media.upperBound
         config.routing.setupTimeoutMilliseconds = 3000
         // sipp carriers cannot answer OPTIONS outside a call: tests that need probes turn them on.
         config.routing.probeIntervalMilliseconds = 0

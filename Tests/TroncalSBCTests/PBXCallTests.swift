@@ -508,4 +508,43 @@ import TroncalSIP
         await ana.stop()
         await site.stop()
     }
+
+    /// Hold with music: 101 puts 102 on hold (re-INVITE `sendonly`); the PBX answers 101 itself and sends 102 its own
+    /// offer (`sendonly`, from the PBX's media address), then plays its hold tune to 102 until 101 resumes; the resume
+    /// gives each phone the other's media again, and the call ends normally.
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func aPartyPutOnHoldHearsTheHoldMusicUntilTheCallIsResumed() async throws {
+        let site = try await Self.site(billing: false)
+        defer { site.remove() }
+        let bob = try await Self.answeringPhone(site, "102", password: "secret-102-pw", slot: 2, scenario: SippScenarios.heldCarrier)
+        let file = site.directory.url.appendingPathComponent("caller-101.csv")
+        try Data("SEQUENTIAL\n101;[authentication username=101 password=secret-101-pw]\n".utf8).write(to: file)
+        let scenario = """
+            <?xml version="1.0" encoding="ISO-8859-1" ?>
+            <scenario name="register then hold">
+            \(Self.steps(RegistrationTests.register(final: 200)))
+            \(Self.steps(SippScenarios.holdingCaller(holdMilliseconds: 2000)))
+            </scenario>
+            """
+        let ana = try Sipp(
+            "phone-101", scenario: scenario, in: site.directory, address: CallSite.customerAddress, port: site.port(1), mediaPort: site.port(1) + 2,
+            arguments: ["\(CallSite.sbcAddress):\(site.sipPort)", "-inf", file.path, "-s", "102", "-m", "1", "-l", "1"])
+        #expect(await ana.finish() == 0, "\(ana.report)\n\(site.logs)")
+        #expect(await bob.finish(timeout: .seconds(20)) == 0, "\(bob.report)\n\(site.logs)")
+        // 101's hold was answered recvonly; 102 was offered the PBX's media, sendonly, then 101's again on resume.
+        #expect(ana.messageText.contains("a=recvonly"), "\(ana.messageText.suffix(4000))")
+        #expect(bob.messageText.contains("a=sendonly"), "\(bob.messageText.suffix(4000))")
+        #expect(site.process("pbx-1").outputText.contains("call on hold: music to the other party"), "\(site.logs)")
+        #expect(site.process("pbx-1").outputText.contains("call resumed"), "\(site.logs)")
+        // The music reached 102: at the SBC, the PBX-to-102 call relayed RTP towards the phone (sipp phones send none
+        // themselves, so every packet there is the PBX's), about 50 a second for the 2 s on hold.
+        let ended = await eventually(timeout: .seconds(10)) { site.process("sbc-1").outputText.components(separatedBy: "call ended").count - 1 >= 2 }
+        #expect(ended, "\(site.logs)")
+        let relayed = Self.relayedPackets(in: site.process("sbc-1").outputText)
+        #expect(relayed.contains { $0 >= 40 }, "packets relayed per direction: \(relayed)\n\(site.logs)")
+        Logger(label: "test.pbx").notice("hold music: packets relayed per direction \(relayed)")
+        await ana.stop()
+        await bob.stop()
+        await site.stop()
+    }
 }

@@ -407,7 +407,7 @@ struct SBCCallTests {
         defer { site.remove() }
         let carrier = try Self.carrier(site, "carrier", scenario: SippScenarios.heldCarrier, port: site.carrierPort(0), calls: 1)
         try await carrier.listening()
-        let caller = try Self.caller(site, "caller", scenario: SippScenarios.holdingCaller, slot: 1, calls: 1, rate: 1, limit: 1)
+        let caller = try Self.caller(site, "caller", scenario: SippScenarios.holdingCaller(), slot: 1, calls: 1, rate: 1, limit: 1)
         #expect(await caller.finish() == 0, "\(caller.report)\n\(site.logs)")
         #expect(await carrier.finish(timeout: .seconds(10)) == 0, "\(carrier.report)\n\(site.logs)")
         let atCarrier = carrier.messageText

@@ -264,8 +264,10 @@ enum SippScenarios {
         """
     }
 
-    /// A caller that holds the call (re-INVITE `sendonly`), resumes it (`sendrecv`), then hangs up.
-    static let holdingCaller = """
+    /// A caller that holds the call (re-INVITE `sendonly`), stays on hold `holdMilliseconds`, resumes it (`sendrecv`),
+    /// then hangs up.
+    static func holdingCaller(holdMilliseconds: Int = 0) -> String {
+        """
         <?xml version="1.0" encoding="ISO-8859-1" ?>
         <scenario name="holding caller">
         \(invite())
@@ -273,12 +275,15 @@ enum SippScenarios {
           <recv response="180" optional="true"/>
           <recv response="200" rrs="true"/>
         \(request("ACK", cseq: 1))
+          <pause milliseconds="200"/>
         \(reInvite(cseq: 2, direction: "sendonly"))
+          <pause milliseconds="\(holdMilliseconds)"/>
         \(reInvite(cseq: 3, direction: "sendrecv"))
         \(request("BYE", cseq: 4))
           <recv response="200" crlf="true"/>
         </scenario>
         """
+    }
 
     /// A carrier that answers, then answers each of two re-INVITEs (the first `recvonly`: it is being held), then the BYE.
     static let heldCarrier: String = {

@@ -6,6 +6,7 @@ import Metrics
 import NIOCore
 import NIOPosix
 import TroncalCall
+import TroncalMedia
 public import TroncalSIP
 public import TroncalProtocol
 public import TroncalRuntime
@@ -68,13 +69,27 @@ public struct PBXService: TroncalService {
         let instance = context.instance.name
         // How long a phone (through its SBC) has to start ringing before the next contact is tried.
         let setupTimeout = Duration.seconds(8)
+        // Hold music: the configured WAV (refused at start with the reason when unusable), or the built-in tune.
+        var music = PBXMediaSettings.builtInTune
+        if !settings.holdMusic.isEmpty {
+            let url = context.config.resolve(settings.holdMusic, relativeTo: context.configDirectory)
+            do {
+                music = try WAVFile(contentsOf: url).samples
+            } catch {
+                throw PBXError("pbx.holdMusic \(url.path): \(error)")
+            }
+            guard !music.isEmpty else { throw PBXError("pbx.holdMusic \(url.path) holds no audio") }
+        }
+        let media = PBXMediaSettings(
+            address: settings.mediaAddress.isEmpty ? context.instance.host : settings.mediaAddress,
+            ports: settings.mediaPortMin...settings.mediaPortMax, holdMusic: music)
         box.calls = try await eventLoop.submit {
             let layer = CallLayer(configuration: .init(timers: TransactionTimers(), maximumTransactions: 65_536, loopIndex: 0, loopCount: 1), now: CallLoop.now())
             let loop = CallLoop(index: 0, eventLoop: eventLoop, layer: layer, transport: transport, logger: logger)
             let registrar = Registrar(loop: loop, catalogs: catalogs, bindings: bindings, settings: registrarSettings, nonces: nonces, logger: logger)
             let calls = PBXCalls(
                 loop: loop, registrar: registrar, catalogs: catalogs, bindings: bindings, instance: instance, site: site, setupTimeout: setupTimeout,
-                logger: logger)
+                media: media, logger: logger)
             loop.application = calls
             return NIOLoopBound(calls, eventLoop: eventLoop)
         }.get()

@@ -53,6 +53,10 @@ final class PBXCalls: CallApplication {
         var failures: [SIPResponse] = []
         /// The caller cancelled: nothing moves on.
         var cancelled = false
+        /// On hold: the PBX plays music to the party that did not ask for it.
+        var hold: PBXHold?
+        /// A hold being set up (its media socket being opened): further re-INVITEs wait for it.
+        var holdStarting = false
     }
 
     let loop: CallLoop
@@ -63,6 +67,7 @@ final class PBXCalls: CallApplication {
     let instance: String
     let site: String
     let setupTimeout: Duration
+    let media: PBXMediaSettings
     private var calls: [Int: Slot] = [:]
     private var nextCall = 1
     /// The member each round-robin ring group starts with next, by tenant/group.
@@ -70,6 +75,7 @@ final class PBXCalls: CallApplication {
     private let started = Counter(label: "troncal_pbx_calls_total")
     private let outcomes: [String: Counter]
     private let pickups: [String: Counter]
+    private let holds: [String: Counter]
 
     static let callerLeg = 0
     static func caller(_ number: Int) -> LegReference { LegReference(call: number, leg: callerLeg) }
@@ -84,8 +90,9 @@ final class PBXCalls: CallApplication {
 
     init(
         loop: CallLoop, registrar: Registrar, catalogs: PBXCatalogManager, bindings: BindingStore, instance: String, site: String,
-        setupTimeout: Duration, logger: Logger
+        setupTimeout: Duration, media: PBXMediaSettings, logger: Logger
     ) {
+        self.media = media
         self.loop = loop
         self.registrar = registrar
         self.catalogs = catalogs
@@ -102,6 +109,9 @@ final class PBXCalls: CallApplication {
             pickups[name] = Counter(label: "troncal_pbx_pickups_total", dimensions: [("result", name)])
         }
         self.pickups = pickups
+        var holds: [String: Counter] = [:]
+        for name in ["started", "playing", "resumed", "failed"] { holds[name] = Counter(label: "troncal_pbx_holds_total", dimensions: [("result", name)]) }
+        self.holds = holds
     }
 
     var calling: Int { calls.count }
@@ -113,6 +123,7 @@ final class PBXCalls: CallApplication {
             registrar.prepareLayer()
             newCall(request, id: id, source: source)
         case .inDialogRequest(let leg, let request, let id):
+            if request.method == .invite, let winner = calls[leg.call]?.winner, holdOrResume(leg.call, machine: winner, request, from: leg) { return }
             let handled: Int
             if leg.leg == Self.callerLeg {
                 handled = calls[leg.call]?.winner.map { callEvent(leg.call, machine: $0, .callerRequest(request)) } ?? 0
@@ -238,6 +249,104 @@ final class PBXCalls: CallApplication {
             invite: invite, source: source, inviteTransaction: id, tenant: tenant.name, customer: tenant.customer, caller: caller,
             callID: callID, route: route, callerLocalTag: loop.layer.makeTag())
         ring(number)
+    }
+
+    // MARK: - Hold
+
+    /// A re-INVITE in an answered call: a hold (`sendonly`/`inactive`) is answered by the PBX itself, which plays the
+    /// hold music to the other party (its own re-INVITE, `sendonly`, from a media socket of its own); a resume closes
+    /// that socket and goes on as any re-INVITE (the other party gets the holder's media again). True when handled here.
+    private func holdOrResume(_ number: Int, machine: Int, _ request: SIPRequest, from leg: LegReference) -> Bool {
+        guard var slot = calls[number], let text = String(validating: request.body, as: UTF8.self), let offer = try? SessionDescription(text)
+        else { return false }
+        if !offer.isHold {
+            guard let hold = slot.hold else { return false }
+            hold.endpoint.close()
+            slot.hold = nil
+            calls[number] = slot
+            holds["resumed"]?.increment()
+            logger.info("call resumed", metadata: ["call-id": "\(slot.callID)", "tenant": "\(slot.tenant)"])
+            return false
+        }
+        if slot.holdStarting {
+            // A second hold while the first is being set up: the phone retries after 491 (RFC 3261 §14.1).
+            loop.layer.respondInDialog(InviteServerTransaction.response(491, "Request Pending", to: request), on: leg)
+            return true
+        }
+        if let hold = slot.hold {
+            // Already on hold (a refresh, or a hold from the other side too): the same media answer again.
+            answerHold(request, offer: offer, endpoint: hold.endpoint, on: leg)
+            return true
+        }
+        guard let choice = SessionDescription.endpointAnswer(to: offer, address: media.address, port: 0),
+            let remote = try? SocketAddress(ipAddress: choice.remote.address, port: choice.remote.port)
+        else { return false }
+        slot.holdStarting = true
+        calls[number] = slot
+        let bound = NIOLoopBound(self, eventLoop: loop.eventLoop)
+        MediaEndpoint.open(
+            host: media.address, ports: media.ports, remote: remote, codec: choice.codec, payloadType: choice.payloadType, eventPayloadType: nil,
+            on: loop.eventLoop
+        ).assumeIsolated().whenComplete { result in
+            let calls = bound.value
+            calls.calls[number]?.holdStarting = false
+            switch result {
+            case .success(let endpoint):
+                guard let slot = calls.calls[number], slot.winner == machine, slot.hold == nil else {
+                    endpoint.close()
+                    return
+                }
+                endpoint.latches = false
+                calls.calls[number]?.hold = PBXHold(endpoint: endpoint, holder: leg.leg)
+                calls.answerHold(request, offer: offer, endpoint: endpoint, on: leg)
+                calls.holds["started"]?.increment()
+                calls.logger.info("call on hold: music to the other party", metadata: [
+                    "call-id": "\(slot.callID)", "tenant": "\(slot.tenant)", "by": "\(leg.leg == Self.callerLeg ? "caller" : "callee")",
+                    "media-port": "\(endpoint.port)",
+                ])
+                let other: B2BUACall.Leg = leg.leg == Self.callerLeg ? .callee : .caller
+                if let music = SessionDescription.holdMusicOffer(
+                    address: calls.media.address, port: endpoint.port, codec: choice.codec, payloadType: choice.payloadType)
+                {
+                    calls.callEvent(number, machine: machine, own: other, offer: Array(music.text.utf8))
+                }
+            case .failure(let error):
+                // No media port: the hold goes through as any re-INVITE (the other party hears silence, not music).
+                calls.holds["failed"]?.increment()
+                calls.logger.warning("hold music unavailable: the hold is passed on", metadata: ["reason": "\(error)"])
+                if leg.leg == Self.callerLeg {
+                    calls.callEvent(number, machine: machine, .callerRequest(request))
+                } else {
+                    calls.callEvent(number, machine: machine, .calleeRequest(request))
+                }
+            }
+            calls.loop.flush()
+        }
+        return true
+    }
+
+    /// The PBX's 200 to a hold: its media socket, in the direction the holder allows (`recvonly` for `sendonly`).
+    private func answerHold(_ request: SIPRequest, offer: SessionDescription, endpoint: MediaEndpoint, on leg: LegReference) {
+        guard let answer = SessionDescription.endpointAnswer(to: offer, address: media.address, port: endpoint.port) else {
+            loop.layer.respondInDialog(InviteServerTransaction.response(488, "Not Acceptable Here", to: request), on: leg)
+            return
+        }
+        var response = InviteServerTransaction.response(200, "OK", to: request)
+        let body = Array(answer.answer.text.utf8)
+        response.headers.removeAll(.contentLength)
+        response.headers.append(.contact, "<sip:\(loop.layer.configuration.sentBy[.udp] ?? "")>")
+        response.headers.append(.contentType, "application/sdp")
+        response.headers.append(.contentLength, "\(body.count)")
+        response.body = body
+        loop.layer.respondInDialog(response, on: leg)
+    }
+
+    /// Has a machine send its own re-INVITE to one side (the hold music offer).
+    private func callEvent(_ number: Int, machine index: Int, own leg: B2BUACall.Leg, offer: [UInt8]) {
+        guard var call = calls[number]?.machines[index]?.call else { return }
+        let actions = call.reinvite(leg, offer: offer)
+        calls[number]?.machines[index]?.call = call
+        perform(actions, call: number, machine: index)
     }
 
     // MARK: - Call pickup
@@ -567,7 +676,13 @@ final class PBXCalls: CallApplication {
                 loop.layer.send(request, on: leg, to: .address(host: target.host, port: target.port, transport: kind), purpose: .inDialog)
             case .respondToCallee(let response):
                 loop.layer.respondInDialog(response, on: leg)
-            case .mediaDestination, .mediaCodec:
+            case .mediaDestination(_, let address, let port):
+                // The answer to the PBX's hold offer: the held party's media address; the music starts.
+                guard let hold = slot.hold, let destination = try? SocketAddress(ipAddress: address, port: port) else { continue }
+                hold.endpoint.sender.redirect(to: destination)
+                hold.endpoint.sender.play(media.holdMusic, repeating: true)
+                holds["playing"]?.increment()
+            case .mediaCodec:
                 continue
             case .startTimer(let timer, let delay):
                 loop.layer.startTimer(call: number, timer: index * Self.timersPerMachine + timer.rawValue, after: delay)
@@ -617,6 +732,7 @@ final class PBXCalls: CallApplication {
 
     private func callEnded(_ number: Int, _ summary: CallSummary) {
         guard let slot = calls.removeValue(forKey: number) else { return }
+        slot.hold?.endpoint.close()
         let outcome: String
         switch summary.disconnect.status {
         case _ where summary.answerAt != nil: outcome = "answered"
