@@ -158,6 +158,8 @@ public final class MediaRelaySession {
     let eventLoop: any EventLoop
     var destination: [Side: SocketAddress] = [:]
     var latched: Set<Side> = []
+    /// The address each side's latest SDP named.
+    var announced: [Side: SocketAddress] = [:]
     var rtcpDestination: [Side: SocketAddress] = [:]
     /// Statistics of what each side sent.
     var statistics: [Side: RTPStreamStatistics] = [.caller: RTPStreamStatistics(), .callee: RTPStreamStatistics()]
@@ -178,11 +180,19 @@ public final class MediaRelaySession {
         self.eventLoop = eventLoop
     }
 
-    /// Where to send a side's media, from its SDP (until its own packets show its real address).
+    /// Where to send a side's media, from its SDP (until its own packets show its real address). A new address in a
+    /// later SDP (a re-INVITE: a held call resumed, media moved to another server) is followed at once and learnt again
+    /// from that side's next packets; the same address again leaves what its packets showed (symmetric RTP).
     public func setDestination(_ side: Side, host: String, port: Int, codec: String? = nil) {
         guard let address = try? SocketAddress(ipAddress: host, port: port) else { return }
-        if !latched.contains(side) { destination[side] = address }
-        if rtcpDestination[side] == nil { rtcpDestination[side] = try? SocketAddress(ipAddress: host, port: port + 1) }
+        if announced[side] != address {
+            announced[side] = address
+            destination[side] = address
+            latched.remove(side)
+            rtcpDestination[side] = try? SocketAddress(ipAddress: host, port: port + 1)
+        } else if !latched.contains(side) {
+            destination[side] = address
+        }
         if let codec { self.codec[side] = codec }
     }
 

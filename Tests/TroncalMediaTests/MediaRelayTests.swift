@@ -106,6 +106,20 @@ struct MediaRelayTests {
         let backward = try #require(reports.first { $0.direction == "callee-to-caller" }).quality
         #expect(backward.packets == 1)
 
+        // A re-INVITE moves the caller's media elsewhere (a resumed hold, another media server): the new SDP address is
+        // followed at once although the caller's side had latched; the same address again would not undo the latch.
+        let moved = try await phone()
+        let movedPort = try #require(moved.channel.localAddress?.port)
+        try await loop.submit { session.value.setDestination(.caller, host: "127.0.0.1", port: movedPort) }.get()
+        try await callee.outbound.write(AddressedEnvelope(remoteAddress: toCalleeSide, data: rtp(2)))
+        var followed: AddressedEnvelope<ByteBuffer>?
+        for try await packet in moved.inbound {
+            followed = packet
+            break
+        }
+        #expect(followed?.remoteAddress.port == callerPort)
+        try? await moved.channel.close()
+
         let free = try await loop.submit {
             relay.value.release(session.value)
             return relay.value.portsAvailable

@@ -31,7 +31,7 @@ import TroncalSIP
 
     /// Registers `number` from the site's port `slot`, then leaves a sipp answering one call on that port.
     static func answeringPhone(
-        _ site: CallSite, _ number: String, password: String, slot: Int, scenario: String
+        _ site: CallSite, _ number: String, password: String, slot: Int, scenario: String, extra: [String] = []
     ) async throws -> Sipp {
         let registration = try RegistrationTests().sipp(
             site, "register-\(number)", scenario: RegistrationTests.register(final: 200), users: [(number, password)], slot: slot)
@@ -39,7 +39,7 @@ import TroncalSIP
         guard status == 0 else { throw CallSiteError("\(number) did not register: \(registration.report)\n\(site.logs)") }
         let phone = try Sipp(
             "phone-\(number)", scenario: scenario, in: site.directory, address: CallSite.customerAddress, port: site.port(slot),
-            mediaPort: site.port(slot) + 2, arguments: ["-m", "1"])
+            mediaPort: site.port(slot) + 2, arguments: ["-m", "1"] + extra)
         try await phone.listening()
         return phone
     }
@@ -516,14 +516,18 @@ import TroncalSIP
     func aPartyPutOnHoldHearsTheHoldMusicUntilTheCallIsResumed() async throws {
         let site = try await Self.site(billing: false)
         defer { site.remove() }
-        let bob = try await Self.answeringPhone(site, "102", password: "secret-102-pw", slot: 2, scenario: SippScenarios.heldCarrier)
+        // After the resume 101 streams audio and 102 echoes it: the two-way path is back.
+        let audio = site.directory.url.appendingPathComponent("audio.ulaw")
+        try Data((0..<16000).map { UInt8(truncatingIfNeeded: 0x7F ^ ($0 % 64)) }).write(to: audio)
+        let bob = try await Self.answeringPhone(
+            site, "102", password: "secret-102-pw", slot: 2, scenario: SippScenarios.heldCarrier, extra: ["-rtp_echo"])
         let file = site.directory.url.appendingPathComponent("caller-101.csv")
         try Data("SEQUENTIAL\n101;[authentication username=101 password=secret-101-pw]\n".utf8).write(to: file)
         let scenario = """
             <?xml version="1.0" encoding="ISO-8859-1" ?>
             <scenario name="register then hold">
             \(Self.steps(RegistrationTests.register(final: 200)))
-            \(Self.steps(SippScenarios.holdingCaller(holdMilliseconds: 2000)))
+            \(Self.steps(SippScenarios.holdingCaller(holdMilliseconds: 2000, afterResume: audio.path)))
             </scenario>
             """
         let ana = try Sipp(
@@ -536,12 +540,16 @@ import TroncalSIP
         #expect(bob.messageText.contains("a=sendonly"), "\(bob.messageText.suffix(4000))")
         #expect(site.process("pbx-1").outputText.contains("call on hold: music to the other party"), "\(site.logs)")
         #expect(site.process("pbx-1").outputText.contains("call resumed"), "\(site.logs)")
-        // The music reached 102: at the SBC, the PBX-to-102 call relayed RTP towards the phone (sipp phones send none
-        // themselves, so every packet there is the PBX's), about 50 a second for the 2 s on hold.
+        // The music played to 102 (the PBX had 102's answer to its hold offer and started the tune) ...
+        let pbxAdmin = try #require(site.config.instance(named: "pbx-1")).adminPort
+        let metrics = (try? await httpGet(port: pbxAdmin, path: "/metrics")) ?? ""
+        #expect(metrics.contains("troncal_pbx_holds_total{result=\"playing\"} 1"), "\(metrics.split(separator: "\n").filter { $0.contains("holds") })")
+        // ... and after the resume the two-way path is back: at the SBC, 101's audio went out and 102's echo came back on
+        // both phones' calls (each direction's figures are of its last source: 101's audio, not the music before it).
         let ended = await eventually(timeout: .seconds(10)) { site.process("sbc-1").outputText.components(separatedBy: "call ended").count - 1 >= 2 }
         #expect(ended, "\(site.logs)")
         let relayed = Self.relayedPackets(in: site.process("sbc-1").outputText)
-        #expect(relayed.contains { $0 >= 40 }, "packets relayed per direction: \(relayed)\n\(site.logs)")
+        #expect(relayed.count == 4 && relayed.allSatisfy { $0 >= 40 }, "packets relayed per direction: \(relayed)\n\(site.logs)")
         Logger(label: "test.pbx").notice("hold music: packets relayed per direction \(relayed)")
         await ana.stop()
         await bob.stop()

@@ -265,9 +265,10 @@ enum SippScenarios {
     }
 
     /// A caller that holds the call (re-INVITE `sendonly`), stays on hold `holdMilliseconds`, resumes it (`sendrecv`),
-    /// then hangs up.
-    static func holdingCaller(holdMilliseconds: Int = 0) -> String {
-        """
+    /// streams `rtpFile` for 2.5 s when given, then hangs up.
+    static func holdingCaller(holdMilliseconds: Int = 0, afterResume rtpFile: String? = nil) -> String {
+        let talk = rtpFile.map { "  <nop><action><exec rtp_stream=\"\($0),1,0\"/></action></nop>\n  <pause milliseconds=\"2500\"/>" } ?? ""
+        return """
         <?xml version="1.0" encoding="ISO-8859-1" ?>
         <scenario name="holding caller">
         \(invite())
@@ -279,6 +280,7 @@ enum SippScenarios {
         \(reInvite(cseq: 2, direction: "sendonly"))
           <pause milliseconds="\(holdMilliseconds)"/>
         \(reInvite(cseq: 3, direction: "sendrecv"))
+        \(talk)
         \(request("BYE", cseq: 4))
           <recv response="200" crlf="true"/>
         </scenario>
