@@ -3,6 +3,9 @@ import TroncalRuntime
 
 /// Debian's headless Chromium, for tests of the web pages.
 public enum Chromium {
+    /// Chromium's restricted ports (net/base/port_util.cc) at or above 1024, where a test may put an HTTP server.
+    static let unsafePortsTestsMayUse = [1719, 1720, 1723, 2049, 3659, 4045, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6697, 10080]
+
     public static let path = "/usr/bin/chromium"
     public static var isInstalled: Bool { FileManager.default.isExecutableFile(atPath: path) }
 
@@ -25,6 +28,9 @@ public enum Chromium {
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = [
             "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-dev-shm-usage", "--no-proxy-server", "--user-data-dir=\(profile)",
+            // Chromium refuses its "unsafe" ports (net::ERR_UNSAFE_PORT); a test site's dashboard (8080 + the site's port
+            // offset) may land on one, 10080 among them.
+            "--explicitly-allowed-ports=\(Self.unsafePortsTestsMayUse.map(String.init).joined(separator: ","))",
             "--dump-dom", url,
         ]
         process.standardOutput = try FileHandle(forWritingTo: dom)
