@@ -242,14 +242,12 @@ public struct B2BUACall: Sendable {
         case (.answered, .calleeResponse(let response)) where (200..<300).contains(response.statusCode):
             // A retransmitted 2xx: of the first INVITE (ACK again with its CSeq), or of a re-INVITE whose transaction is
             // over (its ACK again).
-            if Self.isRetransmission(response, acknowledgedBy: lastAckToCallee), let ack = lastAckToCallee, let target = currentTarget {
-                return [.sendToCallee(ack, target)]
-            }
+            if let ack = sent[.callee]?.lastAck, Self.isRetransmission(response, acknowledgedBy: ack) { return send(ack, to: .callee) }
             return CSeqKey(response.headers)?.number == calleeCSeqOfInvite ? ackCallee() : []
         case (.answered, .calleeDialogResponse(let response)), (.ending, .calleeDialogResponse(let response)):
-            return forwardResponseToCaller(response, now: now)
+            return forwardResponse(response, from: .callee, now: now)
         case (.answered, .callerResponse(let response)), (.ending, .callerResponse(let response)):
-            return forwardResponseToCallee(response, now: now)
+            return forwardResponse(response, from: .caller, now: now)
         case (.answered, .timerFired(.duration)):
             return hangUp(reason: "maximum duration reached", now: now)
         case (.answered, .timerFired(.renewal)):
@@ -478,7 +476,7 @@ public struct B2BUACall: Sendable {
         case .ack:
             // The caller's ACK for our 2xx: the callee leg was ACKed when its 2xx came, unless a late offer's answer is
             // in this ACK.
-            return callerAck(request)
+            return acknowledged(request, by: .caller)
         case .bye:
             disconnect = CallSummary.Disconnect(by: .caller, status: 200, reason: "caller hung up")
             hungUpAt = now
@@ -488,21 +486,14 @@ public struct B2BUACall: Sendable {
                 [.respondToCaller(inDialogResponse(to: request, 200, "OK")), .sendToCallee(calleeRequest(.bye, body: []), target)],
                 then: [.cancelTimer(.duration), .cancelTimer(.renewal), .cancelTimer(.sessionExpiry), .startTimer(.teardown, .seconds(4))], now: now)
         default:
-            var actions: [Action] = []
-            var body: [UInt8] = []
-            if !request.body.isEmpty { body = rewriteSDP(request.body, from: .caller, actions: &actions) ?? request.body }
-            if request.method == .invite || request.method == .update { actions += refreshSessionTimer(request.headers) }
-            var forwarded = calleeRequest(request.method, body: body)
-            pendingCallerRequests.append((request, calleeCSeq))
-            copyAllowedHeaders(from: request.headers, into: &forwarded.headers)
-            return actions + [.sendToCallee(forwarded, target)]
+            return forward(request, from: .caller)
         }
     }
 
     private mutating func calleeInDialog(_ request: SIPRequest, now: Date) -> [Action] {
         switch request.method {
         case .ack:
-            return calleeAck(request)
+            return acknowledged(request, by: .callee)
         case .bye:
             disconnect = CallSummary.Disconnect(by: .callee, status: 200, reason: "callee hung up")
             hungUpAt = now
@@ -512,30 +503,53 @@ public struct B2BUACall: Sendable {
                 [.respondToCallee(inDialogResponse(to: request, 200, "OK")), .sendToCaller(callerRequest(.bye, body: []))],
                 then: [.cancelTimer(.duration), .cancelTimer(.renewal), .cancelTimer(.sessionExpiry), .startTimer(.teardown, .seconds(4))], now: now)
         default:
-            var actions: [Action] = []
-            var body: [UInt8] = []
-            if !request.body.isEmpty { body = rewriteSDP(request.body, from: .callee, actions: &actions) ?? request.body }
-            if request.method == .invite || request.method == .update { actions += refreshSessionTimer(request.headers) }
-            var forwarded = callerRequest(request.method, body: body)
-            pendingCalleeRequests.append((request, callerCSeq))
-            copyAllowedHeaders(from: request.headers, into: &forwarded.headers)
-            return actions + [.sendToCaller(forwarded)]
+            return forward(request, from: .callee)
         }
     }
 
-    /// Requests one side started that went on to the other, with the CSeq they went on with: a response is matched to
-    /// its request by that CSeq (answers to an INFO and a re-INVITE may cross), and a re-INVITE's 2xx is ACKed with its
-    /// own CSeq, not the initial INVITE's.
-    private var pendingCallerRequests: [(request: SIPRequest, forwardedCSeq: UInt32)] = []
-    private var pendingCalleeRequests: [(request: SIPRequest, forwardedCSeq: UInt32)] = []
-    /// The ACK last sent for a 2xx to a re-INVITE, on each side: sent again for each retransmission of that 2xx (one
-    /// lost ACK on UDP would otherwise end the call after 32 s).
-    private var lastAckToCallee: SIPRequest?
-    private var lastAckToCaller: SIPRequest?
-    /// A re-INVITE without SDP whose 2xx carried the offer: the answer comes in the other side's ACK, so our ACK with it
-    /// waits for that ACK (RFC 3264 late offer). The CSeq of the held ACK.
-    private var ackToCalleeAwaitingAnswer: UInt32?
-    private var ackToCallerAwaitingAnswer: UInt32?
+    /// What the call keeps of the requests it sends into one leg's dialog.
+    struct SentRequests {
+        /// Requests the other side started, gone on into this dialog with these CSeqs: an answer is matched to its
+        /// request by CSeq (answers to an INFO and a re-INVITE may cross), and a re-INVITE's 2xx is ACKed with its own
+        /// CSeq, not the initial INVITE's.
+        var forwarded: [(request: SIPRequest, cseq: UInt32)] = []
+        /// Re-INVITEs of the call's own (`reinvite`): answered here, never passed to the other side.
+        var own: Set<UInt32> = []
+        /// The last ACK for a 2xx to a re-INVITE: sent again for each retransmission of that 2xx (one lost ACK on UDP
+        /// would otherwise end the call after 32 s).
+        var lastAck: SIPRequest?
+        /// A re-INVITE without SDP whose 2xx carried the offer: the answer comes in the other side's ACK, so the ACK
+        /// into this dialog (with this CSeq) waits for it (RFC 3264 late offer).
+        var ackAwaitingAnswer: UInt32?
+    }
+
+    private var sent: [Leg: SentRequests] = [.caller: SentRequests(), .callee: SentRequests()]
+
+    private static func other(_ leg: Leg) -> Leg { leg == .caller ? .callee : .caller }
+
+    /// A request in `leg`'s dialog: the next CSeq of that dialog, or `cseq`.
+    private mutating func request(_ method: SIPMethod, body: [UInt8], cseq: UInt32? = nil, on leg: Leg) -> SIPRequest {
+        leg == .caller ? callerRequest(method, body: body, cseq: cseq) : calleeRequest(method, body: body, cseq: cseq)
+    }
+
+    /// The CSeq `leg`'s dialog last used for a request of ours.
+    private func lastCSeq(on leg: Leg) -> UInt32 { leg == .caller ? callerCSeq : calleeCSeq }
+
+    private func send(_ request: SIPRequest, to leg: Leg) -> [Action] {
+        if leg == .caller { return [.sendToCaller(request)] }
+        return currentTarget.map { [.sendToCallee(request, $0)] } ?? []
+    }
+
+    private func respond(_ response: SIPResponse, to leg: Leg) -> Action {
+        leg == .caller ? .respondToCaller(response) : .respondToCallee(response)
+    }
+
+    /// ACKs a 2xx to a re-INVITE in `leg`'s dialog (and keeps the ACK for its retransmissions).
+    private mutating func acknowledge(_ cseq: UInt32, body: [UInt8] = [], on leg: Leg) -> [Action] {
+        let ack = request(.ack, body: body, cseq: cseq, on: leg)
+        sent[leg, default: SentRequests()].lastAck = ack
+        return send(ack, to: leg)
+    }
 
     /// Whether `response` is a 2xx to an INVITE with the CSeq of `ack`.
     private static func isRetransmission(_ response: SIPResponse, acknowledgedBy ack: SIPRequest?) -> Bool {
@@ -545,142 +559,86 @@ public struct B2BUACall: Sendable {
         return acked.number == cseq.number
     }
 
-    /// A response from the callee to a request the caller started: answer the caller's request with it.
-    private mutating func forwardResponseToCaller(_ response: SIPResponse, now: Date) -> [Action] {
-        if state == .ending {
-            guard response.statusCode >= 200 else { return [] }
-            pendingByeAnswers -= 1
-            return pendingByeAnswers <= 0 ? [.cancelTimer(.teardown)] + finish(now: now) : []
-        }
-        if let own = ownReinviteAnswered(response, from: .callee) { return own }
-        guard response.statusCode >= 200, let target = currentTarget else { return [] }
-        let number = CSeqKey(response.headers)?.number
-        guard let index = pendingCallerRequests.firstIndex(where: { $0.forwardedCSeq == number }) else {
-            // Nothing waits for it: a retransmitted 2xx to a re-INVITE gets its ACK again.
-            if Self.isRetransmission(response, acknowledgedBy: lastAckToCallee), let ack = lastAckToCallee { return [.sendToCallee(ack, target)] }
-            return []
-        }
-        let (original, forwardedCSeq) = pendingCallerRequests.remove(at: index)
+    /// A request inside one side's dialog (not ACK or BYE) goes on into the other side's, its SDP anchored.
+    private mutating func forward(_ request: SIPRequest, from leg: Leg) -> [Action] {
+        let to = Self.other(leg)
         var actions: [Action] = []
-        var answer = inDialogResponse(to: original, response.statusCode, response.reasonPhraseString)
-        if !response.body.isEmpty, let rewritten = rewriteSDP(response.body, from: .callee, actions: &actions) {
-            answer.body = rewritten
-            answer.headers.replace(.contentLength, with: "\(rewritten.count)")
-            answer.headers.insert(SIPHeaderField(.contentType, value: "application/sdp"), at: max(0, answer.headers.count - 1))
-        }
-        if original.method == .invite, (200..<300).contains(response.statusCode) {
-            if original.body.isEmpty, !response.body.isEmpty {
-                // Late offer: the caller's ACK carries the answer; ours waits for it.
-                ackToCalleeAwaitingAnswer = forwardedCSeq
-            } else {
-                let ack = calleeRequest(.ack, body: [], cseq: forwardedCSeq)
-                lastAckToCallee = ack
-                actions.append(.sendToCallee(ack, target))
-            }
-        }
-        return actions + [.respondToCaller(answer)]
+        var body: [UInt8] = []
+        if !request.body.isEmpty { body = rewriteSDP(request.body, from: leg, actions: &actions) ?? request.body }
+        if request.method == .invite || request.method == .update { actions += refreshSessionTimer(request.headers) }
+        var forwarded = self.request(request.method, body: body, on: to)
+        sent[to, default: SentRequests()].forwarded.append((request, lastCSeq(on: to)))
+        copyAllowedHeaders(from: request.headers, into: &forwarded.headers)
+        return actions + send(forwarded, to: to)
     }
 
-    /// A response from the caller to a request the callee started.
-    private mutating func forwardResponseToCallee(_ response: SIPResponse, now: Date) -> [Action] {
+    /// A response from `leg` to a request of ours in its dialog: the answer to the other side's request it was
+    /// forwarded for, an answer to one of our own re-INVITEs, or a retransmitted 2xx (ACKed again).
+    private mutating func forwardResponse(_ response: SIPResponse, from leg: Leg, now: Date) -> [Action] {
         if state == .ending {
             guard response.statusCode >= 200 else { return [] }
             pendingByeAnswers -= 1
             return pendingByeAnswers <= 0 ? [.cancelTimer(.teardown)] + finish(now: now) : []
         }
-        if let own = ownReinviteAnswered(response, from: .caller) { return own }
+        if let own = ownReinviteAnswered(response, from: leg) { return own }
         guard response.statusCode >= 200 else { return [] }
         let number = CSeqKey(response.headers)?.number
-        guard let index = pendingCalleeRequests.firstIndex(where: { $0.forwardedCSeq == number }) else {
-            if Self.isRetransmission(response, acknowledgedBy: lastAckToCaller), let ack = lastAckToCaller { return [.sendToCaller(ack)] }
+        guard let index = sent[leg]?.forwarded.firstIndex(where: { $0.cseq == number }) else {
+            if let ack = sent[leg]?.lastAck, Self.isRetransmission(response, acknowledgedBy: ack) { return send(ack, to: leg) }
             return []
         }
-        let (original, forwardedCSeq) = pendingCalleeRequests.remove(at: index)
+        let (original, cseq) = sent[leg, default: SentRequests()].forwarded.remove(at: index)
         var actions: [Action] = []
         var answer = inDialogResponse(to: original, response.statusCode, response.reasonPhraseString)
-        if !response.body.isEmpty, let rewritten = rewriteSDP(response.body, from: .caller, actions: &actions) {
+        if !response.body.isEmpty, let rewritten = rewriteSDP(response.body, from: leg, actions: &actions) {
             answer.body = rewritten
             answer.headers.replace(.contentLength, with: "\(rewritten.count)")
             answer.headers.insert(SIPHeaderField(.contentType, value: "application/sdp"), at: max(0, answer.headers.count - 1))
         }
         if original.method == .invite, (200..<300).contains(response.statusCode) {
             if original.body.isEmpty, !response.body.isEmpty {
-                ackToCallerAwaitingAnswer = forwardedCSeq
+                // Late offer: the other side's ACK carries the answer; ours waits for it.
+                sent[leg, default: SentRequests()].ackAwaitingAnswer = cseq
             } else {
-                let ack = callerRequest(.ack, body: [], cseq: forwardedCSeq)
-                lastAckToCaller = ack
-                actions.append(.sendToCaller(ack))
+                actions += acknowledge(cseq, on: leg)
             }
         }
-        return actions + [.respondToCallee(answer)]
+        return actions + [respond(answer, to: Self.other(leg))]
     }
 
-    /// Re-INVITEs this call sent on its own (not forwarded), by leg and CSeq: their answers are ACKed here and only
-    /// their media destination is reported (music on hold: the held party is sent the PBX's media).
-    private var ownReinvites: Set<UInt32> = []
-    private var ownCallerReinvites: Set<UInt32> = []
+    /// `leg`'s ACK of our 2xx: when it answers a late offer, the answer goes on in our waiting ACK to the other side.
+    private mutating func acknowledged(_ ack: SIPRequest, by leg: Leg) -> [Action] {
+        let to = Self.other(leg)
+        guard let cseq = sent[to]?.ackAwaitingAnswer else { return [] }
+        sent[to]?.ackAwaitingAnswer = nil
+        var actions: [Action] = []
+        let body = ack.body.isEmpty ? [] : (rewriteSDP(ack.body, from: leg, actions: &actions) ?? ack.body)
+        return actions + acknowledge(cseq, body: body, on: to)
+    }
 
     /// Sends `leg` a re-INVITE of the call's own with `offer` (the PBX's hold music source, or the other party's media
     /// again). Its 2xx is ACKed here and reported as `.mediaDestination(leg:…)` (where that party wants media); its
     /// answer is never passed to the other side. Nothing when the call is not answered.
     public mutating func reinvite(_ leg: Leg, offer: [UInt8]) -> [Action] {
-        guard state == .answered, let target = currentTarget else { return [] }
-        if leg == .callee {
-            let request = calleeRequest(.invite, body: offer)
-            ownReinvites.insert(calleeCSeq)
-            return [.sendToCallee(request, target)]
-        }
-        let request = callerRequest(.invite, body: offer)
-        ownCallerReinvites.insert(callerCSeq)
-        return [.sendToCaller(request)]
+        guard state == .answered, currentTarget != nil else { return [] }
+        let invite = request(.invite, body: offer, on: leg)
+        sent[leg, default: SentRequests()].own.insert(lastCSeq(on: leg))
+        return send(invite, to: leg)
     }
 
     /// The answer to one of `reinvite`'s requests, if `response` is one: its ACK and where that party's media goes.
     private mutating func ownReinviteAnswered(_ response: SIPResponse, from leg: Leg) -> [Action]? {
-        guard let number = CSeqKey(response.headers)?.number else { return nil }
-        let pending = leg == .callee ? ownReinvites : ownCallerReinvites
-        guard pending.contains(number) else { return nil }
+        guard let number = CSeqKey(response.headers)?.number, sent[leg]?.own.contains(number) == true else { return nil }
         guard response.statusCode >= 200 else { return [] }
-        if leg == .callee { ownReinvites.remove(number) } else { ownCallerReinvites.remove(number) }
-        guard (200..<300).contains(response.statusCode), let target = currentTarget else { return [] }
-        var actions: [Action] = []
-        if leg == .callee {
-            let ack = calleeRequest(.ack, body: [], cseq: number)
-            lastAckToCallee = ack
-            actions.append(.sendToCallee(ack, target))
-        } else {
-            let ack = callerRequest(.ack, body: [], cseq: number)
-            lastAckToCaller = ack
-            actions.append(.sendToCaller(ack))
-        }
+        sent[leg]?.own.remove(number)
+        guard (200..<300).contains(response.statusCode), currentTarget != nil else { return [] }
+        var actions = acknowledge(number, on: leg)
         if let text = String(validating: response.body, as: UTF8.self), let sdp = try? SessionDescription(text),
             let destination = sdp.destination(ofMedia: 0)
         {
             actions.append(.mediaDestination(leg: leg, address: destination.address, port: destination.port))
         }
         return actions
-    }
-
-    /// The caller's ACK of a late-offer re-INVITE's 2xx: its answer goes on in our ACK to the callee.
-    private mutating func callerAck(_ ack: SIPRequest) -> [Action] {
-        guard let cseq = ackToCalleeAwaitingAnswer, let target = currentTarget else { return [] }
-        ackToCalleeAwaitingAnswer = nil
-        var actions: [Action] = []
-        let body = ack.body.isEmpty ? [] : (rewriteSDP(ack.body, from: .caller, actions: &actions) ?? ack.body)
-        let forwarded = calleeRequest(.ack, body: body, cseq: cseq)
-        lastAckToCallee = forwarded
-        return actions + [.sendToCallee(forwarded, target)]
-    }
-
-    /// The callee's ACK of a late-offer re-INVITE's 2xx it received from us.
-    private mutating func calleeAck(_ ack: SIPRequest) -> [Action] {
-        guard let cseq = ackToCallerAwaitingAnswer else { return [] }
-        ackToCallerAwaitingAnswer = nil
-        var actions: [Action] = []
-        let body = ack.body.isEmpty ? [] : (rewriteSDP(ack.body, from: .callee, actions: &actions) ?? ack.body)
-        let forwarded = callerRequest(.ack, body: body, cseq: cseq)
-        lastAckToCaller = forwarded
-        return actions + [.sendToCaller(forwarded)]
     }
 
     private mutating func hangUp(reason: String, now: Date) -> [Action] {

@@ -28,7 +28,6 @@ public final class MediaEndpoint {
     private let expectedIP: String?
     /// The negotiated payload type of the audio.
     public let audioPayloadType: UInt8
-    public private(set) var packetsReceived = 0
 
     public var port: Int { channel.localAddress?.port ?? 0 }
 
@@ -73,7 +72,6 @@ public final class MediaEndpoint {
     func received(_ envelope: AddressedEnvelope<ByteBuffer>) {
         let bytes = Array(envelope.data.readableBytesView)
         guard let header = RTPHeader(bytes), !bytes.withUnsafeBytes(RTPHeader.isRTCP) else { return }
-        packetsReceived += 1
         if latches, !latched, expectedIP == nil || envelope.remoteAddress.ipAddress == expectedIP {
             latched = true
             sender.redirect(to: envelope.remoteAddress)

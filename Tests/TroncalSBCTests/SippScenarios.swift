@@ -99,18 +99,7 @@ enum SippScenarios {
             steps += "\n  <recv response=\"200\" crlf=\"true\"/>\n"
         } else {
             steps += """
-                  <recv request="BYE"/>
-                  <send>
-                    <![CDATA[
-                      SIP/2.0 200 OK
-                      [last_Via:]
-                      [last_From:]
-                      [last_To:]
-                      [last_Call-ID:]
-                      [last_CSeq:]
-                      Content-Length: 0
-                    ]]>
-                  </send>
+                  \(answerBye)
 
                 """
         }
@@ -140,6 +129,22 @@ enum SippScenarios {
           <recv response="487"/>
           \(ackOfFailure)
         </scenario>
+        """
+
+    /// The BYE from the other side, answered 200.
+    static let answerBye = """
+          <recv request="BYE"/>
+          <send>
+            <![CDATA[
+              SIP/2.0 200 OK
+              [last_Via:]
+              [last_From:]
+              [last_To:]
+              [last_Call-ID:]
+              [last_CSeq:]
+              Content-Length: 0
+            ]]>
+          </send>
         """
 
     /// The ACK of a final failure to the INVITE of `invite()` (CSeq 1).
@@ -218,18 +223,7 @@ enum SippScenarios {
                 """
         } else {
             steps += """
-                  <recv request="BYE"/>
-                  <send>
-                    <![CDATA[
-                      SIP/2.0 200 OK
-                      [last_Via:]
-                      [last_From:]
-                      [last_To:]
-                      [last_Call-ID:]
-                      [last_CSeq:]
-                      Content-Length: 0
-                    ]]>
-                  </send>
+                  \(answerBye)
 
                 """
         }
@@ -315,18 +309,7 @@ enum SippScenarios {
               <recv request="INVITE"/>
             \(answer("sendrecv"))
               <recv request="ACK"/>
-              <recv request="BYE"/>
-              <send>
-                <![CDATA[
-                  SIP/2.0 200 OK
-                  [last_Via:]
-                  [last_From:]
-                  [last_To:]
-                  [last_Call-ID:]
-                  [last_CSeq:]
-                  Content-Length: 0
-                ]]>
-              </send>
+              \(answerBye)
             </scenario>
             """
     }()

@@ -297,7 +297,7 @@ final class PBXCalls: CallApplication {
                     return
                 }
                 endpoint.latches = false
-                calls.calls[number]?.hold = PBXHold(endpoint: endpoint, holder: leg.leg)
+                calls.calls[number]?.hold = PBXHold(endpoint: endpoint)
                 calls.answerHold(request, offer: offer, endpoint: endpoint, on: leg)
                 calls.holds["started"]?.increment()
                 calls.logger.info("call on hold: music to the other party", metadata: [
@@ -398,11 +398,8 @@ final class PBXCalls: CallApplication {
         }
         let tag = loop.layer.makeTag()
         let contact = loop.layer.configuration.sentBy[.udp] ?? ""
-        var settings = B2BUACall.Configuration(
-            customerSideContact: contact, carrierSideContact: contact, customerSideMediaAddress: "", carrierSideMediaAddress: "", relayPorts: (0, 0))
-        settings.anchorsMedia = false
         var call = B2BUACall(
-            invite: slot.invite, customer: slot.tenant, site: site, instance: instance, configuration: settings, callerLocalTag: slot.callerLocalTag,
+            invite: slot.invite, customer: slot.tenant, site: site, instance: instance, configuration: machineSettings, callerLocalTag: slot.callerLocalTag,
             calleeCallID: callID, calleeLocalTag: tag, summaryID: RandomID.uuidString(), now: Date())
         _ = call.start()
         let target = RouteTarget(
@@ -525,14 +522,20 @@ final class PBXCalls: CallApplication {
         }
     }
 
-    /// One machine per plan, each on a leg of its own, all answering the caller's INVITE.
-    private func startMachines(_ number: Int, _ plans: [Plan]) {
-        guard var slot = calls[number] else { return }
-        // The PBX's own address, as the registrar prepared it for the Via; media addresses are unused (SDP passes).
+    /// The settings of every call machine: the PBX's own address (as the registrar prepared it for the Via) as its
+    /// Contact on both sides; SDP passed through unchanged (the media stays on the SBC's relay).
+    private var machineSettings: B2BUACall.Configuration {
         let contact = loop.layer.configuration.sentBy[.udp] ?? ""
         var settings = B2BUACall.Configuration(
             customerSideContact: contact, carrierSideContact: contact, customerSideMediaAddress: "", carrierSideMediaAddress: "", relayPorts: (0, 0))
         settings.anchorsMedia = false
+        return settings
+    }
+
+    /// One machine per plan, each on a leg of its own, all answering the caller's INVITE.
+    private func startMachines(_ number: Int, _ plans: [Plan]) {
+        guard var slot = calls[number] else { return }
+        let settings = machineSettings
         var started: [(Int, Plan)] = []
         for plan in plans {
             let index = slot.nextMachine

@@ -21,11 +21,9 @@ struct PBXMediaSettings {
     }()
 }
 
-/// A call on hold: the party that holds, the PBX's media endpoint playing music to the other.
+/// A call on hold: the PBX's media endpoint playing music to the party that did not ask for it.
 struct PBXHold {
     var endpoint: MediaEndpoint
-    /// The party that asked for the hold (the other hears the music).
-    var holder: Int
 }
 
 extension SessionDescription {
