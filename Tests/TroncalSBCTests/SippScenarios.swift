@@ -131,9 +131,8 @@ enum SippScenarios {
         </scenario>
         """
 
-    /// The BYE from the other side, answered 200.
-    static let answerBye = """
-          <recv request="BYE"/>
+    /// A 200 to the request just received (a BYE, a CANCEL).
+    static let okToLastRequest = """
           <send>
             <![CDATA[
               SIP/2.0 200 OK
@@ -145,6 +144,12 @@ enum SippScenarios {
               Content-Length: 0
             ]]>
           </send>
+        """
+
+    /// The BYE from the other side, answered 200.
+    static let answerBye = """
+          <recv request="BYE"/>
+        \(okToLastRequest)
         """
 
     /// The ACK of a final failure to the INVITE of `invite()` (CSeq 1).
@@ -364,17 +369,7 @@ enum SippScenarios {
             ]]>
           </send>
           <recv request="CANCEL"/>
-          <send>
-            <![CDATA[
-              SIP/2.0 200 OK
-              [last_Via:]
-              [last_From:]
-              [last_To:]
-              [last_Call-ID:]
-              [last_CSeq:]
-              Content-Length: 0
-            ]]>
-          </send>
+        \(okToLastRequest)
           <send>
             <![CDATA[
               SIP/2.0 487 Request Terminated
