@@ -84,7 +84,8 @@ var serviceTargets: [Target] = []
 for service in services {
     serviceTargets.append(
         .target(
-            name: service.library, dependencies: serviceLibraryDependencies + (service.library == "TroncalMonitor" ? [httpClient, nioHTTP1, hummingbird, mustache, crypto, cryptoExtras] : []),
+            name: service.library, dependencies: serviceLibraryDependencies + (service.library == "TroncalMonitor" ? [httpClient, nioHTTP1, hummingbird, mustache, crypto, cryptoExtras] : [])
+                + (service.library == "TroncalPBX" ? [httpClient, nioHTTP1, crypto] : []),
             path: "Services/\(service.directory)/Sources/\(service.library)", swiftSettings: swiftSettings))
     serviceTargets.append(
         .executableTarget(

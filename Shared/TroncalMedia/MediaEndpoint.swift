@@ -14,8 +14,11 @@ public final class MediaEndpoint {
     public let eventPayloadType: UInt8?
     /// Called on the event loop for each digit the far end pressed.
     public var onDigit: ((Character) -> Void)?
-    /// Called on the event loop with each 20 ms frame of the far end's audio, decoded (recording, silence detection).
+    /// Called on the event loop with each frame of the far end's audio, decoded and in sequence order (a jitter buffer
+    /// absorbs reordering; a lost frame comes as silence): recording, silence detection.
     public var onAudio: (([Int16]) -> Void)?
+    private var jitter = JitterBuffer()
+    private var audioSource: UInt32?
     private var events = TelephoneEventReceiver()
     private var detector = DTMFDetector()
     private var eventsSeen = false
@@ -62,6 +65,12 @@ public final class MediaEndpoint {
         }
     }
 
+    /// The audio frames the jitter buffer still holds, handed to `onAudio` (at the end of a recording).
+    public func flushAudio() {
+        guard let onAudio else { return }
+        for frame in jitter.drain() { onAudio(frame) }
+    }
+
     public func close() {
         sender.stop()
         onDigit = nil
@@ -82,7 +91,15 @@ public final class MediaEndpoint {
             if let digit = events.receive(payload: payload, timestamp: header.timestamp) { onDigit?(digit) }
         } else if header.payloadType == audioPayloadType {
             let samples = codec.decode(payload)
-            onAudio?(samples)
+            if let onAudio {
+                if audioSource != header.ssrc {
+                    // A new source (the far end's stream restarted): its sequence numbers start afresh.
+                    for frame in jitter.drain() { onAudio(frame) }
+                    jitter = JitterBuffer(frameSamples: samples.count)
+                    audioSource = header.ssrc
+                }
+                for frame in jitter.add(sequence: header.sequenceNumber, samples: samples) { onAudio(frame) }
+            }
             if !eventsSeen {
                 for digit in detector.process(samples) { onDigit?(digit) }
             }

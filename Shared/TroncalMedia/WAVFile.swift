@@ -31,8 +31,8 @@ public struct WAVFile: Sendable, Hashable {
 
     public var duration: Duration { .milliseconds(samples.count * 1000 / max(1, sampleRate)) }
 
-    /// Parses a WAV file's bytes.
-    public init(bytes: [UInt8]) throws(ReadError) {
+    /// Parses a WAV file's bytes; a rate other than `requiredRate` is refused (nil: any rate, for a file resampled after).
+    public init(bytes: [UInt8], requiredRate: Int? = 8000) throws(ReadError) {
         func u16(_ offset: Int) -> Int { Int(bytes[offset]) | Int(bytes[offset + 1]) << 8 }
         func u32(_ offset: Int) -> Int { u16(offset) | u16(offset + 2) << 16 }
         guard bytes.count >= 12, Array(bytes[0..<4]) == Array("RIFF".utf8), Array(bytes[8..<12]) == Array("WAVE".utf8) else {
@@ -74,7 +74,8 @@ public struct WAVFile: Sendable, Hashable {
         guard let format else { throw ReadError(reason: "no 'fmt ' chunk") }
         guard let data else { throw ReadError(reason: "no 'data' chunk") }
         // Played and recorded at 8 kHz: any other rate would play at the wrong speed.
-        guard rate == 8000 else { throw ReadError(reason: "a sample rate of \(rate) Hz (8000 only)") }
+        if let requiredRate, rate != requiredRate { throw ReadError(reason: "a sample rate of \(rate) Hz (\(requiredRate) only)") }
+        guard rate > 0 else { throw ReadError(reason: "a sample rate of 0 Hz") }
         switch format {
         case .pcm16:
             guard bits == 16 else { throw ReadError(reason: "\(bits)-bit PCM (16-bit only)") }

@@ -235,6 +235,19 @@ extension ConfigLoader {
         guard (1024...65535).contains(pbx.mediaPortMin), (1024...65535).contains(pbx.mediaPortMax), pbx.mediaPortMax - pbx.mediaPortMin >= 1 else {
             throw fail("pbx.mediaPortMax", "the PBX's media ports must be from 1024 to 65535, at least 2 of them, min below max")
         }
+        guard pbx.voicemailCode.count >= 2, pbx.voicemailCode.count <= 6, pbx.voicemailCode.hasPrefix("*"),
+            pbx.voicemailCode.dropFirst().allSatisfy({ $0.isASCII && $0.isNumber })
+        else { throw fail("pbx.voicemailCode", "must be * and 1 to 5 digits, got '\(pbx.voicemailCode)'") }
+        guard (5...3600).contains(pbx.voicemailMaxSeconds) else { throw fail("pbx.voicemailMaxSeconds", "must be from 5 to 3600") }
+        guard (1...60).contains(pbx.voicemailSilenceSeconds) else { throw fail("pbx.voicemailSilenceSeconds", "must be from 1 to 60") }
+        guard (1...86_400).contains(pbx.voicemailRetrySeconds) else { throw fail("pbx.voicemailRetrySeconds", "must be from 1 to 86400") }
+        guard (1...100).contains(pbx.voicemailMaxAttempts) else { throw fail("pbx.voicemailMaxAttempts", "must be from 1 to 100") }
+        if let command = pbx.voicemailMailCommand.first, !command.hasPrefix("/") {
+            throw fail("pbx.voicemailMailCommand", "the command must be an absolute path, got '\(command)'")
+        }
+        if !pbx.voicemailWebhook.isEmpty, !(pbx.voicemailWebhook.hasPrefix("http://") || pbx.voicemailWebhook.hasPrefix("https://")) {
+            throw fail("pbx.voicemailWebhook", "must be an http:// or https:// URL, got '\(pbx.voicemailWebhook)'")
+        }
         if !pbx.mediaAddress.isEmpty, !isNetwork(pbx.mediaAddress) || pbx.mediaAddress.contains("/") {
             throw fail("pbx.mediaAddress", "must be an IP address, got '\(pbx.mediaAddress)'")
         }
@@ -369,5 +382,27 @@ public struct PBXSettings: Codable, Sendable, Equatable {
     /// A WAV file (mono 8 kHz: 16-bit PCM, µ-law or A-law) played to a party put on hold; empty: a built-in tune.
     /// Relative paths are resolved against the configuration file's directory.
     public var holdMusic: String = ""
+    /// Where `file:` prompts of IVR menus are read; empty: `prompts` in the instance's data directory. Relative paths
+    /// are resolved against the configuration file's directory.
+    public var promptsDirectory: String = ""
+    /// The text-to-speech command for `say:` prompts and the PBX's own phrases (Debian's espeak-ng), and its voice.
+    public var speechCommand: String = "espeak-ng"
+    public var speechVoice: String = "en-us"
+    /// What an extension dials to reach its own voicemail box.
+    public var voicemailCode: String = "*97"
+    /// A voicemail message is cut at this length (seconds).
+    public var voicemailMaxSeconds: Int = 120
+    /// A recording stops after this many seconds of silence.
+    public var voicemailSilenceSeconds: Int = 5
+    /// A sendmail-compatible command that takes an e-mail on its standard input (Debian's msmtp: ["/usr/bin/msmtp", "-t"]).
+    public var voicemailMailCommand: [String] = ["/usr/sbin/sendmail", "-t", "-i"]
+    /// The From of voicemail e-mails.
+    public var voicemailMailFrom: String = "voicemail@troncal.invalid"
+    /// Every new voicemail is also POSTed (JSON, the recording in base64) to this URL; empty: no webhook.
+    public var voicemailWebhook: String = ""
+    /// A failed delivery is tried again after this many seconds, doubling each time (at most an hour) ...
+    public var voicemailRetrySeconds: Int = 60
+    /// ... up to this many attempts in all; then it is shown as failed.
+    public var voicemailMaxAttempts: Int = 10
     public init() {}
 }

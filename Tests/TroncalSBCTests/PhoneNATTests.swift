@@ -179,7 +179,9 @@ import TroncalRuntime
         lab.sipps.append(ana)
         // The caller's call completed: answered by 102, hung up, the BYE answered.
         #expect(await ana.finish() == 0, "\(ana.report)\n\(bob.messageText.suffix(3000))\n\(logs)")
-        #expect(bob.messageText.contains("BYE sip:"), "\(bob.messageText.suffix(3000))")
+        // The BYE reaches 102 through the PBX and the SBC after 101's was answered: waited for, not assumed.
+        let byeReached = await eventually(timeout: .seconds(10)) { bob.messageText.contains("BYE sip:") }
+        #expect(byeReached, "\(bob.messageText.suffix(3000))")
         // The INVITE reached the idle phone within 2 s of the caller sending its own.
         let sent = try #require(Self.firstTime(of: "INVITE sip:", in: ana.messageText), "\(ana.messageText.suffix(2000))")
         let received = try #require(Self.firstTime(of: "INVITE sip:", in: bob.messageText), "\(bob.messageText.suffix(2000))")

@@ -5,8 +5,9 @@
 # PostgreSQL (the production store, and the store tests), sipp (sip-tester) for call tests, openssl for
 # TLS probing, python3 for the test webhook receiver, chromium (headless) for the dashboard tests, prometheus and
 # prometheus-alertmanager for promtool and amtool (their daemons are not started: see policy-rc.d below), iptables for
-# the NAT the phone tests build inside their own network namespaces, baresip-core and sox for the real-phone audio test.
-TRONCAL_DEBIAN_PACKAGES=(libssl-dev libcurl4-openssl-dev libsqlite3-dev zlib1g-dev postgresql postgresql-client sip-tester openssl procps iproute2 curl python3 chromium prometheus prometheus-alertmanager iptables baresip-core sox)
+# the NAT the phone tests build inside their own network namespaces, baresip-core and sox for the real-phone audio test
+# (sox also checks recorded voicemail), espeak-ng for the IVR's and voicemail's spoken prompts.
+TRONCAL_DEBIAN_PACKAGES=(libssl-dev libcurl4-openssl-dev libsqlite3-dev zlib1g-dev postgresql postgresql-client sip-tester openssl procps iproute2 curl python3 chromium prometheus prometheus-alertmanager iptables baresip-core sox espeak-ng)
 
 troncal_install_deps() {
     local missing=()

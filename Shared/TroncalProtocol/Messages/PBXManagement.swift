@@ -12,6 +12,9 @@ public enum PBXCatalogKind: String, Codable, Sendable, Hashable, CaseIterable {
     case timeConditions = "time-conditions"
     /// DIDs: an operator number and the tenant destination its calls reach.
     case dids
+    /// IVR menus: a prompt (spoken text or a WAV file), the digits callers press and where each leads, timeouts, retries
+    /// and a fallback.
+    case menus
 }
 
 /// `pbx.import` (operator → pbx): one part of a CSV upload that replaces a whole PBX catalog. Parts of one `upload` are
@@ -191,5 +194,89 @@ public struct PBXRegistrations: LinkMessage, Hashable {
 
     public init(registrations: [Registration]) {
         self.registrations = registrations
+    }
+}
+
+/// `pbx.voicemail.list` (operator, monitor → pbx): the voicemail messages the instance holds, each with where it is
+/// (new, saved) and how its deliveries (e-mail, webhook) went.
+public struct PBXVoicemailListRequest: LinkRequest, Hashable {
+    public typealias Reply = PBXVoicemailList
+    public static let messageType = "pbx.voicemail.list"
+    /// Only this tenant / this extension of it (nil: all).
+    public var tenant: String?
+    public var extensionNumber: String?
+
+    public init(tenant: String? = nil, extensionNumber: String? = nil) {
+        self.tenant = tenant
+        self.extensionNumber = extensionNumber
+    }
+}
+
+/// `pbx.voicemail.list.reply`: one entry per message, oldest first.
+public struct PBXVoicemailList: LinkMessage, Hashable {
+    public static let messageType = "pbx.voicemail.list.reply"
+
+    public struct Delivery: Codable, Sendable, Hashable {
+        /// `email` or `webhook`.
+        public var channel: String
+        /// The address or URL delivered to.
+        public var target: String
+        /// `pending` (not tried yet), `retrying` (failed, tried again at `nextAttemptAt`), `delivered`, `failed` (gave up
+        /// after the last attempt).
+        public var status: String
+        public var attempts: Int
+        public var lastError: String
+        public var nextAttemptAt: Date?
+        public var deliveredAt: Date?
+
+        public init(
+            channel: String, target: String, status: String, attempts: Int, lastError: String, nextAttemptAt: Date?, deliveredAt: Date?
+        ) {
+            self.channel = channel
+            self.target = target
+            self.status = status
+            self.attempts = attempts
+            self.lastError = lastError
+            self.nextAttemptAt = nextAttemptAt
+            self.deliveredAt = deliveredAt
+        }
+    }
+
+    public struct Message: Codable, Sendable, Hashable {
+        public var id: String
+        public var tenant: String
+        public var extensionNumber: String
+        /// The caller's number as the PBX saw it.
+        public var caller: String
+        public var receivedAt: Date
+        public var durationMilliseconds: Int
+        /// `new` or `saved`.
+        public var folder: String
+        /// The WAV file on the instance that recorded it.
+        public var file: String
+        public var instance: String
+        public var deliveries: [Delivery]
+
+        public init(
+            id: String, tenant: String, extensionNumber: String, caller: String, receivedAt: Date, durationMilliseconds: Int, folder: String,
+            file: String, instance: String, deliveries: [Delivery]
+        ) {
+            self.id = id
+            self.tenant = tenant
+            self.extensionNumber = extensionNumber
+            self.caller = caller
+            self.receivedAt = receivedAt
+            self.durationMilliseconds = durationMilliseconds
+            self.folder = folder
+            self.file = file
+            self.instance = instance
+            self.deliveries = deliveries
+        }
+    }
+
+    public var messages: [Message]
+
+    public init(messages: [Message]) {
+        self.messages = messages
     }
 }

@@ -21,20 +21,28 @@ public import TroncalStore
 public struct PBXService: TroncalService {
     public static let role = Role.pbx
     public static let dependencies: [Role] = []
-    public static let migrations: [Migration]? = PBXCatalogManager.migrations + [BindingStore.migration]
+    public static let migrations: [Migration]? = PBXCatalogManager.migrations + [BindingStore.migration, VoicemailStore.migration]
 
     let context: ServiceContext
     let catalogs: PBXCatalogManager
     let bindings: BindingStore
+    let voicemail: VoicemailStore
+    let prompts: PBXPrompts
     /// The SIP listener (its bound ports are useful with port 0).
     public let transport: SIPTransport
 
     public init(context: ServiceContext) async throws {
         self.context = context
-        catalogs = try await PBXCatalogManager(store: context.store, instance: context.instance.name, logger: context.logger)
-        guard let store = context.store else { throw PBXError("the PBX needs its database (store)") }
-        bindings = BindingStore(store: store)
         let settings = context.config.pbx
+        let promptsDirectory =
+            settings.promptsDirectory.isEmpty
+            ? context.stateDirectory.appendingPathComponent("prompts") : context.config.resolve(settings.promptsDirectory, relativeTo: context.configDirectory)
+        let prompts = PBXPrompts(directory: promptsDirectory, speech: settings.speechCommand, voice: settings.speechVoice, logger: context.logger)
+        self.prompts = prompts
+        catalogs = try await PBXCatalogManager(store: context.store, instance: context.instance.name, prompts: prompts, logger: context.logger)
+        guard let store = context.store else { throw PBXError("the PBX needs its database (store)") }
+        voicemail = VoicemailStore(store: store, directory: context.stateDirectory, instance: context.instance.name)
+        bindings = BindingStore(store: store)
         let algorithms = settings.digestAlgorithms.compactMap { DigestAlgorithm(token: $0) }
         guard !algorithms.isEmpty else { throw PBXError("pbx.digestAlgorithms names no known algorithm (SHA-256, MD5)") }
         guard let nonces = DigestNonceAuthority(secret: try await bindings.sharedSecret("digest-nonce")) else {
@@ -65,6 +73,10 @@ public struct PBXService: TroncalService {
             instance: context.instance.name)
         let catalogs = self.catalogs
         let bindings = self.bindings
+        let voicemail = self.voicemail
+        let applications = PBXApplicationSettings(
+            voicemailCode: settings.voicemailCode, maximumMessageSeconds: settings.voicemailMaxSeconds, silenceSeconds: settings.voicemailSilenceSeconds,
+            webhook: settings.voicemailWebhook)
         let site = context.config.site
         let instance = context.instance.name
         // How long a phone (through its SBC) has to start ringing before the next contact is tried.
@@ -89,7 +101,7 @@ public struct PBXService: TroncalService {
             let registrar = Registrar(loop: loop, catalogs: catalogs, bindings: bindings, settings: registrarSettings, nonces: nonces, logger: logger)
             let calls = PBXCalls(
                 loop: loop, registrar: registrar, catalogs: catalogs, bindings: bindings, instance: instance, site: site, setupTimeout: setupTimeout,
-                media: media, logger: logger)
+                media: media, voicemail: voicemail, prompts: prompts, applications: applications, logger: logger)
             loop.application = calls
             return NIOLoopBound(calls, eventLoop: eventLoop)
         }.get()
@@ -103,6 +115,13 @@ public struct PBXService: TroncalService {
         [
             CatalogRefresh(catalogs: catalogs, logger: context.logger), SIPListener(transport: transport),
             BindingSweep(bindings: bindings, logger: context.logger),
+            VoicemailOutbox(
+                store: voicemail,
+                settings: .init(
+                    mailCommand: context.config.pbx.voicemailMailCommand, mailFrom: context.config.pbx.voicemailMailFrom,
+                    webhook: context.config.pbx.voicemailWebhook, retrySeconds: context.config.pbx.voicemailRetrySeconds,
+                    maximumAttempts: context.config.pbx.voicemailMaxAttempts), logger: context.logger),
+            PromptWarmUp(catalogs: catalogs, prompts: prompts, logger: context.logger),
         ]
     }
 
@@ -111,6 +130,14 @@ public struct PBXService: TroncalService {
         handlers.on(PBXImport.self, from: [.operator]) { request, _ in try await catalogs.receive(request) }
         handlers.on(PBXExport.self, from: [.operator]) { request, _ in try catalogs.export(request) }
         handlers.on(PBXInspect.self, from: [.operator, .monitor]) { request, _ in catalogs.inspect(request) }
+        let voicemail = self.voicemail
+        handlers.on(PBXVoicemailListRequest.self, from: [.operator, .monitor]) { request, _ in
+            do {
+                return try await voicemail.list(tenant: request.tenant, extensionNumber: request.extensionNumber)
+            } catch {
+                throw ProtocolError(.unavailable, "the voicemail could not be read: \(error)")
+            }
+        }
         let bindings = self.bindings
         handlers.on(PBXRegistrationsRequest.self, from: [.operator, .monitor]) { request, _ in
             let now = Int64(Date().timeIntervalSince1970)
@@ -185,4 +212,37 @@ struct BindingSweep: Service {
 struct PBXError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// Renders at start what calls will say: the menus' prompts (a `say:` prompt that cannot be spoken, or a missing file, is
+/// logged here, before a caller meets it) and the PBX's own voicemail phrases.
+struct PromptWarmUp: Service {
+    let catalogs: PBXCatalogManager
+    let prompts: PBXPrompts
+    let logger: Logger
+
+    static let phrases = [
+        "Please enter your PIN, then press pound.", "That PIN is not right.", "No more messages.", "Goodbye.", "Message deleted.", "Message saved.",
+        "Your message has been saved. Goodbye.", "Record your greeting after the tone, then press pound.",
+    ]
+
+    func run() async throws {
+        for menu in catalogs.catalog.menus {
+            do {
+                _ = try await prompts.audio(menu.prompt)
+            } catch {
+                logger.error("IVR prompt unusable: callers hear a beep", metadata: ["tenant": "\(menu.tenant)", "menu": "\(menu.name)", "reason": "\(error)"])
+            }
+        }
+        for phrase in Self.phrases {
+            do {
+                _ = try await prompts.audio(.say(phrase))
+            } catch {
+                logger.warning("voicemail phrases cannot be spoken: callers hear beeps", metadata: ["reason": "\(error)"])
+                break
+            }
+        }
+        // A service of the group runs until the shutdown.
+        while !Task.isCancelledOrShuttingDown { await Task.sleepUnlessShuttingDown(for: .seconds(3600)) }
+    }
 }

@@ -11,8 +11,8 @@ import TroncalCatalog
 /// and takes effect at once; a bad file is refused with its line and column and changes nothing.
 struct PBXCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "pbx", abstract: "Import, export and inspect the PBX's tenant catalogs; list registered phones.",
-        subcommands: [PBXImportCommand.self, PBXExportCommand.self, PBXInspectCommand.self, PBXRegistrationsCommand.self])
+        commandName: "pbx", abstract: "Import, export and inspect the PBX's tenant catalogs; list registered phones and voicemail.",
+        subcommands: [PBXImportCommand.self, PBXExportCommand.self, PBXInspectCommand.self, PBXRegistrationsCommand.self, PBXVoicemailCommand.self])
 }
 
 extension PBXCatalogKind: ExpressibleByArgument {}
@@ -191,6 +191,63 @@ struct PBXRegistrationsCommand: AsyncParsableCommand {
                     "\(entry.tenant) \(entry.extensionNumber)  \(entry.contact)  expires in \(entry.expiresInSeconds) s  \(entry.userAgent.isEmpty ? "" : "(\(entry.userAgent)) ")[\(entry.instance)]")
             }
             Output.line("\(registrations.count) registered")
+        }
+        if failed { throw ExitCode(1) }
+    }
+}
+
+/// `troncal pbx voicemail list`: every voicemail message and how its deliveries went.
+struct PBXVoicemailCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "voicemail", abstract: "Voicemail messages and their deliveries.", subcommands: [PBXVoicemailListCommand.self])
+}
+
+struct PBXVoicemailListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "List voicemail messages (new, saved, deleted) with each delivery's status: pending, retrying (with the last error), delivered, failed.")
+    @Option(help: "Only this tenant.")
+    var tenant: String?
+    @Option(name: .customLong("extension"), help: "Only this extension (with --tenant).")
+    var extensionNumber: String?
+    @Flag(help: "Print JSON.")
+    var json = false
+    @OptionGroup var target: PBXTargetOptions
+
+    func run() async throws {
+        // Every instance: each delivers the messages it recorded; on PostgreSQL they share the list (merged).
+        var seen = Set<String>()
+        var messages: [PBXVoicemailList.Message] = []
+        var failed = false
+        for (name, client) in try target.clients(all: true) {
+            do {
+                let reply = try await client.request(
+                    PBXVoicemailListRequest(tenant: tenant, extensionNumber: extensionNumber), timeout: .milliseconds(target.timeout))
+                for message in reply.messages where seen.insert(message.id).inserted { messages.append(message) }
+            } catch {
+                FileHandle.standardError.write(Data("troncal: \(name): \(RoutingCommand.describe(error))\n".utf8))
+                failed = true
+            }
+            await client.close()
+        }
+        messages.sort { ($0.receivedAt, $0.id) < ($1.receivedAt, $1.id) }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            encoder.dateEncodingStrategy = .iso8601
+            Output.line(String(decoding: try encoder.encode(messages), as: UTF8.self))
+        } else {
+            for message in messages {
+                Output.line(
+                    "\(message.tenant) \(message.extensionNumber)  \(message.id)  \(message.folder)  from \(message.caller.isEmpty ? "unknown" : message.caller)  \(message.durationMilliseconds / 1000) s  \(message.receivedAt.formatted(.iso8601))  [\(message.instance)]")
+                for delivery in message.deliveries {
+                    var line = "    \(delivery.channel) \(delivery.target): \(delivery.status) after \(delivery.attempts) attempt\(delivery.attempts == 1 ? "" : "s")"
+                    if !delivery.lastError.isEmpty { line += " (last error: \(delivery.lastError))" }
+                    if let next = delivery.nextAttemptAt { line += ", next attempt \(next.formatted(.iso8601))" }
+                    Output.line(line)
+                }
+            }
+            Output.line("\(messages.count) messages")
         }
         if failed { throw ExitCode(1) }
     }

@@ -57,6 +57,14 @@ final class PBXCalls: CallApplication {
         var hold: PBXHold?
         /// A hold being set up (its media socket being opened): further re-INVITEs wait for it.
         var holdStarting = false
+        /// The PBX answered the caller itself (an IVR menu, voicemail): its media endpoint and what it is doing. Cleared
+        /// when the call is connected to a destination the menu chose.
+        var app: PBXApp?
+        /// The caller's INVITE was answered by the PBX (200 with its own media): a machine's answer later reconnects the
+        /// caller's media with a re-INVITE instead.
+        var answeredHere = false
+        /// Its media socket being opened.
+        var appStarting = false
     }
 
     let loop: CallLoop
@@ -68,16 +76,25 @@ final class PBXCalls: CallApplication {
     let site: String
     let setupTimeout: Duration
     let media: PBXMediaSettings
-    private var calls: [Int: Slot] = [:]
+    let voicemail: VoicemailStore
+    let prompts: PBXPrompts
+    let applications: PBXApplicationSettings
+    let mwiNotifies: [String: Counter]
+    var calls: [Int: Slot] = [:]
     private var nextCall = 1
     /// The member each round-robin ring group starts with next, by tenant/group.
     private var roundRobin: [String: Int] = [:]
     private let started = Counter(label: "troncal_pbx_calls_total")
-    private let outcomes: [String: Counter]
+    let outcomes: [String: Counter]
     private let pickups: [String: Counter]
     private let holds: [String: Counter]
 
     static let callerLeg = 0
+    /// Standalone requests of the PBX (message-waiting NOTIFYs) are numbered from here.
+    static let firstNotifyToken = 1 << 30
+    var nextNotifyToken = PBXCalls.firstNotifyToken
+    /// Not a leg of any call: answers for it are dropped.
+    static let applicationLeg = -1
     static func caller(_ number: Int) -> LegReference { LegReference(call: number, leg: callerLeg) }
     static func callee(_ number: Int, machine: Int) -> LegReference { LegReference(call: number, leg: machine + 1) }
     static let timersPerMachine = 16
@@ -90,9 +107,16 @@ final class PBXCalls: CallApplication {
 
     init(
         loop: CallLoop, registrar: Registrar, catalogs: PBXCatalogManager, bindings: BindingStore, instance: String, site: String,
-        setupTimeout: Duration, media: PBXMediaSettings, logger: Logger
+        setupTimeout: Duration, media: PBXMediaSettings, voicemail: VoicemailStore, prompts: PBXPrompts, applications: PBXApplicationSettings,
+        logger: Logger
     ) {
         self.media = media
+        self.voicemail = voicemail
+        self.prompts = prompts
+        self.applications = applications
+        var notifies: [String: Counter] = [:]
+        for name in ["sent", "answered", "refused", "failed"] { notifies[name] = Counter(label: "troncal_pbx_mwi_notifies_total", dimensions: [("result", name)]) }
+        self.mwiNotifies = notifies
         self.loop = loop
         self.registrar = registrar
         self.catalogs = catalogs
@@ -124,6 +148,9 @@ final class PBXCalls: CallApplication {
             newCall(request, id: id, source: source)
         case .inDialogRequest(let leg, let request, let id):
             if request.method == .invite, let winner = calls[leg.call]?.winner, holdOrResume(leg.call, machine: winner, request, from: leg) { return }
+            if leg.leg == Self.callerLeg, let slot = calls[leg.call], slot.answeredHere, slot.winner == nil {
+                return applicationRequest(leg.call, request)
+            }
             let handled: Int
             if leg.leg == Self.callerLeg {
                 handled = calls[leg.call]?.winner.map { callEvent(leg.call, machine: $0, .callerRequest(request)) } ?? 0
@@ -140,7 +167,7 @@ final class PBXCalls: CallApplication {
                 callEvent(leg.call, machine: leg.leg - 1, .calleeRequest(ack))
             }
         case .cancelled(let leg, _):
-            guard var slot = calls[leg.call], slot.winner == nil else { return }
+            guard var slot = calls[leg.call], slot.winner == nil, !slot.answeredHere, !slot.appStarting else { return }
             slot.cancelled = true
             calls[leg.call] = slot
             guard !slot.machines.isEmpty else {
@@ -159,6 +186,7 @@ final class PBXCalls: CallApplication {
                 if purpose == .inDialog, let winner = slot.winner { callEvent(leg.call, machine: winner, .callerResponse(response)) }
                 return
             }
+            if leg.leg == Self.applicationLeg { return }
             let machine = leg.leg - 1
             switch purpose {
             case .dialogSetup where id == nil || id == slot.machines[machine]?.attempt:
@@ -173,13 +201,27 @@ final class PBXCalls: CallApplication {
                 callEvent(leg.call, machine: leg.leg - 1, .attemptTransportFailed)
             }
         case .answerUnacknowledged(let leg):
+            if let slot = calls[leg.call], slot.answeredHere, slot.winner == nil {
+                logger.info("no ACK for the PBX's answer: hanging up", metadata: ["call-id": "\(slot.callID)", "tenant": "\(slot.tenant)"])
+                return finishApplication(leg.call, status: 408, reason: "no ACK")
+            }
             guard let slot = calls[leg.call], let winner = slot.winner else { return }
             logger.info("no ACK for the answer: hanging up", metadata: ["call-id": "\(slot.callID)", "tenant": "\(slot.tenant)"])
             callEvent(leg.call, machine: winner, .timerFired(.sessionExpiry))
         case .timer(let call, let timer):
+            if timer < 0 { return applicationTimer(call, -timer) }
             if let kind = B2BUACall.Timer(rawValue: timer % Self.timersPerMachine) {
                 callEvent(call, machine: timer / Self.timersPerMachine, .timerFired(kind))
             }
+        case .response(nil, let response, _, .standalone(let token)) where token >= Self.firstNotifyToken:
+            guard response.statusCode >= 200 else { return }
+            mwiNotifies[(200..<300).contains(response.statusCode) ? "answered" : "refused"]?.increment()
+            if response.statusCode >= 300 {
+                logger.info("message-waiting NOTIFY refused", metadata: ["status": "\(response.statusCode)"])
+            }
+        case .requestFailed(nil, _, .standalone(let token), let failure) where token >= Self.firstNotifyToken:
+            mwiNotifies["failed"]?.increment()
+            logger.info("message-waiting NOTIFY not answered", metadata: ["reason": "\(failure == .timeout ? "timeout" : "transport error")"])
         case .response, .requestFailed:
             return
         }
@@ -215,7 +257,12 @@ final class PBXCalls: CallApplication {
             }
             tenant = assertedTenant
             caller = from.number
-            route = PBXDialPlan(catalog: catalog, tenant: tenant).dialled(dialled, now: now)
+            if dialled == applications.voicemailCode {
+                // The caller's own voicemail box.
+                route = from.voicemail ? .voicemailAccess(from.number) : .reject(404, "extension \(from.number) has no voicemail box")
+            } else {
+                route = PBXDialPlan(catalog: catalog, tenant: tenant).dialled(dialled, now: now)
+            }
             // Inside the tenant the callee sees the extension; outside, the tenant's caller id (or anonymous).
             if case .outside = route {
                 let shown = from.withholdCallerID ? "anonymous" : tenant.callerID.isEmpty ? from.number : tenant.callerID
@@ -342,7 +389,7 @@ final class PBXCalls: CallApplication {
     }
 
     /// Has a machine send its own re-INVITE to one side (the hold music offer).
-    private func callEvent(_ number: Int, machine index: Int, own leg: B2BUACall.Leg, offer: [UInt8]) {
+    func callEvent(_ number: Int, machine index: Int, own leg: B2BUACall.Leg, offer: [UInt8]) {
         guard var call = calls[number]?.machines[index]?.call else { return }
         let actions = call.reinvite(leg, offer: offer)
         calls[number]?.machines[index]?.call = call
@@ -449,11 +496,13 @@ final class PBXCalls: CallApplication {
 
     /// Rings what the call's route names: each place its own machine (all at once), or one machine trying its targets
     /// in turn (sequential and round-robin groups, outside, a refusal).
-    private func ring(_ number: Int) {
+    func ring(_ number: Int) {
         guard let slot = calls[number] else { return }
         switch slot.route {
         case .reject(let status, let reason):
             startMachines(number, [.reject(status, reason)])
+        case .menu, .voicemail, .voicemailAccess:
+            runApplication(number, slot.route)
         case .outside(let dialled):
             let sbc = RouteTarget(
                 carrier: Self.outsideCarrier, trunk: slot.customer, host: slot.source.remoteIP, port: slot.source.remotePort, transport: "udp",
@@ -461,7 +510,9 @@ final class PBXCalls: CallApplication {
             startMachines(number, [.targets([sbc], callee: dialled)])
         case .extensionNumber(let extensionNumber):
             // All its contacts at once; each rung until its no-answer forward's time when it has one.
-            let ringSeconds = catalogs.catalog.extension(extensionNumber, of: slot.tenant).flatMap { $0.forwardNoAnswer != nil ? $0.noAnswerSeconds : nil }
+            let ringSeconds = catalogs.catalog.extension(extensionNumber, of: slot.tenant).flatMap {
+                $0.forwardNoAnswer != nil || $0.voicemail ? $0.noAnswerSeconds : nil
+            }
             lookUpTargets(number, members: [extensionNumber], ringSeconds: ringSeconds, huntOn: nil, together: true)
         case .group(let name):
             guard let group = catalogs.catalog.ringGroups.first(where: { $0.tenant == slot.tenant && $0.name == name }) else {
@@ -524,7 +575,7 @@ final class PBXCalls: CallApplication {
 
     /// The settings of every call machine: the PBX's own address (as the registrar prepared it for the Via) as its
     /// Contact on both sides; SDP passed through unchanged (the media stays on the SBC's relay).
-    private var machineSettings: B2BUACall.Configuration {
+    var machineSettings: B2BUACall.Configuration {
         let contact = loop.layer.configuration.sentBy[.udp] ?? ""
         var settings = B2BUACall.Configuration(
             customerSideContact: contact, carrierSideContact: contact, customerSideMediaAddress: "", carrierSideMediaAddress: "", relayPorts: (0, 0))
@@ -533,7 +584,7 @@ final class PBXCalls: CallApplication {
     }
 
     /// One machine per plan, each on a leg of its own, all answering the caller's INVITE.
-    private func startMachines(_ number: Int, _ plans: [Plan]) {
+    func startMachines(_ number: Int, _ plans: [Plan]) {
         guard var slot = calls[number] else { return }
         let settings = machineSettings
         var started: [(Int, Plan)] = []
@@ -622,7 +673,7 @@ final class PBXCalls: CallApplication {
         return actions.count
     }
 
-    private func perform(_ actions: [B2BUACall.Action], call number: Int, machine index: Int) {
+    func perform(_ actions: [B2BUACall.Action], call number: Int, machine index: Int) {
         for action in actions {
             guard let slot = calls[number], let machine = slot.machines[index] else { return }
             // Only the machine in the call speaks to the caller; the others' messages to it are dropped.
@@ -638,6 +689,20 @@ final class PBXCalls: CallApplication {
                     continue
                 }
                 let status = response.statusCode
+                if slot.answeredHere {
+                    // The caller is in the PBX's own media (an IVR menu chose this destination): provisional answers are
+                    // the ring-back it plays; the callee's answer is connected with a re-INVITE to the caller.
+                    if status >= 300, slot.winner == nil {
+                        calls[number]?.machines[index]?.failure = response
+                    } else if (200..<300).contains(status) {
+                        if slot.winner == nil {
+                            connectApplication(number, machine: index, answer: response)
+                        } else if slot.winner != index {
+                            callEvent(number, machine: index, .timerFired(.sessionExpiry))
+                        }
+                    }
+                    continue
+                }
                 if status < 200 {
                     if slot.winner == nil { loop.layer.respond(response, on: slot.inviteTransaction) }
                 } else if status < 300 {
@@ -710,7 +775,7 @@ final class PBXCalls: CallApplication {
 
     /// A machine is done: the call ends with the one in it; when the last ringing one failed, the call moves on or the
     /// caller gets the best failure.
-    private func machineFinished(_ number: Int, machine index: Int, _ summary: CallSummary) {
+    func machineFinished(_ number: Int, machine index: Int, _ summary: CallSummary) {
         guard var slot = calls[number], let machine = slot.machines.removeValue(forKey: index) else { return }
         if let failure = machine.failure { slot.failures.append(failure) }
         calls[number] = slot
@@ -729,13 +794,18 @@ final class PBXCalls: CallApplication {
             calls[number]?.hops += 1
             return ring(number)
         }
+        if slot.answeredHere {
+            // The caller is answered by the PBX: it hears that the destination failed, then the PBX hangs up.
+            return failApplication(number, status: status)
+        }
         if let best { loop.layer.respond(best, on: slot.inviteTransaction) }
         callEnded(number, summary)
     }
 
-    private func callEnded(_ number: Int, _ summary: CallSummary) {
+    func callEnded(_ number: Int, _ summary: CallSummary) {
         guard let slot = calls.removeValue(forKey: number) else { return }
         slot.hold?.endpoint.close()
+        slot.app?.endpoint.close()
         let outcome: String
         switch summary.disconnect.status {
         case _ where summary.answerAt != nil: outcome = "answered"

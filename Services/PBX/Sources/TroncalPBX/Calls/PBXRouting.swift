@@ -10,6 +10,12 @@ enum PBXRoute: Sendable, Equatable {
     case group(String)
     case outside(String)
     case reject(Int, String)
+    /// An IVR menu: the PBX answers and plays its prompt.
+    case menu(String)
+    /// An extension's voicemail box: the PBX answers, plays the greeting and records a message.
+    case voicemail(String)
+    /// The caller's own voicemail box, by the voicemail code: the PBX answers, asks the PIN, plays the messages.
+    case voicemailAccess(String)
 }
 
 /// The PBX's dial plan over one tenant's catalogs: extensions (do-not-disturb, unconditional forwarding, at most
@@ -24,6 +30,9 @@ struct PBXDialPlan {
         if catalog.extension(number, of: tenant.name) != nil { return follow(.extensionNumber(number), now: now, hops: 0) }
         if let group = catalog.ringGroups.first(where: { $0.tenant == tenant.name && $0.number == number }) {
             return follow(.group(group.name), now: now, hops: 0)
+        }
+        if let menu = catalog.menus.first(where: { $0.tenant == tenant.name && $0.number == number }) {
+            return .menu(menu.name)
         }
         // Anything else that looks like a telephone number leaves the platform: `+` and digits, or 7 digits or more
         // (shorter all-digit strings are taken for extensions that do not exist).
@@ -59,6 +68,14 @@ struct PBXDialPlan {
                 return .reject(404, "no ring group \(name) in \(tenant.name)")
             }
             return .group(name)
+        case .menu(let name):
+            guard catalog.menu(name, of: tenant.name) != nil else { return .reject(404, "no menu \(name) in \(tenant.name)") }
+            return .menu(name)
+        case .voicemail(let number):
+            guard catalog.extension(number, of: tenant.name)?.voicemail == true else {
+                return .reject(404, "extension \(number) of \(tenant.name) has no voicemail box")
+            }
+            return .voicemail(number)
         case .hangup:
             return .reject(603, "the destination is hang up")
         }
@@ -72,11 +89,13 @@ struct PBXDialPlan {
             guard let target = catalog.extension(number, of: tenant.name) else { return nil }
             if [486, 600, 603].contains(status), let forward = target.forwardBusy { return follow(forward, now: now, hops: hops + 1) }
             if [408, 480].contains(status), let forward = target.forwardNoAnswer { return follow(forward, now: now, hops: hops + 1) }
+            // Busy or not answered (or not registered): the extension's voicemail box, when it has one.
+            if target.voicemail, [408, 480, 486, 600, 603].contains(status) { return .voicemail(number) }
             return nil
         case .group(let name):
             guard let group = catalog.ringGroups.first(where: { $0.tenant == tenant.name && $0.name == name }) else { return nil }
             return follow(group.fallback, now: now, hops: hops + 1)
-        case .outside, .reject:
+        case .outside, .reject, .menu, .voicemail, .voicemailAccess:
             return nil
         }
     }

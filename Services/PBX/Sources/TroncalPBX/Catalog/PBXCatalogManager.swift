@@ -18,6 +18,8 @@ public final class PBXCatalogManager: Sendable {
 
     let store: (any SQLStore)?
     let instance: String
+    /// Renders menus' prompts at import (nil: not checked, in tests of the catalogs alone).
+    let prompts: PBXPrompts?
     let logger: Logger
     private let current: Mutex<Current>
     private let uploads = UploadAssembler()
@@ -35,9 +37,14 @@ public final class PBXCatalogManager: Sendable {
     ]
 
     /// Catalogs are read in this order, each checked against those before it.
-    static let order: [PBXCatalogKind] = [.tenants, .extensions, .ringGroups, .timeConditions, .dids]
+    static let order: [PBXCatalogKind] = [.tenants, .extensions, .ringGroups, .menus, .timeConditions, .dids]
 
-    public init(store: (any SQLStore)?, instance: String, logger: Logger) async throws {
+    public convenience init(store: (any SQLStore)?, instance: String, logger: Logger) async throws {
+        try await self.init(store: store, instance: instance, prompts: nil, logger: logger)
+    }
+
+    init(store: (any SQLStore)?, instance: String, prompts: PBXPrompts?, logger: Logger) async throws {
+        self.prompts = prompts
         self.store = store
         self.instance = instance
         self.logger = logger
@@ -122,6 +129,9 @@ public final class PBXCatalogManager: Sendable {
             do {
                 try PBXCatalogCSV.read(kind, csv, into: &candidate)
                 try PBXCatalogCSV.checkReferences(candidate)
+                // Each menu's prompt is made now (spoken, or its file read): a prompt that cannot be is refused here,
+                // not met by a caller.
+                if kind == .menus, let prompts { try await prompts.render(candidate.menus) }
             } catch {
                 logger.notice("PBX catalog import refused", metadata: ["kind": "\(kind.rawValue)", "reason": "\(error)"])
                 Counter(label: "troncal_pbx_imports_total", dimensions: [("kind", kind.rawValue), ("result", "refused")]).increment()

@@ -45,7 +45,7 @@ struct RegistrationRelay {
     }
 
     var count: Int { waiting.count }
-    static func isRegistration(_ token: Int) -> Bool { token >= firstToken }
+    static func isRegistration(_ token: Int) -> Bool { token >= firstToken && !PhoneRequestRelay.isPhoneRequest(token) }
 
     /// Relays a REGISTER (or answers it here: no PBX in the site, too many waiting, no hops left).
     mutating func relay(_ request: SIPRequest, id: TransactionID, source: SIPSource, sentBy: String, layer: inout CallLayer) {
@@ -215,5 +215,56 @@ struct FlowTokens: Sendable {
             buffer &= (1 << bits) - 1
         }
         return out
+    }
+}
+
+/// A PBX instance's out-of-dialog requests to a registered phone (an unsolicited message-waiting `NOTIFY`, RFC 3842),
+/// relayed on one loop to the phone's flow that the flow token in the Request-URI names. The phone sees the SBC's Via
+/// and Contact only (the PBX's addresses stay inside); the PBX gets the phone's final answer. Tokens from `firstToken`.
+struct PhoneRequestRelay {
+    struct Waiting {
+        var request: SIPRequest
+        var id: TransactionID
+    }
+
+    static let firstToken = 1 << 50
+    private var waiting: [Int: Waiting] = [:]
+    private var nextToken = PhoneRequestRelay.firstToken
+    let maximumPending = 4096
+
+    static func isPhoneRequest(_ token: Int) -> Bool { token >= firstToken }
+
+    /// Relays `request` (already served) to the phone `aor` registered on `flow`; false when it cannot go (answer it).
+    mutating func relay(_ request: SIPRequest, id: TransactionID, flow: FlowTokens.Flow, aor: String, contact: String, layer: inout CallLayer) -> Bool {
+        guard waiting.count < maximumPending else { return false }
+        var forwarded = request
+        let hops = ((try? request.headers.maxForwards()) ?? nil).map(Int.init) ?? 70
+        guard hops > 0 else { return false }
+        forwarded.headers.replace(.maxForwards, with: "\(hops - 1)")
+        forwarded.headers.removeAll(.via)
+        forwarded.headers.removeAll(.route)
+        forwarded.headers.removeAll(.contact)
+        forwarded.headers.insert(SIPHeaderField(.contact, value: "<sip:\(contact)>"), at: max(0, forwarded.headers.count - 1))
+        let user = String(aor.split(separator: "@", maxSplits: 1).first ?? "")
+        forwarded.uri = SIPURI(user: user.isEmpty ? nil : user, host: flow.host, port: UInt16(flow.port))
+        let token = nextToken
+        nextToken += 1
+        guard layer.send(forwarded, on: nil, to: .address(host: flow.host, port: flow.port, transport: flow.transport), purpose: .standalone(token)) != nil
+        else { return false }
+        waiting[token] = Waiting(request: request, id: id)
+        return true
+    }
+
+    /// The phone's final answer, back to the PBX (its To tag kept).
+    mutating func answered(_ token: Int, _ response: SIPResponse, layer: inout CallLayer) {
+        guard response.statusCode >= 200, let entry = waiting.removeValue(forKey: token) else { return }
+        let toTag = ((try? response.headers.to()) ?? nil)?.tag ?? layer.makeTag()
+        layer.respond(InviteServerTransaction.response(response.statusCode, response.reasonPhraseString, to: entry.request, toTag: toTag), on: entry.id)
+    }
+
+    /// No answer from the phone (timeout, transport error): 408 to the PBX.
+    mutating func failed(_ token: Int, layer: inout CallLayer) {
+        guard let entry = waiting.removeValue(forKey: token) else { return }
+        layer.respond(InviteServerTransaction.response(408, "Request Timeout", to: entry.request, toTag: layer.makeTag()), on: entry.id)
     }
 }

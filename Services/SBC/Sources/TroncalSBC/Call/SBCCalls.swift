@@ -63,6 +63,7 @@ final class SBCCalls: CallApplication {
     private var nextCall = 1
     var probes = TrunkProbes()
     var registrations: RegistrationRelay
+    var phoneRequests = PhoneRequestRelay()
     /// B2BUA settings that depend on the transport's bound ports, made on the first call.
     private var contacts: B2BUACall.Configuration?
 
@@ -131,6 +132,8 @@ final class SBCCalls: CallApplication {
                 // A refused digest counts against the source like a failed call authentication (brute force bans).
                 if response.statusCode == 403 { shared.frontDoor.recordAuthenticationFailure(source) }
             }
+        case .response(nil, let response, _, .standalone(let token)) where PhoneRequestRelay.isPhoneRequest(token):
+            phoneRequests.answered(token, response, layer: &loop.layer)
         case .response(nil, let response, _, .standalone(let token)):
             probes.answered(token, status: response.statusCode, layer: &loop.layer)
         case .response:
@@ -139,6 +142,8 @@ final class SBCCalls: CallApplication {
             if calls[leg.call]?.currentAttempt == id { callEvent(leg.call, .attemptTransportFailed) }
         case .requestFailed(nil, let id, .standalone(let token), _) where RegistrationRelay.isRegistration(token):
             registrations.failed(token, transaction: id, layer: &loop.layer)
+        case .requestFailed(nil, _, .standalone(let token), _) where PhoneRequestRelay.isPhoneRequest(token):
+            phoneRequests.failed(token, layer: &loop.layer)
         case .requestFailed(nil, _, .standalone(let token), let failure):
             probes.failed(token, reason: failure == .timeout ? "timeout" : "transport error", layer: &loop.layer)
         case .requestFailed:
@@ -176,6 +181,8 @@ final class SBCCalls: CallApplication {
             registrations.relay(request, id: id, source: source, sentBy: loop.layer.configuration.sentBy[.udp] ?? "", layer: &loop.layer)
         case .publish:
             qualityReport(request, id: id, source: source)
+        case .notify:
+            toPhone(request, id: id, source: source)
         default:
             loop.layer.answer(request, id: id, source: source, status: 501, reason: "Not Implemented")
         }
@@ -245,6 +252,28 @@ final class SBCCalls: CallApplication {
         logger.debug("quality report from a phone", metadata: [
             "call-id": "\(report.callID)", "customer": "\(customer.id)", "mos": "\((heard.mos * 100).rounded() / 100)",
         ])
+    }
+
+    /// A site PBX's request to a phone (message waiting): relayed to the flow its Request-URI's token names. Anything
+    /// else is refused: 403 from a source that is not a PBX of the site, 404 for a token that is not this SBC's, 480
+    /// for a phone no longer registered on that flow.
+    private func toPhone(_ request: SIPRequest, id: TransactionID, source: SIPSource) {
+        prepareLayer()
+        guard configuration.registrars.contains(where: { $0.host == source.remoteIP }) else {
+            logger.info("NOTIFY from a source that is not a PBX of the site refused", metadata: ["source": "\(source)"])
+            return loop.layer.answer(request, id: id, source: source, status: 403, reason: "Forbidden")
+        }
+        guard let user = request.uri.user, let (flow, aor) = shared.flows.named(user) else {
+            return loop.layer.answer(request, id: id, source: source, status: 404, reason: "Not Found")
+        }
+        guard let entry = shared.phones.entry(flow, aor: aor) else {
+            return loop.layer.answer(request, id: id, source: source, status: 480, reason: "Temporarily Unavailable")
+        }
+        guard loop.layer.serve(request, id: id, source: source, leg: nil) else { return }
+        let contact = loop.layer.configuration.sentBy[flow.transport] ?? loop.layer.configuration.sentBy[.udp] ?? ""
+        if !phoneRequests.relay(request, id: id, flow: flow, aor: entry.aor, contact: contact, layer: &loop.layer) {
+            loop.layer.respond(InviteServerTransaction.response(503, "Service Unavailable", to: request, toTag: loop.layer.makeTag()), on: id)
+        }
     }
 
     private func refuse(_ invite: SIPRequest, id: TransactionID, source: SIPSource, status: Int, reason: String, counted: String) {

@@ -1,0 +1,271 @@
+import Foundation
+import Logging
+import TestSupport
+import Testing
+import TroncalProtocol
+import TroncalRuntime
+import TroncalSIP
+
+/// The PBX as a media endpoint, end to end with sipp phones through the SBC: IVR menus (RFC 4733 keys, in-band keys,
+/// the timeout and fallback) and voicemail (recording on busy, the WAV checked with sox, message waiting, the owner's
+/// retrieval menu, e-mail through a failing then working mail command).
+@Suite(.serialized, .startsProcesses) struct PBXApplicationTests {
+    static let menus = """
+        tenant,menu,number,prompt,options,first_digit_seconds,inter_digit_seconds,retries,fallback
+        acme,main,500,say:Welcome to Acme. Press 2 then 1 for Bob.,1=ext:101 21=ext:102 3=voicemail:102,5,2,1,ext:102
+        acme,quiet,501,say:Nobody presses anything here.,1=ext:101,1,1,1,ext:102
+
+        """
+
+    static let extensions = """
+        tenant,extension,name,password,voicemail,voicemail_pin,email
+        acme,101,Ana,secret-101-pw,no,,
+        acme,102,Bob,secret-102-pw,yes,1234,bob@example.com
+
+        """
+
+    /// The SDP of a phone that sends RFC 4733 events.
+    static let sdpWithEvents = """
+        v=0
+        o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+        s=-
+        c=IN IP[media_ip_type] [media_ip]
+        t=0 0
+        m=audio [media_port] RTP/AVP 0 101
+        a=rtpmap:0 PCMU/8000
+        a=rtpmap:101 telephone-event/8000
+        a=fmtp:101 0-15
+        """
+
+    /// Registers, INVITEs `[service]` (answered by the PBX), ACKs, then runs `during` (keys, audio, pauses); then
+    /// either answers the PBX's re-INVITE that connects it to the destination and hangs up, or just hangs up.
+    static func caller(during: String, connected: Bool) -> String {
+        let sdp = sdpWithEvents.split(separator: "\n").map { "      " + $0 }.joined(separator: "\n")
+        let invite = SippScenarios.invite().replacingOccurrences(of: SippScenarios.sdp.split(separator: "\n").map { "      " + $0 }.joined(separator: "\n"), with: sdp)
+        var steps = PBXCallTests.steps(RegistrationTests.register(final: 200))
+        steps += "\n" + invite + """
+
+              <recv response="100" optional="true"/>
+              <recv response="180" optional="true"/>
+              <recv response="200" rtd="true" rrs="true"/>
+
+            """
+        steps += SippScenarios.request("ACK", cseq: 1) + "\n" + during + "\n"
+        if connected {
+            steps += """
+                  <recv request="INVITE" crlf="true"/>
+                  <send retrans="500">
+                    <![CDATA[
+                      SIP/2.0 200 OK
+                      [last_Via:]
+                      [last_From:]
+                      [last_To:]
+                      [last_Call-ID:]
+                      [last_CSeq:]
+                      Contact: <sip:441632960001@[local_ip]:[local_port]>
+                      Content-Type: application/sdp
+                      Content-Length: [len]
+
+                \(sdp)
+                    ]]>
+                  </send>
+                  <recv request="ACK"/>
+                  <pause milliseconds="500"/>
+
+                """
+        }
+        steps += SippScenarios.request("BYE", cseq: 2) + "\n  <recv response=\"200\" crlf=\"true\"/>\n"
+        return "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"application caller\">\n\(steps)\n</scenario>\n"
+    }
+
+    static func keys(_ file: URL) -> String { "  <nop><action><exec play_pcap_audio=\"\(file.path)\"/></action></nop>" }
+    static func audio(_ file: URL) -> String { "  <nop><action><exec rtp_stream=\"\(file.path),1,0\"/></action></nop>" }
+    static func pause(_ milliseconds: Int) -> String { "  <pause milliseconds=\"\(milliseconds)\"/>" }
+
+    /// A phone `number` (registered from port `slot`) running `scenario` against the SBC, dialling `dialled`.
+    static func phone(_ site: CallSite, _ number: String, password: String, dialling dialled: String, slot: Int, scenario: String) throws -> Sipp {
+        let file = site.directory.url.appendingPathComponent("caller-\(number)-\(slot).csv")
+        try Data("SEQUENTIAL\n\(number);[authentication username=\(number) password=\(password)]\n".utf8).write(to: file)
+        return try Sipp(
+            "phone-\(number)-\(slot)", scenario: scenario, in: site.directory, address: CallSite.customerAddress, port: site.port(slot),
+            mediaPort: site.port(slot) + 2, arguments: ["\(CallSite.sbcAddress):\(site.sipPort)", "-inf", file.path, "-s", dialled, "-m", "1", "-l", "1"])
+    }
+
+    static func write(_ data: Data, _ name: String, in site: CallSite) throws -> URL {
+        let url = site.directory.url.appendingPathComponent(name)
+        try data.write(to: url)
+        return url
+    }
+
+    static func metric(_ site: CallSite, _ line: String) async -> String {
+        let admin = site.config.instance(named: "pbx-1")?.adminPort ?? 0
+        let text = (try? await httpGet(port: admin, path: "/metrics")) ?? ""
+        return text.split(separator: "\n").filter { $0.hasPrefix(line) }.joined(separator: "\n")
+    }
+
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func anIVRMenuSendsCallersWhereTheirKeysSayAndItsFallbackWhenNothingIsPressed() async throws {
+        let site = try await PBXCallTests.site(billing: false, catalogs: [("extensions", Self.extensions), ("menus", Self.menus)])
+        defer { site.remove() }
+        // Bob (102) answers each call the menus send him.
+        let registration = try RegistrationTests().sipp(
+            site, "register-102", scenario: RegistrationTests.register(final: 200), users: [("102", "secret-102-pw")], slot: 2)
+        #expect(await registration.finish() == 0, "\(registration.report)\n\(site.logs)")
+        let bob = try Sipp(
+            "phone-102", scenario: SippScenarios.carrier(), in: site.directory, address: CallSite.customerAddress, port: site.port(2),
+            mediaPort: site.port(2) + 2, arguments: ["-m", "3"])
+        try await bob.listening()
+
+        // 1. RFC 4733 keys 2 then 1, pressed while the prompt plays: menu option 21, Bob.
+        let events = try Self.write(DTMFMedia.pcap("21"), "keys-21.pcap", in: site)
+        let ana = try Self.phone(
+            site, "101", password: "secret-101-pw", dialling: "500", slot: 1,
+            scenario: Self.caller(during: [Self.pause(1000), Self.keys(events)].joined(separator: "\n"), connected: true))
+        #expect(await ana.finish(timeout: .seconds(60)) == 0, "\(ana.report)\n\(site.logs)")
+
+        // 2. The same keys as in-band tones only (a phone that sends no events).
+        let tones = try Self.write(DTMFMedia.inBand("21"), "keys-21.ulaw", in: site)
+        let ana2 = try Self.phone(
+            site, "101", password: "secret-101-pw", dialling: "500", slot: 3,
+            scenario: Self.caller(during: [Self.pause(500), Self.audio(tones)].joined(separator: "\n"), connected: true))
+        #expect(await ana2.finish(timeout: .seconds(60)) == 0, "\(ana2.report)\n\(site.logs)")
+
+        // 3. Nothing pressed: the prompt plays again after the 1 s timeout, then the fallback (Bob) rings.
+        let ana3 = try Self.phone(
+            site, "101", password: "secret-101-pw", dialling: "501", slot: 4, scenario: Self.caller(during: "", connected: true))
+        #expect(await ana3.finish(timeout: .seconds(60)) == 0, "\(ana3.report)\n\(site.logs)")
+        #expect(await bob.finish(timeout: .seconds(30)) == 0, "\(bob.report)\n\(site.logs)")
+
+        // Bob got the three calls, each from extension 101 through the SBC.
+        #expect(bob.messageText.components(separatedBy: "INVITE sip:102@").count - 1 == 3, "\(bob.messageText.prefix(3000))")
+        let prompts = await Self.metric(site, "troncal_pbx_menu_prompts_total")
+        let outcomes = await Self.metric(site, "troncal_pbx_menu_outcomes_total")
+        // One prompt each for the calls that pressed keys, two for the silent one.
+        #expect(prompts.hasSuffix(" 4"), "\(prompts)\n\(site.logs)")
+        #expect(outcomes.contains("result=\"chosen\"} 2") && outcomes.contains("result=\"fallback\"} 1"), "\(outcomes)")
+        let log = site.process("pbx-1").outputText
+        #expect(log.components(separatedBy: "menu destination answered: caller connected").count - 1 == 3, "\(site.logs)")
+        await ana.stop()
+        await ana2.stop()
+        await ana3.stop()
+        await bob.stop()
+        await site.stop()
+    }
+
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func aBusyExtensionsVoicemailRecordsTheCallerAndTheOwnerHearsAndDeletesIt() async throws {
+        let mail = try TemporaryDirectory(prefix: "troncal-mail")
+        defer { mail.remove() }
+        // The mail command fails once (as an MTA that cannot reach its relay), then delivers to a file.
+        let script = """
+            if [ -e '\(mail.url.path)/failed-once' ]; then cat > '\(mail.url.path)/mail.eml'; else touch '\(mail.url.path)/failed-once'; cat > /dev/null; echo 'smtp: connection refused' >&2; exit 75; fi
+            """
+        let site = try await PBXCallTests.site(billing: false, catalogs: [("extensions", Self.extensions)]) { config, _ in
+            config.pbx.voicemailMailCommand = ["/bin/sh", "-c", script]
+            config.pbx.voicemailRetrySeconds = 1
+        }
+        defer { site.remove() }
+        // Bob (102) is busy.
+        let registration = try RegistrationTests().sipp(
+            site, "register-102", scenario: RegistrationTests.register(final: 200), users: [("102", "secret-102-pw")], slot: 2)
+        #expect(await registration.finish() == 0, "\(registration.report)\n\(site.logs)")
+        let busy = try Sipp(
+            "phone-102", scenario: SippScenarios.refusingCarrier(status: 486, reason: "Busy Here"), in: site.directory,
+            address: CallSite.customerAddress, port: site.port(2), mediaPort: site.port(2) + 2, arguments: ["-m", "1"])
+        try await busy.listening()
+        // Ana reaches his voicemail, skips the greeting with #, and leaves 2.5 s of a 1 kHz tone.
+        let skip = try Self.write(DTMFMedia.pcap("#"), "key-pound.pcap", in: site)
+        let tone = try Self.write(DTMFMedia.tone(milliseconds: 2500), "tone.ulaw", in: site)
+        let ana = try Self.phone(
+            site, "101", password: "secret-101-pw", dialling: "102", slot: 1,
+            scenario: Self.caller(
+                during: [Self.pause(800), Self.keys(skip), Self.pause(1500), Self.audio(tone), Self.pause(3000)].joined(separator: "\n"), connected: false))
+        #expect(await busy.finish(timeout: .seconds(30)) == 0, "\(busy.report)\n\(site.logs)")
+        // Bob's phone is now idle: it takes the message-waiting NOTIFYs (yes, then no).
+        let notify = """
+            <?xml version="1.0" encoding="ISO-8859-1" ?>
+            <scenario name="message waiting">
+              <recv request="OPTIONS" optional="true" next="answer"/>
+              <recv request="NOTIFY"/>
+              <label id="answer"/>
+            \(SippScenarios.okToLastRequest)
+            </scenario>
+            """
+        let lamp = try Sipp(
+            "mwi-102", scenario: notify, in: site.directory, address: CallSite.customerAddress, port: site.port(2), mediaPort: site.port(2) + 2,
+            arguments: ["-m", "1000"])
+        try await lamp.listening()
+        #expect(await ana.finish(timeout: .seconds(60)) == 0, "\(ana.report)\n\(site.logs)")
+
+        // The message is stored, and its WAV holds the caller's 1 kHz tone (sox's own estimate).
+        var list: [PBXVoicemailList.Message] = []
+        let stored = await eventually(timeout: .seconds(20)) {
+            list = (try? await Self.voicemail(site)) ?? []
+            return list.count == 1
+        }
+        #expect(stored, "\(list)\n\(site.logs)")
+        let message = try #require(list.first)
+        #expect(message.extensionNumber == "102" && message.caller == "101" && message.folder == "new", "\(message)")
+        #expect(message.durationMilliseconds >= 1000, "\(message)")
+        let frequency = try await Self.roughFrequency(message.file)
+        #expect(abs(frequency - 1000) < 50, "sox: \(frequency) Hz in \(message.file)")
+        Logger(label: "test.pbx").notice("voicemail: \(message.durationMilliseconds) ms recorded, sox rough frequency \(frequency) Hz")
+
+        // The e-mail: the first attempt failed (the reason kept), the retry delivered it with the recording attached.
+        var delivery: PBXVoicemailList.Delivery?
+        let delivered = await eventually(timeout: .seconds(30)) {
+            delivery = ((try? await Self.voicemail(site)) ?? []).first?.deliveries.first { $0.channel == "email" }
+            return delivery?.status == "delivered"
+        }
+        #expect(delivered && delivery?.attempts == 2 && delivery?.lastError.contains("connection refused") == true, "\(String(describing: delivery))\n\(site.logs)")
+        #expect(site.process("pbx-1").outputText.contains("voicemail delivery failed: tried again later"), "\(site.logs)")
+        let email = (try? String(contentsOf: mail.url.appendingPathComponent("mail.eml"), encoding: .utf8)) ?? ""
+        #expect(email.contains("To: bob@example.com") && email.contains("Subject: New voicemail from 101") && email.contains("Content-Type: audio/wav"), "\(email.prefix(2000))")
+
+        // Bob calls his box from another phone: PIN 1234, 1 (new messages), 7 (delete).
+        let pin = try Self.write(DTMFMedia.pcap("1234", gapMilliseconds: 250), "pin.pcap", in: site)
+        let listen = try Self.write(DTMFMedia.pcap("1"), "key-1.pcap", in: site)
+        let delete = try Self.write(DTMFMedia.pcap("7"), "key-7.pcap", in: site)
+        let owner = try Self.phone(
+            site, "102", password: "secret-102-pw", dialling: "*97", slot: 3,
+            scenario: Self.caller(
+                during: [Self.pause(1000), Self.keys(pin), Self.pause(3000), Self.keys(listen), Self.pause(3000), Self.keys(delete), Self.pause(3000)]
+                    .joined(separator: "\n"), connected: false))
+        #expect(await owner.finish(timeout: .seconds(60)) == 0, "\(owner.report)\n\(site.logs)")
+        let deleted = await eventually(timeout: .seconds(20)) { ((try? await Self.voicemail(site)) ?? []).first?.folder == "deleted" }
+        #expect(deleted, "\(site.logs)")
+        #expect(!FileManager.default.fileExists(atPath: message.file), "the deleted message's file is still there")
+
+        // The lamp: Messages-Waiting yes after the recording, no after the deletion.
+        let lampOff = await eventually(timeout: .seconds(20)) { lamp.messageText.contains("Messages-Waiting: no") }
+        #expect(lampOff, "\(lamp.report)\n\(site.logs)")
+        let notifies = lamp.messageText
+        let yes = notifies.range(of: "Messages-Waiting: yes")
+        let no = notifies.range(of: "Messages-Waiting: no")
+        #expect(yes != nil && no != nil && yes!.lowerBound < no!.lowerBound, "\(notifies.suffix(3000))")
+        #expect(notifies.contains("Event: message-summary") && notifies.contains("Voice-Message: 1/0"), "\(notifies.suffix(3000))")
+        #expect(!notifies.contains(":\(site.config.instance(named: "pbx-1")!.sipPort)"), "the phone saw the PBX's address: \(notifies.suffix(3000))")
+        await ana.stop()
+        await busy.stop()
+        await lamp.stop()
+        await owner.stop()
+        await site.stop()
+    }
+
+    static func voicemail(_ site: CallSite) async throws -> [PBXVoicemailList.Message] {
+        let (status, output) = try await site.troncal(["pbx", "voicemail", "list", "--json"])
+        guard status == 0 else { throw CallSiteError("pbx voicemail list: \(output)") }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        guard let start = output.firstIndex(of: "[") else { throw CallSiteError("pbx voicemail list: \(output)") }
+        return try decoder.decode([PBXVoicemailList.Message].self, from: Data(output[start...].utf8))
+    }
+
+    /// sox's "Rough frequency" of a WAV file.
+    static func roughFrequency(_ path: String) async throws -> Double {
+        let (_, text) = try await ChildProcess.run(URL(fileURLWithPath: "/usr/bin/sox"), [path, "-n", "stat"])
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Rough") }), let value = line.split(separator: " ").last.flatMap({ Double($0) })
+        else { throw CallSiteError("sox stat: \(text)") }
+        return value
+    }
+}
