@@ -310,6 +310,52 @@ public struct B2BUACall: Sendable {
         return [.startTimer(.duration, maximumDuration), .reportAttempt(attemptReport(0, result: .answered, status: 200)), .respondToCaller(callerResponse(answer))]
     }
 
+    /// An answered call's dialog with its callee: what another call of the shell needs to take it over (an attended
+    /// transfer joins the transferee with the party the transferor consulted).
+    public struct CalleeDialog: Sendable {
+        let invite: SIPRequest
+        let remoteTag: String?
+        let remoteTarget: SIPURI?
+        let routeSet: [SIPAddress]
+        let cseq: UInt32
+        public let callID: String
+        public let localTag: String
+        public let target: RouteTarget
+    }
+
+    /// The target the call is with (calling or answered).
+    public var currentRouteTarget: RouteTarget? { currentTarget }
+
+    /// This call's callee dialog, when answered.
+    public var calleeDialog: CalleeDialog? {
+        guard state == .answered, let calleeInvite, let target = currentTarget else { return nil }
+        return CalleeDialog(
+            invite: calleeInvite, remoteTag: calleeRemoteTag, remoteTarget: calleeRemoteTarget, routeSet: calleeRouteSet, cseq: calleeCSeq,
+            callID: calleeCallID, localTag: calleeLocalTag, target: target)
+    }
+
+    /// The call's callee leg becomes `dialog`, another call's answered callee (that call gives it up): the call is
+    /// answered at once, without a word to either side (the shell re-INVITEs both with each other's media). The call must
+    /// have been made with the dialog's Call-ID and local tag. Only before an answer.
+    public mutating func adoptCallee(_ dialog: CalleeDialog, now: Date) -> [Action] {
+        switch state {
+        case .routing, .calling: break
+        default: return []
+        }
+        targets = [dialog.target]
+        attemptStarted = now
+        attemptProvisionalAt = now
+        state = .answered
+        answerAt = now
+        calleeInvite = dialog.invite
+        calleeRemoteTag = dialog.remoteTag
+        calleeRemoteTarget = dialog.remoteTarget
+        calleeRouteSet = dialog.routeSet
+        calleeCSeq = dialog.cseq
+        recordAttempt(0, result: .answered, status: 200)
+        return [.startTimer(.duration, maximumDuration), .reportAttempt(attemptReport(0, result: .answered, status: 200))]
+    }
+
     /// Media quality measured by the relay, added to the summary before the call finishes.
     public mutating func recordStream(_ report: CallSummary.StreamReport) {
         streams.append(report)
@@ -569,6 +615,10 @@ public struct B2BUACall: Sendable {
         var forwarded = self.request(request.method, body: body, on: to)
         sent[to, default: SentRequests()].forwarded.append((request, lastCSeq(on: to)))
         copyAllowedHeaders(from: request.headers, into: &forwarded.headers)
+        // A body that is not SDP (a NOTIFY's sipfrag, an INFO's digits) keeps its own type.
+        if !body.isEmpty, let type = request.headers.first(.contentType)?.valueString, !type.lowercased().hasPrefix("application/sdp") {
+            forwarded.headers.replace(.contentType, with: type)
+        }
         return actions + send(forwarded, to: to)
     }
 
@@ -624,6 +674,31 @@ public struct B2BUACall: Sendable {
         let invite = request(.invite, body: offer, on: leg)
         sent[leg, default: SentRequests()].own.insert(lastCSeq(on: leg))
         return send(invite, to: leg)
+    }
+
+    /// Sends a request of the call's own into `leg`'s dialog (a NOTIFY of a transfer's progress, RFC 3515), with
+    /// `headers` and `body` of `contentType`. Its answer is taken and dropped. Nothing unless answered (or ending).
+    public mutating func send(
+        _ method: SIPMethod, into leg: Leg, headers: [(SIPHeaderName, String)], body: [UInt8], contentType: String
+    ) -> [Action] {
+        guard state == .answered || state == .ending, currentTarget != nil else { return [] }
+        var request = request(method, body: body, on: leg)
+        request.headers.removeAll(.contentType)
+        let end = request.headers.firstIndex { $0.name == .contentLength } ?? request.headers.count
+        for (offset, (name, value)) in headers.enumerated() { request.headers.insert(SIPHeaderField(name, value: value), at: end + offset) }
+        if !body.isEmpty {
+            request.headers.insert(SIPHeaderField(.contentType, value: contentType), at: request.headers.firstIndex { $0.name == .contentLength } ?? request.headers.count)
+        }
+        return send(request, to: leg)
+    }
+
+    /// The CSeq of the last request of ours in the caller's dialog.
+    public var callerDialogCSeq: UInt32 { callerCSeq }
+
+    /// This call takes over a caller's dialog another call of the shell used (a transfer: the transferee's dialog goes
+    /// on with the new destination): its requests to the caller go on after `cseq` (RFC 3261 §12.2.1.1).
+    public mutating func continueCallerDialog(after cseq: UInt32) {
+        callerCSeq = max(callerCSeq, cseq)
     }
 
     /// The answer to one of `reinvite`'s requests, if `response` is one: its ACK and where that party's media goes.

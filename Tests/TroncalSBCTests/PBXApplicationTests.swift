@@ -252,6 +252,178 @@ import TroncalSIP
         await site.stop()
     }
 
+    /// 102 answers 101's call, then transfers it blind to 103 (REFER), takes the NOTIFYs (100 Trying, then 200 OK) and
+    /// hangs up, as a phone does.
+    static let transferor = """
+        <?xml version="1.0" encoding="ISO-8859-1" ?>
+        <scenario name="transferor">
+          <recv request="INVITE" crlf="true" rrs="true"><action><ereg regexp=".*" search_in="hdr" header="From:" assign_to="caller"/></action></recv>
+        \(SippScenarios.answer())
+          <recv request="ACK" crlf="true"/>
+          <pause milliseconds="500"/>
+          <send retrans="500">
+            <![CDATA[
+              REFER [next_url] SIP/2.0
+              Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+              From: <sip:102@[local_ip]:[local_port]>;tag=[pid]SIPpTag01[call_number]
+              To: [$caller]
+              Call-ID: [call_id]
+              CSeq: 1 REFER
+              Contact: <sip:102@[local_ip]:[local_port]>
+              Refer-To: <sip:103@acme>
+              Referred-By: <sip:102@acme>
+              Max-Forwards: 70
+              Content-Length: 0
+            ]]>
+          </send>
+          <recv response="202"/>
+          <recv request="NOTIFY"/>
+        \(SippScenarios.okToLastRequest)
+          <recv request="NOTIFY"/>
+        \(SippScenarios.okToLastRequest)
+          <send retrans="500">
+            <![CDATA[
+              BYE [next_url] SIP/2.0
+              Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+              From: <sip:102@[local_ip]:[local_port]>;tag=[pid]SIPpTag01[call_number]
+              To: [$caller]
+              Call-ID: [call_id]
+              CSeq: 2 BYE
+              Max-Forwards: 70
+              Content-Length: 0
+            ]]>
+          </send>
+          <recv response="200"/>
+        </scenario>
+        """
+
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func aBlindTransferConnectsTheCallerToTheNewDestinationAndTellsTheTransferor() async throws {
+        let extensions = Self.extensions + "acme,103,Carla,secret-103-pw,no,,\n"
+        let site = try await PBXCallTests.site(billing: false, catalogs: [("extensions", extensions)])
+        defer { site.remove() }
+        let bob = try await PBXCallTests.answeringPhone(site, "102", password: "secret-102-pw", slot: 2, scenario: Self.transferor)
+        let carla = try await PBXCallTests.answeringPhone(
+            site, "103", password: "secret-103-pw", slot: 3, scenario: SippScenarios.carrier(), extra: ["-rtp_echo"])
+        // Ana calls Bob; after the transfer she is re-INVITEd to Carla, streams 1.5 s of audio that Carla echoes, and hangs up.
+        let audio = try Self.write(DTMFMedia.tone(milliseconds: 1500), "tone.ulaw", in: site)
+        let ana = try Self.phone(
+            site, "101", password: "secret-101-pw", dialling: "102", slot: 1,
+            scenario: Self.caller(during: "", connected: true).replacingOccurrences(
+                of: "  <pause milliseconds=\"500\"/>", with: Self.audio(audio) + "\n" + Self.pause(2500)))
+        #expect(await ana.finish(timeout: .seconds(60)) == 0, "\(ana.report)\n\(site.logs)")
+        #expect(await bob.finish(timeout: .seconds(20)) == 0, "\(bob.report)\n\(site.logs)")
+        #expect(await carla.finish(timeout: .seconds(20)) == 0, "\(carla.report)\n\(site.logs)")
+        // Bob's NOTIFYs: 100 Trying, then 200 OK, as message/sipfrag of the refer event.
+        let notifies = bob.messageText
+        let trying = notifies.range(of: "SIP/2.0 100 Trying\r\n") ?? notifies.range(of: "SIP/2.0 100 Trying")
+        let done = notifies.range(of: "\nSIP/2.0 200 OK", range: (trying?.upperBound ?? notifies.startIndex)..<notifies.endIndex)
+        #expect(trying != nil && done != nil, "\(notifies.suffix(3000))")
+        #expect(notifies.contains("Content-Type: message/sipfrag") && notifies.contains("Event: refer"), "\(notifies.suffix(3000))")
+        // Carla was called by Ana (101), not by Bob.
+        #expect(carla.messageText.contains("From: \"Ana\" <sip:101@") || carla.messageText.contains("From: <sip:101@"), "\(carla.messageText.prefix(2000))")
+        #expect(site.process("pbx-1").outputText.contains("call transferred"), "\(site.logs)")
+        let transfers = await Self.metric(site, "troncal_pbx_transfers_total")
+        #expect(transfers.contains("result=\"transferred\"} 1"), "\(transfers)")
+        // Ana and Carla talk: at the SBC, Ana's audio reached Carla and Carla's echo came back (both calls' legs).
+        let ended = await eventually(timeout: .seconds(10)) { site.process("sbc-1").outputText.components(separatedBy: "call ended").count - 1 >= 3 }
+        #expect(ended, "\(site.logs)")
+        let relayed = PBXCallTests.relayedPackets(in: site.process("sbc-1").outputText)
+        #expect(relayed.filter { $0 >= 40 }.count >= 4, "packets relayed per direction: \(relayed)\n\(site.logs)")
+        Logger(label: "test.pbx").notice("blind transfer: packets relayed per direction \(relayed)")
+        await ana.stop()
+        await bob.stop()
+        await carla.stop()
+        await site.stop()
+    }
+
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func aCallTransferredToAnOutsideNumberHasItsOwnCDROnTheTenantsAccount() async throws {
+        let site = try await PBXCallTests.site(billing: true, catalogs: [("extensions", Self.extensions)])
+        defer { site.remove() }
+        try await BillingCallTests.prepare(site, topUp: "10")
+        let carrier = try SBCCallTests.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: site.carrierPort(0), calls: 1)
+        try await carrier.listening()
+        let bob = try await PBXCallTests.answeringPhone(
+            site, "102", password: "secret-102-pw", slot: 2,
+            scenario: Self.transferor.replacingOccurrences(of: "Refer-To: <sip:103@acme>", with: "Refer-To: <sip:+\(SBCCallTests.callee)@acme>"))
+        let ana = try Self.phone(
+            site, "101", password: "secret-101-pw", dialling: "102", slot: 1,
+            scenario: Self.caller(during: "", connected: true).replacingOccurrences(of: "  <pause milliseconds=\"500\"/>", with: Self.pause(1500)))
+        #expect(await ana.finish(timeout: .seconds(60)) == 0, "\(ana.report)\n\(site.logs)")
+        #expect(await bob.finish(timeout: .seconds(20)) == 0, "\(bob.report)\n\(site.logs)")
+        #expect(await carrier.finish(timeout: .seconds(20)) == 0, "\(carrier.report)\n\(site.logs)")
+        // The carrier sees the tenant's number, not the extension that was transferred.
+        #expect(carrier.messageText.contains("From: <sip:+34911000100@"), "\(carrier.messageText.prefix(2000))")
+        // The leg that left the platform has its CDR, on the tenant's customer; the legs between extensions have none.
+        #expect(await BillingCallTests.drained(site), "\(site.logs)")
+        let cdrs = try await BillingCallTests.cdrs(site)
+        #expect(cdrs.count == 1 && cdrs.first?.customer == "acme" && cdrs.first?.answerAt != nil && (cdrs.first?.sellMicros ?? 0) > 0, "\(cdrs)")
+        Logger(label: "test.pbx").notice("transfer outside: CDRs \(cdrs.map { "\($0.customer) \($0.caller)→\($0.callee) \($0.durationMilliseconds) ms" })")
+        await ana.stop()
+        await bob.stop()
+        await carrier.stop()
+        await site.stop()
+    }
+
+    /// A callee that answers, then answers one re-INVITE (the join of an attended transfer), then the BYE.
+    static let joinedCallee = """
+        <?xml version="1.0" encoding="ISO-8859-1" ?>
+        <scenario name="joined callee">
+          <recv request="INVITE" crlf="true" rrs="true"/>
+        \(SippScenarios.answer())
+          <recv request="ACK" crlf="true"/>
+          <recv request="INVITE"/>
+        \(SippScenarios.answer())
+          <recv request="ACK"/>
+          \(SippScenarios.answerBye)
+        </scenario>
+        """
+
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func anAttendedTransferJoinsTheCallerWithTheConsultedPartyAndReleasesTheTransferor() async throws {
+        let extensions = Self.extensions + "acme,103,Carla,secret-103-pw,no,,\n"
+        let site = try await PBXCallTests.site(billing: false, catalogs: [("extensions", extensions)])
+        defer { site.remove() }
+        // Bob (102) answers Ana, and after his other phone has called Carla he transfers Ana to her (Replaces).
+        let attended = Self.transferor
+            .replacingOccurrences(of: "<pause milliseconds=\"500\"/>", with: "<pause milliseconds=\"5000\"/>")
+            .replacingOccurrences(of: "Refer-To: <sip:103@acme>", with: "Refer-To: <sip:103@acme?Replaces=consult-call%3Bto-tag%3Dc1%3Bfrom-tag%3Db2>")
+            .replacingOccurrences(of: "<recv request=\"NOTIFY\"/>\n\(SippScenarios.okToLastRequest)\n  <recv request=\"NOTIFY\"/>", with: "<recv request=\"NOTIFY\"/>")
+        #expect(attended.contains("Replaces=") && attended.components(separatedBy: "request=\"NOTIFY\"").count - 1 == 1, "\(attended)")
+        let bob = try await PBXCallTests.answeringPhone(site, "102", password: "secret-102-pw", slot: 2, scenario: attended)
+        let carla = try await PBXCallTests.answeringPhone(
+            site, "103", password: "secret-103-pw", slot: 3, scenario: Self.joinedCallee, extra: ["-rtp_echo"])
+        let audio = try Self.write(DTMFMedia.tone(milliseconds: 1500), "tone.ulaw", in: site)
+        let ana = try Self.phone(
+            site, "101", password: "secret-101-pw", dialling: "102", slot: 1,
+            scenario: Self.caller(during: "", connected: true).replacingOccurrences(
+                of: "  <pause milliseconds=\"500\"/>", with: Self.audio(audio) + "\n" + Self.pause(2500)))
+        // Once Bob has answered Ana, his desk phone's second line calls Carla and waits for the PBX's BYE.
+        let answered = await eventually(timeout: .seconds(20)) { bob.messageText.contains("ACK sip:") }
+        #expect(answered, "\(bob.messageText)\n\(site.logs)")
+        let consult = try Self.phone(
+            site, "102", password: "secret-102-pw", dialling: "103", slot: 4,
+            scenario: PBXCallTests.registerThenCall(callerHangsUp: false))
+        #expect(await ana.finish(timeout: .seconds(60)) == 0, "\(ana.report)\n\(site.logs)")
+        #expect(await bob.finish(timeout: .seconds(20)) == 0, "\(bob.report)\n\(site.logs)")
+        #expect(await consult.finish(timeout: .seconds(20)) == 0, "\(consult.report)\n\(site.logs)")
+        #expect(await carla.finish(timeout: .seconds(20)) == 0, "\(carla.report)\n\(site.logs)")
+        #expect(bob.messageText.contains("SIP/2.0 200 OK") && bob.messageText.contains("Event: refer"), "\(bob.messageText.suffix(3000))")
+        #expect(site.process("pbx-1").outputText.contains("call transferred (attended)"), "\(site.logs)")
+        // Ana and Carla talk: Ana's audio reached Carla and Carla's echo came back.
+        let ended = await eventually(timeout: .seconds(10)) { site.process("sbc-1").outputText.components(separatedBy: "call ended").count - 1 >= 4 }
+        #expect(ended, "\(site.logs)")
+        let relayed = PBXCallTests.relayedPackets(in: site.process("sbc-1").outputText)
+        #expect(relayed.filter { $0 >= 40 }.count >= 4, "packets relayed per direction: \(relayed)\n\(site.logs)")
+        Logger(label: "test.pbx").notice("attended transfer: packets relayed per direction \(relayed)")
+        await ana.stop()
+        await bob.stop()
+        await consult.stop()
+        await carla.stop()
+        await site.stop()
+    }
+
     static func voicemail(_ site: CallSite) async throws -> [PBXVoicemailList.Message] {
         let (status, output) = try await site.troncal(["pbx", "voicemail", "list", "--json"])
         guard status == 0 else { throw CallSiteError("pbx voicemail list: \(output)") }

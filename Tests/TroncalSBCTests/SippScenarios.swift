@@ -286,23 +286,25 @@ enum SippScenarios {
         """
     }
 
+    /// The 200 with SDP (`direction`) to the INVITE or re-INVITE just received, as the callee.
+    static func answer(_ direction: String = "sendrecv") -> String {
+        """
+          <send retrans="500">
+            <![CDATA[
+              SIP/2.0 200 OK
+        \(okHeaders)
+              Content-Type: application/sdp
+              Content-Length: [len]
+
+        \(sdp(direction: direction).split(separator: "\n").map { "      " + $0 }.joined(separator: "\n"))
+            ]]>
+          </send>
+        """
+    }
+
     /// A carrier that answers, then answers each of two re-INVITEs (the first `recvonly`: it is being held), then the BYE.
     static let heldCarrier: String = {
-        func answer(_ direction: String) -> String {
-            """
-              <send retrans="500">
-                <![CDATA[
-                  SIP/2.0 200 OK
-            \(okHeaders)
-                  Content-Type: application/sdp
-                  Content-Length: [len]
-
-            \(sdp(direction: direction).split(separator: "\n").map { "          " + $0 }.joined(separator: "\n"))
-                ]]>
-              </send>
-            """
-        }
-        return """
+        """
             <?xml version="1.0" encoding="ISO-8859-1" ?>
             <scenario name="held carrier">
               <recv request="INVITE" crlf="true" rrs="true"/>

@@ -153,8 +153,21 @@ extension PBXCalls {
     /// A re-INVITE refresh, INFO, BYE … from a caller the PBX answered.
     func applicationRequest(_ number: Int, _ request: SIPRequest) {
         let leg = Self.caller(number)
-        guard let slot = calls[number], let app = slot.app else {
+        guard let slot = calls[number] else {
             loop.layer.respondInDialog(InviteServerTransaction.response(481, "Call/Transaction Does Not Exist", to: request), on: leg)
+            return
+        }
+        guard let app = slot.app else {
+            // Between a transfer's REFER and its destination's answer: the caller may hang up; a new offer waits.
+            switch request.method {
+            case .bye:
+                loop.layer.respondInDialog(InviteServerTransaction.response(200, "OK", to: request), on: leg)
+                transferAbandoned(number)
+            case .invite:
+                loop.layer.respondInDialog(InviteServerTransaction.response(491, "Request Pending", to: request), on: leg)
+            default:
+                loop.layer.respondInDialog(InviteServerTransaction.response(200, "OK", to: request), on: leg)
+            }
             return
         }
         switch request.method {
@@ -391,26 +404,51 @@ extension PBXCalls {
     /// PBX's endpoint closes. The destination was offered the caller's own media in the INVITE, so both sides talk
     /// directly (through their SBC relays) from here on; the call goes on as any answered call.
     func connectApplication(_ number: Int, machine index: Int, answer: SIPResponse) {
-        guard var slot = calls[number], let app = slot.app else { return }
+        guard var slot = calls[number], slot.answeredHere else { return }
+        let app = slot.app
         slot.winner = index
         slot.app = nil
+        slot.answeredHere = false
         calls[number] = slot
         for other in slot.machines.keys.sorted() where other != index { callEvent(number, machine: other, .callerCancel) }
-        app.step += 1
-        cancelApplicationTimer(number, app)
-        app.endpoint.close()
+        if let app {
+            app.step += 1
+            cancelApplicationTimer(number, app)
+            app.endpoint.close()
+        }
         guard var offer = try? SessionDescription(String(decoding: answer.body, as: UTF8.self)) else {
             logger.warning("the destination answered without SDP: hung up", metadata: ["call-id": "\(slot.callID)"])
             callEvent(number, machine: index, .timerFired(.sessionExpiry))
             return
         }
-        // The PBX's session toward the caller goes on (same origin, next version) with the destination's media.
+        // The caller's SDP session goes on (its origin, the next version) with the destination's media: the PBX's own
+        // session after a menu, the transferor's after a transfer.
         let family = media.address.contains(":") ? "IP6" : "IP4"
-        if let origin = offer.sessionLines.firstIndex(where: { $0.type == "o" }) {
-            offer.sessionLines[origin].value = "- \(app.sessionID) 2 IN \(family) \(media.address)"
+        let previous = slot.callerOrigin ?? "- \(app?.sessionID ?? "1") 1 IN \(family) \(media.address)"
+        if let line = offer.sessionLines.firstIndex(where: { $0.type == "o" }) {
+            offer.sessionLines[line].value = Self.nextVersion(of: previous)
+            calls[number]?.callerOrigin = offer.sessionLines[line].value
         }
-        logger.info("menu destination answered: caller connected", metadata: ["call-id": "\(slot.callID)", "tenant": "\(slot.tenant)"])
+        if slot.transfer != nil {
+            transferDone(number)
+        } else {
+            logger.info("menu destination answered: caller connected", metadata: ["call-id": "\(slot.callID)", "tenant": "\(slot.tenant)"])
+        }
         callEvent(number, machine: index, own: .caller, offer: Array(offer.text.utf8))
+    }
+
+    /// The `o=` value of an SDP body, when it is one.
+    static func origin(_ body: [UInt8]) -> String? {
+        guard !body.isEmpty, let text = String(validating: body, as: UTF8.self), let sdp = try? SessionDescription(text) else { return nil }
+        return sdp.sessionLines.first { $0.type == "o" }?.value
+    }
+
+    /// An origin line with its session version one higher (RFC 3264 §8: a changed session in the same dialog).
+    static func nextVersion(of origin: String) -> String {
+        var parts = origin.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        guard parts.count >= 6, let version = UInt64(parts[2]) else { return origin }
+        parts[2] = String(version &+ 1)
+        return parts.joined(separator: " ")
     }
 
     /// The application (or the destination it rang) failed with `status`: the caller hears a short busy tone and the
@@ -456,7 +494,7 @@ extension PBXCalls {
         if let to = slot.invite.headers.first(.to) { headers.append(.from, "\(to.valueString);tag=\(slot.callerLocalTag)") }
         if let from = slot.invite.headers.first(.from) { headers.append(.to, from.valueString) }
         headers.append(.callID, slot.callID)
-        headers.append(.cseq, "1 BYE")
+        headers.append(.cseq, "\(slot.callerCSeq + 1) BYE")
         headers.append(.maxForwards, "70")
         for route in ((try? slot.invite.headers.recordRoute()) ?? []) { headers.append(.route, route.description) }
         headers.append(.contentLength, "0")

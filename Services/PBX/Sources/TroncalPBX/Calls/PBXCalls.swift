@@ -31,7 +31,7 @@ final class PBXCalls: CallApplication {
     }
 
     struct Slot {
-        let invite: SIPRequest
+        var invite: SIPRequest
         let source: SIPSource
         let inviteTransaction: TransactionID
         let tenant: String
@@ -65,6 +65,22 @@ final class PBXCalls: CallApplication {
         var answeredHere = false
         /// Its media socket being opened.
         var appStarting = false
+        /// A blind transfer under way: the transferor's machine (still in its dialog for the NOTIFYs) and the REFER.
+        var transfer: PBXTransfer?
+        /// Transferors' machines of transfers done, still ending (their BYE does not end the call).
+        var releasedTransferors: Set<Int> = []
+        /// The last CSeq of ours in the caller's dialog, for machines that take it over (a transfer's destination).
+        var callerCSeq: UInt32 = 0
+        /// The origin line (`o=`) of the last SDP the caller got: a re-INVITE of the PBX's own goes on in that session.
+        var callerOrigin: String?
+        /// The same for the callee.
+        var calleeOrigin: String?
+        /// The last SDP each party sent (the caller's went on to the callee, the callee's to the caller): what an
+        /// attended transfer offers the other party it joins.
+        var callerSDP: [UInt8] = []
+        var calleeSDP: [UInt8] = []
+        /// Machines whose callee another call took over (an attended transfer): what they would send it is dropped.
+        var movedCallees: Set<Int> = []
     }
 
     let loop: CallLoop
@@ -80,6 +96,7 @@ final class PBXCalls: CallApplication {
     let prompts: PBXPrompts
     let applications: PBXApplicationSettings
     let mwiNotifies: [String: Counter]
+    let transfers: [String: Counter]
     var calls: [Int: Slot] = [:]
     private var nextCall = 1
     /// The member each round-robin ring group starts with next, by tenant/group.
@@ -117,6 +134,9 @@ final class PBXCalls: CallApplication {
         var notifies: [String: Counter] = [:]
         for name in ["sent", "answered", "refused", "failed"] { notifies[name] = Counter(label: "troncal_pbx_mwi_notifies_total", dimensions: [("result", name)]) }
         self.mwiNotifies = notifies
+        var transfers: [String: Counter] = [:]
+        for name in ["transferred", "failed", "refused"] { transfers[name] = Counter(label: "troncal_pbx_transfers_total", dimensions: [("result", name)]) }
+        self.transfers = transfers
         self.loop = loop
         self.registrar = registrar
         self.catalogs = catalogs
@@ -147,6 +167,7 @@ final class PBXCalls: CallApplication {
             registrar.prepareLayer()
             newCall(request, id: id, source: source)
         case .inDialogRequest(let leg, let request, let id):
+            if request.method == .refer { return refer(leg, request) }
             if request.method == .invite, let winner = calls[leg.call]?.winner, holdOrResume(leg.call, machine: winner, request, from: leg) { return }
             if leg.leg == Self.callerLeg, let slot = calls[leg.call], slot.answeredHere, slot.winner == nil {
                 return applicationRequest(leg.call, request)
@@ -599,6 +620,7 @@ final class PBXCalls: CallApplication {
                 summaryID: RandomID.uuidString(), now: Date())
             // The route is decided here: the machine's request for one is answered at once.
             _ = call.start()
+            call.continueCallerDialog(after: slot.callerCSeq)
             slot.machines[index] = Machine(call: call)
             started.append((index, plan))
         }
@@ -683,6 +705,10 @@ final class PBXCalls: CallApplication {
             case .route:
                 continue
             case .respondToCaller(let response):
+                if slot.winner == index || slot.winner == nil, (200..<300).contains(response.statusCode), let origin = Self.origin(response.body) {
+                    calls[number]?.callerOrigin = origin
+                    if slot.hold == nil { calls[number]?.calleeSDP = response.body }
+                }
                 let cseq = CSeqKey(response.headers)
                 guard let cseq, cseq.method == .invite, cseq == CSeqKey(slot.invite.headers) else {
                     if slot.winner == index { loop.layer.respondInDialog(response, on: Self.caller(number)) }
@@ -720,9 +746,17 @@ final class PBXCalls: CallApplication {
                 }
             case .sendToCaller(let request):
                 if speaksToCaller, slot.winner == index {
+                    if let origin = Self.origin(request.body) {
+                        calls[number]?.callerOrigin = origin
+                        if slot.hold == nil { calls[number]?.calleeSDP = request.body }
+                    }
                     loop.layer.send(request, on: Self.caller(number), to: .source(slot.source), purpose: .inDialog)
                 }
             case .inviteCallee(var request, let target):
+                if let origin = Self.origin(request.body) {
+                    calls[number]?.calleeOrigin = origin
+                    calls[number]?.callerSDP = request.body
+                }
                 if target.carrier == Self.outsideCarrier {
                     // The SBC takes the account to charge only from the site's PBX instances (RFC 8496).
                     if let charge = SIPHeaderField(rawName: "P-Charge-Info", value: "<sip:\(target.trunk)@\(Self.chargeDomain)>") {
@@ -736,13 +770,23 @@ final class PBXCalls: CallApplication {
                     callEvent(number, machine: index, .attemptTransportFailed)
                 }
             case .cancelCallee:
-                guard let id = machine.attempt else { continue }
+                guard let id = machine.attempt, !slot.movedCallees.contains(index) else { continue }
                 calls[number]?.machines[index]?.attempt = nil
                 loop.layer.cancel(id)
             case .sendToCallee(let request, let target):
+                if slot.movedCallees.contains(index) { continue }
+                if slot.winner == index, let origin = Self.origin(request.body) {
+                    calls[number]?.calleeOrigin = origin
+                    if slot.hold == nil { calls[number]?.callerSDP = request.body }
+                }
                 let kind = SIPTransportProtocol(rawValue: target.transport) ?? .udp
                 loop.layer.send(request, on: leg, to: .address(host: target.host, port: target.port, transport: kind), purpose: .inDialog)
             case .respondToCallee(let response):
+                if slot.movedCallees.contains(index) { continue }
+                if slot.winner == index, (200..<300).contains(response.statusCode), let origin = Self.origin(response.body) {
+                    calls[number]?.calleeOrigin = origin
+                    if slot.hold == nil { calls[number]?.callerSDP = response.body }
+                }
                 loop.layer.respondInDialog(response, on: leg)
             case .mediaDestination(_, let address, let port):
                 // The answer to the PBX's hold offer: the held party's media address; the music starts.
@@ -782,7 +826,12 @@ final class PBXCalls: CallApplication {
         if slot.winner == index {
             return callEnded(number, summary)
         }
+        // The transferor hung up (as it should once the transfer is under way): its call is over, the caller's is not.
+        if slot.transfer?.transferor == index || slot.releasedTransferors.contains(index) { return }
         guard slot.winner == nil, slot.machines.isEmpty else { return }
+        if slot.transfer != nil, !slot.cancelled {
+            return transferFailed(number, status: Self.best(slot.failures)?.statusCode ?? 480)
+        }
         // Every place rung failed.
         let best = Self.best(slot.failures)
         let status = best?.statusCode ?? 480
