@@ -78,6 +78,17 @@ import TroncalSIP
         return "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"application caller\">\n\(steps)\n</scenario>\n"
     }
 
+    /// A site of `PBXCallTests.site`, without the SBC's keep-alive OPTIONS: the sipp phones here run one scenario for
+    /// several messages, and an OPTIONS between them (every 25 s by default) would abort it on a slow machine.
+    static func site(billing: Bool, catalogs: [(String, String)], adjust: @escaping (inout SiteConfig, Int) -> Void = { _, _ in }) async throws
+        -> CallSite
+    {
+        try await PBXCallTests.site(billing: billing, catalogs: catalogs) { config, offset in
+            config.sbc.keepAliveSeconds = 0
+            adjust(&config, offset)
+        }
+    }
+
     static func keys(_ file: URL) -> String { "  <nop><action><exec play_pcap_audio=\"\(file.path)\"/></action></nop>" }
     static func audio(_ file: URL) -> String { "  <nop><action><exec rtp_stream=\"\(file.path),1,0\"/></action></nop>" }
     static func pause(_ milliseconds: Int) -> String { "  <pause milliseconds=\"\(milliseconds)\"/>" }
@@ -105,7 +116,7 @@ import TroncalSIP
 
     @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
     func anIVRMenuSendsCallersWhereTheirKeysSayAndItsFallbackWhenNothingIsPressed() async throws {
-        let site = try await PBXCallTests.site(billing: false, catalogs: [("extensions", Self.extensions), ("menus", Self.menus)])
+        let site = try await Self.site(billing: false, catalogs: [("extensions", Self.extensions), ("menus", Self.menus)])
         defer { site.remove() }
         // Bob (102) answers each call the menus send him.
         let registration = try RegistrationTests().sipp(
@@ -160,7 +171,7 @@ import TroncalSIP
         let script = """
             if [ -e '\(mail.url.path)/failed-once' ]; then cat > '\(mail.url.path)/mail.eml'; else touch '\(mail.url.path)/failed-once'; cat > /dev/null; echo 'smtp: connection refused' >&2; exit 75; fi
             """
-        let site = try await PBXCallTests.site(billing: false, catalogs: [("extensions", Self.extensions)]) { config, _ in
+        let site = try await Self.site(billing: false, catalogs: [("extensions", Self.extensions)]) { config, _ in
             config.pbx.voicemailMailCommand = ["/bin/sh", "-c", script]
             config.pbx.voicemailRetrySeconds = 1
         }
@@ -300,7 +311,7 @@ import TroncalSIP
     @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
     func aBlindTransferConnectsTheCallerToTheNewDestinationAndTellsTheTransferor() async throws {
         let extensions = Self.extensions + "acme,103,Carla,secret-103-pw,no,,\n"
-        let site = try await PBXCallTests.site(billing: false, catalogs: [("extensions", extensions)])
+        let site = try await Self.site(billing: false, catalogs: [("extensions", extensions)])
         defer { site.remove() }
         let bob = try await PBXCallTests.answeringPhone(site, "102", password: "secret-102-pw", slot: 2, scenario: Self.transferor)
         let carla = try await PBXCallTests.answeringPhone(
@@ -339,7 +350,7 @@ import TroncalSIP
 
     @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
     func aCallTransferredToAnOutsideNumberHasItsOwnCDROnTheTenantsAccount() async throws {
-        let site = try await PBXCallTests.site(billing: true, catalogs: [("extensions", Self.extensions)])
+        let site = try await Self.site(billing: true, catalogs: [("extensions", Self.extensions)])
         defer { site.remove() }
         try await BillingCallTests.prepare(site, topUp: "10")
         let carrier = try SBCCallTests.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: site.carrierPort(0), calls: 1)
@@ -383,7 +394,7 @@ import TroncalSIP
     @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
     func anAttendedTransferJoinsTheCallerWithTheConsultedPartyAndReleasesTheTransferor() async throws {
         let extensions = Self.extensions + "acme,103,Carla,secret-103-pw,no,,\n"
-        let site = try await PBXCallTests.site(billing: false, catalogs: [("extensions", extensions)])
+        let site = try await Self.site(billing: false, catalogs: [("extensions", extensions)])
         defer { site.remove() }
         // Bob (102) answers Ana, and after his other phone has called Carla he transfers Ana to her (Replaces).
         let attended = Self.transferor

@@ -61,5 +61,13 @@ extension AlarmRule {
             name: "BackupDrillFailed", category: .service, metric: "troncal_backup_drill_passed", comparison: .below, critical: 1,
             summary: "the last restore drill of {{source}} failed",
             action: "The backup does not restore to what was recorded: read the drill log (backup-work/drills.jsonl), keep older backups, fix the cause."),
+        AlarmRule(
+            name: "VoicemailDeliveryRetrying", category: .service, metric: "troncal_pbx_voicemail_deliveries_retrying", warning: 1, forSeconds: 600,
+            summary: "{{instance}} has {{value}} voicemail deliveries failing and being retried",
+            action: "Run troncal pbx voicemail list: the last error says why (the mail command or relay, the webhook)."),
+        AlarmRule(
+            name: "VoicemailDeliveryFailed", category: .service, metric: "troncal_pbx_voicemail_deliveries_failed_last_day", critical: 1,
+            summary: "{{instance}} gave up {{value}} voicemail deliveries in the last 24 h",
+            action: "Those messages were not e-mailed or posted: read troncal pbx voicemail list, fix the cause, tell the owners."),
     ]
 }

@@ -26,8 +26,15 @@ struct VoicemailOutbox: Service {
     let logger: Logger
 
     func run() async throws {
+        let retrying = Gauge(label: "troncal_pbx_voicemail_deliveries_retrying")
+        let failed = Gauge(label: "troncal_pbx_voicemail_deliveries_failed_last_day")
         while !Task.isCancelledOrShuttingDown {
             await deliverDue()
+            // What the monitor's VoicemailDelivery alarms read.
+            if let health = try? await store.deliveryHealth(now: Int64(Date().timeIntervalSince1970)) {
+                retrying.record(health.retrying)
+                failed.record(health.failedLastDay)
+            }
             // Once a second: a message just saved goes out within a second, and retries come due.
             await Task.sleepUnlessShuttingDown(for: .seconds(1))
         }

@@ -32,7 +32,7 @@ public final class VoicemailStore: Sendable {
             """
             CREATE TABLE pbx_voicemail_deliveries (message_id TEXT NOT NULL, channel TEXT NOT NULL, target TEXT NOT NULL, status TEXT NOT NULL,
             attempts BIGINT NOT NULL, last_error TEXT NOT NULL, next_attempt_at BIGINT, delivered_at BIGINT, instance TEXT NOT NULL,
-            PRIMARY KEY (message_id, channel))
+            updated_at BIGINT NOT NULL, PRIMARY KEY (message_id, channel))
             """,
             "CREATE INDEX pbx_voicemail_due ON pbx_voicemail_deliveries (instance, status, next_attempt_at)",
             """
@@ -93,8 +93,8 @@ public final class VoicemailStore: Sendable {
                 for delivery in deliveries {
                     try await transaction.execute(
                         """
-                        INSERT INTO pbx_voicemail_deliveries (message_id, channel, target, status, attempts, last_error, next_attempt_at, delivered_at, instance)
-                        VALUES ($1, $2, $3, 'pending', 0, '', $4, NULL, $5)
+                        INSERT INTO pbx_voicemail_deliveries (message_id, channel, target, status, attempts, last_error, next_attempt_at, delivered_at, instance,
+                        updated_at) VALUES ($1, $2, $3, 'pending', 0, '', $4, NULL, $5, $4)
                         """, [.text(id), .text(delivery.channel), .text(delivery.target), .integer(message.receivedAt), .text(instance)])
                 }
             }
@@ -254,11 +254,25 @@ public final class VoicemailStore: Sendable {
         let status = error == nil ? "delivered" : nextAttemptAt == nil ? "failed" : "retrying"
         try await store.execute(
             """
-            UPDATE pbx_voicemail_deliveries SET status = $1, attempts = attempts + 1, last_error = CASE WHEN $2 = '' THEN last_error ELSE $2 END, next_attempt_at = $3, delivered_at = $4
-            WHERE message_id = $5 AND channel = $6
+            UPDATE pbx_voicemail_deliveries SET status = $1, attempts = attempts + 1, last_error = CASE WHEN $2 = '' THEN last_error ELSE $2 END, next_attempt_at = $3, delivered_at = $4,
+            updated_at = $7 WHERE message_id = $5 AND channel = $6
             """,
             [.text(status), .text(error ?? ""), nextAttemptAt.map { .integer($0) } ?? .null, error == nil ? .integer(now) : .null,
-             .text(delivery.messageID), .text(delivery.channel)])
+             .text(delivery.messageID), .text(delivery.channel), .integer(now)])
+    }
+
+    /// This instance's deliveries being retried now, and those given up in the last 24 h (the monitor's alarms).
+    func deliveryHealth(now: Int64) async throws -> (retrying: Int, failedLastDay: Int) {
+        let rows = try await store.query(
+            """
+            SELECT status, COUNT(*) AS n FROM pbx_voicemail_deliveries
+            WHERE instance = $1 AND (status = 'retrying' OR (status = 'failed' AND updated_at > $2)) GROUP BY status
+            """, [.text(instance), .integer(now - 86_400)])
+        var health = (retrying: 0, failedLastDay: 0)
+        for row in rows {
+            if try row.string("status") == "retrying" { health.retrying = Int(try row.int("n")) } else { health.failedLastDay = Int(try row.int("n")) }
+        }
+        return health
     }
 
     /// Every message (deleted ones too) with its deliveries, for `troncal pbx voicemail list`.
