@@ -75,6 +75,7 @@ final class PBXPrompts: Sendable {
             process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
             do {
                 try process.run()
+                ProcessDeadline.kill(process, after: 30)
             } catch {
                 continuation.resume(throwing: PromptError("\(command) could not be started: \(error) (install Debian's espeak-ng, or use file: prompts)"))
             }

@@ -133,6 +133,8 @@ struct VoicemailOutbox: Service {
                 continuation.resume(throwing: DeliveryError("the mail command \(executable) could not be started: \(error)"))
                 return
             }
+            // A command that hangs (an MTA waiting on a dead relay) is killed: the attempt fails and is retried.
+            ProcessDeadline.kill(process, after: 60)
             // The message on its standard input; a command that exits without reading it fails the write, not the PBX.
             signal(SIGPIPE, SIG_IGN)
             try? input.fileHandleForWriting.write(contentsOf: Data(text.utf8))
@@ -173,4 +175,20 @@ struct VoicemailOutbox: Service {
 struct DeliveryError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// Kills a child process still running after a deadline (its termination handler then reports the signal).
+enum ProcessDeadline {
+    /// Process is thread-safe for `isRunning` and `terminate`; it is not marked Sendable.
+    final class Box: @unchecked Sendable {
+        let process: Process
+        init(_ process: Process) { self.process = process }
+    }
+
+    static func kill(_ process: Process, after seconds: Int) {
+        let box = Box(process)
+        DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(seconds)) {
+            if box.process.isRunning { box.process.terminate() }
+        }
+    }
 }
