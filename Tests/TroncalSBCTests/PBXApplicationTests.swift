@@ -263,6 +263,47 @@ import TroncalSIP
         await site.stop()
     }
 
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func theOwnerChangesThePINAndRecordsAGreetingFromTheBoxMenu() async throws {
+        let site = try await Self.site(billing: false, catalogs: [("extensions", Self.extensions)])
+        defer { site.remove() }
+        let pin = try Self.write(DTMFMedia.pcap("1234", gapMilliseconds: 250), "pin.pcap", in: site)
+        let newPIN = try Self.write(DTMFMedia.pcap("5678#", gapMilliseconds: 250), "new-pin.pcap", in: site)
+        let four = try Self.write(DTMFMedia.pcap("4"), "key-4.pcap", in: site)
+        let three = try Self.write(DTMFMedia.pcap("3"), "key-3.pcap", in: site)
+        let pound = try Self.write(DTMFMedia.pcap("#"), "key-pound.pcap", in: site)
+        let tone = try Self.write(DTMFMedia.tone(milliseconds: 1500), "tone.ulaw", in: site)
+        // PIN 1234; 4: the new PIN 5678#; 3: a greeting of 1.5 s of 1 kHz, then #.
+        let owner = try Self.phone(
+            site, "102", password: "secret-102-pw", dialling: "*97", slot: 3,
+            scenario: Self.caller(
+                during: [
+                    Self.pause(1000), Self.keys(pin), Self.pause(3000), Self.keys(four), Self.pause(2000), Self.keys(newPIN), Self.pause(4000),
+                    Self.keys(three), Self.pause(5000), Self.audio(tone), Self.pause(2500), Self.keys(pound), Self.pause(2500),
+                ].joined(separator: "\n"), connected: false))
+        #expect(await owner.finish(timeout: .seconds(90)) == 0, "\(owner.report)\n\(site.logs)")
+        let log = site.process("pbx-1").outputText
+        #expect(log.contains("voicemail PIN changed") && log.contains("voicemail greeting changed"), "\(site.logs)")
+        // The greeting is the owner's tone.
+        let greeting = site.directory.url.appendingPathComponent("data/pbx-1/voicemail/acme/102/greeting.wav")
+        let frequency = try await Self.roughFrequency(greeting.path)
+        #expect(abs(frequency - 1000) < 50, "sox: \(frequency) Hz in \(greeting.path)")
+        // The old PIN no longer opens the box; the new one does.
+        let oldPIN = try Self.write(DTMFMedia.pcap("1234#", gapMilliseconds: 250), "old-pin.pcap", in: site)
+        let again = try Self.phone(
+            site, "102", password: "secret-102-pw", dialling: "*97", slot: 4,
+            scenario: Self.caller(
+                during: [Self.pause(1000), Self.keys(oldPIN), Self.pause(4000), Self.keys(newPIN), Self.pause(2500)].joined(separator: "\n"),
+                connected: false))
+        #expect(await again.finish(timeout: .seconds(60)) == 0, "\(again.report)\n\(site.logs)")
+        let after = site.process("pbx-1").outputText
+        #expect(after.contains("voicemail: wrong PIN"), "\(site.logs)")
+        #expect(after.components(separatedBy: "voicemail box opened").count - 1 == 2, "\(site.logs)")
+        await owner.stop()
+        await again.stop()
+        await site.stop()
+    }
+
     /// 102 answers 101's call, then transfers it blind to 103 (REFER), takes the NOTIFYs (100 Trying, then 200 OK) and
     /// hangs up, as a phone does.
     static let transferor = """
