@@ -1,6 +1,7 @@
 public import Foundation
 internal import Logging
 public import TroncalProtocol
+internal import TroncalStore
 
 /// A configuration problem, naming the key at fault (`link.requestTimeoutMilliseconds`) and what is allowed.
 public struct ConfigError: Error, Sendable, CustomStringConvertible {
@@ -228,6 +229,24 @@ public enum ConfigLoader {
         }
         if config.store.backend == "postgres" {
             try port(config.store.postgres.port, "store.postgres.port")
+            for (index, host) in config.store.postgres.hosts.enumerated() {
+                do {
+                    _ = try PostgresHost(parsing: host)
+                } catch let error as StoreError {
+                    throw fail("store.postgres.hosts[\(index)]", error.message)
+                } catch {
+                    throw fail("store.postgres.hosts[\(index)]", "\(error)")
+                }
+            }
+            guard config.store.postgres.hosts.isEmpty || config.store.postgres.unixSocketPath.isEmpty else {
+                throw fail("store.postgres.hosts", "cannot be used with store.postgres.unixSocketPath")
+            }
+            guard config.store.postgres.primaryCheckIntervalMilliseconds >= 100 else {
+                throw fail("store.postgres.primaryCheckIntervalMilliseconds", "must be at least 100")
+            }
+            guard config.store.postgres.failoverWaitSeconds >= 1 else {
+                throw fail("store.postgres.failoverWaitSeconds", "must be at least 1")
+            }
             guard !config.store.postgres.database.isEmpty else { throw fail("store.postgres.database", "must not be empty") }
             guard !config.store.postgres.user.isEmpty else { throw fail("store.postgres.user", "must not be empty") }
         }

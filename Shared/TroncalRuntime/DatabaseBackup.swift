@@ -45,6 +45,14 @@ public enum DatabaseBackup {
     public static func connection(_ settings: PostgresSettings, database: String) -> (arguments: [String], environment: [String: String]) {
         var environment = ProcessInfo.processInfo.environment
         if !settings.password.isEmpty { environment["PGPASSWORD"] = settings.password }
+        if settings.unixSocketPath.isEmpty, let servers = try? settings.servers(), servers.count > 1 {
+            // A replicated cluster: libpq tries each server and keeps the primary (PostgreSQL 14 and later).
+            environment["PGTARGETSESSIONATTRS"] = "read-write"
+            return ([
+                "-h", servers.map(\.host).joined(separator: ","), "-p", servers.map { "\($0.port)" }.joined(separator: ","),
+                "-U", settings.user, "-d", database,
+            ], environment)
+        }
         let host = settings.unixSocketPath.isEmpty ? settings.host : URL(fileURLWithPath: settings.unixSocketPath).deletingLastPathComponent().path
         return (["-h", host, "-p", "\(settings.port)", "-U", settings.user, "-d", database], environment)
     }

@@ -88,6 +88,13 @@ public struct PostgresSettings: Codable, Sendable, Equatable {
     public var database: String = "troncal"
     /// A Unix socket directory's socket path; when set, used instead of host and port.
     public var unixSocketPath: String = ""
+    /// Every server of a replicated cluster (`host:port`, primary and standbys in any order); when set, `host` and
+    /// `port` are not used and the store follows the primary (see docs/store.md).
+    public var hosts: [String] = []
+    /// With `hosts`: how often the store checks that its server is still the primary.
+    public var primaryCheckIntervalMilliseconds: Int = 1_000
+    /// With `hosts`: how long a statement that could not run waits for a primary.
+    public var failoverWaitSeconds: Int = 30
     public init() {}
 }
 

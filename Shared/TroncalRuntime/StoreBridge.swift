@@ -22,10 +22,16 @@ enum StoreBridge {
 }
 
 extension PostgresSettings {
-    /// The connection to `database` on this server.
+    /// The connection to `database` on this server, or on the primary of `hosts`.
     public func configuration(database: String) -> PostgresConfiguration {
         PostgresConfiguration(
             host: host, port: port, user: user, password: password.isEmpty ? nil : password, database: database,
-            unixSocketPath: unixSocketPath.isEmpty ? nil : unixSocketPath)
+            unixSocketPath: unixSocketPath.isEmpty ? nil : unixSocketPath, hosts: (try? servers()) ?? [],
+            primaryCheckIntervalMilliseconds: primaryCheckIntervalMilliseconds, failoverWaitSeconds: failoverWaitSeconds)
+    }
+
+    /// `hosts` parsed (the configuration check refuses a bad one, naming it).
+    public func servers() throws -> [PostgresHost] {
+        try hosts.map { try PostgresHost(parsing: $0) }
     }
 }

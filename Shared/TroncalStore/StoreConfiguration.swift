@@ -108,14 +108,82 @@ public enum PostgresTLSMode: String, Sendable, Hashable, Codable, CaseIterable {
     case require
 }
 
-/// A PostgreSQL server and the credentials to reach it.
+/// One PostgreSQL server of a replicated cluster, `host:port` (`[::1]:5432` for an IPv6 address).
+public struct PostgresHost: Sendable, Hashable, CustomStringConvertible, Codable {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int = 5432) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `host`, `host:port`, `[v6]` or `[v6]:port`.
+    public init(parsing text: String) throws {
+        var host = text
+        var port = 5432
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else {
+                throw StoreError(.invalidConfiguration, "PostgreSQL host \"\(text)\" has no closing ]")
+            }
+            host = String(text[text.index(after: text.startIndex)..<close])
+            let rest = text[text.index(after: close)...]
+            if !rest.isEmpty {
+                guard rest.hasPrefix(":"), let value = Int(rest.dropFirst()) else {
+                    throw StoreError(.invalidConfiguration, "PostgreSQL host \"\(text)\" has a bad port")
+                }
+                port = value
+            }
+        } else if let colon = text.lastIndex(of: ":"), text.firstIndex(of: ":") == colon {
+            host = String(text[..<colon])
+            guard let value = Int(text[text.index(after: colon)...]) else {
+                throw StoreError(.invalidConfiguration, "PostgreSQL host \"\(text)\" has a bad port")
+            }
+            port = value
+        }
+        guard !host.isEmpty else { throw StoreError(.invalidConfiguration, "a PostgreSQL host is empty") }
+        guard (1...65_535).contains(port) else {
+            throw StoreError(.invalidConfiguration, "PostgreSQL host \"\(text)\": port \(port) is not between 1 and 65535")
+        }
+        self.init(host: host, port: port)
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        do {
+            try self.init(parsing: text)
+        } catch let error as StoreError {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.message))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}
+
+/// A PostgreSQL server (or a replicated cluster of them) and the credentials to reach it.
 ///
 /// Connects over TCP to `host:port`, or through the Unix socket at ``unixSocketPath`` when set. TLS defaults to
 /// ``PostgresTLSMode/disable`` for loopback hosts and Unix sockets and to ``PostgresTLSMode/require`` for any other
 /// host; set ``tls`` to choose explicitly.
+///
+/// With several ``hosts`` (a primary and its standbys, e.g. managed by Patroni) the store connects to the one that
+/// accepts writes (`pg_is_in_recovery()` is false), checks it every ``primaryCheckIntervalMilliseconds``, and moves
+/// to the new primary after a failover or switchover; see ``PostgresStore``.
 public struct PostgresConfiguration: Sendable, Hashable, Codable {
     public var host: String
     public var port: Int
+    /// Every server of a replicated cluster, in order of preference; empty means only `host:port`.
+    public var hosts: [PostgresHost]
+    /// With several hosts: how often the store checks that its server is still the primary.
+    public var primaryCheckIntervalMilliseconds: Int
+    /// With several hosts: how long a statement that could not run (no primary reachable, or the server turned
+    /// read-only) waits for a primary before its error is returned.
+    public var failoverWaitSeconds: Int
     public var user: String
     public var password: String?
     public var database: String
@@ -134,10 +202,14 @@ public struct PostgresConfiguration: Sendable, Hashable, Codable {
     public init(
         host: String = "127.0.0.1", port: Int = 5432, user: String, password: String? = nil, database: String,
         unixSocketPath: String? = nil, tls: PostgresTLSMode? = nil, tlsCACertificatePath: String? = nil,
-        maximumConnections: Int = 10, connectTimeoutSeconds: Int = 10
+        maximumConnections: Int = 10, connectTimeoutSeconds: Int = 10, hosts: [PostgresHost] = [],
+        primaryCheckIntervalMilliseconds: Int = 1_000, failoverWaitSeconds: Int = 30
     ) {
         self.host = host
         self.port = port
+        self.hosts = hosts
+        self.primaryCheckIntervalMilliseconds = primaryCheckIntervalMilliseconds
+        self.failoverWaitSeconds = failoverWaitSeconds
         self.user = user
         self.password = password
         self.database = database
@@ -148,11 +220,32 @@ public struct PostgresConfiguration: Sendable, Hashable, Codable {
         self.connectTimeoutSeconds = connectTimeoutSeconds
     }
 
+    /// The servers to try: ``hosts``, or `host:port` alone.
+    public var candidates: [PostgresHost] {
+        hosts.isEmpty ? [PostgresHost(host: host, port: port)] : hosts
+    }
+
     /// Parses a libpq-style URL: `postgres://user:password@host:port/database?sslmode=disable&host=/socket/dir`.
     ///
     /// `sslmode` accepts `disable`, `prefer` and `require` (`verify-ca`/`verify-full` mean `require`); a `host`
-    /// query item that is a path selects a Unix socket. Errors never repeat the URL, which may hold a password.
+    /// query item that is a path selects a Unix socket. Several servers are written as libpq writes them,
+    /// `postgres://user@db1:5432,db2:5432/database`; `target_session_attrs` may be given as `read-write` (what the
+    /// store always looks for). Errors never repeat the URL, which may hold a password.
     public init(url: String) throws {
+        var url = url
+        var hostList: [PostgresHost] = []
+        if let schemeEnd = url.range(of: "://") {
+            let authorityEnd = url[schemeEnd.upperBound...].firstIndex(where: { $0 == "/" || $0 == "?" }) ?? url.endIndex
+            let authority = url[schemeEnd.upperBound..<authorityEnd]
+            let hostStart = authority.lastIndex(of: "@").map { authority.index(after: $0) } ?? authority.startIndex
+            let hostPart = authority[hostStart...]
+            if hostPart.contains(",") {
+                hostList = try hostPart.split(separator: ",", omittingEmptySubsequences: false).map {
+                    try PostgresHost(parsing: String($0))
+                }
+                url.replaceSubrange(hostStart..<authorityEnd, with: hostList[0].description)
+            }
+        }
         guard let components = URLComponents(string: url), let scheme = components.scheme,
             scheme == "postgres" || scheme == "postgresql"
         else {
@@ -183,17 +276,24 @@ public struct PostgresConfiguration: Sendable, Hashable, Codable {
                 if let value = item.value, value.hasPrefix("/") { unixSocketPath = value }
             case "sslrootcert":
                 tlsCACertificatePath = item.value
+            case "target_session_attrs":
+                guard item.value == "read-write" || item.value == "primary" else {
+                    throw StoreError(
+                        .invalidConfiguration,
+                        "target_session_attrs \"\(item.value ?? "")\" is not supported; the store always uses the primary")
+                }
             default:
                 throw StoreError(.invalidConfiguration, "unknown PostgreSQL URL option \"\(item.name)\"")
             }
         }
+        hosts = hostList
     }
 
     /// The TLS mode in force: ``tls`` when set, otherwise the default for the host.
     public var effectiveTLS: PostgresTLSMode {
         if let tls { return tls }
         if unixSocketPath != nil { return .disable }
-        return Self.isLoopback(host) ? .disable : .require
+        return candidates.allSatisfy({ Self.isLoopback($0.host) }) ? .disable : .require
     }
 
     static func isLoopback(_ host: String) -> Bool {
@@ -202,7 +302,7 @@ public struct PostgresConfiguration: Sendable, Hashable, Codable {
 
     private enum CodingKeys: String, CodingKey {
         case host, port, user, password, database, unixSocketPath, tls, tlsCACertificatePath, maximumConnections,
-            connectTimeoutSeconds
+            connectTimeoutSeconds, hosts, primaryCheckIntervalMilliseconds, failoverWaitSeconds
     }
 
     public init(from decoder: any Decoder) throws {
@@ -217,7 +317,11 @@ public struct PostgresConfiguration: Sendable, Hashable, Codable {
             tls: try container.decodeIfPresent(PostgresTLSMode.self, forKey: .tls),
             tlsCACertificatePath: try container.decodeIfPresent(String.self, forKey: .tlsCACertificatePath),
             maximumConnections: try container.decodeIfPresent(Int.self, forKey: .maximumConnections) ?? 10,
-            connectTimeoutSeconds: try container.decodeIfPresent(Int.self, forKey: .connectTimeoutSeconds) ?? 10)
+            connectTimeoutSeconds: try container.decodeIfPresent(Int.self, forKey: .connectTimeoutSeconds) ?? 10,
+            hosts: try container.decodeIfPresent([PostgresHost].self, forKey: .hosts) ?? [],
+            primaryCheckIntervalMilliseconds:
+                try container.decodeIfPresent(Int.self, forKey: .primaryCheckIntervalMilliseconds) ?? 1_000,
+            failoverWaitSeconds: try container.decodeIfPresent(Int.self, forKey: .failoverWaitSeconds) ?? 30)
     }
 }
 
@@ -225,7 +329,8 @@ extension PostgresConfiguration: CustomStringConvertible, CustomDebugStringConve
     /// `postgres://user@host:port/database`, with the password replaced by `***` when there is one.
     public var description: String {
         let credentials = password == nil ? user : "\(user):***"
-        let endpoint = unixSocketPath.map { "[socket \($0)]" } ?? "\(host):\(port)"
+        let endpoint =
+            unixSocketPath.map { "[socket \($0)]" } ?? candidates.map(\.description).joined(separator: ",")
         return "postgres://\(credentials)@\(endpoint)/\(database)"
     }
 
@@ -236,7 +341,7 @@ extension PostgresConfiguration: CustomStringConvertible, CustomDebugStringConve
         Mirror(
             self,
             children: [
-                "host": host, "port": port, "user": user, "password": password == nil ? "nil" : "***",
+                "host": host, "port": port, "hosts": hosts.map(\.description), "user": user, "password": password == nil ? "nil" : "***",
                 "database": database, "unixSocketPath": unixSocketPath as Any, "tls": effectiveTLS,
                 "maximumConnections": maximumConnections, "connectTimeoutSeconds": connectTimeoutSeconds,
             ])
