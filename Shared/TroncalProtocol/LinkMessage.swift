@@ -14,6 +14,14 @@ extension LinkMessage {
 /// A message that expects exactly one reply of type `Reply` (or an `error`).
 public protocol LinkRequest: LinkMessage {
     associatedtype Reply: LinkMessage
+    /// Whether sending the request again to another instance (after one did not answer in time) is harmless: a
+    /// read, or a write keyed by an id the receiver stores once (a CDR id, a reservation by call id). Link clients
+    /// with several instances resend such requests when the first instance is slow; others are sent once.
+    static var retryable: Bool { get }
+}
+
+extension LinkRequest {
+    public static var retryable: Bool { false }
 }
 
 /// A body with no fields, encoded as `{}`.

@@ -40,7 +40,7 @@ struct LoopLinkClientTests {
         await server.stop()
     }
 
-    @Test func aRequestWhosePeerHangsFailsByItsDeadlineAndTheNextGoesToAnotherInstance() async throws {
+    @Test func aRequestWhosePeerHangsFailsByItsDeadlineAndTheNextIsAnswered() async throws {
         let pki = try TemporaryPKI()
         defer { pki.remove() }
         let first = try await RunningServer.start(pki, instance: "routing-1")
@@ -62,8 +62,10 @@ struct LoopLinkClientTests {
                     client.value.request(SlowEcho(text: "after", delayMilliseconds: 0), timeout: .seconds(10)).map { (first, $0.instance) }
                 }
         }
+        // One missed answer is not enough to suspect an instance (it answers its probes): the next request is
+        // answered by whichever instance's turn it is.
         #expect(outcome.0 == "\(LinkError.Code.timeout)")
-        #expect(outcome.1 == "routing-2")
+        #expect(outcome.1 == "routing-1" || outcome.1 == "routing-2")
         await first.stop()
         await second.stop()
     }

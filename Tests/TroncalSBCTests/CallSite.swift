@@ -43,9 +43,10 @@ final class CallSite: Sendable {
     /// `monitor`: also run `troncal-monitor`; `pbx`: also run `troncal-pbx` (its registrar on 127.0.0.1:5070+offset).
     /// `pbxInstances`: how many PBX instances run (`pbx-1`, `pbx-2`, …; the test's `adjust` adds the others to the site).
     /// `routing: false`: no routing process (registration tests need none; one process less on a loaded machine).
+    /// `routingInstances: 2` also runs `routing-2` (link 7108, admin 8108 + offset), beside `routing-1`.
     init(
         billing: Bool = false, monitor: Bool = false, pbx: Bool = false, pbxInstances: Int = 1, routing: Bool = true,
-        adjust: (inout SiteConfig, Int) -> Void
+        routingInstances: Int = 1, adjust: (inout SiteConfig, Int) -> Void
     ) async throws {
         let directory = try TemporaryDirectory(prefix: "troncal-calls")
         self.directory = directory
@@ -71,9 +72,12 @@ final class CallSite: Sendable {
         config.routing.probeIntervalMilliseconds = 0
         // No billing process in most call tests.
         config.routing.authorization = billing ? "required" : "off"
+        if routing, routingInstances >= 2 {
+            config.instances.append(InstanceSettings(role: .routing, name: "routing-2", linkPort: 7108 + offset, adminPort: 8108 + offset))
+        }
         adjust(&config, offset)
         self.config = config
-        instances = (routing ? ["routing-1"] : []) + ["sbc-1"] + (billing ? ["billing-1"] : []) + (monitor ? ["monitor-1"] : []) + (pbx ? (1...max(1, pbxInstances)).map { "pbx-\($0)" } : [])
+        instances = (routing ? (1...min(2, max(1, routingInstances))).map { "routing-\($0)" } : []) + ["sbc-1"] + (billing ? ["billing-1"] : []) + (monitor ? ["monitor-1"] : []) + (pbx ? (1...max(1, pbxInstances)).map { "pbx-\($0)" } : [])
         try ConfigLoader.encode(config).write(to: directory.url.appendingPathComponent("site.json"))
         let binaries = troncalBinaryDirectory()
         let (code, output) = try await ChildProcess.run(binaries.appendingPathComponent("troncal"), ["pki", "init", "--data-dir", directory.url.path])
@@ -110,7 +114,8 @@ final class CallSite: Sendable {
             defer { count += 1 }
             return count
         }
-        let log = processes.withLock { $0[instance] } == nil ? "\(role(of: instance)).log" : "\(role(of: instance))-\(count).log"
+        let name = instance.hasSuffix("-1") ? role(of: instance) : instance
+        let log = processes.withLock { $0[instance] } == nil ? "\(name).log" : "\(name)-\(count).log"
         let child = try ChildProcess(
             troncalBinaryDirectory().appendingPathComponent("troncal-\(role(of: instance))"), ["--config", configURL.path, "--instance", instance],
             output: directory.url.appendingPathComponent(log))
@@ -143,7 +148,7 @@ final class CallSite: Sendable {
     }
 
     func stop() async {
-        for instance in ["sbc-1", "routing-1", "billing-1", "monitor-1"] + instances.filter({ $0.hasPrefix("pbx-") }) where instances.contains(instance) {
+        for instance in ["sbc-1", "routing-1", "routing-2", "billing-1", "monitor-1"] + instances.filter({ $0.hasPrefix("pbx-") }) where instances.contains(instance) {
             if let child = processes.withLock({ $0[instance] }) { await child.stop() }
         }
     }
@@ -171,6 +176,7 @@ final class CallSite: Sendable {
     var logs: String {
         var text = "--- sbc.log (tail)\n\(sbc.outputText.suffix(4000))"
         if instances.contains("routing-1") { text += "\n--- routing.log (tail)\n\(routing.outputText.suffix(1500))" }
+        if instances.contains("routing-2") { text += "\n--- routing-2 (tail)\n\(process("routing-2").outputText.suffix(1500))" }
         if instances.contains("billing-1") { text += "\n--- billing.log (tail)\n\(billing.outputText.suffix(1500))" }
         if instances.contains("monitor-1") { text += "\n--- monitor.log (tail)\n\(process("monitor-1").outputText.suffix(3000))" }
         for pbx in instances where pbx.hasPrefix("pbx-") { text += "\n--- \(pbx).log (tail)\n\(process(pbx).outputText.suffix(3000))" }

@@ -529,3 +529,52 @@ struct SBCCallTests {
         return (try? site.summaries()) ?? []
     }
 }
+
+/// Two routing instances share the SBC's route requests; one paused (SIGSTOP) is suspected, not declared dead, and
+/// the calls go on through the other.
+@Suite("SBC calls with a paused routing instance", .serialized, .startsProcesses)
+struct PausedInstanceCallTests {
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"), .startsProcessesAlone)
+    func aRoutingInstancePausedForTenSecondsIsSuspectedNotDeclaredDeadAndNoCallIsLost() async throws {
+        let site = try await CallSite(routingInstances: 2) { config, offset in
+            config.sbc.customers = [CallSite.customer()]
+            config.routing.routes = [
+                RouteSettings(prefix: "34", targets: [RouteTargetSettings(carrier: "carrier-a", host: CallSite.carrierAddress, port: 9000 + offset)])
+            ]
+        }
+        defer { site.remove() }
+        var processes: [Sipp] = []
+        do {
+            // 10 calls a second for 20 s; routing-2 is paused for 10 s from the third second.
+            let carrier = try SBCCallTests.carrier(site, "carrier", scenario: SippScenarios.carrier(holdMilliseconds: 0), port: site.carrierPort(0), calls: 200)
+            processes.append(carrier)
+            try await carrier.listening()
+            let caller = try SBCCallTests.caller(
+                site, "caller", scenario: SippScenarios.caller(holdMilliseconds: 200), slot: 1, calls: 200, rate: 10, limit: 60)
+            processes.append(caller)
+            let paused = site.process("routing-2")
+            #expect(await eventually(timeout: .seconds(30)) { ((try? site.summaries())?.count ?? 0) >= 20 }, "\(site.logs)")
+            kill(paused.pid, SIGSTOP)
+            // The pause itself is the test's subject: a fixed 10 s, not a wait for an event.
+            try await Task.sleep(for: .seconds(10))
+            kill(paused.pid, SIGCONT)
+            let callerStatus = await caller.finish(timeout: .seconds(90))
+            let carrierStatus = await carrier.finish(timeout: .seconds(20))
+            #expect(callerStatus == 0, "\(caller.report)\n\(site.logs)")
+            #expect(carrierStatus == 0, "\(carrier.report)")
+            let summaries = await SBCCallTests().eventuallySummaries(site, count: 200)
+            #expect(summaries.count == 200)
+            #expect(summaries.allSatisfy { $0.answerAt != nil }, "calls lost while routing-2 was paused")
+            let sbcLog = site.sbc.outputText
+            let endpoint = "127.0.0.1:\(7108 + site.offset)"
+            #expect(sbcLog.contains("link instance suspected") && sbcLog.contains(endpoint), "routing-2 was never suspected\n\(site.logs)")
+            #expect(!sbcLog.split(separator: "\n").contains { $0.contains("declared dead") && $0.contains(endpoint) },
+                    "a 10 s pause declared routing-2 dead\n\(site.logs)")
+            #expect(await eventually(timeout: .seconds(20)) { site.sbc.outputText.contains("link instance back in service") }, "routing-2 did not come back")
+        } catch {
+            Issue.record("\(error)\n\(site.logs)")
+        }
+        for process in processes { await process.stop() }
+        await site.stop()
+    }
+}

@@ -2,6 +2,8 @@
 /// reserves the cost of the granted time against the customer's balance or credit, so parallel calls cannot
 /// overspend; the SBC renews the grant (`billing.renew`) before it runs out, and the call's CDR settles it.
 public struct AuthorizeRequest: LinkRequest, Hashable {
+    /// Retryable: the reservation is keyed by call id, a second one replaces the first.
+    public static var retryable: Bool { true }
     public typealias Reply = Authorization
     public static let messageType = "billing.authorize"
 
@@ -43,6 +45,8 @@ public struct Authorization: LinkMessage, Hashable {
 /// `billing.renew` (sbc → billing): the call is still up; extend its grant. The reply (`billing.authorize.reply`)
 /// gives the new total; a refusal leaves the call to end at the grant it has.
 public struct RenewRequest: LinkRequest, Hashable {
+    /// Retryable: renews the reservation of one call id.
+    public static var retryable: Bool { true }
     public typealias Reply = RenewReply
     public static let messageType = "billing.renew"
 
@@ -69,6 +73,8 @@ public struct RenewReply: LinkMessage, Hashable {
 /// (a resent one is acknowledged again and not counted twice), rates it and charges the customer in the same
 /// transaction, and replies after the commit; only then does the SBC delete it from its spool.
 public struct CDRSubmission: LinkRequest, Hashable {
+    /// Retryable: a CDR id is stored once.
+    public static var retryable: Bool { true }
     public typealias Reply = CDRAcknowledgement
     public static let messageType = "billing.cdr"
 
@@ -91,6 +97,8 @@ public struct CDRAcknowledgement: LinkMessage, Hashable {
 /// `billing.cdr.batch` (sbc → billing): several call summaries at once, stored in one transaction with the same
 /// rules as `billing.cdr`; the reply acknowledges each (after the commit).
 public struct CDRBatch: LinkRequest, Hashable {
+    /// Retryable: a CDR id is stored once.
+    public static var retryable: Bool { true }
     public typealias Reply = CDRBatchAcknowledgement
     public static let messageType = "billing.cdr.batch"
 

@@ -1,5 +1,7 @@
 /// `ping`: a liveness check every service answers, from any role.
 public struct Ping: LinkRequest, Hashable {
+    /// Retryable: a liveness check.
+    public static var retryable: Bool { true }
     public typealias Reply = Pong
     public static let messageType = "ping"
     public init() {}

@@ -1,5 +1,7 @@
 /// `routing.route` (sbc → routing): where should this call go? Sent once per call setup.
 public struct RouteRequest: LinkRequest, Hashable {
+    /// Retryable: a lookup, and its billing authorization is keyed by call id.
+    public static var retryable: Bool { true }
     public typealias Reply = RouteDecision
     public static let messageType = "routing.route"
 
