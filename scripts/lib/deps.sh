@@ -6,8 +6,10 @@
 # TLS probing, python3 for the test webhook receiver, chromium (headless) for the dashboard tests, prometheus and
 # prometheus-alertmanager for promtool and amtool (their daemons are not started: see policy-rc.d below), iptables for
 # the NAT the phone tests build inside their own network namespaces, baresip-core and sox for the real-phone audio test
-# (sox also checks recorded voicemail), espeak-ng for the IVR's and voicemail's spoken prompts.
-TRONCAL_DEBIAN_PACKAGES=(libssl-dev libcurl4-openssl-dev libsqlite3-dev zlib1g-dev postgresql postgresql-client sip-tester openssl procps iproute2 curl python3 chromium prometheus prometheus-alertmanager iptables baresip-core sox espeak-ng)
+# (sox also checks recorded voicemail), espeak-ng for the IVR's and voicemail's spoken prompts, keepalived and
+# wireguard-tools to check the configurations `troncal infra render` writes (keepalived -t, wg-quick strip; no daemon
+# is started and no WireGuard interface is made).
+TRONCAL_DEBIAN_PACKAGES=(libssl-dev libcurl4-openssl-dev libsqlite3-dev zlib1g-dev postgresql postgresql-client sip-tester openssl procps iproute2 curl python3 chromium prometheus prometheus-alertmanager iptables baresip-core sox espeak-ng keepalived wireguard-tools)
 
 troncal_install_deps() {
     local missing=()

@@ -856,8 +856,14 @@ extension PBXCalls {
     ) {
         guard let tenant = calls[number]?.tenant else { return }
         app.step += 1
+        // Keys pressed while the change is stored are main-menu choices (the owner has finished this entry): they
+        // must not be taken as more PIN digits, as a loaded machine showed. A choice made meanwhile wins over the
+        // confirmation below, which is skipped; the change is logged either way.
+        app.mode = .access(box: box, state: .main)
+        app.keys = ""
+        cancelApplicationTimer(number, app)
         let logger = self.logger
-        afterwards(number, app, anyStep: true) {
+        afterwards(number, app) {
             do {
                 try await change()
                 logger.notice("voicemail \(what) changed", metadata: ["tenant": "\(tenant)", "extension": "\(box)"])
