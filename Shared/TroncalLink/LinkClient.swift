@@ -24,7 +24,9 @@ public struct LinkEndpoint: Sendable, Hashable, Codable, CustomStringConvertible
 ///
 /// Requests go to the connected instance; a connection that fails, closes or misses a deadline is dropped
 /// and the next instance is tried, each failed endpoint waiting out an exponential backoff (100 ms doubling
-/// to 5 s) before it is tried again. The server's certificate must name the expected role.
+/// to 5 s) before it is tried again. A retryable request (``LinkRequest/retryable``) with several instances gets half
+/// its timeout (at least 1.5 s) on one instance, then goes to the next while its deadline lasts. The server's
+/// certificate must name the expected role.
 public actor LinkClient {
     public let role: Role
     public let endpoints: [LinkEndpoint]
@@ -73,6 +75,26 @@ public actor LinkClient {
     /// peer's error, `.timeout`, `.unavailable` (no instance reachable) or `.connectionClosed`.
     public func request<R: LinkRequest>(_ request: R, timeout: Duration = .seconds(5)) async throws(LinkError) -> R.Reply {
         let deadline = NIODeadline.now() + TimeAmount(timeout)
+        guard R.retryable, endpoints.count > 1 else { return try await attempt(request, deadline: deadline, timeout: timeout) }
+        // A retryable request gets half its time (at least 1.5 s) on one instance, then goes to the next while its
+        // deadline lasts: a paused or starved instance costs it a delay, not a failure.
+        let slice = TimeAmount.nanoseconds(max(TimeAmount(timeout).nanoseconds / 2, 1_500_000_000))
+        var lastError: LinkError?
+        for _ in 0..<endpoints.count {
+            let now = NIODeadline.now()
+            guard deadline > now else { break }
+            do throws(LinkError) {
+                return try await attempt(request, deadline: min(deadline, now + slice), timeout: timeout)
+            } catch {
+                guard error.code != .remote, error.code != .protocolViolation, error.code != .forbidden else { throw error }
+                lastError = error
+                logger.warning("link request sent to the next instance", metadata: ["type": "\(R.messageType)", "reason": "\(error.message)"])
+            }
+        }
+        throw lastError ?? LinkError(.timeout, "\(R.messageType) got no reply within \(timeout)")
+    }
+
+    private func attempt<R: LinkRequest>(_ request: R, deadline: NIODeadline, timeout: Duration) async throws(LinkError) -> R.Reply {
         let current = try await connected(before: deadline)
         let id = RandomID.uuidString()
         let head = EnvelopeHead(v: R.version, id: id, type: R.messageType, from: identity.description)
@@ -90,7 +112,7 @@ public actor LinkClient {
             handler.value.register(id: id, promise: promise)
             channel.writeAndFlush(frame, promise: nil)
             let timer = channel.eventLoop.scheduleTask(in: remaining) {
-                _ = handler.value.expire(id: id, error: LinkError(.timeout, "\(R.messageType) got no reply within \(timeout)"))
+                _ = handler.value.expire(id: id, error: LinkError(.timeout, "\(R.messageType) got no reply in time (timeout \(timeout))"))
             }
             promise.futureResult.whenComplete { _ in timer.cancel() }
         }

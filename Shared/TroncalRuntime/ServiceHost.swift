@@ -75,7 +75,7 @@ public struct ServiceHost<S: TroncalService>: Sendable {
                 status: state, uptimeSeconds: (ContinuousClock.now - started).seconds,
                 linkAddress: LinkEndpoint(host: instance.host, port: instance.linkPort).description,
                 adminAddress: LinkEndpoint(host: instance.adminHost, port: instance.adminPort).description,
-                links: snapshot.links, pid: getpid(), reason: reason)
+                links: snapshot.links, pid: getpid(), reason: reason, database: Self.databaseDescription(store))
         }
         var handlers = LinkHandlers(localIdentity: identity)
         handlers.on(Ping.self, from: nil) { _, _ in
@@ -137,6 +137,16 @@ public struct ServiceHost<S: TroncalService>: Sendable {
             throw error
         }
         return store
+    }
+
+    /// What `status` says of the database: none, `sqlite`, or the PostgreSQL server the pool uses now.
+    static func databaseDescription(_ store: (any SQLStore)?) -> String? {
+        guard let store else { return nil }
+        if let postgres = store as? PostgresStore {
+            return postgres.configuration.candidates.count > 1
+                ? "postgres primary \(postgres.currentServer)" : "postgres \(postgres.currentServer)"
+        }
+        return store.backend.rawValue
     }
 }
 

@@ -31,6 +31,25 @@ struct LinkFailoverTests {
         await second.stop()
     }
 
+    @Test func aRetryableRequestThatOneInstanceDoesNotAnswerIsAnsweredByTheNextWithinItsDeadline() async throws {
+        let pki = try TemporaryPKI()
+        defer { pki.remove() }
+        let first = try await RunningServer.start(pki, instance: "routing-1")
+        let second = try await RunningServer.start(pki, instance: "routing-2")
+        defer { first.task.cancel(); second.task.cancel() }
+        let client = try LinkClient(
+            role: .routing,
+            endpoints: [LinkEndpoint(host: "127.0.0.1", port: first.port), LinkEndpoint(host: "127.0.0.1", port: second.port)],
+            credentials: try pki.credentials(.sbc, "sbc-1"), logger: Logger(label: "test"), connectTimeout: .seconds(20))
+        #expect(try await client.request(Ping(), timeout: .seconds(30)).instance == "routing-1")
+        // routing-1 holds it: after half the timeout it goes to routing-2, well before the deadline.
+        let echoed = try await client.request(RetryableEcho(text: "route"), timeout: .seconds(10))
+        #expect(echoed.instance == "routing-2" && echoed.text == "route")
+        await client.close()
+        await first.stop()
+        await second.stop()
+    }
+
     @Test func requestWhosePeerDiesMidwayFailsAndTheNextGoesToAnotherInstance() async throws {
         let pki = try TemporaryPKI()
         defer { pki.remove() }

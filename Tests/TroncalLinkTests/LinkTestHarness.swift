@@ -15,6 +15,14 @@ struct SlowEcho: LinkRequest {
     var delayMilliseconds: Int
 }
 
+/// The same, marked safe to send twice: `routing-1` of the test servers never answers it (a paused instance).
+struct RetryableEcho: LinkRequest {
+    typealias Reply = Echoed
+    static let messageType = "test.retryable-echo"
+    static var retryable: Bool { true }
+    var text: String
+}
+
 struct Echoed: LinkMessage {
     static let messageType = "test.slow-echo.reply"
     var text: String
@@ -40,6 +48,10 @@ struct RunningServer {
             ServiceStatus(
                 role: role, site: credentials.identity.site, instance: instance, version: TroncalVersion.current,
                 status: .healthy, uptimeSeconds: 1, linkAddress: "", adminAddress: "", links: [])
+        }
+        handlers.on(RetryableEcho.self, from: nil) { request, _ in
+            if instance == "routing-1" { try await Task.sleep(for: .seconds(60)) }
+            return Echoed(text: request.text, instance: instance)
         }
         handlers.on(SlowEcho.self, from: nil) { request, _ in
             try await Task.sleep(for: .milliseconds(request.delayMilliseconds))

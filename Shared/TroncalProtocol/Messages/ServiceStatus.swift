@@ -49,13 +49,17 @@ public struct ServiceStatus: LinkMessage, Hashable {
     public var pid: Int32?
     /// Why the instance is `unhealthy` when it says (still starting: its listeners are not bound yet; shutting down).
     public var reason: String?
+    /// The database it uses now: `sqlite`, or `postgres <host:port>` (with several hosts, the primary it follows).
+    public var database: String?
 
     public init(
         role: Role, site: String, instance: String, version: String, status: HealthState, uptimeSeconds: Double,
-        linkAddress: String, adminAddress: String, links: [LinkStatus], pid: Int32? = nil, reason: String? = nil
+        linkAddress: String, adminAddress: String, links: [LinkStatus], pid: Int32? = nil, reason: String? = nil,
+        database: String? = nil
     ) {
         self.pid = pid
         self.reason = reason
+        self.database = database
         self.role = role
         self.site = site
         self.instance = instance

@@ -17,6 +17,8 @@ public struct InstanceStatusRow: Codable, Sendable, Equatable {
     public var version: String?
     public var links: [LinkStatus]?
     public var pid: Int32?
+    /// The database the instance uses now (`postgres primary 10.1.0.11:5432` after following a failover).
+    public var database: String?
     public var error: String?
 }
 
@@ -42,6 +44,7 @@ public enum SiteStatus {
                         row.version = status.version
                         row.links = status.links
                         row.pid = status.pid
+                        row.database = status.database
                     } catch {
                         row.error = "\(error)"
                     }
@@ -56,9 +59,9 @@ public enum SiteStatus {
 
     /// The rows as an aligned text table.
     public static func table(_ rows: [InstanceStatusRow]) -> String {
-        let header = ["SERVICE", "INSTANCE", "LINK", "ADMIN", "HEALTH", "UPTIME"]
+        let header = ["SERVICE", "INSTANCE", "LINK", "ADMIN", "HEALTH", "UPTIME", "DATABASE"]
         let body = rows.map { row in
-            [row.service.rawValue, row.instance, row.link, row.admin, row.health, row.uptimeSeconds.map(formatUptime) ?? "-"]
+            [row.service.rawValue, row.instance, row.link, row.admin, row.health, row.uptimeSeconds.map(formatUptime) ?? "-", row.database ?? "-"]
         }
         let widths = header.indices.map { column in ([header] + body).map { $0[column].count }.max() ?? 0 }
         func render(_ cells: [String]) -> String {
