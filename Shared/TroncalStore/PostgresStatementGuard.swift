@@ -83,3 +83,39 @@ enum PostgresStatementGuard {
         }
     }
 }
+
+/// Runs `work` in its own task and returns its value, or nil when `timeout` passes first. Unlike a task group, it
+/// does not wait for a `work` that ignores cancellation (a driver call stuck on a dead server): that task is
+/// cancelled and left behind.
+func valueWithin<T: Sendable>(_ timeout: Duration, _ work: @escaping @Sendable () async -> T?) async -> T? {
+    let once = ResumeOnce<T?>()
+    return await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
+        once.install(continuation)
+        let task = Task { once.resume(await work()) }
+        Task {
+            try? await Task.sleep(for: timeout)
+            if once.resume(nil) { task.cancel() }
+        }
+    }
+}
+
+/// Resumes a continuation once; later calls say they came too late.
+private final class ResumeOnce<T: Sendable>: Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<T, Never>?, done: Bool)>((nil, false))
+
+    func install(_ continuation: CheckedContinuation<T, Never>) {
+        state.withLock { $0.continuation = continuation }
+    }
+
+    @discardableResult
+    func resume(_ value: T) -> Bool {
+        let continuation = state.withLock { state -> CheckedContinuation<T, Never>? in
+            guard !state.done else { return nil }
+            state.done = true
+            defer { state.continuation = nil }
+            return state.continuation
+        }
+        continuation?.resume(returning: value)
+        return continuation != nil
+    }
+}

@@ -427,24 +427,19 @@ public final class PostgresStore: SQLStore {
     /// Whether the pool's server answers, within 2 s, that it is not in recovery.
     private func isPrimary(_ client: PostgresClient) async -> Bool {
         let logger = self.logger
-        return await withTaskGroup(of: Bool?.self) { group in
-            group.addTask {
-                do {
-                    let rows = try await client.query("SELECT pg_is_in_recovery()", logger: logger)
-                    for try await recovering in rows.decode(Bool.self) { return !recovering }
-                    return false
-                } catch {
-                    return false
+        return await valueWithin(.seconds(2)) {
+            do {
+                return try await client.withConnection { connection in
+                    try await PostgresStatementGuard.run(on: connection) {
+                        let rows = try await connection.query("SELECT pg_is_in_recovery()", logger: logger)
+                        for try await recovering in rows.decode(Bool.self) { return !recovering }
+                        return false
+                    }
                 }
+            } catch {
+                return false
             }
-            group.addTask {
-                try? await Task.sleep(for: .seconds(2))
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first ?? false
-        }
+        } ?? false
     }
 
     // MARK: - Helpers
@@ -681,29 +676,21 @@ private struct ClientFactory: Sendable {
 
     private func ask(_ index: Int, timeout: Duration, logger: Logger) async -> Survey.Answer {
         let configuration = probeConfiguration(index, timeout: timeout)
-        return await withTaskGroup(of: Survey.Answer?.self) { group in
-            group.addTask {
-                do {
-                    let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
-                    defer { Task { try? await connection.close() } }
+        let answer: Survey.Answer? = await valueWithin(timeout + .milliseconds(500)) {
+            do {
+                let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+                let answer: Survey.Answer = try await PostgresStatementGuard.run(on: connection) {
                     let rows = try await connection.query("SELECT pg_is_in_recovery()", logger: logger)
-                    for try await recovering in rows.decode(Bool.self) {
-                        try? await connection.close()
-                        return recovering ? .standby : .primary
-                    }
+                    for try await recovering in rows.decode(Bool.self) { return recovering ? .standby : .primary }
                     return .unreachable("no answer to pg_is_in_recovery()")
-                } catch {
-                    return .unreachable(PostgresStore.storeError(error, sql: nil).message)
                 }
+                try? await connection.close()
+                return answer
+            } catch {
+                return .unreachable(PostgresStore.storeError(error, sql: nil).message)
             }
-            group.addTask {
-                try? await Task.sleep(for: timeout + .milliseconds(500))
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first ?? .unreachable("no answer within \(timeout)")
         }
+        return answer ?? .unreachable("no answer within \(timeout)")
     }
 }
 

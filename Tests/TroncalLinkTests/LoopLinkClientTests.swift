@@ -92,10 +92,13 @@ struct LoopLinkClientTests {
         let server = try await RunningServer.start(pki, instance: "routing-1")
         defer { server.task.cancel() }
         let loop = MultiThreadedEventLoopGroup.singleton.next()
-        // Ten requests written back to back from the loop: each gets its own reply (matched by id).
+        // Ten requests written back to back from the loop: each gets its own reply (matched by id). A first request
+        // opens the connection with a roomy deadline: on a loaded machine the TLS handshake alone took seconds.
         let replies = try await withClient(pki, ports: [server.port], on: loop) { client in
-            let futures = (0..<10).map { client.value.request(SlowEcho(text: "\($0)", delayMilliseconds: 0), timeout: .seconds(10)) }
-            return EventLoopFuture.whenAllSucceed(futures, on: loop).map { $0.map(\.text) }
+            client.value.request(Ping(), timeout: .seconds(30)).flatMap { _ in
+                let futures = (0..<10).map { client.value.request(SlowEcho(text: "\($0)", delayMilliseconds: 0), timeout: .seconds(30)) }
+                return EventLoopFuture.whenAllSucceed(futures, on: loop).map { $0.map(\.text) }
+            }
         }
         #expect(replies == (0..<10).map { "\($0)" })
         await server.stop()

@@ -127,8 +127,21 @@ struct SiteProbeTests {
             return (MonitorAlarmTests.sample(text, "troncal_monitor_site_probes_total{target=\"site:b\"}") ?? 0) >= 10
         }
         #expect(measured, "no site link figures:\n\(metrics.suffix(2000))\n\(monitor.outputText.suffix(3000))")
-        let reading = try #require(latency, "\(metrics.suffix(2000))")
-        #expect((40...60).contains(reading), "latency \(reading) ms over a 50 ms netem link")
+        var reading = try #require(latency, "\(metrics.suffix(2000))")
+        // The figure is the median of the window's probes; a loaded machine adds its own delay to every probe for a
+        // while (61 ms was seen in a full run). The best of a few windows is the link's: the load only ever adds.
+        var readings = [reading]
+        _ = await eventually(timeout: .seconds(10), interval: .milliseconds(500)) {
+            if let (status, text) = try? await ChildProcess.run(
+                URL(fileURLWithPath: Self.ip), ["netns", "exec", siteA, "/usr/bin/curl", "-s", "http://127.0.0.1:\(admin)/metrics"]), status == 0,
+                let value = MonitorAlarmTests.sample(text, "troncal_link_latency_milliseconds{target=\"site:b\"}")
+            {
+                readings.append(value)
+            }
+            return (40...60).contains(readings.min() ?? 0)
+        }
+        reading = readings.min() ?? reading
+        #expect((40...60).contains(reading), "latency \(reading) ms over a 50 ms netem link (readings \(readings))")
         #expect(MonitorAlarmTests.sample(metrics, "troncal_link_loss_percent{target=\"site:b\"}") == 0)
         await monitor.stop()
     }

@@ -8,7 +8,7 @@ public struct TroncalCommand: AsyncParsableCommand {
         abstract: "Operate a Troncal site: certificates, running a site on one machine, status.",
         version: TroncalVersion.current,
         subcommands: [
-            PKICommand.self, UpCommand.self, StatusCommand.self, ConfigCommand.self, RoutingCommand.self, PBXCommand.self, BillingCommand.self, CDRCommand.self, AlarmsCommand.self, MonitorCommand.self, BackupCommand.self, InfraCommand.self,
+            PKICommand.self, UpCommand.self, StatusCommand.self, ConfigCommand.self, RoutingCommand.self, PBXCommand.self, BillingCommand.self, CDRCommand.self, AlarmsCommand.self, MonitorCommand.self, BackupCommand.self, InfraCommand.self, CapacityCommand.self,
         ])
 
     public init() {}
