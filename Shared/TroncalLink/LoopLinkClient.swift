@@ -101,17 +101,10 @@ public final class LoopLinkClient {
     /// `.connectionClosed`, `.protocolViolation`).
     public func request<R: LinkRequest>(_ request: R, timeout: TimeAmount) -> EventLoopFuture<R.Reply> {
         let deadline = NIODeadline.now() + timeout
-        let body: Data
-        do {
-            body = try EnvelopeEncoder.encode(
-                Envelope(head: EnvelopeHead(v: R.version, id: "", type: R.messageType, from: settings.identity.description), body: request))
-        } catch {
-            return eventLoop.makeFailedFuture(LinkError(.protocolViolation, error.message))
-        }
         startProbing()
         let peer = settings.role.rawValue
         let order = membership.order()
-        return attempt(request, order: order, tried: 0, deadline: deadline, timeout: timeout).flatMapThrowing { reply in
+        return attempt(request, order: order, deadline: deadline, timeout: timeout).flatMapThrowing { reply in
             try reply.reply(to: R.self, from: peer)
         }
     }
@@ -119,7 +112,7 @@ public final class LoopLinkClient {
     /// Sends `request` to the first instance of `order` that can take it; a retryable request that gets no answer in
     /// time, or any request whose connection could not be made, goes on to the next.
     private func attempt<R: LinkRequest>(
-        _ request: R, order: [Int], tried: Int, deadline: NIODeadline, timeout: TimeAmount
+        _ request: R, order: [Int], deadline: NIODeadline, timeout: TimeAmount
     ) -> EventLoopFuture<InboundEnvelope> {
         guard let index = order.first, deadline > NIODeadline.now() else {
             let reason = lastError.map { " (\($0))" } ?? ""
@@ -150,7 +143,7 @@ public final class LoopLinkClient {
                     return promise.fail(LinkError(
                         .unavailable, "no instance of \(client.settings.role) reachable (\(client.settings.endpoints[index]): \(reason))"))
                 }
-                promise.completeWith(client.attempt(request, order: rest, tried: tried + 1, deadline: deadline, timeout: timeout))
+                promise.completeWith(client.attempt(request, order: rest, deadline: deadline, timeout: timeout))
             case .success(let connection):
                 let exchanged = client.exchange(frame, id: id, type: type, on: connection, deadline: attemptDeadline, timeout: timeout)
                 promise.completeWith(exchanged.flatMapError { error in
@@ -162,7 +155,7 @@ public final class LoopLinkClient {
                     client.settings.logger.warning("link request sent to the next instance", metadata: [
                         "type": "\(type)", "endpoint": "\(client.settings.endpoints[index])", "reason": "\(failure.message)",
                     ])
-                    return client.attempt(request, order: rest, tried: tried + 1, deadline: deadline, timeout: timeout)
+                    return client.attempt(request, order: rest, deadline: deadline, timeout: timeout)
                 })
             }
         }

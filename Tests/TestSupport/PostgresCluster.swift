@@ -151,7 +151,7 @@ public final class PostgresCluster: @unchecked Sendable {
     }
 
     /// A TCP port on 127.0.0.1 that nothing listens on now (the kernel picks it).
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ClusterError("socket() failed") }
         defer { close(fd) }

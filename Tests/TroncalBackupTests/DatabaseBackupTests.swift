@@ -306,7 +306,7 @@ import TroncalVault
         chmod(site.directory.url.path, 0o755)
         // The restored server in the foreground as the postgres account (setpriv execs it: its PID is the server's,
         // stopped by the test even when it fails).
-        let port = try freeLoopbackPort()
+        let port = try PostgresCluster.freePort()
         let server = try ChildProcess(
             URL(fileURLWithPath: "/usr/bin/setpriv"),
             ["--reuid=postgres", "--regid=postgres", "--init-groups", "--", "\(bin)/postgres", "-D", restored.path, "-c", "listen_addresses=127.0.0.1",
@@ -333,21 +333,6 @@ import TroncalVault
         await database.drop()
     }
 
-    /// A TCP port on 127.0.0.1 that nothing listens on now.
-    func freeLoopbackPort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw VaultError("no free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
 
     @Test(.enabled(if: getuid() == 0, "needs root to act as another account"))
     func aServiceAccountCannotDeleteOrOverwriteAFileInTheStore() async throws {
