@@ -273,6 +273,9 @@ public enum ConfigLoader {
         where !(value > 0 && value <= 86400) {
             throw fail(key, "must be more than 0 and at most 86400 seconds")
         }
+        guard config.sip.udpReceiveBufferBytes == 0 || (65_536...(1 << 30)).contains(config.sip.udpReceiveBufferBytes) else {
+            throw fail("sip.udpReceiveBufferBytes", "must be 0 (the kernel's default) or from 65536 to 1073741824 bytes")
+        }
         if config.sip.tlsCertificatePath.isEmpty != config.sip.tlsKeyPath.isEmpty {
             throw fail(config.sip.tlsKeyPath.isEmpty ? "sip.tlsKeyPath" : "sip.tlsCertificatePath", "tlsCertificatePath and tlsKeyPath go together")
         }

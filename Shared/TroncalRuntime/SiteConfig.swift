@@ -127,6 +127,10 @@ public struct SIPSettings: Codable, Sendable, Equatable {
     public var stallTimeoutSeconds: Double = 32
     /// Concurrent TCP/TLS connections allowed from one IP address.
     public var maximumConnectionsPerAddress: Int = 64
+    /// The kernel receive buffer asked for each SIP UDP socket (SO_RCVBUF). A flood fills a small buffer in
+    /// milliseconds while the SBC is busy, and what arrives then (a carrier's 200, a customer's ACK) is lost with it.
+    /// Linux grants at most `net.core.rmem_max`; the SBC logs what it got.
+    public var udpReceiveBufferBytes: Int = 4 << 20
     public init() {}
 }
 

@@ -33,6 +33,7 @@ public final class SIPTransport: Service, Sendable {
     struct State {
         /// The UDP sockets, the first one first.
         var udp: [any Channel] = []
+        var udpReceiveBuffer: Int?
         var tcp: (any Channel)?
         var tls: (any Channel)?
         /// The context outbound TLS connections are made with, once the transport runs.
@@ -83,6 +84,8 @@ public final class SIPTransport: Service, Sendable {
 
     /// The bound address of each listener (useful with port 0).
     public var udpAddress: SocketAddress? { state.withLock { $0.udp.first?.localAddress } }
+    /// The receive buffer the kernel granted the UDP sockets (nil when none was asked for).
+    public var udpReceiveBufferBytes: Int? { state.withLock { $0.udpReceiveBuffer } }
     public var tcpAddress: SocketAddress? { state.withLock { $0.tcp?.localAddress } }
     public var tlsAddress: SocketAddress? { state.withLock { $0.tls?.localAddress } }
 
@@ -207,8 +210,22 @@ public final class SIPTransport: Service, Sendable {
                 bootstrap = bootstrap.channelOption(
                     ChannelOptions.Types.SocketOption(level: .socket, name: NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
             }
+            if let bytes = configuration.udpReceiveBufferBytes {
+                bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(bytes))
+            }
             let channel = try await bootstrap.bind(host: configuration.host, port: bound).get()
             if index == 0, count == 1, let actual = channel.localAddress?.port { bound = actual }
+            if index == 0, let asked = configuration.udpReceiveBufferBytes {
+                // Linux doubles what it grants (for its own bookkeeping) and caps it at net.core.rmem_max.
+                let granted = try? await channel.getOption(.socketOption(.so_rcvbuf)).get()
+                let usable = granted.map { Int($0) / 2 }
+                state.withLock { $0.udpReceiveBuffer = usable }
+                if let usable, usable < asked {
+                    logger.warning("SIP UDP receive buffer smaller than configured: raise net.core.rmem_max", metadata: [
+                        "asked-bytes": "\(asked)", "granted-bytes": "\(usable)",
+                    ])
+                }
+            }
             state.withLock { $0.udp.append(channel) }
         }
     }

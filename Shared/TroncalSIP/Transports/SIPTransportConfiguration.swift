@@ -26,6 +26,9 @@ public struct SIPTransportConfiguration: Sendable {
     /// UDP sockets bound to `udpPort`, one per event loop of the transport's group (SO_REUSEPORT when more than one):
     /// the kernel spreads sources over them, and each loop sends from its own socket without a thread hop.
     public var udpSockets: Int = 1
+    /// SO_RCVBUF asked for each UDP socket; nil keeps the kernel's default. The kernel may grant less
+    /// (`net.core.rmem_max`): `SIPTransport.udpReceiveBufferBytes` tells what it got.
+    public var udpReceiveBufferBytes: Int?
 
     public init(
         host: String = "0.0.0.0", udpPort: Int? = 5060, tcpPort: Int? = 5060, tlsPort: Int? = nil, tlsCertificatePath: String? = nil,

@@ -60,6 +60,7 @@ public struct SBCService: TroncalService {
             tlsKeyPath: usesSiteCertificate ? context.credentials.keyPath : sip.tlsKeyPath,
             stallTimeout: .milliseconds(Int(sip.stallTimeoutSeconds * 1000)), maximumConnectionsPerAddress: sip.maximumConnectionsPerAddress)
         configuration.udpSockets = eventLoops
+        configuration.udpReceiveBufferBytes = sip.udpReceiveBufferBytes > 0 ? sip.udpReceiveBufferBytes : nil
         let advertised = sbc.advertised(listenAddress: sip.listenAddress)
         let spool = try CallSummarySpool(directory: context.stateDirectory.appendingPathComponent("cdr-spool"), logger: context.logger)
         self.spool = spool
