@@ -897,6 +897,16 @@ public struct B2BUACall: Sendable {
         return held + [.cancelTimer(.duration), .cancelTimer(.renewal), .cancelTimer(.sessionExpiry), .finished(summary(now: now))]
     }
 
+    /// The call's summary as if it ended now, by the SBC: what billing records if the SBC is lost with the call up.
+    public func checkpoint(now: Date) -> CallSummary {
+        var summary = summary(now: now)
+        summary.disconnect = CallSummary.Disconnect(by: .sbc, status: 200, reason: Self.checkpointReason)
+        return summary
+    }
+
+    /// The disconnect reason of a checkpoint, and of the CDR billing makes from it.
+    public static let checkpointReason = "SBC lost: ended at its last heartbeat"
+
     private func summary(now: Date) -> CallSummary {
         let caller = ((try? callerInvite.headers.from()) ?? nil)?.uri.user ?? ""
         let end = hungUpAt ?? now

@@ -69,6 +69,10 @@ public enum MessageCatalog {
         MessageDescriptor(CDRBatch.self, kind: .request, senders: [.sbc], summary: "several call summaries, stored in one transaction"),
         MessageDescriptor(CDRBatchAcknowledgement.self, kind: .reply, senders: nil, summary: "one acknowledgement per summary of the batch"),
         MessageDescriptor(
+            CallCheckpoints.self, kind: .request, senders: [.sbc],
+            summary: "an SBC run's heartbeat with its answered and ended calls: billing closes them if the run falls silent"),
+        MessageDescriptor(CallCheckpointsAcknowledgement.self, kind: .reply, senders: nil, summary: "reply to billing.calls: checkpoints stored"),
+        MessageDescriptor(
             BillingImport.self, kind: .request, senders: [.operator], summary: "one part of a CSV upload: customers, rates or carrier-rates"),
         MessageDescriptor(BillingImportResult.self, kind: .reply, senders: nil, summary: "reply to billing.import: rows applied"),
         MessageDescriptor(BillingExport.self, kind: .request, senders: [.operator], summary: "one part of a billing catalog as CSV"),

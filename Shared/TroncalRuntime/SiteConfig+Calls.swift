@@ -36,6 +36,10 @@ public struct SBCSettings: Codable, Sendable, Equatable {
     public var keepAliveSeconds: Int = 25
     /// How long a relayed REGISTER waits for a PBX instance before the next instance is tried.
     public var registrationAttemptMilliseconds: Int = 4000
+    /// Every this many milliseconds each SBC event loop sends billing a heartbeat with the checkpoints of its calls
+    /// (`billing.calls`): if the SBC is lost, billing ends its calls at the last heartbeat and releases their
+    /// reservations. 0: off (a lost SBC's calls then get no CDR and hold their reservations until they expire).
+    public var checkpointIntervalMilliseconds: Int = 1000
     /// The digest realm customers authenticate in.
     public var realm: String = "troncal"
     /// The digest algorithms offered in a 407, one challenge each, in this order. RFC 8760 puts the strongest
@@ -142,6 +146,10 @@ public struct BillingSettings: Codable, Sendable, Equatable {
     /// The time a call is granted at once; the SBC asks for more before it runs out, so parallel calls share a
     /// balance instead of one call holding all of it.
     public var grantSeconds: Int = 300
+    /// An SBC run whose heartbeats (`billing.calls`) stop for this long is lost: billing makes the CDRs of its
+    /// checkpointed calls (ended at its last heartbeat) and releases their reservations. Several times
+    /// `sbc.checkpointIntervalMilliseconds`, so that a late heartbeat does not end calls that are up.
+    public var sbcSilenceSeconds: Double = 3
     /// The IANA time zone in which the `days` and `hours` of rates are read.
     public var timeZone: String = "UTC"
     public init() {}
@@ -223,6 +231,9 @@ extension ConfigLoader {
         guard (0...3600).contains(sbc.keepAliveSeconds) else { throw fail("sbc.keepAliveSeconds", "must be from 0 (off) to 3600") }
         guard (200...32_000).contains(sbc.registrationAttemptMilliseconds) else {
             throw fail("sbc.registrationAttemptMilliseconds", "must be from 200 to 32000")
+        }
+        guard sbc.checkpointIntervalMilliseconds == 0 || (100...60_000).contains(sbc.checkpointIntervalMilliseconds) else {
+            throw fail("sbc.checkpointIntervalMilliseconds", "must be 0 (off) or from 100 to 60000")
         }
         guard (1...86_400).contains(pbx.minimumExpires) else { throw fail("pbx.minimumExpires", "must be from 1 to 86400") }
         guard pbx.defaultExpires >= pbx.minimumExpires else { throw fail("pbx.defaultExpires", "must be at least pbx.minimumExpires") }
@@ -321,6 +332,12 @@ extension ConfigLoader {
             throw fail("routing.minimumTrunkMOS", "must be 0 (off) or a MOS from 1 to 4.5")
         }
         guard (10...86400).contains(config.billing.grantSeconds) else { throw fail("billing.grantSeconds", "must be from 10 to 86400") }
+        guard config.billing.sbcSilenceSeconds >= 0.5, config.billing.sbcSilenceSeconds <= 3600 else {
+            throw fail("billing.sbcSilenceSeconds", "must be from 0.5 to 3600")
+        }
+        if config.sbc.checkpointIntervalMilliseconds > 0, config.billing.sbcSilenceSeconds * 1000 < Double(2 * config.sbc.checkpointIntervalMilliseconds) {
+            throw fail("billing.sbcSilenceSeconds", "must be at least two heartbeats (2 × sbc.checkpointIntervalMilliseconds)")
+        }
         guard TimeZone(identifier: config.billing.timeZone) != nil else {
             throw fail("billing.timeZone", "must be an IANA time zone such as UTC or Europe/Madrid, got '\(config.billing.timeZone.prefix(40))'")
         }

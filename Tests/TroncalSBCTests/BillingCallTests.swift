@@ -97,6 +97,54 @@ struct BillingCallTests {
         await site.stop()
     }
 
+    /// A counter of an instance's `/metrics` (0 when absent).
+    static func counter(_ site: CallSite, _ instance: String, _ name: String) async -> Double {
+        guard let port = site.config.instance(named: instance)?.adminPort,
+            let text = try? await httpGet(port: port, path: "/metrics")
+        else { return 0 }
+        return text.split(separator: "\n").filter { $0.hasPrefix(name) }.compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +)
+    }
+
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func callsUpOnAnSBCKilledWithSIGKILLGetTheirCDRsAtItsLastHeartbeatAndTheirReservationsBack() async throws {
+        let site = try await Self.site()
+        defer { site.remove() }
+        try await Self.prepare(site, topUp: "100")
+        let longer = ["-timeout", "150s"]
+        let carrier = try SBCCallTests.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: site.carrierPort(0), calls: 5, extra: longer)
+        try await carrier.listening()
+        let caller = try SBCCallTests.caller(
+            site, "caller", scenario: SippScenarios.caller(holdMilliseconds: 120_000), slot: 1, calls: 5, rate: 5, limit: 5, extra: longer)
+        // Five calls up, and billing has their checkpoints.
+        let up = await eventually(timeout: .seconds(60), interval: .milliseconds(250)) {
+            let answered = caller.messageText.components(separatedBy: "SIP/2.0 200 OK").count - 1
+            return answered >= 5 ? await Self.counter(site, "billing-1", "troncal_billing_checkpoints_total") >= 5 : false
+        }
+        #expect(up, "\(caller.report)\n\(site.logs)")
+        #expect(try await Self.account(site).callsInProgress == 5)
+        kill(site.sbc.pid, SIGKILL)
+        site.sbc.process.waitUntilExit()
+        let killed = ContinuousClock.now
+        var cdrs: [RatedCDR] = []
+        let recorded = await eventually(timeout: .seconds(60), interval: .milliseconds(200)) {
+            cdrs = ((try? await Self.cdrs(site)) ?? []).filter { $0.answerAt != nil }
+            return cdrs.count >= 5
+        }
+        let elapsed = ContinuousClock.now - killed
+        Logger(label: "test.billing").notice("calls of a killed SBC: CDRs after \(elapsed) (billing.sbcSilenceSeconds 3)")
+        #expect(recorded, "\(cdrs)\n\(site.logs)")
+        // The figure the two-site issue asks for is 5 s; the bound here leaves room for a loaded machine and the CLI's polls.
+        #expect(elapsed < .seconds(20), "the CDRs came \(elapsed) after the kill")
+        #expect(cdrs.count == 5 && Set(cdrs.map(\.id)).count == 5 && Set(cdrs.map(\.callID)).count == 5, "\(cdrs)")
+        #expect(cdrs.allSatisfy { $0.disconnectBy == "sbc" && $0.durationMilliseconds > 0 && $0.sellMicros > 0 }, "\(cdrs)")
+        let account = try await Self.account(site)
+        #expect(account.reservedMicros == 0 && account.callsInProgress == 0, "the reservations are released with the CDRs: \(account)")
+        #expect(account.balanceMicros == 100_000_000 - cdrs.map(\.sellMicros).reduce(0, +))
+        await caller.stop()
+        await carrier.stop()
+        await site.stop()
+    }
+
     /// 1,000 short calls at 50 a second; `kill -9` of `instance` after 6 s, started again 2 s later.
     func runThousandCalls(killing instance: String) async throws {
         guard let database = try await TestPostgresDatabase.create(prefix: "billing_e2e") else { return }

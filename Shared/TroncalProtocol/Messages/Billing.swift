@@ -1,3 +1,5 @@
+public import Foundation
+
 /// `billing.authorize` (routing → billing): may this customer call this number now, and for how long? Billing
 /// reserves the cost of the granted time against the customer's balance or credit, so parallel calls cannot
 /// overspend; the SBC renews the grant (`billing.renew`) before it runs out, and the call's CDR settles it.
@@ -111,6 +113,45 @@ public struct CDRBatchAcknowledgement: LinkMessage, Hashable {
     public static let messageType = "billing.cdr.batch.reply"
     public var acknowledgements: [CDRAcknowledgement]
     public init(acknowledgements: [CDRAcknowledgement]) { self.acknowledgements = acknowledgements }
+}
+
+/// `billing.calls` (sbc → billing): the SBC's heartbeat, with the checkpoints of its answered calls. Each event loop
+/// of an SBC sends one every `sbc.checkpointIntervalMilliseconds`, empty or not. `answered` holds the calls answered
+/// since the last one, each as if it ended now; `ended` the final summaries of calls that ended (also shipped from the
+/// spool as `billing.cdr.batch`). Billing keeps the checkpoints until the CDR of the call is stored. When an SBC's
+/// run (`instance` + `boot`) falls silent for `billing.sbcSilenceSeconds`, or the instance starts again with a new
+/// `boot`, billing makes the CDRs of its calls itself: a final summary as it is, an answered call ended at the last
+/// heartbeat billing received from that run. Their reservations are released in the same transaction.
+public struct CallCheckpoints: LinkRequest, Hashable {
+    /// Retryable: checkpoints are stored by summary id, heartbeats by instance and boot.
+    public static var retryable: Bool { true }
+    public typealias Reply = CallCheckpointsAcknowledgement
+    public static let messageType = "billing.calls"
+
+    /// The SBC instance.
+    public var instance: String
+    /// This run of the SBC process (a random id chosen at start).
+    public var boot: String
+    /// When this run started (the SBC's clock): orders two runs of one instance.
+    public var startedAt: Date
+    public var answered: [CallSummary]
+    public var ended: [CallSummary]
+
+    public init(instance: String, boot: String, startedAt: Date, answered: [CallSummary] = [], ended: [CallSummary] = []) {
+        self.instance = instance
+        self.boot = boot
+        self.startedAt = startedAt
+        self.answered = answered
+        self.ended = ended
+    }
+}
+
+/// `billing.calls.reply`: the heartbeat and the checkpoints are committed.
+public struct CallCheckpointsAcknowledgement: LinkMessage, Hashable {
+    public static let messageType = "billing.calls.reply"
+    /// Checkpoints stored (those of calls whose CDR is stored already are not).
+    public var stored: Int
+    public init(stored: Int) { self.stored = stored }
 }
 
 /// What a billing catalog holds, one CSV format each (`docs/billing.md`).

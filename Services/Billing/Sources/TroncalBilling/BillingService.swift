@@ -6,6 +6,7 @@ public import TroncalLink
 public import TroncalProtocol
 public import TroncalRuntime
 public import TroncalStore
+public import ServiceLifecycle
 import Synchronization
 
 /// The `billing` service: rating, prepaid/postpaid authorisation and call detail records that are never lost.
@@ -29,12 +30,18 @@ public struct BillingService: TroncalService {
         billing = try await Billing(store: BillingStore(store: store), settings: context.config.billing, logger: context.logger)
     }
 
+    /// The watch over SBC runs: the calls of a lost SBC get their CDRs and their reservations back.
+    public var services: [any Service] {
+        [LostSBCWatch(billing: billing, silence: context.config.billing.sbcSilenceSeconds, logger: context.logger)]
+    }
+
     public func register(_ handlers: inout LinkHandlers) {
         let billing = billing
         handlers.on(AuthorizeRequest.self, from: [.routing]) { request, _ in try await billing.authorize(request) }
         handlers.on(RenewRequest.self, from: [.sbc]) { request, _ in RenewReply(try await billing.renew(request)) }
         handlers.on(CDRSubmission.self, from: [.sbc]) { submission, _ in try await billing.ingest(submission.summary) }
         handlers.on(CDRBatch.self, from: [.sbc]) { batch, _ in CDRBatchAcknowledgement(acknowledgements: try await billing.ingest(batch.summaries)) }
+        handlers.on(CallCheckpoints.self, from: [.sbc]) { report, _ in try await billing.record(report) }
         handlers.on(BillingImport.self, from: [.operator]) { part, _ in try await billing.receive(part) }
         handlers.on(BillingExport.self, from: [.operator]) { request, _ in try await billing.export(request) }
         handlers.on(BalanceAdjustment.self, from: [.operator]) { request, peer in try await billing.adjust(request) }
@@ -157,6 +164,46 @@ public final class Billing: Sendable {
         return results.map { CDRAcknowledgement(id: $0.cdr.id, duplicate: $0.duplicate) }
     }
 
+    /// `billing.calls`: an SBC run's heartbeat and its call checkpoints.
+    public func record(_ report: CallCheckpoints, now: Date = Date()) async throws -> CallCheckpointsAcknowledgement {
+        guard report.answered.count + report.ended.count <= 2000 else { throw ProtocolError(.badRequest, "at most 2000 checkpoints in one report") }
+        do {
+            let stored = try await store.record(report, now: now)
+            if stored > 0 { Counter(label: "troncal_billing_checkpoints_total").increment(by: stored) }
+            return CallCheckpointsAcknowledgement(stored: stored)
+        } catch {
+            logger.error("SBC heartbeat not stored", metadata: ["instance": "\(report.instance)", "reason": "\(error)"])
+            throw Self.unavailable("billing.calls", error)
+        }
+    }
+
+    /// Makes the CDRs of the calls of lost SBC runs (silent for `silence` seconds, or followed by a newer run of the
+    /// same instance) and releases their reservations, in one transaction per batch. Returns how many were recorded.
+    @discardableResult
+    public func closeLostCalls(silence: Double, now: Date = Date()) async throws -> Int {
+        var closed = 0
+        while true {
+            let lost = try await store.lostCalls(silentSince: now.addingTimeInterval(-silence), limit: 500)
+            guard !lost.isEmpty else { break }
+            let acknowledgements = try await ingest(lost.map(\.summary), now: now)
+            for (call, acknowledgement) in zip(lost, acknowledgements) {
+                let metadata: Logger.Metadata = [
+                    "call-id": "\(call.summary.callID)", "customer": "\(call.summary.customer)", "instance": "\(call.instance)",
+                    "duration-ms": "\(call.summary.durationMilliseconds)", "duplicate": "\(acknowledgement.duplicate)",
+                ]
+                if call.final {
+                    logger.info("CDR of a lost SBC's ended call recorded from its checkpoint", metadata: metadata)
+                } else {
+                    logger.warning("call of a lost SBC ended at its last heartbeat: CDR recorded, reservation released", metadata: metadata)
+                }
+                Counter(label: "troncal_billing_lost_sbc_calls_total", dimensions: [("kind", call.final ? "ended" : "in-progress")]).increment()
+            }
+            closed += lost.count
+            if lost.count < 500 { break }
+        }
+        return closed
+    }
+
     /// The fraud guard's spend limit: calls that ended in the last hour cost more than the customer's limit.
     func checkSpend(_ customer: String, now: Date) async {
         do {
@@ -267,5 +314,31 @@ public final class Billing: Sendable {
 
     public func cdrs(_ query: CDRQuery) async throws -> CDRPage {
         try await store.cdrs(query)
+    }
+}
+
+/// Every half second: are there SBC runs whose heartbeats stopped? Their calls get CDRs (ended at the last heartbeat)
+/// and their reservations are released. Every billing instance of a site runs it; a CDR id is stored once, so two
+/// doing the same work at the same moment record each call once.
+struct LostSBCWatch: Service {
+    let billing: Billing
+    let silence: Double
+    let logger: Logger
+
+    func run() async throws {
+        var lastCleanup = Date.distantPast
+        while !Task.isCancelledOrShuttingDown {
+            let now = Date()
+            do {
+                try await billing.closeLostCalls(silence: silence, now: now)
+                if now.timeIntervalSince(lastCleanup) >= 3600 {
+                    try await billing.store.forgetOldRuns(before: now.addingTimeInterval(-86_400))
+                    lastCleanup = now
+                }
+            } catch {
+                logger.error("the calls of lost SBCs could not be closed; tried again shortly", metadata: ["reason": "\(error)"])
+            }
+            await Task.sleepUnlessShuttingDown(for: .milliseconds(500))
+        }
     }
 }

@@ -87,6 +87,7 @@ public struct SBCService: TroncalService {
         engineConfiguration.relayPrebindSessions = sbc.relayPrebindSessions
         engineConfiguration.maximumPendingRegistrations = sbc.maximumPendingRegistrations
         engineConfiguration.registrationAttemptTimeout = .milliseconds(max(200, sbc.registrationAttemptMilliseconds))
+        engineConfiguration.checkpointInterval = sbc.checkpointIntervalMilliseconds > 0 ? .milliseconds(sbc.checkpointIntervalMilliseconds) : nil
         engineConfiguration.setRegistrars(context.config.instances(of: .pbx).filter { $0.sipPort > 0 }.map { (host: $0.host, port: $0.sipPort) })
         let timeout = Duration.milliseconds(context.config.link.requestTimeoutMilliseconds)
         let links = try CallEngine.Links(

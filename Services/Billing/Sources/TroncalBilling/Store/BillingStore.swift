@@ -54,7 +54,20 @@ public struct BillingStore: Sendable {
                 """,
                 "CREATE INDEX billing_ledger_customer ON billing_ledger (customer, at)",
                 "CREATE TABLE billing_events (id TEXT PRIMARY KEY, at TEXT NOT NULL, customer TEXT NOT NULL, kind TEXT NOT NULL, detail TEXT NOT NULL)",
-            ])
+            ]),
+        Migration(
+            version: 2, name: "call checkpoints and SBC runs",
+            sql: [
+                """
+                CREATE TABLE billing_call_checkpoints (id TEXT PRIMARY KEY, instance TEXT NOT NULL, boot TEXT NOT NULL, final BIGINT NOT NULL,
+                summary TEXT NOT NULL, updated_at TEXT NOT NULL)
+                """,
+                "CREATE INDEX billing_call_checkpoints_run ON billing_call_checkpoints (instance, boot)",
+                """
+                CREATE TABLE billing_sbc_runs (instance TEXT NOT NULL, boot TEXT NOT NULL, started_at TEXT NOT NULL, last_seen TEXT NOT NULL,
+                PRIMARY KEY (instance, boot))
+                """,
+            ]),
     ]
 
     /// Fixed-width UTC times with milliseconds, so that text order is time order on both backends.
@@ -408,8 +421,111 @@ public struct BillingStore: Sendable {
                 let conditions = (0..<chunk.count).map { "(customer = $\($0 * 2 + 1) AND call_id = $\($0 * 2 + 2))" }.joined(separator: " OR ")
                 try await transaction.execute("DELETE FROM billing_reservations WHERE \(conditions)", chunk.flatMap { [SQLValue.text($0.0), .text($0.1)] })
             }
+            // The calls' checkpoints have served: their CDRs are stored.
+            for chunk in ids.chunked(500) {
+                let placeholders = (1...chunk.count).map { "$\($0)" }.joined(separator: ", ")
+                try await transaction.execute("DELETE FROM billing_call_checkpoints WHERE id IN (\(placeholders))", chunk.map(SQLValue.text))
+            }
             return results
         }
+    }
+
+    // MARK: - Checkpoints of calls in progress
+
+    /// Summaries as stored (times as fixed-width text, keys sorted).
+    static func summaryJSON(_ summary: CallSummary) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(Self.text(date))
+        }
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(summary), as: UTF8.self)
+    }
+
+    static func summary(json: String) throws -> CallSummary {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let text = try decoder.singleValueContainer().decode(String.self)
+            guard let date = Self.date(text) else { throw StoreError(.decoding, "not a time: \(text)") }
+            return date
+        }
+        return try decoder.decode(CallSummary.self, from: Data(json.utf8))
+    }
+
+    /// One SBC run's heartbeat: its last-seen time (billing's clock, never moved back) and its checkpoints, stored
+    /// by summary id. A final summary replaces an answered call's checkpoint, never the other way round; calls whose
+    /// CDR is stored already get none. Returns the checkpoints stored.
+    public func record(_ report: CallCheckpoints, now: Date = Date()) async throws -> Int {
+        try await store.transaction { transaction in
+            let seen = Self.text(now)
+            try await transaction.execute(
+                """
+                INSERT INTO billing_sbc_runs (instance, boot, started_at, last_seen) VALUES ($1, $2, $3, $4)
+                ON CONFLICT (instance, boot) DO UPDATE SET last_seen = CASE WHEN excluded.last_seen > billing_sbc_runs.last_seen
+                THEN excluded.last_seen ELSE billing_sbc_runs.last_seen END
+                """, [.text(report.instance), .text(report.boot), .text(Self.text(report.startedAt)), .text(seen)])
+            let checkpoints = report.answered.map { ($0, false) } + report.ended.map { ($0, true) }
+            guard !checkpoints.isEmpty else { return 0 }
+            var billed = Set<String>()
+            for chunk in Array(Set(checkpoints.map(\.0.id))).chunked(500) {
+                let placeholders = (1...chunk.count).map { "$\($0)" }.joined(separator: ", ")
+                for row in try await transaction.query("SELECT id FROM billing_cdrs WHERE id IN (\(placeholders))", chunk.map(SQLValue.text)) {
+                    billed.insert(try row.string("id"))
+                }
+            }
+            var stored = 0
+            for (summary, final) in checkpoints where !billed.contains(summary.id) {
+                try await transaction.execute(
+                    """
+                    INSERT INTO billing_call_checkpoints (id, instance, boot, final, summary, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+                    ON CONFLICT (id) DO UPDATE SET final = excluded.final, summary = excluded.summary, updated_at = excluded.updated_at
+                    WHERE billing_call_checkpoints.final = 0
+                    """,
+                    [.text(summary.id), .text(report.instance), .text(report.boot), .int(final ? 1 : 0), .text(try Self.summaryJSON(summary)), .text(seen)])
+                stored += 1
+            }
+            return stored
+        }
+    }
+
+    /// A call of a lost SBC run, as billing will record it.
+    public struct LostCall: Sendable {
+        public var summary: CallSummary
+        public var instance: String
+        /// The SBC's own final summary (the call had ended), or an answered call ended at the run's last heartbeat.
+        public var final: Bool
+    }
+
+    /// The checkpointed calls of SBC runs that are lost: silent since before `silentSince`, or followed by a newer run of
+    /// the same instance (the SBC started again: what it had up died with the old process). An answered call ends at
+    /// its run's last heartbeat (never before its answer).
+    public func lostCalls(silentSince: Date, limit: Int = 1000) async throws -> [LostCall] {
+        let rows = try await store.query(
+            """
+            SELECT c.id, c.instance, c.final, c.summary, r.last_seen FROM billing_call_checkpoints c
+            JOIN billing_sbc_runs r ON r.instance = c.instance AND r.boot = c.boot
+            WHERE r.last_seen < $1 OR EXISTS (SELECT 1 FROM billing_sbc_runs n WHERE n.instance = r.instance AND n.started_at > r.started_at)
+            ORDER BY c.id LIMIT $2
+            """, [.text(Self.text(silentSince)), .int(limit)])
+        return try rows.map { row in
+            var summary = try Self.summary(json: try row.string("summary"))
+            let final = try row.int("final") != 0
+            if !final, let answerAt = summary.answerAt, let lastSeen = Self.date(try row.string("last_seen")) {
+                summary.endAt = max(answerAt, lastSeen)
+                summary.durationMilliseconds = Int((summary.endAt.timeIntervalSince(answerAt) * 1000).rounded())
+            }
+            return LostCall(summary: summary, instance: try row.string("instance"), final: final)
+        }
+    }
+
+    /// Forgets SBC runs silent for a day that have no checkpoint left.
+    public func forgetOldRuns(before: Date) async throws {
+        try await store.execute(
+            """
+            DELETE FROM billing_sbc_runs WHERE last_seen < $1 AND NOT EXISTS
+            (SELECT 1 FROM billing_call_checkpoints c WHERE c.instance = billing_sbc_runs.instance AND c.boot = billing_sbc_runs.boot)
+            """, [.text(Self.text(before))])
     }
 
     /// Multi-row INSERTs, a few hundred rows a statement.

@@ -1,3 +1,4 @@
+internal import Foundation
 public import Logging
 internal import Metrics
 public import NIOCore
@@ -37,6 +38,9 @@ public final class CallEngine: Sendable {
         /// `sbc.maximumPendingRegistrations`, `sbc.registrationAttemptMilliseconds`.
         public var maximumPendingRegistrations: Int = 512
         public var registrationAttemptTimeout: Duration = .seconds(4)
+        /// How often each loop sends billing its heartbeat with the checkpoints of its calls (`billing.calls`,
+        /// `sbc.checkpointIntervalMilliseconds`); nil: none, and billing cannot close the calls of a lost SBC.
+        public var checkpointInterval: Duration? = .seconds(1)
         var loopCount = 1
 
         /// Where REGISTERs go: each PBX instance's host and SIP port.
@@ -96,6 +100,11 @@ public final class CallEngine: Sendable {
         let count = eventLoops.count
         routing = CallLoopRouting(loopCount: count)
         let shares = MediaRelay.shares(of: mediaPorts, count: count)
+        // This run of the SBC: billing tells it from the one before (whose calls died with it) by this id.
+        let identity = configuration.checkpointInterval.map {
+            CallLinks.CheckpointIdentity(
+                instance: configuration.instance, boot: RandomID.uuidString(), startedAt: Date(), interval: .nanoseconds($0.nanoseconds))
+        }
         var loops: [Loop] = []
         for (index, eventLoop) in eventLoops.enumerated() {
             let share = shares[index]
@@ -111,7 +120,7 @@ public final class CallEngine: Sendable {
                     routing: links.routing.map { LoopLinkClient(settings: $0, eventLoop: eventLoop) },
                     billing: links.billing.map { LoopLinkClient(settings: $0, eventLoop: eventLoop) },
                     monitor: links.monitor.map { LoopLinkClient(settings: $0, eventLoop: eventLoop) }, timeout: timeout, eventLoop: eventLoop,
-                    logger: logger)
+                    logger: logger, checkpoints: identity)
                 let calls = SBCCalls(
                     shared: shared, loop: loop, relay: MediaRelay(
                         bindAddress: mediaAddress, portRange: share, eventLoop: eventLoop, logger: logger,
@@ -126,6 +135,10 @@ public final class CallEngine: Sendable {
             loops.append(Loop(eventLoop: eventLoop, calls: calls))
         }
         self.loops = loops
+        for loop in loops {
+            let calls = loop.calls
+            loop.eventLoop.execute { calls.value.links.startHeartbeats() }
+        }
     }
 
     /// Calls in progress.

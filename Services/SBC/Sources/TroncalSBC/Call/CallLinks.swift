@@ -1,3 +1,4 @@
+public import Foundation
 public import NIOCore
 internal import Logging
 public import TroncalLink
@@ -20,14 +21,30 @@ final class CallLinks {
     private var qualityFlushScheduled = false
     static let qualityDelay = TimeAmount.seconds(1)
     static let qualityLimit = 100
+    /// The heartbeat of this run with its call checkpoints (`billing.calls`): who we are, how often, what is queued.
+    struct CheckpointIdentity: Sendable {
+        var instance: String
+        var boot: String
+        var startedAt: Date
+        var interval: TimeAmount
+    }
+    private let checkpointIdentity: CheckpointIdentity?
+    private var answered: [CallSummary] = []
+    private var ended: [CallSummary] = []
+    private var checkpointInFlight = false
+    private var heartbeatTask: RepeatedTask?
+    /// Checkpoints kept while billing does not take them; beyond this the oldest answered ones go (their CDRs still
+    /// come from the spool when the calls end).
+    static let checkpointLimit = 20_000
     /// How long reports wait for company, and how many make a frame at most.
     static let batchDelay = TimeAmount.milliseconds(5)
     static let batchLimit = 200
 
     init(
         routing: LoopLinkClient?, billing: LoopLinkClient?, monitor: LoopLinkClient? = nil, timeout: TimeAmount, eventLoop: any EventLoop,
-        logger: Logger
+        logger: Logger, checkpoints: CheckpointIdentity? = nil
     ) {
+        self.checkpointIdentity = billing == nil ? nil : checkpoints
         self.routing = routing
         self.billing = billing
         self.monitor = monitor
@@ -46,6 +63,56 @@ final class CallLinks {
     func renew(_ request: RenewRequest) -> EventLoopFuture<Authorization> {
         guard let billing else { return eventLoop.makeFailedFuture(LinkError(.unavailable, "no billing instance is configured")) }
         return billing.request(request, timeout: timeout).map(\.authorization)
+    }
+
+    /// Starts this loop's heartbeats to billing (none when the site has no billing or checkpoints are off).
+    func startHeartbeats() {
+        guard let identity = checkpointIdentity, heartbeatTask == nil else { return }
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        heartbeatTask = eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: identity.interval) { _ in bound.value.sendCheckpoints() }
+    }
+
+    func stopHeartbeats() {
+        heartbeatTask?.cancel()
+        heartbeatTask = nil
+    }
+
+    /// An answered call's checkpoint (as if it ended now), sent with the next heartbeat.
+    func checkpoint(answered summary: CallSummary) {
+        guard checkpointIdentity != nil else { return }
+        answered.append(summary)
+        if answered.count > Self.checkpointLimit { answered.removeFirst(answered.count - Self.checkpointLimit) }
+    }
+
+    /// An answered call's final summary, sent with the next heartbeat (billing keeps it until the CDR from the spool).
+    func checkpoint(ended summary: CallSummary) {
+        guard checkpointIdentity != nil else { return }
+        ended.append(summary)
+        if ended.count > Self.checkpointLimit { ended.removeFirst(ended.count - Self.checkpointLimit) }
+    }
+
+    /// One heartbeat with what is queued; one at a time per loop. What billing did not take goes with the next.
+    func sendCheckpoints() {
+        guard let identity = checkpointIdentity, let billing, !checkpointInFlight else { return }
+        let report = CallCheckpoints(
+            instance: identity.instance, boot: identity.boot, startedAt: identity.startedAt, answered: Array(answered.prefix(500)),
+            ended: Array(ended.prefix(500)))
+        answered.removeFirst(report.answered.count)
+        ended.removeFirst(report.ended.count)
+        checkpointInFlight = true
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        let logger = self.logger
+        billing.request(report, timeout: timeout).hop(to: eventLoop).whenComplete { result in
+            let links = bound.value
+            links.checkpointInFlight = false
+            if case .failure(let error) = result {
+                links.answered.insert(contentsOf: report.answered, at: 0)
+                links.ended.insert(contentsOf: report.ended, at: 0)
+                logger.info("heartbeat to billing not delivered: its checkpoints go with the next", metadata: [
+                    "answered": "\(report.answered.count)", "ended": "\(report.ended.count)", "reason": "\(error)",
+                ])
+            }
+        }
     }
 
     func report(_ attempt: CallAttemptReport) {

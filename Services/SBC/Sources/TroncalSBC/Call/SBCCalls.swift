@@ -585,6 +585,10 @@ final class SBCCalls: CallApplication {
                 }
             case .reportAttempt(let report):
                 if slot.billed { links.report(report) }
+                if slot.billed, report.result == .answered, let call = slot.call {
+                    // Billing keeps this until the call's CDR: if this SBC is lost, it ends the call at our last heartbeat.
+                    links.checkpoint(answered: call.checkpoint(now: Date()))
+                }
                 logger.info("call attempt", metadata: [
                     "call-id": "\(slot.callerCallID)", "customer": "\(slot.customer)", "carrier": "\(report.carrier)",
                     "result": "\(report.result.rawValue)", "status": "\(report.status.map(String.init) ?? "-")",
@@ -622,6 +626,7 @@ final class SBCCalls: CallApplication {
                     "streams": "\(streams.isEmpty ? "none" : streams)",
                 ])
                 if !alreadySpooled { spool.submit(summary) }
+                if slot.billed, summary.answerAt != nil { links.checkpoint(ended: summary) }
                 finishSlot(number)
             }
         }
