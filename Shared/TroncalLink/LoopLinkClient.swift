@@ -217,6 +217,40 @@ public final class LoopLinkClient {
         }
     }
 
+    /// Sends a one-way message to every instance that can take it: `message` to the first in turn (alive first),
+    /// `copy` to each of the others. Instances that cannot be reached now (in backoff, refused) are skipped; the
+    /// future succeeds when at least one got its frame.
+    public func broadcast<M: LinkMessage>(_ message: M, copy: M, timeout: TimeAmount) -> EventLoopFuture<Void> {
+        let deadline = NIODeadline.now() + timeout
+        let order = membership.order()
+        guard order.count > 1 else { return send(message, timeout: timeout) }
+        startProbing()
+        var frames: [ByteBuffer] = []
+        do {
+            for (position, _) in order.enumerated() {
+                let body = position == 0 ? message : copy
+                frames.append(ByteBuffer(bytes: try EnvelopeEncoder.encode(
+                    Envelope(head: EnvelopeHead(v: M.version, id: makeID(), type: M.messageType, from: settings.identity.description), body: body))))
+            }
+        } catch {
+            return eventLoop.makeFailedFuture(LinkError(.protocolViolation, error.message))
+        }
+        let client = bound
+        let writes = zip(order, frames).map { index, frame in
+            connection(index, before: deadline, waitForBackoff: false).flatMap { connection in
+                connection.channel.writeAndFlush(frame).flatMapErrorThrowing { error in
+                    client.value.drop(connection, reason: "\(error)")
+                    throw LinkError(.connectionClosed, "cannot send \(M.messageType): \(error)")
+                }
+            }.map { true }.recover { _ in false }
+        }
+        return EventLoopFuture.whenAllSucceed(writes, on: eventLoop).flatMapThrowing { sent in
+            guard sent.contains(true) else {
+                throw LinkError(.unavailable, "no instance of \(client.value.settings.role) reachable (\(client.value.lastError ?? "none tried"))")
+            }
+        }
+    }
+
     private func firstConnection(_ order: [Int], before deadline: NIODeadline) -> EventLoopFuture<Connection> {
         guard let index = order.first else {
             return eventLoop.makeFailedFuture(LinkError(.unavailable, "no instance of \(settings.role) reachable (\(lastError ?? "none tried"))"))

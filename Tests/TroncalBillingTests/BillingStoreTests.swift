@@ -262,6 +262,29 @@ import TroncalStore
         }
     }
 
+    /// Two billing instances of a site on one database: the high-cost window is counted in the store, so calls
+    /// authorised by either count, and a resent authorisation (the same call id) counts once.
+    @Test(arguments: TestBackend.allCases)
+    func twoBillingInstancesCountOneHighCostWindowAndAResentAuthorisationOnce(backend: TestBackend) async throws {
+        let customers = "customer,type,rate_plan,max_spend_per_hour,max_high_cost_calls_per_minute,high_cost_rate\ndialler,prepaid,retail,0,3,1\n"
+        try await Self.withBilling(backend, customers: customers) { first in
+            let second = try await Billing(store: first.store, settings: BillingSettings(), logger: Logger(label: "test.billing-2"))
+            try await Self.topUp(first, "dialler", "100")
+            let now = Date()
+            func authorize(_ billing: Billing, _ callID: String) async throws -> Authorization {
+                try await billing.authorize(AuthorizeRequest(customer: "dialler", callee: "34801234567", callID: callID), now: now)
+            }
+            #expect(try await authorize(first, "h0").allowed)
+            #expect(try await authorize(second, "h1").allowed)
+            // h1 again, on the other instance (the SBC's link resent it): still two calls in the window.
+            #expect(try await authorize(first, "h1").allowed)
+            #expect(try await authorize(second, "h2").allowed)
+            let fourth = try await authorize(first, "h3")
+            #expect(!fourth.allowed && fourth.status == 403, "the fourth high-cost call in a minute, over both instances")
+            #expect(try await first.account("dialler").status == "suspended")
+        }
+    }
+
     @Test(arguments: TestBackend.allCases)
     func cdrPagesCoverTheRangeOnceInOrderAndFilterByCustomer(backend: TestBackend) async throws {
         try await Self.withBilling(backend) { billing in

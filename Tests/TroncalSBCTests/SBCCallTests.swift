@@ -443,9 +443,11 @@ struct SBCCallTests {
         await site.stop()
     }
 
-    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
-    func aTrunkFailingFiveCallsInARowIsTakenOutAndComesBackWhenItsProbesSucceed() async throws {
-        let site = try await CallSite { config, offset in
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"), arguments: [1, 2])
+    func aTrunkFailingFiveCallsInARowIsTakenOutAndComesBackWhenItsProbesSucceed(routingInstances: Int) async throws {
+        // With two routing instances the SBC's route requests alternate between them, and its reports go to both: each
+        // sees the five failures and takes the trunk out.
+        let site = try await CallSite(routingInstances: routingInstances) { config, offset in
             config.sbc.customers = [CallSite.customer()]
             config.routing.failuresToTakeOut = 5
             config.routing.probeIntervalMilliseconds = 2000
@@ -478,10 +480,11 @@ struct SBCCallTests {
         #expect(invitesBefore == 5)
         try await calls(1, "sixth")
         #expect(flaky.requests.filter { $0.method == .invite }.count == invitesBefore, "the trunk was tried after 5 failures in a row")
-        #expect(site.routing.outputText.contains("trunk taken out of routes"))
+        let routers = (1...routingInstances).map { site.process("routing-\($0)") }
+        #expect(routers.allSatisfy { $0.outputText.contains("trunk taken out of routes") }, "\(site.logs)")
         // The carrier answers probes again: it comes back, and the next call tries it first.
         probesAnswered.withLock { $0 = true }
-        #expect(await eventually(timeout: .seconds(8)) { site.routing.outputText.contains("trunk back in routes") }, "\(site.logs)")
+        #expect(await eventually(timeout: .seconds(8)) { routers.allSatisfy { $0.outputText.contains("trunk back in routes") } }, "\(site.logs)")
         try await calls(1, "seventh")
         #expect(flaky.requests.filter { $0.method == .invite }.count == invitesBefore + 1)
         let summaries = await eventuallySummaries(site, count: 7).sorted { $0.setupAt < $1.setupAt }

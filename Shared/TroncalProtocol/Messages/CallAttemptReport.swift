@@ -42,10 +42,15 @@ public struct RoutingReports: LinkMessage, Hashable {
 
     public var attempts: [CallAttemptReport]
     public var usage: [TrunkUsage]
+    /// The SBC sends its reports to every routing instance of the site, so that each sees the load and the health of
+    /// every trunk; one gets the original, the others a copy (`true`), which updates their state but not their
+    /// counters (so that a site's metrics count each attempt once). Absent: the original.
+    public var copy: Bool?
 
-    public init(attempts: [CallAttemptReport] = [], usage: [TrunkUsage] = []) {
+    public init(attempts: [CallAttemptReport] = [], usage: [TrunkUsage] = [], copy: Bool? = nil) {
         self.attempts = attempts
         self.usage = usage
+        self.copy = copy
     }
 
     public var isEmpty: Bool { attempts.isEmpty && usage.isEmpty }

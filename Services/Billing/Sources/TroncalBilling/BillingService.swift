@@ -60,8 +60,6 @@ public final class Billing: Sendable {
     private let uploads = UploadAssembler()
     /// One import at a time: two rate imports at once would race for the same generation.
     private let importing = AsyncLock()
-    /// Per customer, the times of recent authorisations to high-cost destinations.
-    private let highCost = Mutex<[String: [Date]]>([:])
 
     public init(store: BillingStore, settings: BillingSettings, logger: Logger) async throws {
         self.store = store
@@ -93,11 +91,16 @@ public final class Billing: Sendable {
         if authorization.allowed, let customer = decision.customer, let rate = decision.rate, customer.maximumHighCostCallsPerMinute > 0,
             customer.highCostRateMicros > 0, rate.perMinuteMicros >= customer.highCostRateMicros
         {
-            let count = highCost.withLock { windows in
-                var recent = windows[customer.customer, default: []].filter { now.timeIntervalSince($0) < 60 }
-                recent.append(now)
-                windows[customer.customer] = recent
-                return recent.count
+            // The window is in the store: every billing instance of the site counts the same calls.
+            let count: Int
+            do {
+                count = try await store.recordHighCostCall(customer: customer.customer, callID: request.callID, now: now)
+            } catch {
+                logger.error("the high-cost call window could not be updated: call refused", metadata: [
+                    "call-id": "\(request.callID)", "customer": "\(customer.customer)", "reason": "\(error)",
+                ])
+                try? await store.release(customer: customer.customer, callID: request.callID)
+                throw Self.unavailable("billing.authorize", error)
             }
             if count > customer.maximumHighCostCallsPerMinute {
                 let detail = "\(count) calls in a minute to high-cost destinations (limit \(customer.maximumHighCostCallsPerMinute)), last to +\(rate.prefix)"

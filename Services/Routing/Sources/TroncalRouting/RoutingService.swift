@@ -102,9 +102,11 @@ public struct RoutingService: TroncalService {
             }
             return decision
         }
-        let recordAttempt: @Sendable (CallAttemptReport) -> Void = { report in
+        let recordAttempt: @Sendable (CallAttemptReport, Bool) -> Void = { report, copy in
             board.record(report)
             load.record(report)
+            // A copy (the original went to another routing instance) updates the state, not the site's counters.
+            guard !copy else { return }
             Counter(label: "troncal_routing_attempts_total", dimensions: [("carrier", report.carrier), ("result", report.result.rawValue)])
                 .increment()
             logger.debug("call attempt", metadata: [
@@ -112,13 +114,13 @@ public struct RoutingService: TroncalService {
                 "status": "\(report.status.map(String.init) ?? "-")",
             ])
         }
-        handlers.onMessage(CallAttemptReport.self, from: [.sbc]) { report, _ in recordAttempt(report) }
+        handlers.onMessage(CallAttemptReport.self, from: [.sbc]) { report, _ in recordAttempt(report, false) }
         handlers.onMessage(TrunkUsage.self, from: [.sbc]) { usage, _ in
             load.record(usage)
         }
         handlers.onMessage(RoutingReports.self, from: [.sbc]) { reports, _ in
             for usage in reports.usage { load.record(usage) }
-            for report in reports.attempts { recordAttempt(report) }
+            for report in reports.attempts { recordAttempt(report, reports.copy ?? false) }
         }
         handlers.onMessage(TrunkQualityReport.self, from: [.monitor]) { report, _ in
             quality.update(report)

@@ -56,7 +56,7 @@ public struct BillingStore: Sendable {
                 "CREATE TABLE billing_events (id TEXT PRIMARY KEY, at TEXT NOT NULL, customer TEXT NOT NULL, kind TEXT NOT NULL, detail TEXT NOT NULL)",
             ]),
         Migration(
-            version: 2, name: "call checkpoints and SBC runs",
+            version: 2, name: "call checkpoints, SBC runs, high-cost call window",
             sql: [
                 """
                 CREATE TABLE billing_call_checkpoints (id TEXT PRIMARY KEY, instance TEXT NOT NULL, boot TEXT NOT NULL, final BIGINT NOT NULL,
@@ -67,6 +67,7 @@ public struct BillingStore: Sendable {
                 CREATE TABLE billing_sbc_runs (instance TEXT NOT NULL, boot TEXT NOT NULL, started_at TEXT NOT NULL, last_seen TEXT NOT NULL,
                 PRIMARY KEY (instance, boot))
                 """,
+                "CREATE TABLE billing_high_cost_calls (customer TEXT NOT NULL, call_id TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (customer, call_id))",
             ]),
     ]
 
@@ -427,6 +428,22 @@ public struct BillingStore: Sendable {
                 try await transaction.execute("DELETE FROM billing_call_checkpoints WHERE id IN (\(placeholders))", chunk.map(SQLValue.text))
             }
             return results
+        }
+    }
+
+    // MARK: - The fraud guard's window, shared by the billing instances of a site
+
+    /// Records a call authorised to a high-cost destination (once per call id: a resent authorisation is not counted
+    /// again) and returns how many the customer has had in the minute up to `now`.
+    public func recordHighCostCall(customer: String, callID: String, now: Date, window: TimeInterval = 60) async throws -> Int {
+        try await store.transaction { transaction in
+            try await transaction.execute(
+                "DELETE FROM billing_high_cost_calls WHERE customer = $1 AND at <= $2", [.text(customer), .text(Self.text(now.addingTimeInterval(-window)))])
+            try await transaction.execute(
+                "INSERT INTO billing_high_cost_calls (customer, call_id, at) VALUES ($1, $2, $3) ON CONFLICT (customer, call_id) DO NOTHING",
+                [.text(customer), .text(callID), .text(Self.text(now))])
+            let rows = try await transaction.query("SELECT COUNT(*) AS n FROM billing_high_cost_calls WHERE customer = $1", [.text(customer)])
+            return Int(try rows.first?.int("n") ?? 0)
         }
     }
 

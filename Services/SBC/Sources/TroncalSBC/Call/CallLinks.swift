@@ -144,7 +144,10 @@ final class CallLinks {
         let batch = reports
         reports = RoutingReports()
         let logger = self.logger
-        routing.send(batch, timeout: timeout).whenFailure { error in
+        var copy = batch
+        copy.copy = true
+        // Every routing instance gets the reports: each counts the load and judges the health of every trunk.
+        routing.broadcast(batch, copy: copy, timeout: timeout).whenFailure { error in
             logger.info("routing reports not delivered", metadata: ["entries": "\(batch.count)", "reason": "\(error)"])
         }
     }
