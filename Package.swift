@@ -39,6 +39,9 @@ let sharedTargets: [Target] = [
     .target(
         name: "TroncalCall", dependencies: ["TroncalSIP", "TroncalMedia", "TroncalProtocol", nio, nioPosix, logging], path: "Shared/TroncalCall", swiftSettings: swiftSettings),
     .target(name: "TroncalCatalog", path: "Shared/TroncalCatalog", swiftSettings: swiftSettings),
+    // The control rules (size for 40 % at the peak, add at 60 %, never fewer than 2): applied by the monitor's capacity
+    // controller and by `troncal capacity plan`.
+    .target(name: "TroncalControl", dependencies: ["TroncalProtocol"], path: "Shared/TroncalControl", swiftSettings: swiftSettings),
     .target(name: "TroncalPKI", dependencies: ["TroncalProtocol", crypto, x509, asn1], path: "Shared/TroncalPKI", swiftSettings: swiftSettings),
     // The backup store's format (chunks encrypted to an offline restore key, signed manifests): written by the backup
     // service, verified and restored by the operator CLI.
@@ -77,7 +80,7 @@ let services: [ServiceSpec] = [
 ]
 let serviceLibraryDependencies: [Target.Dependency] = [
     "TroncalProtocol", "TroncalLink", "TroncalStore", "TroncalRuntime", "TroncalSIP", "TroncalCall", "TroncalMedia", "TroncalPKI",
-    "TroncalCatalog", "TroncalVault", logging, metrics, lifecycle,
+    "TroncalCatalog", "TroncalVault", "TroncalControl", logging, metrics, lifecycle,
 ]
 
 var serviceTargets: [Target] = []
@@ -102,7 +105,7 @@ let cliTargets: [Target] = [
     .target(
         name: "TroncalCLI",
         dependencies: [
-            "TroncalProtocol", "TroncalLink", "TroncalPKI", "TroncalRuntime", "TroncalCatalog", "TroncalVault", "TroncalStore", argumentParser, logging, nioPosix,
+            "TroncalProtocol", "TroncalLink", "TroncalPKI", "TroncalRuntime", "TroncalCatalog", "TroncalVault", "TroncalStore", "TroncalControl", argumentParser, logging, nioPosix,
             lifecycle, unixSignals, crypto,
         ],
         path: "Services/Troncal/Sources/TroncalCLI", swiftSettings: swiftSettings),

@@ -89,6 +89,9 @@ public enum MessageCatalog {
         MessageDescriptor(AlarmActionResult.self, kind: .reply, senders: nil, summary: "reply to alarms.ack and alarms.silence: the alarm now"),
         MessageDescriptor(AlarmHistoryRequest.self, kind: .request, senders: [.operator], summary: "the events of one alarm, or the latest of all"),
         MessageDescriptor(AlarmHistory.self, kind: .reply, senders: nil, summary: "reply to alarms.history, newest first"),
+        MessageDescriptor(
+            CapacityHistoryRequest.self, kind: .request, senders: [.operator], summary: "the capacity controller's decisions, of one role or all"),
+        MessageDescriptor(CapacityHistory.self, kind: .reply, senders: nil, summary: "reply to monitor.capacityHistory, newest first"),
         MessageDescriptor(LoginLinkRequest.self, kind: .request, senders: [.operator], summary: "a one-time dashboard login link for an operator"),
         MessageDescriptor(LoginLink.self, kind: .reply, senders: nil, summary: "reply to monitor.loginLink: the link's path and the dashboard's address"),
         MessageDescriptor(

@@ -15,6 +15,7 @@ public import ServiceLifecycle
 /// | `troncal_host_disk_total_bytes`, `troncal_host_disk_used_bytes`, `troncal_host_disk_available_bytes` | gauge | the file system of the data directory (available: what is left for unprivileged writers, as `df` shows) |
 /// | `troncal_host_network_receive_bytes{interface}`, `troncal_host_network_transmit_bytes{interface}` | gauge | since boot |
 /// | `troncal_host_sample_failures_total` | counter | readings that failed (logged with the reason) |
+/// | `troncal_process_cpu_percent` | gauge | this instance's own CPU over the last interval, as a share of all the host's CPUs (0–100): the per-instance figure of the capacity controller |
 public struct HostMetrics: Service {
     let dataDirectory: String
     let interval: Duration
@@ -28,12 +29,24 @@ public struct HostMetrics: Service {
 
     public func run() async throws {
         var previous: HostFigures?
+        var previousProcess: (seconds: Double, at: ContinuousClock.Instant)?
         var failing = false
         while !Task.isCancelledOrShuttingDown {
             do {
                 let figures = try HostFigures.read(dataDirectory: dataDirectory)
                 Self.record(figures, previous: previous)
                 previous = figures
+                if let seconds = Self.processCPUSeconds() {
+                    let now = ContinuousClock.now
+                    if let before = previousProcess {
+                        let wall = (now - before.at) / .seconds(1)
+                        if wall > 0, figures.cpuCount > 0 {
+                            let share = (seconds - before.seconds) / wall / Double(figures.cpuCount) * 100
+                            Gauge(label: "troncal_process_cpu_percent").record(min(100, max(0, share)))
+                        }
+                    }
+                    previousProcess = (seconds, now)
+                }
                 if failing { logger.info("host figures readable again") }
                 failing = false
             } catch {
@@ -43,6 +56,16 @@ public struct HostMetrics: Service {
             }
             await Task.sleepUnlessShuttingDown(for: interval)
         }
+    }
+
+    /// This process's user + system CPU time in seconds (`/proc/self/stat`), nil where it cannot be read.
+    static func processCPUSeconds(stat path: String = "/proc/self/stat") -> Double? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8), let close = text.lastIndex(of: ")") else { return nil }
+        // After "pid (comm) ": state is field 3, utime 14 and stime 15 (1-based), so 11 and 12 after the comm.
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return ticks > 0 ? (user + system) / ticks : nil
     }
 
     static func record(_ figures: HostFigures, previous: HostFigures?) {

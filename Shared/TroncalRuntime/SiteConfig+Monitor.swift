@@ -16,6 +16,8 @@ public struct MonitorSettings: Codable, Sendable, Equatable {
     public var escalation: EscalationSettings = EscalationSettings()
     /// How long collected series are kept: raw samples, 1-minute and 1-hour rollups.
     public var retention: RetentionSettings = RetentionSettings()
+    /// The capacity controller: the sizing rules applied to the collected figures (docs/capacity.md).
+    public var capacity: CapacitySettings = CapacitySettings()
     /// Where notifications go: Alertmanager-compatible webhooks, one or more per escalation level.
     public var receivers: [ReceiverSettings] = []
     /// The receiver that gets a notification after the receiver it was meant for failed `fallbackAfterAttempts` times.
@@ -81,6 +83,27 @@ public struct RetentionSettings: Codable, Sendable, Equatable {
     public init() {}
 }
 
+/// `monitor.capacity`: the capacity controller of the site's active monitor.
+public struct CapacitySettings: Codable, Sendable, Equatable {
+    /// `advise`: every decision is worked out, explained and recorded (history, metrics, alarm), and nothing is
+    /// started or stopped; `off`: the controller does not run. (Acting through executors is a later step.)
+    public var mode: String = "advise"
+    /// How often the rules are applied.
+    public var intervalSeconds: Int = 60
+    /// The figures looked at: the last day, whose peak the service is sized for.
+    public var windowSeconds: Int = 86_400
+    /// The instances' loads are summed per bucket of this many seconds; the fullest bucket is the peak.
+    public var bucketSeconds: Int = 60
+    public var plannedLoad: Double = 0.40
+    public var scaleOutLoad: Double = 0.60
+    public var minimumInstances: Int = 2
+    /// How long the figures must show too many instances before one is removed (a week).
+    public var scaleInWindowSeconds: Int = 604_800
+    /// The standby pool of the site: instances per role ready to be taken into service.
+    public var standby: [String: Int] = [:]
+    public init() {}
+}
+
 /// `monitor.escalation`.
 public struct EscalationSettings: Codable, Sendable, Equatable {
     /// Unacknowledged this long at NOC level 1, an alarm goes to NOC level 2.
@@ -132,6 +155,21 @@ extension ConfigLoader {
             throw fail("monitor.escalation.level3Minutes", "must not be below level2Minutes, and neither negative")
         }
         guard (1...60).contains(monitor.escalation.minuteSeconds) else { throw fail("monitor.escalation.minuteSeconds", "must be from 1 to 60") }
+        let capacity = monitor.capacity
+        guard ["advise", "off"].contains(capacity.mode) else { throw fail("monitor.capacity.mode", "must be advise or off, got '\(capacity.mode)'") }
+        guard (1...86_400).contains(capacity.intervalSeconds) else { throw fail("monitor.capacity.intervalSeconds", "must be from 1 to 86400") }
+        guard (60...(31 * 86_400)).contains(capacity.windowSeconds) else { throw fail("monitor.capacity.windowSeconds", "must be from 60 to 2678400") }
+        guard (1...3600).contains(capacity.bucketSeconds), capacity.bucketSeconds <= capacity.windowSeconds else {
+            throw fail("monitor.capacity.bucketSeconds", "must be from 1 to 3600 and within the window")
+        }
+        guard capacity.plannedLoad > 0, capacity.plannedLoad < capacity.scaleOutLoad, capacity.scaleOutLoad <= 1 else {
+            throw fail("monitor.capacity.scaleOutLoad", "need 0 < plannedLoad < scaleOutLoad <= 1")
+        }
+        guard capacity.minimumInstances >= 2 else { throw fail("monitor.capacity.minimumInstances", "must be at least 2") }
+        guard capacity.scaleInWindowSeconds >= 0 else { throw fail("monitor.capacity.scaleInWindowSeconds", "must not be negative") }
+        for (role, count) in capacity.standby where Role(rawValue: role) == nil || count < 0 {
+            throw fail("monitor.capacity.standby.\(role)", "must name a role (sbc, routing, billing, pbx, monitor) with a count of 0 or more")
+        }
         var receivers = Set<String>()
         for (index, receiver) in monitor.receivers.enumerated() {
             let key = "monitor.receivers[\(index)]"

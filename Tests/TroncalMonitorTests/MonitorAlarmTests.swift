@@ -377,5 +377,26 @@ struct MonitorAlarmTests {
         let (historyCode, history) = try await troncal(["alarms", "history", String(fingerprint.prefix(8)), "--data-dir", dataDir])
         #expect(historyCode == 0, "\(history)")
         for event in ["fired", "notified", "resolved"] { #expect(history.contains(event), "history lacks \(event): \(history)") }
+
+        // The capacity controller (advice mode) has judged every role: one instance each is below the minimum of two.
+        var decisions: [CapacityEvent] = []
+        let advised = await eventually(timeout: .seconds(30), interval: .milliseconds(500)) {
+            guard let (code, output) = try? await troncal(["capacity", "history", "--role", "sbc", "--json", "--data-dir", dataDir]), code == 0 else { return false }
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .iso8601
+            decisions = (try? decoder.decode([CapacityEvent].self, from: Data(output.utf8))) ?? []
+            return !decisions.isEmpty
+        }
+        #expect(advised, "no capacity decision for the SBC")
+        let decision = try #require(decisions.first)
+        #expect(decision.action == "scale-out" && decision.instances == 1 && decision.after == 2 && decision.mode == "advise", "\(decision)")
+        #expect(decision.reason.contains("fewer than the minimum 2"), "\(decision.reason)")
+        let (textCode, text) = try await troncal(["capacity", "history", "--data-dir", dataDir])
+        #expect(textCode == 0 && text.contains("sbc  scale-out  1 -> 2"), "\(text)")
+        // Every instance exports its own CPU, the controller's per-instance figure.
+        for instance in config.instances {
+            let metrics = (try? await httpGet(port: instance.adminPort, path: "/metrics")) ?? ""
+            #expect(Self.sample(metrics, "troncal_process_cpu_percent") != nil, "\(instance.name) exports no process CPU")
+        }
     }
 }

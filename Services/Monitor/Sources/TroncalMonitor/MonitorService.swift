@@ -25,6 +25,7 @@ public struct MonitorService: TroncalService {
     let operators: Operators
     let samples: SampleStore
     let quality: QualityStore
+    let capacity: CapacityHistoryStore
     /// One link per routing instance of the site: each is told the trunks' quality (`routing.trunkQuality`).
     let routing: [LinkClient]
 
@@ -34,6 +35,7 @@ public struct MonitorService: TroncalService {
         store = MonitorStore(store: sqlStore)
         samples = SampleStore(store: sqlStore)
         quality = QualityStore(store: sqlStore)
+        capacity = CapacityHistoryStore(store: sqlStore)
         routing = try context.config.instances(of: .routing).map { instance in
             try LinkClient(
                 role: .routing, endpoints: [LinkEndpoint(host: instance.host, port: instance.linkPort)], credentials: context.credentials,
@@ -134,6 +136,10 @@ public struct MonitorService: TroncalService {
                 throw ProtocolError(.badRequest, error.description)
             }
         }
+        let capacity = capacity
+        handlers.on(CapacityHistoryRequest.self, from: [.operator]) { request, _ in
+            CapacityHistory(events: try await capacity.history(role: request.role, limit: request.limit))
+        }
         handlers.on(AlarmHistoryRequest.self, from: [.operator]) { request, _ in
             AlarmHistory(events: try await store.history(fingerprint: request.fingerprint, limit: request.limit))
         }
@@ -153,6 +159,10 @@ public struct MonitorService: TroncalService {
                     rawHours: settings.retention.rawHours, minuteDays: settings.retention.minuteDays, hourMonths: settings.retention.hourMonths),
                 logger: context.logger),
             NotificationSender(desk: desk, store: store, settings: settings, logger: context.logger),
+            CapacityController(
+                samples: samples, history: capacity, settings: settings.capacity, site: context.config.site, instances: context.config.instances,
+                sbcMaximumCalls: context.config.sbc.maximumCalls, me: context.instance.name, scrapeIntervalSeconds: settings.scrapeIntervalSeconds,
+                logger: context.logger),
 
             Dashboard(
                 desk: desk, store: store, operators: operators, quality: quality, samples: samples, routing: routing, settings: settings,

@@ -23,6 +23,10 @@ extension AlarmRule {
             name: "CPUHighAtPeak", category: .capacity, metric: "troncal_host_cpu_percent", warning: 60, clear: 50, forSeconds: 300,
             summary: "{{host}} CPU at {{value}} % for 5 minutes", action: "Scale out: the service on this host passed the 60 % rule."),
         AlarmRule(
+            name: "CapacityScaleOutAdvised", category: .capacity, metric: "troncal_capacity_scale_out_advised", warning: 0.5, clear: 0.5,
+            summary: "{{role}}: the capacity rules call for more instances",
+            action: "Read `troncal capacity history --role {{role}}`: take instances from the standby pool or provision new ones."),
+        AlarmRule(
             name: "CPUCritical", category: .server, metric: "troncal_host_cpu_percent", critical: 80, clear: 70, forSeconds: 60,
             summary: "{{host}} CPU at {{value}} %", action: "Move work away from this host now; add a server."),
         AlarmRule(

@@ -33,6 +33,7 @@ public struct MonitorStore: Sendable {
         Operators.migration,
         SampleStore.migration,
         QualityStore.migration,
+        CapacityHistoryStore.migration,
     ]
 
     let store: any SQLStore

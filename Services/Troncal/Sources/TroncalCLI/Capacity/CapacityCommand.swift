@@ -1,12 +1,37 @@
 import ArgumentParser
 import Foundation
 import TroncalProtocol
+import TroncalControl
 
 /// `troncal capacity plan`: the sizing rules applied to load figures, advice only (nothing is started or stopped).
 struct CapacityCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "capacity", abstract: "Size each service by the operator's rules (40 % at peak, add at 60 %, never fewer than 2).",
-        subcommands: [Plan.self])
+        subcommands: [Plan.self, History.self])
+
+    /// `troncal capacity history [--role R] [--limit N] [--json]`: the decisions of the site's capacity controller (in
+    /// the active monitor), newest first, each with its reason.
+    struct History: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The capacity controller's decisions (hold, scale-out, scale-in), newest first, with the figures and the reason.")
+        @Option(help: "Only this role: sbc, routing, billing, pbx, monitor.")
+        var role: String?
+        @Option(help: "At most this many decisions.")
+        var limit: Int = 100
+        @OptionGroup var target: MonitorTargetOptions
+
+        func run() async throws {
+            if let role, Role(rawValue: role) == nil { throw ValidationError("--role must be one of sbc, routing, billing, pbx, monitor") }
+            let history = try await target.request(CapacityHistoryRequest(role: role, limit: limit))
+            if target.json { return try target.print(json: history.events) }
+            if history.events.isEmpty { Output.line("no capacity decisions yet") }
+            for event in history.events {
+                var line = "\(AlarmText.time(event.at))  \(event.role)  \(event.action)  \(event.instances) -> \(event.after)  (planned \(event.planned)"
+                if event.fromStandby + event.missing > 0 { line += ", \(event.fromStandby) from standby, \(event.missing) to provision" }
+                Output.line(line + ", \(event.mode))\n    \(event.reason)")
+            }
+        }
+    }
 
     struct Plan: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -1,21 +1,21 @@
-import Foundation
-import TroncalProtocol
+public import Foundation
+public import TroncalProtocol
 
 /// The operator's sizing rules: each service is sized so that its instances carry `plannedLoad` (40 %) at the peak;
 /// an instance above `scaleOutLoad` (60 %) at the peak calls for one more; never fewer than `minimumInstances` (2);
 /// an instance is removed only when the plan has been below the current count for the whole `scaleInWindow`.
-struct CapacityRules: Codable, Sendable, Equatable {
-    var plannedLoad = 0.40
-    var scaleOutLoad = 0.60
-    var minimumInstances = 2
+public struct CapacityRules: Codable, Sendable, Equatable {
+    public var plannedLoad = 0.40
+    public var scaleOutLoad = 0.60
+    public var minimumInstances = 2
     /// How long the figures must show too many instances before one is removed (default a week).
-    var scaleInWindowSeconds: Double = 7 * 86_400
+    public var scaleInWindowSeconds: Double = 7 * 86_400
     /// Samples are summed per bucket of this many seconds (an instance's last sample in the bucket counts).
-    var bucketSeconds: Double = 60
+    public var bucketSeconds: Double = 60
 
-    init() {}
+    public init() {}
 
-    init(from decoder: any Decoder) throws {
+    public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = CapacityRules()
         plannedLoad = try c.decodeIfPresent(Double.self, forKey: .plannedLoad) ?? d.plannedLoad
@@ -25,7 +25,7 @@ struct CapacityRules: Codable, Sendable, Equatable {
         bucketSeconds = try c.decodeIfPresent(Double.self, forKey: .bucketSeconds) ?? d.bucketSeconds
     }
 
-    func validate() throws {
+    public func validate() throws {
         guard plannedLoad > 0, plannedLoad < scaleOutLoad, scaleOutLoad <= 1 else {
             throw CapacityError("rules: need 0 < plannedLoad < scaleOutLoad <= 1 (got \(plannedLoad), \(scaleOutLoad))")
         }
@@ -36,43 +36,52 @@ struct CapacityRules: Codable, Sendable, Equatable {
 
 /// One figure of one instance at one time: its CPU and its own capacity figure (calls per second or concurrent calls
 /// against the SBC's limits, requests against routing or billing capacity), each a fraction of what it can carry.
-struct LoadSample: Sendable, Equatable {
-    var at: Date
-    var instance: String
-    var cpu: Double
-    var capacity: Double?
+public struct LoadSample: Sendable, Equatable {
+    public var at: Date
+    public var instance: String
+    public var cpu: Double
+    public var capacity: Double?
 
-    var role: Role? { Role(rawValue: String(instance.prefix { $0 != "-" })) }
+    public init(at: Date, instance: String, cpu: Double, capacity: Double?) {
+        self.at = at
+        self.instance = instance
+        self.cpu = cpu
+        self.capacity = capacity
+    }
+
+    public var role: Role? { Role(rawValue: String(instance.prefix { $0 != "-" })) }
     /// The instance's load: the higher of its CPU and its own capacity figure.
-    var load: Double { max(cpu, capacity ?? 0) }
+    public var load: Double { max(cpu, capacity ?? 0) }
 }
 
 /// What the rules say for one role, with the reason spelled out (metric, window, threshold, before and after).
-struct CapacityPlan: Codable, Sendable, Equatable {
-    enum Action: String, Codable, Sendable { case hold, scaleOut = "scale-out", scaleIn = "scale-in" }
-    var role: String
-    var instances: Int
-    var peakAt: Date?
+public struct CapacityPlan: Codable, Sendable, Equatable {
+    public enum Action: String, Codable, Sendable { case hold, scaleOut = "scale-out", scaleIn = "scale-in" }
+    public var role: String
+    public var instances: Int
+    public var peakAt: Date?
     /// The sum of the instances' loads at the peak, in instance units (1.0 = one instance fully loaded).
-    var peakTotal: Double
-    var busiestInstance: String?
-    var busiestLoad: Double
+    public var peakTotal: Double
+    public var busiestInstance: String?
+    public var busiestLoad: Double
     /// `max(minimumInstances, ceil(peakTotal / plannedLoad))`.
-    var planned: Int
-    var action: Action
-    var after: Int
+    public var planned: Int
+    public var action: Action
+    public var after: Int
     /// Standby instances to take into service (at most the pool), and how many more are needed beyond it.
-    var fromStandby: Int
-    var missing: Int
-    var reason: String
+    public var fromStandby: Int
+    public var missing: Int
+    public var reason: String
 }
 
 /// The sizing rules applied to a window of load figures. Pure: the controller and `troncal capacity plan` both
 /// call it; it decides nothing by itself.
-struct CapacityPlanner {
-    let rules: CapacityRules
+public struct CapacityPlanner: Sendable {
+    public let rules: CapacityRules
 
-    func plan(role: Role, samples: [LoadSample], instances: [String], standby: Int) -> CapacityPlan {
+    public init(rules: CapacityRules) { self.rules = rules }
+
+    public func plan(role: Role, samples: [LoadSample], instances: [String], standby: Int) -> CapacityPlan {
         let mine = samples.filter { $0.role == role && instances.contains($0.instance) }.sorted { $0.at < $1.at }
         var buckets: [Int: [String: Double]] = [:]
         for sample in mine {
@@ -135,7 +144,7 @@ struct CapacityPlanner {
     }
 }
 
-struct CapacityError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+public struct CapacityError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }

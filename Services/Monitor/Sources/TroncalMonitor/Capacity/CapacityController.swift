@@ -1,0 +1,193 @@
+public import Foundation
+public import Logging
+internal import Metrics
+public import ServiceLifecycle
+public import TroncalControl
+public import TroncalProtocol
+public import TroncalRuntime
+public import TroncalStore
+
+/// The capacity controller's decisions, kept in the monitor's database (`troncal capacity history`).
+public struct CapacityHistoryStore: Sendable {
+    static let migration = Migration(
+        version: 5, name: "capacity decisions",
+        sql: [
+            "CREATE TABLE monitor_capacity_events (id TEXT PRIMARY KEY, at DOUBLE PRECISION NOT NULL, role TEXT NOT NULL, document TEXT NOT NULL)",
+            "CREATE INDEX monitor_capacity_events_role ON monitor_capacity_events (role, at)",
+            "CREATE INDEX monitor_capacity_events_at ON monitor_capacity_events (at)",
+        ])
+
+    let store: any SQLStore
+    public init(store: any SQLStore) { self.store = store }
+
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .secondsSince1970
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }()
+
+    public func append(_ event: CapacityEvent) async throws {
+        let document = String(decoding: try Self.encoder.encode(event), as: UTF8.self)
+        try await store.execute(
+            "INSERT INTO monitor_capacity_events (id, at, role, document) VALUES ($1, $2, $3, $4)",
+            [.text(RandomID.uuidString()), .real(event.at.timeIntervalSince1970), .text(event.role), .text(document)])
+    }
+
+    /// Newest first.
+    public func history(role: String? = nil, limit: Int = 100) async throws -> [CapacityEvent] {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .secondsSince1970
+        let limit = SQLValue.int(max(1, min(limit, 10_000)))
+        let rows: [SQLRow]
+        if let role {
+            rows = try await store.query("SELECT document FROM monitor_capacity_events WHERE role = $1 ORDER BY at DESC LIMIT $2", [.text(role), limit])
+        } else {
+            rows = try await store.query("SELECT document FROM monitor_capacity_events ORDER BY at DESC LIMIT $1", [limit])
+        }
+        return try rows.map { try decoder.decode(CapacityEvent.self, from: Data(try $0.string("document").utf8)) }
+    }
+}
+
+/// The control rules applied to what the monitor collected (docs/capacity.md): per role, each instance's load at each
+/// bucket is the higher of its own CPU (`troncal_process_cpu_percent`, a share of its host) and its capacity figure
+/// (an SBC's active calls against `sbc.maximumCalls`); the peak bucket of the window sizes the role. A decision that
+/// differs from the role's last one is recorded with its reason, logged, and exported as metrics that the
+/// `CapacityScaleOutAdvised` alarm reads (so it reaches the dashboard and the webhooks). In `advise` mode, the only one
+/// built, nothing is started or stopped.
+///
+/// One controller per site is active: the monitor instance first by name among those the collected figures show
+/// healthy; the others stand by, and take over when it stops answering.
+public struct CapacityController: Service {
+    let samples: SampleStore
+    let history: CapacityHistoryStore
+    let settings: CapacitySettings
+    let site: String
+    let instances: [InstanceSettings]
+    let sbcMaximumCalls: Int
+    let me: String
+    let scrapeIntervalSeconds: Int
+    let logger: Logger
+
+    public init(
+        samples: SampleStore, history: CapacityHistoryStore, settings: CapacitySettings, site: String, instances: [InstanceSettings],
+        sbcMaximumCalls: Int, me: String, scrapeIntervalSeconds: Int, logger: Logger
+    ) {
+        self.samples = samples
+        self.history = history
+        self.settings = settings
+        self.site = site
+        self.instances = instances
+        self.sbcMaximumCalls = sbcMaximumCalls
+        self.me = me
+        self.scrapeIntervalSeconds = scrapeIntervalSeconds
+        self.logger = logger
+    }
+
+    public static let roles: [Role] = [.sbc, .routing, .billing, .pbx, .monitor]
+
+    var rules: CapacityRules {
+        var rules = CapacityRules()
+        rules.plannedLoad = settings.plannedLoad
+        rules.scaleOutLoad = settings.scaleOutLoad
+        rules.minimumInstances = settings.minimumInstances
+        rules.scaleInWindowSeconds = Double(settings.scaleInWindowSeconds)
+        rules.bucketSeconds = Double(settings.bucketSeconds)
+        return rules
+    }
+
+    public func run() async throws {
+        guard settings.mode != "off" else { return await Task.sleepUnlessShuttingDown(for: .seconds(86_400 * 365)) }
+        var wasActive: Bool?
+        while !Task.isCancelledOrShuttingDown {
+            let now = Date()
+            do {
+                let active = try await isActive(now: now)
+                if active != wasActive {
+                    logger.info(active ? "capacity controller active for the site" : "capacity controller standing by: another monitor is active")
+                    wasActive = active
+                }
+                if active { _ = try await evaluate(now: now) }
+            } catch {
+                logger.error("capacity rules not applied this round", metadata: ["reason": "\(error)"])
+            }
+            await Task.sleepUnlessShuttingDown(for: .seconds(settings.intervalSeconds))
+        }
+    }
+
+    func series(_ name: String, _ instance: InstanceSettings) -> String {
+        MetricSample(name, ["site": site, "instance": instance.name, "role": instance.role.rawValue], 0).seriesKey
+    }
+
+    /// Active unless a monitor instance first by name was seen healthy in the last three scrapes (or 30 s).
+    public func isActive(now: Date) async throws -> Bool {
+        let recent = now.addingTimeInterval(-Double(max(30, 3 * scrapeIntervalSeconds)))
+        for other in instances.filter({ $0.role == .monitor && $0.name < me }) {
+            let points = try await samples.points(series: series("troncal_instance_healthy", other), from: recent, to: now.addingTimeInterval(1), resolution: "raw")
+            if points.contains(where: { $0.average >= 0.5 }) { return false }
+        }
+        return true
+    }
+
+    /// Each instance's load per bucket of the window: the higher of its CPU and its capacity figure, at their highest.
+    func loads(of role: Role, now: Date) async throws -> [LoadSample] {
+        let from = now.addingTimeInterval(-Double(settings.windowSeconds))
+        let resolution = settings.windowSeconds <= 7200 ? "raw" : "minute"
+        let bucket = Double(settings.bucketSeconds)
+        var result: [LoadSample] = []
+        for instance in instances where instance.role == role {
+            var cpu: [Int: Double] = [:]
+            var capacity: [Int: Double] = [:]
+            for point in try await samples.points(series: series("troncal_process_cpu_percent", instance), from: from, to: now, resolution: resolution) {
+                let key = Int((point.at.timeIntervalSince1970 / bucket).rounded(.down))
+                cpu[key] = max(cpu[key] ?? 0, point.maximum / 100)
+            }
+            if role == .sbc, sbcMaximumCalls > 0 {
+                for point in try await samples.points(series: series("troncal_sbc_calls_active", instance), from: from, to: now, resolution: resolution) {
+                    let key = Int((point.at.timeIntervalSince1970 / bucket).rounded(.down))
+                    capacity[key] = max(capacity[key] ?? 0, point.maximum / Double(sbcMaximumCalls))
+                }
+            }
+            for key in Set(cpu.keys).union(capacity.keys).sorted() {
+                result.append(LoadSample(
+                    at: Date(timeIntervalSince1970: Double(key) * bucket), instance: instance.name, cpu: cpu[key] ?? 0, capacity: capacity[key]))
+            }
+        }
+        return result
+    }
+
+    /// Applies the rules to every role once; records (and returns) the decisions that changed.
+    @discardableResult
+    public func evaluate(now: Date) async throws -> [CapacityEvent] {
+        let planner = CapacityPlanner(rules: rules)
+        var recorded: [CapacityEvent] = []
+        for role in Self.roles {
+            let names = instances.filter { $0.role == role }.map(\.name)
+            guard !names.isEmpty else { continue }
+            let plan = planner.plan(role: role, samples: try await loads(of: role, now: now), instances: names, standby: settings.standby[role.rawValue] ?? 0)
+            let dimensions = [("role", role.rawValue)]
+            Gauge(label: "troncal_capacity_instances", dimensions: dimensions).record(plan.instances)
+            Gauge(label: "troncal_capacity_planned_instances", dimensions: dimensions).record(plan.after)
+            Gauge(label: "troncal_capacity_scale_out_advised", dimensions: dimensions).record(plan.action == .scaleOut ? 1 : 0)
+            Gauge(label: "troncal_capacity_scale_in_advised", dimensions: dimensions).record(plan.action == .scaleIn ? 1 : 0)
+            let last = try await history.history(role: role.rawValue, limit: 1).first
+            guard last == nil || last?.action != plan.action.rawValue || last?.after != plan.after || last?.instances != plan.instances else { continue }
+            let event = CapacityEvent(
+                at: now, role: plan.role, action: plan.action.rawValue, instances: plan.instances, planned: plan.planned, after: plan.after,
+                fromStandby: plan.fromStandby, missing: plan.missing, peakTotal: plan.peakTotal, peakAt: plan.peakAt,
+                busiestInstance: plan.busiestInstance, busiestLoad: plan.busiestLoad, reason: plan.reason, mode: settings.mode)
+            try await history.append(event)
+            recorded.append(event)
+            let metadata: Logger.Metadata = [
+                "role": "\(role.rawValue)", "instances": "\(plan.instances)", "after": "\(plan.after)", "reason": "\(plan.reason)",
+            ]
+            switch plan.action {
+            case .scaleOut: logger.warning("capacity: more instances needed (advice, nothing started)", metadata: metadata)
+            case .scaleIn: logger.notice("capacity: fewer instances would do (advice, nothing stopped)", metadata: metadata)
+            case .hold: logger.info("capacity: the instances in service fit the rules", metadata: metadata)
+            }
+            Counter(label: "troncal_capacity_decisions_total", dimensions: [("role", role.rawValue), ("action", plan.action.rawValue)]).increment()
+        }
+        return recorded
+    }
+}
