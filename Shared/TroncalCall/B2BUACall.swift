@@ -716,6 +716,13 @@ public struct B2BUACall: Sendable {
         return actions
     }
 
+    /// The element ends the call now (an SBC drained at its bound): an answered call is hung up on both sides with
+    /// `reason`, as at its maximum duration; a call not answered yet is left to its own timers.
+    public mutating func terminate(reason: String, now: Date) -> [Action] {
+        guard case .answered = state else { return [] }
+        return hangUp(reason: reason, now: now)
+    }
+
     private mutating func hangUp(reason: String, now: Date) -> [Action] {
         guard let target = currentTarget else { return finish(now: now) }
         disconnect = CallSummary.Disconnect(by: .sbc, status: 200, reason: reason)

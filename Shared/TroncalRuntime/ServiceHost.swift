@@ -106,7 +106,10 @@ public struct ServiceHost<S: TroncalService>: Sendable {
             configuration: .init(
                 services: [
                     .init(service: linkServer), .init(service: admin), .init(service: health), .init(service: host),
-                ] + service.services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+                ] + service.services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
+                    // Last, so that the group's graceful shutdown (in reverse order) reaches it first: `/health` says
+                    // "shutting down" while the service's own services drain.
+                    + [.init(service: ShutdownNotice(flag: shuttingDown))],
                 gracefulShutdownSignals: gracefulShutdownSignals, cancellationSignals: [], logger: logger))
         logger.info("service starting", metadata: [
             "role": "\(S.role)", "link": "\(instance.host):\(instance.linkPort)", "admin": "\(instance.adminHost):\(instance.adminPort)",
@@ -147,6 +150,15 @@ public struct ServiceHost<S: TroncalService>: Sendable {
                 ? "postgres primary \(postgres.currentServer)" : "postgres \(postgres.currentServer)"
         }
         return store.backend.rawValue
+    }
+}
+
+/// Sets the flag when the service group's graceful shutdown reaches it (SIGTERM), then ends.
+struct ShutdownNotice: Service {
+    let flag: ShutdownFlag
+    func run() async throws {
+        try? await gracefulShutdown()
+        flag.set()
     }
 }
 

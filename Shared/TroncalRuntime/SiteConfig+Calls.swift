@@ -40,6 +40,11 @@ public struct SBCSettings: Codable, Sendable, Equatable {
     /// (`billing.calls`): if the SBC is lost, billing ends its calls at the last heartbeat and releases their
     /// reservations. 0: off (a lost SBC's calls then get no CDR and hold their reservations until they expire).
     public var checkpointIntervalMilliseconds: Int = 1000
+    /// At a graceful stop (SIGTERM) the SBC drains: new calls get 503 (and `/health` says it is stopping, so a
+    /// keepalived check moves the floating address away), calls in progress go on for up to this many seconds, then
+    /// those still up are hung up on both sides (`SBC drained`) and the process exits. 0: hang up at once. Keep it
+    /// below the unit's `TimeoutStopSec` (40 s in the rendered units).
+    public var drainSeconds: Int = 30
     /// The digest realm customers authenticate in.
     public var realm: String = "troncal"
     /// The digest algorithms offered in a 407, one challenge each, in this order. RFC 8760 puts the strongest
@@ -232,6 +237,7 @@ extension ConfigLoader {
         guard (200...32_000).contains(sbc.registrationAttemptMilliseconds) else {
             throw fail("sbc.registrationAttemptMilliseconds", "must be from 200 to 32000")
         }
+        guard (0...3600).contains(sbc.drainSeconds) else { throw fail("sbc.drainSeconds", "must be from 0 to 3600") }
         guard sbc.checkpointIntervalMilliseconds == 0 || (100...60_000).contains(sbc.checkpointIntervalMilliseconds) else {
             throw fail("sbc.checkpointIntervalMilliseconds", "must be 0 (off) or from 100 to 60000")
         }

@@ -68,6 +68,8 @@ final class CallSite: Sendable {
         config.pbx.mediaPortMin = media.lowerBound
         config.pbx.mediaPortMax = media.upperBound
         config.routing.setupTimeoutMilliseconds = 3000
+        // A test that stops its site with calls up does not wait the production drain (30 s) for them.
+        config.sbc.drainSeconds = 2
         // sipp carriers cannot answer OPTIONS outside a call: tests that need probes turn them on.
         config.routing.probeIntervalMilliseconds = 0
         // No billing process in most call tests.

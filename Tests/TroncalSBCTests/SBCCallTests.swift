@@ -527,6 +527,44 @@ struct SBCCallTests {
         await site.stop()
     }
 
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func aStoppedSBCDrainsRefusingNewCallsWith503ThenHangsUpTheCallsStillUpAtItsBound() async throws {
+        let site = try await Self.site(carrierPort: { 9000 + $0 }) { $0.sbc.drainSeconds = 4 }
+        defer { site.remove() }
+        let longer = ["-timeout", "60s"]
+        let carrier = try Self.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: site.carrierPort(0), calls: 2, extra: longer)
+        try await carrier.listening()
+        // Two calls up, held by nobody: only the SBC's BYE ends them.
+        let caller = try Self.caller(site, "caller", scenario: SippScenarios.caller(callerHangsUp: false), slot: 1, calls: 2, rate: 2, limit: 2, extra: longer)
+        #expect(await eventually(timeout: .seconds(30), interval: .milliseconds(200)) {
+            caller.messageText.components(separatedBy: "SIP/2.0 200 OK").count - 1 >= 2
+        }, "\(caller.report)\n\(site.logs)")
+        let sbc = site.sbc
+        kill(sbc.pid, SIGTERM)
+        let stopped = ContinuousClock.now
+        // Draining: /health says so (a keepalived check moves the address away), and a new call gets 503.
+        let adminPort = try #require(site.config.instance(named: "sbc-1")?.adminPort)
+        #expect(await eventually(timeout: .seconds(10), interval: .milliseconds(100)) {
+            ((try? await httpGet(port: adminPort, path: "/health")) ?? "").contains("shutting down")
+        })
+        let late = try Self.caller(site, "late", scenario: SippScenarios.caller(holdMilliseconds: 100), slot: 2, calls: 1, rate: 1, limit: 1)
+        _ = await late.finish(timeout: .seconds(20))
+        #expect(late.messageText.contains("SIP/2.0 503"), "a call during the drain: \(late.report)")
+        // At the bound the two calls are hung up on both sides, then the process exits by itself.
+        #expect(await caller.finish(timeout: .seconds(30)) == 0, "\(caller.report)\n\(site.logs)")
+        #expect(await carrier.finish(timeout: .seconds(10)) == 0, "\(carrier.report)")
+        #expect(await eventually(timeout: .seconds(30), interval: .milliseconds(100)) { !sbc.isRunning }, "\(site.logs)")
+        let drained = ContinuousClock.now - stopped
+        #expect(drained >= .seconds(4), "the calls were hung up before the bound: \(drained)")
+        let summaries = ((try? site.summaries()) ?? []).filter { $0.answerAt != nil }
+        #expect(summaries.count == 2 && summaries.allSatisfy { $0.disconnect.by == .sbc && $0.disconnect.reason == "SBC drained" }, "\(summaries)")
+        #expect(sbc.outputText.contains("SBC draining: new calls refused with 503") && sbc.outputText.contains("SBC drained"))
+        await late.stop()
+        await caller.stop()
+        await carrier.stop()
+        await site.stop()
+    }
+
     func eventuallySummaries(_ site: CallSite, count: Int) async -> [CallSummary] {
         _ = await eventually(timeout: .seconds(15), interval: .milliseconds(100)) { ((try? site.summaries()) ?? []).count >= count }
         return (try? site.summaries()) ?? []

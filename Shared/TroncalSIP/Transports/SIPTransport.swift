@@ -133,6 +133,7 @@ public final class SIPTransport: Service, Sendable {
         for listener in state.withLock({ $0.udp + [$0.tcp, $0.tls].compactMap { $0 } }) {
             listener.closeFuture.whenComplete { _ in self.stopRequested.succeed(()) }
         }
+        let graceful = configuration.stopsOnGracefulShutdown
         await withGracefulShutdownHandler {
             await withTaskCancellationHandler {
                 try? await stopRequested.futureResult.get()
@@ -140,10 +141,13 @@ public final class SIPTransport: Service, Sendable {
                 self.closeListeners()
             }
         } onGracefulShutdown: {
-            self.closeListeners()
+            if graceful { self.closeListeners() }
         }
         await closeAll()
     }
+
+    /// Stops the listeners; `run()` then closes every connection and returns.
+    public func stop() { closeListeners() }
 
     // MARK: - Listening
 

@@ -29,6 +29,9 @@ public struct SIPTransportConfiguration: Sendable {
     /// SO_RCVBUF asked for each UDP socket; nil keeps the kernel's default. The kernel may grant less
     /// (`net.core.rmem_max`): `SIPTransport.udpReceiveBufferBytes` tells what it got.
     public var udpReceiveBufferBytes: Int?
+    /// Whether `run()` stops the listeners when the service group begins its graceful shutdown. An element that drains
+    /// first (the SBC) sets it to false and calls `stop()` itself when done.
+    public var stopsOnGracefulShutdown = true
 
     public init(
         host: String = "0.0.0.0", udpPort: Int? = 5060, tcpPort: Int? = 5060, tlsPort: Int? = nil, tlsCertificatePath: String? = nil,

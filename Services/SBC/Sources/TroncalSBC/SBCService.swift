@@ -60,6 +60,8 @@ public struct SBCService: TroncalService {
             tlsKeyPath: usesSiteCertificate ? context.credentials.keyPath : sip.tlsKeyPath,
             stallTimeout: .milliseconds(Int(sip.stallTimeoutSeconds * 1000)), maximumConnectionsPerAddress: sip.maximumConnectionsPerAddress)
         configuration.udpSockets = eventLoops
+        // The SBC drains before it stops listening (SIPService).
+        configuration.stopsOnGracefulShutdown = false
         configuration.udpReceiveBufferBytes = sip.udpReceiveBufferBytes > 0 ? sip.udpReceiveBufferBytes : nil
         let advertised = sbc.advertised(listenAddress: sip.listenAddress)
         let spool = try CallSummarySpool(directory: context.stateDirectory.appendingPathComponent("cdr-spool"), logger: context.logger)
@@ -136,7 +138,7 @@ public struct SBCService: TroncalService {
     }
 
     public var services: [any Service] {
-        var services: [any Service] = [SIPService(transport: transport, engine: engine)]
+        var services: [any Service] = []
         let sbc = context.config.sbc
         if sbc.keepAliveSeconds > 0 {
             services.append(
@@ -148,18 +150,38 @@ public struct SBCService: TroncalService {
             services.append(
                 SpoolShipper(spool: spool, billing: billing, timeout: .milliseconds(context.config.link.requestTimeoutMilliseconds), logger: context.logger))
         }
+        // Last: a graceful stop goes in reverse order, so the calls drain while the shipper and the keep-alives still run.
+        services.append(SIPService(transport: transport, engine: engine, drain: .seconds(sbc.drainSeconds)))
         return services
     }
 }
 
-/// The SIP transport as the SBC runs it: when it stops, the relay sockets parked for the next calls are closed too.
+/// The SIP listeners and the calls. At a graceful stop the SBC drains (`CallEngine.drain`, `sbc.drainSeconds`) and
+/// only then stops listening, so that the BYEs and ACKs of calls in progress still arrive. When it stops, the relay
+/// sockets parked for the next calls are closed too.
 struct SIPService: Service {
     let transport: SIPTransport
     let engine: CallEngine
+    var drain: Duration = .seconds(30)
 
     func run() async throws {
+        let transport = transport
+        let engine = engine
+        let drain = drain
         do {
-            try await transport.run()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await transport.run() }
+                group.addTask {
+                    // Returns when the graceful shutdown begins; throws when the service is cancelled instead.
+                    try await gracefulShutdown()
+                    _ = await engine.drain(within: drain)
+                    transport.stop()
+                }
+                // The transport ends first (stopped, or a listener failed): nothing left to drain for.
+                try await group.next()
+                group.cancelAll()
+                try? await group.waitForAll()
+            }
         } catch {
             await engine.closeParkedRelays()
             throw error

@@ -39,6 +39,8 @@ public final class CallAdmission: Sendable {
     let logger: Logger
     private let nonceCounts = Mutex(DigestNonceCountTracker())
     private let total = Atomic<Int>(0)
+    /// Set when the SBC drains (graceful stop, or withdrawn): new calls are refused with 503.
+    private let drainingFlag = Atomic<Bool>(false)
     /// One counter per customer and carrier id, made at start (the ids come from the configuration).
     private let perCustomer: [String: CallCounter]
     private let authenticationFailures = Counter(label: "troncal_sbc_authentication_failures_total")
@@ -125,8 +127,13 @@ public final class CallAdmission: Sendable {
         return .answer(InviteServerTransaction.response(403, "Forbidden", to: invite, toTag: toTag))
     }
 
+    /// From now on, new calls are refused (503) while the calls in progress go on.
+    public func startDraining() { drainingFlag.store(true, ordering: .relaxed) }
+    public var isDraining: Bool { drainingFlag.load(ordering: .relaxed) }
+
     /// Counts a call in, unless the SBC or the customer is at its limit (the refusal reason then).
     func admit(_ customer: CustomerSettings) -> String? {
+        if drainingFlag.load(ordering: .relaxed) { return "sbc-draining" }
         if total.wrappingAdd(1, ordering: .relaxed).newValue > maximumCalls {
             total.wrappingSubtract(1, ordering: .relaxed)
             return "sbc-full"

@@ -157,6 +157,29 @@ public final class CallEngine: Sendable {
         }
     }
 
+    /// Drains the SBC: new calls get 503 from now on; the calls in progress go on until they end or `bound` passes,
+    /// then the answered ones still up are hung up on both sides (`SBC drained`), and their summaries spooled. Returns
+    /// the calls left when it gave up waiting for their teardown (`teardown` after the hang-up).
+    public func drain(within bound: Duration, teardown: Duration = .seconds(5)) async -> Int {
+        shared.admission.startDraining()
+        let logger = shared.logger
+        logger.notice("SBC draining: new calls refused with 503", metadata: ["calls": "\(callCount)", "bound-seconds": "\(bound.components.seconds)"])
+        let clock = ContinuousClock()
+        let end = clock.now + bound
+        while callCount > 0, clock.now < end { try? await Task.sleep(for: .milliseconds(100)) }
+        if callCount > 0 {
+            logger.warning("SBC drained: hanging up the calls still in progress", metadata: ["calls": "\(callCount)"])
+            for loop in loops {
+                let calls = loop.calls
+                try? await loop.eventLoop.submit { calls.value.hangUpAll(reason: "SBC drained") }.get()
+            }
+            let stop = clock.now + teardown
+            while callCount > 0, clock.now < stop { try? await Task.sleep(for: .milliseconds(100)) }
+        }
+        logger.notice("SBC drained", metadata: ["calls-left": "\(callCount)"])
+        return callCount
+    }
+
     /// Sends a SIP OPTIONS to a trunk for the routing core and waits for its final answer (or `timeout`).
     /// Closes the relay sockets parked for the next calls on every loop (at shutdown; a call's own sockets close when
     /// it ends).
@@ -208,7 +231,7 @@ final class SBCCallShared: Sendable {
         self.admission = admission
         self.logger = logger
         var refusals: [String: Counter] = [:]
-        for reason in ["unknown-source", "sbc-full", "customer-limit"] {
+        for reason in ["unknown-source", "sbc-full", "customer-limit", "sbc-draining"] {
             refusals[reason] = Counter(label: "troncal_sbc_calls_refused_total", dimensions: [("reason", reason)])
         }
         self.refusals = refusals

@@ -32,6 +32,8 @@ final class CallLinks {
     private var answered: [CallSummary] = []
     private var ended: [CallSummary] = []
     private var checkpointInFlight = false
+    /// The last heartbeat failed: logged once until one is delivered again.
+    private var heartbeatFailing = false
     private var heartbeatTask: RepeatedTask?
     /// Checkpoints kept while billing does not take them; beyond this the oldest answered ones go (their CDRs still
     /// come from the spool when the calls end).
@@ -105,12 +107,19 @@ final class CallLinks {
         billing.request(report, timeout: timeout).hop(to: eventLoop).whenComplete { result in
             let links = bound.value
             links.checkpointInFlight = false
-            if case .failure(let error) = result {
+            switch result {
+            case .failure(let error):
                 links.answered.insert(contentsOf: report.answered, at: 0)
                 links.ended.insert(contentsOf: report.ended, at: 0)
-                logger.info("heartbeat to billing not delivered: its checkpoints go with the next", metadata: [
-                    "answered": "\(report.answered.count)", "ended": "\(report.ended.count)", "reason": "\(error)",
-                ])
+                if !links.heartbeatFailing {
+                    logger.warning("heartbeat to billing not delivered: its checkpoints go with the next", metadata: [
+                        "answered": "\(report.answered.count)", "ended": "\(report.ended.count)", "reason": "\(error)",
+                    ])
+                }
+                links.heartbeatFailing = true
+            case .success:
+                if links.heartbeatFailing { logger.info("heartbeats to billing delivered again") }
+                links.heartbeatFailing = false
             }
         }
     }

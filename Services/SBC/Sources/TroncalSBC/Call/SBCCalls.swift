@@ -415,7 +415,7 @@ final class SBCCalls: CallApplication {
             return loop.layer.answer(invite, id: id, source: source, status: 482, reason: "Loop Detected")
         }
         if let refusal = admission.admit(customer) {
-            return refusal == "sbc-full"
+            return refusal == "sbc-full" || refusal == "sbc-draining"
                 ? refuse(invite, id: id, source: source, status: 503, reason: "Service Unavailable", counted: refusal)
                 : refuse(invite, id: id, source: source, status: 403, reason: "Forbidden", counted: refusal)
         }
@@ -501,6 +501,18 @@ final class SBCCalls: CallApplication {
         calls[number]?.call = call
         perform(actions, call: number)
         return actions.count
+    }
+
+    /// Hangs up every answered call of this loop (a drained SBC at its bound).
+    func hangUpAll(reason: String) {
+        for number in Array(calls.keys).sorted() {
+            guard var call = calls[number]?.call else { continue }
+            calls[number]?.call = nil
+            let actions = call.terminate(reason: reason, now: Date())
+            calls[number]?.call = call
+            perform(actions, call: number)
+        }
+        loop.flush()
     }
 
     func perform(_ actions: [B2BUACall.Action], call number: Int) {
