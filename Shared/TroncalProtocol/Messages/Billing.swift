@@ -115,8 +115,9 @@ public struct CDRBatchAcknowledgement: LinkMessage, Hashable {
     public init(acknowledgements: [CDRAcknowledgement]) { self.acknowledgements = acknowledgements }
 }
 
-/// `billing.calls` (sbc → billing): the SBC's heartbeat, with the checkpoints of its answered calls. Each event loop
-/// of an SBC sends one every `sbc.checkpointIntervalMilliseconds`, empty or not. `answered` holds the calls answered
+/// `billing.calls` (sbc → billing): the SBC's heartbeat, with the checkpoints of its answered calls. The SBC's first
+/// event loop sends one every `sbc.checkpointIntervalMilliseconds`, empty or not; its other loops when they have
+/// checkpoints. `answered` holds the calls answered
 /// since the last one, each as if it ended now; `ended` the final summaries of calls that ended (also shipped from the
 /// spool as `billing.cdr.batch`). Billing keeps the checkpoints until the CDR of the call is stored. When an SBC's
 /// run (`instance` + `boot`) falls silent for `billing.sbcSilenceSeconds`, or the instance starts again with a new

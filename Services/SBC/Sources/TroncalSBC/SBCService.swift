@@ -168,6 +168,9 @@ struct SIPService: Service {
         let transport = transport
         let engine = engine
         let drain = drain
+        // Billing hears from this SBC while it takes calls; after the last one it falls silent, and billing closes
+        // whatever the last heartbeat left open.
+        engine.startHeartbeats()
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await transport.run() }
@@ -183,9 +186,11 @@ struct SIPService: Service {
                 try? await group.waitForAll()
             }
         } catch {
+            await engine.stopHeartbeats()
             await engine.closeParkedRelays()
             throw error
         }
+        await engine.stopHeartbeats()
         await engine.closeParkedRelays()
     }
 }

@@ -120,7 +120,11 @@ public final class CallEngine: Sendable {
                     routing: links.routing.map { LoopLinkClient(settings: $0, eventLoop: eventLoop) },
                     billing: links.billing.map { LoopLinkClient(settings: $0, eventLoop: eventLoop) },
                     monitor: links.monitor.map { LoopLinkClient(settings: $0, eventLoop: eventLoop) }, timeout: timeout, eventLoop: eventLoop,
-                    logger: logger, checkpoints: identity)
+                    logger: logger, checkpoints: identity.map { identity in
+                        var identity = identity
+                        identity.beats = index == 0
+                        return identity
+                    })
                 let calls = SBCCalls(
                     shared: shared, loop: loop, relay: MediaRelay(
                         bindAddress: mediaAddress, portRange: share, eventLoop: eventLoop, logger: logger,
@@ -135,14 +139,26 @@ public final class CallEngine: Sendable {
             loops.append(Loop(eventLoop: eventLoop, calls: calls))
         }
         self.loops = loops
+    }
+
+    /// Calls in progress.
+    public var callCount: Int { shared.admission.callCount }
+
+    /// Starts every loop's heartbeats to billing (with the checkpoints of its calls): while the SIP service runs.
+    public func startHeartbeats() {
         for loop in loops {
             let calls = loop.calls
             loop.eventLoop.execute { calls.value.links.startHeartbeats() }
         }
     }
 
-    /// Calls in progress.
-    public var callCount: Int { shared.admission.callCount }
+    /// Sends what the loops have queued one last time and stops the heartbeats (the SIP service has stopped).
+    public func stopHeartbeats() async {
+        for loop in loops {
+            let calls = loop.calls
+            try? await loop.eventLoop.submit { calls.value.links.stopHeartbeats() }.get()
+        }
+    }
 
     /// A message the border let through, on the loop that received it: handled there if its call lives there, or
     /// handed to its call's loop (in order).

@@ -27,6 +27,9 @@ final class CallLinks {
         var boot: String
         var startedAt: Date
         var interval: TimeAmount
+        /// This loop sends a heartbeat every interval, empty or not; the other loops of the SBC only when they have
+        /// checkpoints (one heartbeat per SBC is enough to say it lives).
+        var beats = true
     }
     private let checkpointIdentity: CheckpointIdentity?
     private var answered: [CallSummary] = []
@@ -74,8 +77,11 @@ final class CallLinks {
         heartbeatTask = eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: identity.interval) { _ in bound.value.sendCheckpoints() }
     }
 
+    /// Sends the checkpoints still queued (the final summaries of the last calls) and stops.
     func stopHeartbeats() {
-        heartbeatTask?.cancel()
+        guard let task = heartbeatTask else { return }
+        sendCheckpoints()
+        task.cancel()
         heartbeatTask = nil
     }
 
@@ -96,6 +102,7 @@ final class CallLinks {
     /// One heartbeat with what is queued; one at a time per loop. What billing did not take goes with the next.
     func sendCheckpoints() {
         guard let identity = checkpointIdentity, let billing, !checkpointInFlight else { return }
+        guard identity.beats || !answered.isEmpty || !ended.isEmpty else { return }
         let report = CallCheckpoints(
             instance: identity.instance, boot: identity.boot, startedAt: identity.startedAt, answered: Array(answered.prefix(500)),
             ended: Array(ended.prefix(500)))
