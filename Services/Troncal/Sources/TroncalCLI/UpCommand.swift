@@ -43,7 +43,8 @@ struct UpCommand: AsyncParsableCommand {
                 arguments: ["--config", directory.configPath, "--instance", instance.name],
                 logFile: directory.logsDirectory.appendingPathComponent("\(instance.name).log")))
         }
-        let supervisor = Supervisor(children: children, logger: logger)
+        // The SBC drains its calls for up to sbc.drainSeconds at a stop: wait that long (and 10 s more) before SIGKILL.
+        let supervisor = Supervisor(children: children, logger: logger, stopTimeout: .seconds(max(10, config.sbc.drainSeconds + 10)))
         let announcer = Announcer(directory: directory, config: config, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: supervisor), .init(service: announcer, successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore)],
