@@ -57,6 +57,8 @@ public final class Billing: Sendable {
     let logger: Logger
     let timeZone: TimeZone
     private let books: Mutex<(sell: RateBook, buy: RateBook)>
+    /// The generation of each side's book held in `books` (billing_rate_generations).
+    private let generations: Mutex<[BillingStore.Side: Int64]>
     private let uploads = UploadAssembler()
     /// One import at a time: two rate imports at once would race for the same generation.
     private let importing = AsyncLock()
@@ -66,10 +68,21 @@ public final class Billing: Sendable {
         self.settings = settings
         self.logger = logger
         timeZone = TimeZone(identifier: settings.timeZone) ?? TimeZone(secondsFromGMT: 0)!
-        let sell = RateBook(try await store.loadRates(.sell), timeZone: timeZone)
-        let buy = RateBook(try await store.loadRates(.buy), timeZone: timeZone)
+        let (sellGeneration, sellRates) = try await store.loadRatesWithGeneration(.sell)
+        let (buyGeneration, buyRates) = try await store.loadRatesWithGeneration(.buy)
+        let sell = RateBook(sellRates, timeZone: timeZone)
+        let buy = RateBook(buyRates, timeZone: timeZone)
         books = Mutex((sell, buy))
+        generations = Mutex([.sell: sellGeneration, .buy: buyGeneration])
+        Self.recordBookSize(.sell, sell.count)
+        Self.recordBookSize(.buy, buy.count)
         logger.info("rates loaded", metadata: ["sell": "\(sell.count)", "buy": "\(buy.count)"])
+    }
+
+    /// `troncal_billing_rates{side}`: the rates in force in this instance (an import through another instance shows
+    /// here within 2 s).
+    static func recordBookSize(_ side: BillingStore.Side, _ count: Int) {
+        Gauge(label: "troncal_billing_rates", dimensions: [("side", side.rawValue)]).record(count)
     }
 
     var sell: RateBook { books.withLock { $0.sell } }
@@ -248,6 +261,28 @@ public final class Billing: Sendable {
         return try await apply(part.kind, csv: text)
     }
 
+    /// Picks up rates imported through another billing instance of the site (they share the database): each side whose
+    /// generation in the store differs from the one held is loaded again. Returns the sides reloaded.
+    @discardableResult
+    public func refreshRates() async throws -> [BillingStore.Side] {
+        try await importing.withLock {
+            let current = try await store.rateGenerations()
+            var reloaded: [BillingStore.Side] = []
+            for side in [BillingStore.Side.sell, .buy] where current[side] != generations.withLock({ $0[side] }) {
+                let (generation, rates) = try await store.loadRatesWithGeneration(side)
+                let book = RateBook(rates, timeZone: timeZone)
+                books.withLock { if side == .sell { $0.sell = book } else { $0.buy = book } }
+                generations.withLock { $0[side] = generation }
+                Self.recordBookSize(side, rates.count)
+                logger.notice("rates reloaded: imported through another billing instance", metadata: [
+                    "side": "\(side.rawValue)", "generation": "\(generation)", "rates": "\(rates.count)",
+                ])
+                reloaded.append(side)
+            }
+            return reloaded
+        }
+    }
+
     public func apply(_ kind: BillingCatalogKind, csv: String) async throws -> BillingImportResult {
         try await importing.withLock { try await applyNow(kind, csv: csv) }
     }
@@ -264,9 +299,11 @@ public final class Billing: Sendable {
             case .rates, .carrierRates:
                 let rates = try BillingCSV.rates(kind, csv)
                 let side: BillingStore.Side = kind == .rates ? .sell : .buy
-                try await store.replaceRates(side, rates)
+                let generation = try await store.replaceRates(side, rates)
                 let book = RateBook(rates, timeZone: timeZone)
                 books.withLock { if side == .sell { $0.sell = book } else { $0.buy = book } }
+                generations.withLock { $0[side] = generation }
+                Self.recordBookSize(side, rates.count)
                 rows = rates.count
             }
         } catch let error as CatalogError {
@@ -322,7 +359,8 @@ public final class Billing: Sendable {
 
 /// Every half second: are there SBC runs whose heartbeats stopped? Their calls get CDRs (ended at the last heartbeat)
 /// and their reservations are released. Every billing instance of a site runs it; a CDR id is stored once, so two
-/// doing the same work at the same moment record each call once.
+/// doing the same work at the same moment record each call once. Every 2 s it also picks up rates imported through
+/// another instance.
 struct LostSBCWatch: Service {
     let billing: Billing
     let silence: Double
@@ -330,15 +368,30 @@ struct LostSBCWatch: Service {
 
     func run() async throws {
         var lastCleanup = Date.distantPast
+        // Heartbeats that came while this instance could not store them (it was starting, or its database failed) were
+        // lost, not missed: judge an SBC silent only once this instance has stored for a whole silence and a heartbeat
+        // more. Without it, billing coming back after its own outage would end every call still up.
+        var workingSince = Date()
+        var lastRateCheck = Date.distantPast
         while !Task.isCancelledOrShuttingDown {
             let now = Date()
             do {
-                try await billing.closeLostCalls(silence: silence, now: now)
+                // Rates imported through another instance are in force here within 2 s.
+                if now.timeIntervalSince(lastRateCheck) >= 2 {
+                    lastRateCheck = now
+                    try await billing.refreshRates()
+                }
+                if now.timeIntervalSince(workingSince) >= silence + 1 {
+                    try await billing.closeLostCalls(silence: silence, now: now)
+                } else {
+                    _ = try await billing.store.ping()
+                }
                 if now.timeIntervalSince(lastCleanup) >= 3600 {
                     try await billing.store.forgetOldRuns(before: now.addingTimeInterval(-86_400))
                     lastCleanup = now
                 }
             } catch {
+                workingSince = Date()
                 logger.error("the calls of lost SBCs could not be closed; tried again shortly", metadata: ["reason": "\(error)"])
             }
             await Task.sleepUnlessShuttingDown(for: .milliseconds(500))

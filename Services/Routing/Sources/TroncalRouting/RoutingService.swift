@@ -68,9 +68,10 @@ public struct RoutingService: TroncalService {
 
     public var services: [any Service] {
         let routing = context.config.routing
-        guard routing.probeIntervalMilliseconds > 0, let sbc = context.links[.sbc] else { return [] }
         let catalogs = catalogs
-        return [TrunkProber(
+        let refresher = CatalogRefresher(catalogs: catalogs, logger: context.logger)
+        guard routing.probeIntervalMilliseconds > 0, let sbc = context.links[.sbc] else { return [refresher] }
+        return [refresher, TrunkProber(
             trunks: { catalogs.table.trunks }, sbc: sbc, board: board, interval: .milliseconds(routing.probeIntervalMilliseconds),
             timeout: .milliseconds(routing.probeTimeoutMilliseconds), logger: context.logger)]
     }
@@ -150,6 +151,28 @@ public struct RoutingService: TroncalService {
                 catalogs: RoutingCatalogKind.allCases.map {
                     RoutingInspection.Catalog(kind: $0, rows: catalog.rows(of: $0), generation: catalog.generations[$0] ?? 0)
                 }, prefixes: table.count, trunks: trunks)
+        }
+    }
+}
+
+/// Every 2 s: were catalogs imported through another routing instance of the site? They are then in force here too.
+struct CatalogRefresher: Service {
+    let catalogs: CatalogManager
+    let logger: Logger
+
+    func run() async throws {
+        // No store (catalogs from site.json only): nothing to pick up; stays until the service stops.
+        guard catalogs.store != nil else { return await Task.sleepUnlessShuttingDown(for: .seconds(86_400 * 365)) }
+        var failing = false
+        while !Task.isCancelledOrShuttingDown {
+            await Task.sleepUnlessShuttingDown(for: .seconds(2))
+            do {
+                try await catalogs.refresh()
+                failing = false
+            } catch {
+                if !failing { logger.warning("catalogs imported elsewhere could not be checked; tried again every 2 s", metadata: ["reason": "\(error)"]) }
+                failing = true
+            }
         }
     }
 }

@@ -81,15 +81,30 @@ public struct BillingStore: Sendable {
     public enum Side: String, Sendable { case sell, buy }
 
     public func loadRates(_ side: Side) async throws -> [Rate] {
+        try await loadRatesWithGeneration(side).rates
+    }
+
+    /// The generation of each side's rates in force (0: none imported yet): billing instances compare it with what they
+    /// hold to pick up an import made through another instance.
+    public func rateGenerations() async throws -> [Side: Int64] {
+        var result: [Side: Int64] = [.sell: 0, .buy: 0]
+        for row in try await store.query("SELECT side, generation FROM billing_rate_generations", []) {
+            if let side = Side(rawValue: try row.string("side")) { result[side] = try row.int("generation") }
+        }
+        return result
+    }
+
+    /// The rates in force of `side` and their generation (0 and none when nothing was imported).
+    public func loadRatesWithGeneration(_ side: Side) async throws -> (generation: Int64, rates: [Rate]) {
         guard let generation = try await store.query("SELECT generation FROM billing_rate_generations WHERE side = $1", [.text(side.rawValue)])
             .first.map({ try $0.int("generation") })
-        else { return [] }
+        else { return (0, []) }
         let rows = try await store.query(
             """
             SELECT owner, prefix, per_minute_micros, connection_fee_micros, first_increment, next_increment, minimum_seconds, days, hours,
             effective_from, effective_to FROM billing_rates WHERE side = $1 AND generation = $2 ORDER BY position
             """, [.text(side.rawValue), .integer(generation)])
-        return try rows.map { row in
+        return (generation, try rows.map { row in
             var rate = Rate(owner: try row.string("owner"), prefix: try row.string("prefix"), perMinuteMicros: try row.int("per_minute_micros"))
             rate.connectionFeeMicros = try row.int("connection_fee_micros")
             rate.firstIncrement = Int(try row.int("first_increment"))
@@ -99,11 +114,13 @@ public struct BillingStore: Sendable {
             rate.effectiveFrom = try Self.date(row.string("effective_from"))
             rate.effectiveTo = try Self.date(row.string("effective_to"))
             return rate
-        }
+        })
     }
 
-    /// Stores `rates` as the new current generation of `side` (COPY on PostgreSQL), then switches in one transaction.
-    public func replaceRates(_ side: Side, _ rates: [Rate], now: Date = Date()) async throws {
+    /// Stores `rates` as the new current generation of `side` (COPY on PostgreSQL), then switches in one transaction;
+    /// returns the new generation.
+    @discardableResult
+    public func replaceRates(_ side: Side, _ rates: [Rate], now: Date = Date()) async throws -> Int64 {
         let current = try await store.query("SELECT MAX(generation) AS g FROM billing_rates WHERE side = $1", [.text(side.rawValue)])
             .first.flatMap { try $0.optionalInt("g") } ?? 0
         let recorded = try await store.query("SELECT generation FROM billing_rate_generations WHERE side = $1", [.text(side.rawValue)])
@@ -129,6 +146,7 @@ public struct BillingStore: Sendable {
                 [.text(side.rawValue), .integer(generation), .int(rows.count), .text(Self.text(now))])
             try await transaction.execute("DELETE FROM billing_rates WHERE side = $1 AND generation <> $2", [.text(side.rawValue), .integer(generation)])
         }
+        return generation
     }
 
     // MARK: - Customers
@@ -322,15 +340,6 @@ public struct BillingStore: Sendable {
     public func ingest(_ summaries: [CallSummary], sell: RateBook, buy: RateBook, now: Date = Date()) async throws -> [(duplicate: Bool, cdr: RatedCDR)] {
         guard !summaries.isEmpty else { return [] }
         return try await store.transaction { transaction in
-            let ids = Array(Set(summaries.map(\.id)))
-            var existing: [String: RatedCDR] = [:]
-            for chunk in ids.chunked(500) {
-                let placeholders = (1...chunk.count).map { "$\($0)" }.joined(separator: ", ")
-                for row in try await transaction.query("SELECT \(Self.cdrColumns) FROM billing_cdrs WHERE id IN (\(placeholders))", chunk.map(SQLValue.text)) {
-                    let cdr = try Self.cdr(row)
-                    existing[cdr.id] = cdr
-                }
-            }
             // Accounts, locked in a fixed order (no deadlock between two batches), and the calls' reservations.
             var accounts: [String: (CustomerRecord, balance: Int64)] = [:]
             let customers = Array(Set(summaries.map(\.customer))).sorted()
@@ -340,6 +349,18 @@ public struct BillingStore: Sendable {
                 {
                     let (record, balance, _) = try Self.customer(row)
                     accounts[customer] = (record, balance)
+                }
+            }
+            // The CDRs stored already, read after the locks: a batch that was storing the same calls (another billing
+            // instance closing the same lost SBC's calls, a resent batch) has committed by now, so its CDRs are seen
+            // here rather than colliding on their ids.
+            let ids = Array(Set(summaries.map(\.id)))
+            var existing: [String: RatedCDR] = [:]
+            for chunk in ids.chunked(500) {
+                let placeholders = (1...chunk.count).map { "$\($0)" }.joined(separator: ", ")
+                for row in try await transaction.query("SELECT \(Self.cdrColumns) FROM billing_cdrs WHERE id IN (\(placeholders))", chunk.map(SQLValue.text)) {
+                    let cdr = try Self.cdr(row)
+                    existing[cdr.id] = cdr
                 }
             }
             var reservations: [String: SQLRow] = [:]
@@ -437,6 +458,9 @@ public struct BillingStore: Sendable {
     /// again) and returns how many the customer has had in the minute up to `now`.
     public func recordHighCostCall(customer: String, callID: String, now: Date, window: TimeInterval = 60) async throws -> Int {
         try await store.transaction { transaction in
+            // The customer's row locked first (PostgreSQL): two instances counting one burst at once see each other's calls.
+            _ = try await transaction.query(
+                "SELECT customer FROM billing_customers WHERE customer = $1\(Self.lockClause(transaction))", [.text(customer)])
             try await transaction.execute(
                 "DELETE FROM billing_high_cost_calls WHERE customer = $1 AND at <= $2", [.text(customer), .text(Self.text(now.addingTimeInterval(-window)))])
             try await transaction.execute(
@@ -512,6 +536,11 @@ public struct BillingStore: Sendable {
         public var instance: String
         /// The SBC's own final summary (the call had ended), or an answered call ended at the run's last heartbeat.
         public var final: Bool
+    }
+
+    /// A round trip to the database (the lost-SBC watch checks that it can store before it judges SBCs silent).
+    public func ping() async throws {
+        _ = try await store.query("SELECT 1 AS one", [])
     }
 
     /// The checkpointed calls of SBC runs that are lost: silent since before `silentSince`, or followed by a newer run of

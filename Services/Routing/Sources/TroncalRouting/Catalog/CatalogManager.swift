@@ -43,6 +43,36 @@ public final class CatalogManager: Sendable {
     public var table: RouteTable { current.withLock { $0.table } }
     public var catalog: RoutingCatalog { current.withLock { $0.catalog } }
 
+    /// Picks up catalogs imported through another routing instance (they share the database): when the stored
+    /// generations differ from the ones in force, every catalog is loaded again and the table rebuilt. Returns whether
+    /// it did. A table that cannot be built keeps the old one in force (logged).
+    @discardableResult
+    public func refresh() async throws -> Bool {
+        guard let store else { return false }
+        return try await importing.withLock {
+            let stored = try await store.generations()
+            guard stored != catalog.generations else { return false }
+            let catalog = try await store.load()
+            let table: RouteTable
+            do {
+                table = try RouteTable(settings, catalog: catalog)
+            } catch {
+                logger.error("catalogs imported elsewhere cannot be built into a route table: the old one stays in force", metadata: ["reason": "\(error)"])
+                return false
+            }
+            current.withLock { current in
+                current.catalog = catalog
+                current.table = table
+                current.exports = [:]
+            }
+            logger.notice("catalogs reloaded: imported through another routing instance", metadata: [
+                "generations": "\(catalog.generations.map { "\($0.key.rawValue)=\($0.value)" }.sorted().joined(separator: ","))",
+                "prefixes": "\(table.count)",
+            ])
+            return true
+        }
+    }
+
     /// One part of an upload; the final one applies it.
     public func receive(_ part: RoutingImport, now: Date = Date()) async throws -> RoutingImportResult {
         let text: String?

@@ -118,6 +118,15 @@ public struct CatalogStore: Sendable {
         return generation
     }
 
+    /// The current generation of each catalog stored (a cheap look: has another routing instance imported?).
+    public func generations() async throws -> [RoutingCatalogKind: Int64] {
+        var generations: [RoutingCatalogKind: Int64] = [:]
+        for row in try await store.query("SELECT kind, generation FROM routing_catalog_generations") {
+            if let kind = RoutingCatalogKind(rawValue: try row.string("kind")) { generations[kind] = try row.int("generation") }
+        }
+        return generations
+    }
+
     /// Every catalog at its current generation.
     public func load() async throws -> RoutingCatalog {
         var catalog = RoutingCatalog()
