@@ -36,7 +36,7 @@ public struct SBCSettings: Codable, Sendable, Equatable {
     public var keepAliveSeconds: Int = 25
     /// How long a relayed REGISTER waits for a PBX instance before the next instance is tried.
     public var registrationAttemptMilliseconds: Int = 4000
-    /// Every this many milliseconds each SBC event loop sends billing a heartbeat with the checkpoints of its calls
+    /// Every this many milliseconds the SBC's first event loop sends billing a heartbeat, and each loop the checkpoints of its calls
     /// (`billing.calls`): if the SBC is lost, billing ends its calls at the last heartbeat and releases their
     /// reservations. 0: off (a lost SBC's calls then get no CDR and hold their reservations until they expire).
     public var checkpointIntervalMilliseconds: Int = 1000

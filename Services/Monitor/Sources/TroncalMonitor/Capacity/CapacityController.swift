@@ -107,7 +107,16 @@ public struct CapacityController: Service {
                     logger.info(active ? "capacity controller active for the site" : "capacity controller standing by: another monitor is active")
                     wasActive = active
                 }
-                if active { _ = try await evaluate(now: now) }
+                if active {
+                    _ = try await evaluate(now: now)
+                } else {
+                    // Standing by: no advice of ours stays exported (the active monitor exports the site's).
+                    for role in Self.roles {
+                        for name in ["troncal_capacity_scale_out_advised", "troncal_capacity_scale_in_advised"] {
+                            Gauge(label: name, dimensions: [("role", role.rawValue)]).record(0)
+                        }
+                    }
+                }
             } catch {
                 logger.error("capacity rules not applied this round", metadata: ["reason": "\(error)"])
             }

@@ -182,7 +182,8 @@ public final class CallEngine: Sendable {
         logger.notice("SBC draining: new calls refused with 503", metadata: ["calls": "\(callCount)", "bound-seconds": "\(bound.components.seconds)"])
         let clock = ContinuousClock()
         let end = clock.now + bound
-        while callCount > 0, clock.now < end { try? await Task.sleep(for: .milliseconds(100)) }
+        // Cancelled (the process is being torn down): stop waiting, hang up at once.
+        while callCount > 0, clock.now < end, (try? await Task.sleep(for: .milliseconds(100))) != nil {}
         if callCount > 0 {
             logger.warning("SBC drained: hanging up the calls still in progress", metadata: ["calls": "\(callCount)"])
             for loop in loops {
@@ -190,7 +191,7 @@ public final class CallEngine: Sendable {
                 try? await loop.eventLoop.submit { calls.value.hangUpAll(reason: "SBC drained") }.get()
             }
             let stop = clock.now + teardown
-            while callCount > 0, clock.now < stop { try? await Task.sleep(for: .milliseconds(100)) }
+            while callCount > 0, clock.now < stop, (try? await Task.sleep(for: .milliseconds(100))) != nil {}
         }
         logger.notice("SBC drained", metadata: ["calls-left": "\(callCount)"])
         return callCount
