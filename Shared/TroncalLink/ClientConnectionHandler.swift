@@ -12,6 +12,8 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     private var pending: [String: EventLoopPromise<InboundEnvelope>] = [:]
     private let handshake: EventLoopPromise<Void>
     private var closed = false
+    /// Retired (no new requests are sent here): the channel closes once the last pending request is answered or expires.
+    private var retiredChannel: (any Channel)?
 
     init(handshake: EventLoopPromise<Void>) {
         self.handshake = handshake
@@ -30,7 +32,21 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     func expire(id: String, error: LinkError) -> Bool {
         guard let promise = pending.removeValue(forKey: id) else { return false }
         promise.fail(error)
+        closeIfRetiredAndIdle()
         return true
+    }
+
+    /// The client sends nothing more here (a request on it timed out): the requests still pending keep their chance
+    /// of an answer, and the channel closes when none is left. Call on the channel's event loop.
+    func retire(_ channel: any Channel) {
+        retiredChannel = channel
+        closeIfRetiredAndIdle()
+    }
+
+    private func closeIfRetiredAndIdle() {
+        guard let channel = retiredChannel, pending.isEmpty else { return }
+        retiredChannel = nil
+        channel.close(promise: nil)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -47,6 +63,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
             // An error without `re` answers something we could not have sent well: fail nothing, ignore.
             guard let re = inbound.head.re, let promise = pending.removeValue(forKey: re) else { return }
             promise.succeed(inbound)
+            closeIfRetiredAndIdle()
         }
     }
 

@@ -121,7 +121,7 @@ public actor LinkClient {
             reply = try await promise.futureResult.get()
         } catch let error as LinkError {
             requestsFailed.increment()
-            dropConnection(current, reason: error.message)
+            dropConnection(current, reason: error.message, retire: error.code == .timeout)
             throw error
         } catch {
             requestsFailed.increment()
@@ -262,13 +262,22 @@ public actor LinkClient {
         }
     }
 
-    private func dropConnection(_ dropped: Connection, reason: String) {
+    /// Stops using the connection; the next request goes to the next instance. `retire` (a request timed out: the
+    /// instance is slow, perhaps on that request alone): the requests still waiting on it are not failed with it, the
+    /// connection closes once they are answered or expire. Otherwise it closes at once.
+    private func dropConnection(_ dropped: Connection, reason: String, retire: Bool = false) {
         guard let connection, connection.channel === dropped.channel else { return }
         logger.warning("link connection dropped; next request tries the next instance", metadata: [
             "endpoint": "\(endpoints[dropped.endpointIndex])", "reason": "\(reason)",
         ])
         lastError = reason
-        connection.channel.close(promise: nil)
+        if retire {
+            let handler = dropped.handler
+            let channel = dropped.channel
+            channel.eventLoop.execute { handler.value.retire(channel) }
+        } else {
+            connection.channel.close(promise: nil)
+        }
         self.connection = nil
         if endpoints.count > 1 {
             preferred = (dropped.endpointIndex + 1) % endpoints.count

@@ -247,6 +247,9 @@ public enum ConfigLoader {
             guard config.store.postgres.failoverWaitSeconds >= 1 else {
                 throw fail("store.postgres.failoverWaitSeconds", "must be at least 1")
             }
+            guard config.store.postgres.tls.isEmpty || ["disable", "prefer", "require"].contains(config.store.postgres.tls) else {
+                throw fail("store.postgres.tls", "must be disable, prefer or require (or empty for the default), not \(config.store.postgres.tls)")
+            }
             guard !config.store.postgres.database.isEmpty else { throw fail("store.postgres.database", "must not be empty") }
             guard !config.store.postgres.user.isEmpty else { throw fail("store.postgres.user", "must not be empty") }
         }

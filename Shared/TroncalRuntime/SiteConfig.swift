@@ -95,6 +95,11 @@ public struct PostgresSettings: Codable, Sendable, Equatable {
     public var primaryCheckIntervalMilliseconds: Int = 1_000
     /// With `hosts`: how long a statement that could not run waits for a primary.
     public var failoverWaitSeconds: Int = 30
+    /// TLS to the server: `disable`, `prefer` or `require` (a verified certificate); empty: `disable` for loopback
+    /// and Unix sockets, `require` for any other host.
+    public var tls: String = ""
+    /// The CA (PEM) that signed the server's certificate; empty: the system's trust store.
+    public var tlsCACertificatePath: String = ""
     public init() {}
 }
 

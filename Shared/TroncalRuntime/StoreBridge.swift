@@ -26,7 +26,8 @@ extension PostgresSettings {
     public func configuration(database: String) -> PostgresConfiguration {
         PostgresConfiguration(
             host: host, port: port, user: user, password: password.isEmpty ? nil : password, database: database,
-            unixSocketPath: unixSocketPath.isEmpty ? nil : unixSocketPath, hosts: (try? servers()) ?? [],
+            unixSocketPath: unixSocketPath.isEmpty ? nil : unixSocketPath, tls: PostgresTLSMode(rawValue: tls),
+            tlsCACertificatePath: tlsCACertificatePath.isEmpty ? nil : tlsCACertificatePath, hosts: (try? servers()) ?? [],
             primaryCheckIntervalMilliseconds: primaryCheckIntervalMilliseconds, failoverWaitSeconds: failoverWaitSeconds)
     }
 

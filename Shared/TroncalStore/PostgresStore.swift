@@ -229,9 +229,7 @@ public final class PostgresStore: SQLStore {
                     do {
                         try await Self.run("BEGIN", on: connection, logger: logger)
                     } catch {
-                        throw StoreError(
-                            .transactionFailed, "cannot begin a transaction: \(Self.storeError(error, sql: nil).message)",
-                            backend: .postgres, databaseCode: (error as? PSQLError)?.serverInfo?[.sqlState])
+                        throw BeginFailed(underlying: error)
                     }
                     let handle = PostgresTransactionHandle(connection: connection, logger: logger)
                     let value: T
@@ -250,6 +248,16 @@ public final class PostgresStore: SQLStore {
                     try await Self.commit(connection, logger: logger)
                     return value
                 }
+            } catch let failed as BeginFailed {
+                // Nothing of the body ran: whatever broke the connection (the pool moving to a new primary closes the
+                // old one's), it is safe to begin again on the primary, until the failover wait.
+                if factory.servers.count > 1, ContinuousClock.now < deadline, !Task.isCancelled, !closed.load(ordering: .acquiring) {
+                    await waitForFailover(after: failed.underlying, attempt: attempt)
+                    continue
+                }
+                throw StoreError(
+                    .transactionFailed, "cannot begin a transaction: \(Self.storeError(failed.underlying, sql: nil).message)",
+                    backend: .postgres, databaseCode: (failed.underlying as? PSQLError)?.serverInfo?[.sqlState])
             } catch {
                 let underlying = (error as? TransactionBodyError)?.underlying ?? error
                 if shouldRetry(underlying, deadline: deadline) {
@@ -382,6 +390,7 @@ public final class PostgresStore: SQLStore {
     private func watchPrimary() async {
         let interval = Duration.milliseconds(configuration.primaryCheckIntervalMilliseconds)
         var lastSurvey = ""
+        var currentFailed = false
         while !Task.isCancelled {
             var waited = Duration.zero
             while waited < interval, !nudged.load(ordering: .acquiring), !Task.isCancelled {
@@ -391,8 +400,11 @@ public final class PostgresStore: SQLStore {
             if Task.isCancelled { return }
             nudged.store(false, ordering: .releasing)
             let current = pool.withLock { $0 }
-            if await isPrimary(current.client) { continue }
-            let survey = await factory.survey(timeout: .seconds(2), logger: logger)
+            // Once the pool's server has failed the check, it is not asked again (2 s each time it does not answer)
+            // until a survey finds it primary again: the survey asks it anyway.
+            if !currentFailed, await isPrimary(current.client) { continue }
+            currentFailed = true
+            let survey = await factory.survey(timeout: .seconds(2), logger: logger, firstPrimary: true)
             guard let primary = survey.primary(preferring: current.server) else {
                 if survey.summary != lastSurvey {
                     logger.error(
@@ -403,6 +415,7 @@ public final class PostgresStore: SQLStore {
                 continue
             }
             lastSurvey = ""
+            currentFailed = false
             if primary == current.server { continue }  // the same server, slow or restarted: its pool reconnects
             if Task.isCancelled || closed.load(ordering: .acquiring) { return }
             let client = PostgresClient(configuration: factory.clientConfiguration(primary), backgroundLogger: logger)
@@ -652,16 +665,24 @@ private struct ClientFactory: Sendable {
         }
     }
 
-    /// Asks every server at once whether it is in recovery, each within `timeout`.
-    func survey(timeout: Duration, logger: Logger) async -> Survey {
+    /// Asks every server at once whether it is in recovery, each within `timeout`. `firstPrimary`: returns as soon as
+    /// one server says it is the primary, without waiting for the others (an unreachable one would hold the store
+    /// back for the whole timeout while a new primary is there to write to); those not waited for are "unreachable".
+    func survey(timeout: Duration, logger: Logger, firstPrimary: Bool = false) async -> Survey {
         let answers = await withTaskGroup(of: (Int, Survey.Answer).self) { group in
             for index in servers.indices {
                 group.addTask {
                     (index, await ask(index, timeout: timeout, logger: logger))
                 }
             }
-            var answers = [Survey.Answer](repeating: .unreachable("no answer"), count: servers.count)
-            for await (index, answer) in group { answers[index] = answer }
+            var answers = [Survey.Answer](repeating: .unreachable("not waited for: another server is the primary"), count: servers.count)
+            for await (index, answer) in group {
+                answers[index] = answer
+                if firstPrimary, case .primary = answer {
+                    group.cancelAll()
+                    break
+                }
+            }
             return answers
         }
         let survey = Survey(answers: answers, servers: servers)
@@ -692,6 +713,11 @@ private struct ClientFactory: Sendable {
         }
         return answer ?? .unreachable("no answer within \(timeout)")
     }
+}
+
+/// BEGIN failed: the transaction's body never ran.
+private struct BeginFailed: Error {
+    let underlying: any Error
 }
 
 /// The TLS settings of both the probe connection and the pool, from one ``PostgresTLSMode``.
