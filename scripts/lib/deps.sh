@@ -9,6 +9,8 @@
 # (sox also checks recorded voicemail), espeak-ng for the IVR's and voicemail's spoken prompts, keepalived and
 # wireguard-tools to check the configurations `troncal infra render` writes (keepalived -t, wg-quick strip; no daemon
 # is started and no WireGuard interface is made).
+# The two-site lab (scripts/lab, and its tests) also runs PostgreSQL under Patroni with etcd.
+TRONCAL_LAB_PACKAGES=(patroni etcd-server etcd-client)
 TRONCAL_DEBIAN_PACKAGES=(libssl-dev libcurl4-openssl-dev libsqlite3-dev zlib1g-dev postgresql postgresql-client sip-tester openssl procps iproute2 curl python3 chromium prometheus prometheus-alertmanager iptables baresip-core sox espeak-ng keepalived wireguard-tools)
 
 troncal_install_deps() {

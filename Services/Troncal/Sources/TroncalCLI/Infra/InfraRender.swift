@@ -273,8 +273,13 @@ struct InfraRenderer {
             postgresql:
               listen: \(host.address):\(pg.port)
               connect_address: \(host.address):\(pg.port)
+              use_unix_socket: true
               data_dir: \(pg.dataDirectory)
               bin_dir: \(pg.binDirectory)
+              parameters:
+                ssl: "on"
+                ssl_cert_file: \(pg.tlsCertificateFile)
+                ssl_key_file: \(pg.tlsKeyFile)
               authentication:
                 superuser:
                   username: postgres

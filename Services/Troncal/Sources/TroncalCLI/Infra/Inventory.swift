@@ -30,6 +30,9 @@ struct Inventory: Codable, Sendable {
         var etcdPeerPort = 2380
         var binDirectory = "/usr/lib/postgresql/15/bin"
         var dataDirectory = "/var/lib/postgresql/15/troncal"
+        /// The server's TLS certificate and key on each member (the pg_hba rules accept TLS connections only).
+        var tlsCertificateFile = "/etc/troncal/postgres/server.crt"
+        var tlsKeyFile = "/etc/troncal/postgres/server.key"
         /// Patroni's TTL and loop wait: a dead primary's leader key expires after `ttl`; standbys look every `loopWait`.
         var ttl = 30
         var loopWait = 10
@@ -47,6 +50,8 @@ struct Inventory: Codable, Sendable {
             etcdPeerPort = try c.decodeIfPresent(Int.self, forKey: .etcdPeerPort) ?? d.etcdPeerPort
             binDirectory = try c.decodeIfPresent(String.self, forKey: .binDirectory) ?? d.binDirectory
             dataDirectory = try c.decodeIfPresent(String.self, forKey: .dataDirectory) ?? d.dataDirectory
+            tlsCertificateFile = try c.decodeIfPresent(String.self, forKey: .tlsCertificateFile) ?? d.tlsCertificateFile
+            tlsKeyFile = try c.decodeIfPresent(String.self, forKey: .tlsKeyFile) ?? d.tlsKeyFile
             ttl = try c.decodeIfPresent(Int.self, forKey: .ttl) ?? d.ttl
             loopWait = try c.decodeIfPresent(Int.self, forKey: .loopWait) ?? d.loopWait
         }

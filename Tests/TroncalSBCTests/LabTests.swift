@@ -1,0 +1,262 @@
+import Foundation
+import Logging
+import TestSupport
+import Testing
+import TroncalProtocol
+import TroncalRuntime
+
+/// The two-site lab of `scripts/lab` (network namespaces tl-*, addresses 10.71.0.0/16 inside them only): sites A and
+/// B with two instances of each service, PostgreSQL under Patroni with etcd in A, B and the witness C, keepalived
+/// moving each site's SBC address. The lab is brought down (every process by its PID, every namespace) also when the
+/// test fails.
+final class Lab: Sendable {
+    let root: URL
+    let directory: TemporaryDirectory
+    let binaries: URL
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("scripts/lab")
+    static let customer = "10.71.100.2"
+    static let carrier = "10.71.100.3"
+    static let floating = ["site-a": "10.71.1.10", "site-b": "10.71.2.10"]
+    static let sbcHosts = ["site-a": ["a1", "a2"], "site-b": ["b1", "b2"]]
+    static let address = ["a1": "10.71.1.11", "a2": "10.71.1.12", "b1": "10.71.2.11", "b2": "10.71.2.12", "c1": "10.71.3.11"]
+
+    static func tool(_ name: String) -> Bool {
+        ["/usr/bin", "/usr/sbin", "/usr/local/bin"].contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(name)") }
+    }
+
+    /// Whether the lab can run here: root (namespaces), and Patroni, etcd, keepalived and sipp installed (scripts/test installs them).
+    static var available: Bool {
+        NetworkNamespaces.available && tool("patroni") && tool("etcd") && tool("keepalived") && Sipp.executable != nil
+    }
+
+    init() async throws {
+        // Not under a private temporary directory: the postgres user must reach the lab's PostgreSQL files.
+        root = URL(fileURLWithPath: "/tmp/troncal-lab-\(UUID().uuidString.prefix(8).lowercased())")
+        directory = try TemporaryDirectory(prefix: "troncal-lab-test")
+        binaries = troncalBinaryDirectory()
+        let (status, output) = try await run(["up"], timeout: .seconds(400))
+        guard status == 0 else {
+            let logs = Self.tails(of: root.appendingPathComponent("logs"))
+            down()
+            throw CallSiteError("scripts/lab up failed (\(status)):\n\(output.suffix(4000))\n\(logs)")
+        }
+    }
+
+    private func run(_ arguments: [String], timeout: Duration) async throws -> (status: Int32, output: String) {
+        try await ChildProcess.run(
+            URL(fileURLWithPath: "/usr/bin/env"),
+            ["TRONCAL_LAB_DIR=\(root.path)", "TRONCAL_BIN_DIR=\(binaries.path)", Self.script.path] + arguments, timeout: timeout)
+    }
+
+    /// `scripts/lab down`, synchronous (for a `defer`): stops every process the lab started and deletes its namespaces.
+    func down() {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["TRONCAL_LAB_DIR=\(root.path)", Self.script.path, "down"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try? process.run()
+        process.waitUntilExit()
+        directory.remove()
+    }
+
+    static func tails(of logs: URL) -> String {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: logs.path)) ?? []
+        return files.sorted().map { name in
+            let text = (try? String(contentsOf: logs.appendingPathComponent(name), encoding: .utf8)) ?? ""
+            return "== \(name)\n\(text.suffix(1200))"
+        }.joined(separator: "\n")
+    }
+
+    var logs: String { Self.tails(of: root.appendingPathComponent("logs")) }
+
+    /// The PID of a process the lab started (`site-a-sbc-1`, `patroni-a1`, `keepalived-a2`, …).
+    func pid(_ name: String) throws -> Int32 {
+        let lines = try String(contentsOf: root.appendingPathComponent("pids"), encoding: .utf8).split(separator: "\n")
+        guard let line = lines.last(where: { $0.split(separator: " ").first.map(String.init) == name }),
+            let pid = line.split(separator: " ").last.flatMap({ Int32($0) })
+        else { throw CallSiteError("the lab did not start \(name)") }
+        return pid
+    }
+
+    /// Runs a command in a lab namespace (`a1`, `inet`, `net`, …).
+    func inNamespace(_ host: String, _ command: [String], timeout: Duration = .seconds(30)) async throws -> (status: Int32, output: String) {
+        try await ChildProcess.run(URL(fileURLWithPath: NetworkNamespaces.ip), ["netns", "exec", "tl-\(host)"] + command, timeout: timeout)
+    }
+
+    /// `troncal …` run on a host of a site, with the site's operator certificate.
+    func troncal(_ site: String, on host: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+        try await inNamespace(host, [binaries.appendingPathComponent("troncal").path] + arguments + ["--data-dir", root.appendingPathComponent(site).path], timeout: .seconds(60))
+    }
+
+    /// The SBC host that holds the site's floating address now, if any.
+    func holder(_ site: String) async -> String? {
+        for host in Self.sbcHosts[site] ?? [] {
+            let shown = try? await ChildProcess.run(URL(fileURLWithPath: NetworkNamespaces.ip), ["-n", "tl-\(host)", "-4", "addr", "show", "dev", "eth0"])
+            if shown?.output.contains("inet \(Self.floating[site]!)/") == true { return host }
+        }
+        return nil
+    }
+
+    func cdrs(_ site: String, on host: String) async throws -> [RatedCDR] {
+        let (status, output) = try await troncal(site, on: host, ["cdr", "export", "--from", "2000-01-01", "--to", "2100-01-01", "--format", "json"])
+        guard status == 0 else { throw CallSiteError("troncal cdr export failed: \(output)") }
+        return try JSONDecoder().decode([RatedCDR].self, from: Data(output.utf8))
+    }
+
+    func account(_ site: String, on host: String) async throws -> AccountState {
+        let (status, output) = try await troncal(site, on: host, ["billing", "account", "lab", "--json"])
+        guard status == 0 else { throw CallSiteError("troncal billing account failed: \(output)") }
+        return try JSONDecoder().decode(AccountState.self, from: Data(output.utf8))
+    }
+
+    /// The sum of a counter over every sample line of an instance's /metrics (read inside its host's namespace).
+    func counter(_ site: String, _ instance: String, _ name: String) async -> Double {
+        guard let config = try? ConfigLoader.load(path: root.appendingPathComponent("\(site)/site.json").path),
+            let settings = config.instance(named: instance), let host = Self.address.first(where: { $0.value == settings.adminHost })?.key,
+            let (status, text) = try? await inNamespace(host, ["curl", "-fsS", "--max-time", "2", "http://\(settings.adminHost):\(settings.adminPort)/metrics"]),
+            status == 0
+        else { return 0 }
+        return text.split(separator: "\n").filter { $0.hasPrefix(name) }.compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +)
+    }
+
+    /// Whether a Patroni member answers 200 on `path` (`/primary`, `/sync`), asked from inside `from`.
+    func patroni(_ host: String, _ path: String, from: String) async -> Bool {
+        let result = try? await inNamespace(from, ["curl", "-fsS", "--max-time", "1", "-o", "/dev/null", "http://\(Self.address[host]!):8008\(path)"])
+        return result?.status == 0
+    }
+
+    func sipp(_ name: String, scenario: String, address: String, port: Int, arguments: [String]) throws -> Sipp {
+        try Sipp(name, scenario: scenario, in: directory, address: address, port: port, mediaPort: port + 2, arguments: arguments, namespace: "tl-inet")
+    }
+}
+
+@Suite("Two-site lab", .serialized, .startsProcessesAlone)
+struct LabTests {
+    static let callee = "34911234567"
+    let logger = Logger(label: "test.lab")
+    /// Patroni's TTL and loop wait in infra/lab/inventory.json.
+    static let ttlPlusLoopWait: Duration = .seconds(23)
+
+    /// One lab (about 30 s to bring up), three failures in turn: the active SBC of site A killed; sites A and the
+    /// witness cut off together (nothing may be promoted); the witness back (site B's standby promoted).
+    @Test(.enabled(if: Lab.available, "the lab needs root (network namespaces) and patroni, etcd-server, keepalived and sipp (scripts/test installs them)"))
+    func aKilledSBCsAddressMovesAndWithoutAMajorityNothingIsPromotedThenSiteBTakesOverWithEveryCDR() async throws {
+        let lab = try await Lab()
+        defer { lab.down() }
+        let carrier = try lab.sipp("carrier", scenario: SippScenarios.carrier(), address: Lab.carrier, port: 5080, arguments: ["-m", "1000", "-timeout", "400s"])
+        defer { kill(carrier.child.pid, SIGKILL) }
+        try await carrier.listening()
+        let acknowledged = try await killTheActiveSBC(lab)
+        try await cutSiteAAndTheWitness(lab)
+        try await bringTheWitnessBack(lab, acknowledged: acknowledged)
+    }
+
+    /// Five calls up through site A's floating address; `kill -9` of the SBC holding it: the address moves, the five
+    /// calls get their CDRs, new calls complete on the other SBC. Returns the ids of the CDRs stored.
+    func killTheActiveSBC(_ lab: Lab) async throws -> Set<String> {
+        let caller = try lab.sipp(
+            "caller", scenario: SippScenarios.caller(holdMilliseconds: 120_000), address: Lab.customer, port: 5060,
+            arguments: ["-s", Self.callee, "-m", "5", "-r", "5", "-l", "5", "\(Lab.floating["site-a"]!):5060", "-timeout", "150s"])
+        defer { kill(caller.child.pid, SIGKILL) }
+        let before = try #require(await lab.holder("site-a"), "nobody holds site A's floating address\n\(lab.logs)")
+        let up = await eventually(timeout: .seconds(60), interval: .milliseconds(250)) {
+            let answered = caller.messageText.components(separatedBy: "SIP/2.0 200 OK").count - 1
+            guard answered >= 5 else { return false }
+            // Both billing instances of site A.
+            let stored = await lab.counter("site-a", "billing-1", "troncal_billing_checkpoints_total")
+                + lab.counter("site-a", "billing-2", "troncal_billing_checkpoints_total")
+            return stored >= 5
+        }
+        #expect(up, "\(caller.report)\n\(lab.logs)")
+        let sbc = before == "a1" ? "site-a-sbc-1" : "site-a-sbc-2"
+        kill(try lab.pid(sbc), SIGKILL)
+        let killed = ContinuousClock.now
+        var after: String?
+        let moved = await eventually(timeout: .seconds(30), interval: .milliseconds(50)) {
+            after = await lab.holder("site-a")
+            return after != nil && after != before
+        }
+        let moveTime = ContinuousClock.now - killed
+        var cdrs: [RatedCDR] = []
+        let recorded = await eventually(timeout: .seconds(60), interval: .milliseconds(200)) {
+            cdrs = ((try? await lab.cdrs("site-a", on: before == "a1" ? "a2" : "a1")) ?? []).filter { $0.answerAt != nil }
+            return cdrs.count >= 5
+        }
+        let cdrTime = ContinuousClock.now - killed
+        logger.notice("lab: active SBC killed: floating address moved \(before) → \(after ?? "nobody") after \(moveTime); the 5 CDRs after \(cdrTime)")
+        #expect(moved, "the floating address stayed on \(before)\n\(lab.logs)")
+        // The issue's figures are 3 s and 5 s; the bounds here leave room for a loaded 2-core machine.
+        #expect(moveTime < .seconds(10), "the floating address moved \(moveTime) after the kill")
+        #expect(recorded && cdrTime < .seconds(20), "\(cdrs.count) CDRs after \(cdrTime)\n\(lab.logs)")
+        #expect(Set(cdrs.map(\.callID)).count == cdrs.count && cdrs.allSatisfy { $0.disconnectBy == "sbc" })
+        await caller.stop()
+        // New calls through the same address complete on the other SBC.
+        let again = try lab.sipp(
+            "again", scenario: SippScenarios.caller(holdMilliseconds: 200), address: Lab.customer, port: 5070,
+            arguments: ["-s", Self.callee, "-m", "20", "-r", "5", "-l", "20", "\(Lab.floating["site-a"]!):5060"])
+        defer { kill(again.child.pid, SIGKILL) }
+        #expect(await again.finish(timeout: .seconds(120)) == 0, "\(again.report)\n\(lab.logs)")
+        // Every answered call has one CDR, and the balance is the credit less their sum.
+        var all: [RatedCDR] = []
+        let settled = await eventually(timeout: .seconds(60), interval: .milliseconds(250)) {
+            all = ((try? await lab.cdrs("site-a", on: "a1")) ?? []).filter { $0.answerAt != nil }
+            return all.count >= 25
+        }
+        #expect(settled && all.count == 25 && Set(all.map(\.callID)).count == 25, "\(all.count) CDRs")
+        let account = try await lab.account("site-a", on: "a1")
+        #expect(account.balanceMicros == 1_000_000_000 - all.map(\.sellMicros).reduce(0, +), "\(account)")
+        #expect(account.reservedMicros == 0 && account.callsInProgress == 0, "\(account)")
+        return Set(all.map(\.id))
+    }
+
+    /// Site A (the primary) and the witness cut off at once: site B's standby is alone with one etcd member of
+    /// three, so it must not be promoted; site A's primary, without a majority either, must stop being primary.
+    func cutSiteAAndTheWitness(_ lab: Lab) async throws {
+        try await NetworkNamespaces.ip(["-n", "tl-net", "link", "set", "br-a", "down"])
+        try await NetworkNamespaces.ip(["-n", "tl-net", "link", "set", "br-c", "down"])
+        let cut = ContinuousClock.now
+        let window = Self.ttlPlusLoopWait + .seconds(10)
+        var promoted = false
+        // A negative: watched for the whole window (TTL + loop wait + 10 s), not waited for.
+        while ContinuousClock.now - cut < window {
+            if await lab.patroni("b1", "/primary", from: "b1") { promoted = true; break }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        let demoted = await eventually(timeout: .seconds(30), interval: .milliseconds(500)) { !(await lab.patroni("a1", "/primary", from: "a1")) }
+        logger.notice("lab: site A and the witness cut off: site B promoted: \(promoted); site A's primary demoted: \(demoted)")
+        #expect(!promoted, "site B's standby was promoted without a majority (split brain)\n\(lab.logs)")
+        #expect(demoted, "site A's primary stayed primary without a majority\n\(lab.logs)")
+    }
+
+    /// The witness back (site A still cut off): site B's standby has a majority and is promoted; calls through site B
+    /// complete, and every CDR acknowledged before the cut is there (synchronous replication).
+    func bringTheWitnessBack(_ lab: Lab, acknowledged: Set<String>) async throws {
+        try await NetworkNamespaces.ip(["-n", "tl-net", "link", "set", "br-c", "up"])
+        let back = ContinuousClock.now
+        let promoted = await eventually(timeout: .seconds(120), interval: .milliseconds(200)) { await lab.patroni("b1", "/primary", from: "b1") }
+        let promotion = ContinuousClock.now - back
+        logger.notice("lab: witness back, site A still cut off: site B's standby promoted after \(promotion) (TTL + loop wait: \(Self.ttlPlusLoopWait))")
+        #expect(promoted, "site B's standby was not promoted\n\(lab.logs)")
+        #expect(promotion < Self.ttlPlusLoopWait + .seconds(20), "promoted after \(promotion)")
+        let calls = try lab.sipp(
+            "site-b", scenario: SippScenarios.caller(holdMilliseconds: 200), address: Lab.customer, port: 5080 + 10,
+            arguments: ["-s", Self.callee, "-m", "20", "-r", "5", "-l", "20", "\(Lab.floating["site-b"]!):5060", "-recv_timeout", "20000"])
+        defer { kill(calls.child.pid, SIGKILL) }
+        _ = await calls.finish(timeout: .seconds(150))
+        let completed = calls.successfulCalls ?? 0
+        logger.notice("lab: calls through site B after the promotion: \(completed) of 20 completed")
+        #expect(completed >= 19, "\(calls.report)\n\(lab.logs)")
+        var cdrs: [RatedCDR] = []
+        let settled = await eventually(timeout: .seconds(60), interval: .milliseconds(250)) {
+            cdrs = ((try? await lab.cdrs("site-b", on: "b1")) ?? []).filter { $0.answerAt != nil }
+            return cdrs.count >= acknowledged.count + completed
+        }
+        #expect(settled, "\(cdrs.count) CDRs, \(acknowledged.count) before the cut and \(completed) calls after")
+        #expect(acknowledged.isSubset(of: Set(cdrs.map(\.id))), "a CDR acknowledged before the cut is missing")
+        #expect(Set(cdrs.map(\.callID)).count == cdrs.count, "a call has two CDRs")
+        let account = try await lab.account("site-b", on: "b1")
+        #expect(account.balanceMicros == 1_000_000_000 - cdrs.map(\.sellMicros).reduce(0, +), "\(account)")
+    }
+}
