@@ -132,7 +132,7 @@ final class Lab: Sendable {
     }
 }
 
-@Suite("Two-site lab", .serialized, .startsProcessesAlone)
+@Suite("Two-site lab", .serialized, .startsProcesses)
 struct LabTests {
     static let callee = "34911234567"
     let logger = Logger(label: "test.lab")
@@ -240,6 +240,16 @@ struct LabTests {
         logger.notice("lab: witness back, site A still cut off: site B's standby promoted after \(promotion) (TTL + loop wait: \(Self.ttlPlusLoopWait))")
         #expect(promoted, "site B's standby was not promoted\n\(lab.logs)")
         #expect(promotion < Self.ttlPlusLoopWait + .seconds(20), "promoted after \(promotion)")
+        // Site B's routing and billing instances write to the new primary (troncal status shows each one's database).
+        var status = ""
+        let followed = await eventually(timeout: .seconds(60), interval: .milliseconds(200)) {
+            status = (try? await lab.troncal("site-b", on: "b1", ["status"]))?.output ?? ""
+            let rows = status.split(separator: "\n").filter { $0.contains("routing-") || $0.contains("billing-") }
+            return rows.count == 4 && rows.allSatisfy { $0.contains("primary \(Lab.address["b1"]!):5432") }
+        }
+        let follow = ContinuousClock.now - back - promotion
+        logger.notice("lab: site B's routing and billing instances on the new primary \(follow) after the promotion")
+        #expect(followed, "\(status)\n\(lab.logs)")
         let calls = try lab.sipp(
             "site-b", scenario: SippScenarios.caller(holdMilliseconds: 200), address: Lab.customer, port: 5080 + 10,
             arguments: ["-s", Self.callee, "-m", "20", "-r", "5", "-l", "20", "\(Lab.floating["site-b"]!):5060", "-recv_timeout", "20000"])

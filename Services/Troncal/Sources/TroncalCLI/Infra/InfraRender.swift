@@ -21,12 +21,14 @@ struct InfraRenderer {
         for site in inventory.sites {
             let placements = try inventory.placements(site)
             let siteJSON = site.witness ? nil : try siteConfig(site, placements: placements, postgres: postgresMembers.map(\.1))
+            // systemd waits this long for a stop before SIGKILL: an SBC drains its calls for sbc.drainSeconds first.
+            let drainSeconds = try siteJSON.map { try ConfigLoader.parse(Data($0.utf8), file: "site \(site.name)").sbc.drainSeconds } ?? 0
             for host in site.hosts {
                 let base = "\(site.name)/\(host.name)"
                 let here = placements.filter { $0.host.name == host.name }
                 if !here.isEmpty {
                     for role in Set(here.map(\.role)).sorted(by: { $0.rawValue < $1.rawValue }) {
-                        files["\(base)/systemd/troncal-\(role.rawValue)@.service"] = unit(role)
+                        files["\(base)/systemd/troncal-\(role.rawValue)@.service"] = unit(role, stopSeconds: role == .sbc ? max(40, drainSeconds + 10) : 40)
                     }
                     files["\(base)/systemd/enable.txt"] = here.filter { !$0.standby }
                         .map { "troncal-\($0.role.rawValue)@\($0.instance).service\n" }.joined()
@@ -72,7 +74,7 @@ struct InfraRenderer {
 
     /// One template per role; `%i` is the instance name. Restarted on failure, with the usual hardening; an SBC may
     /// bind port 5060/5061 without root.
-    func unit(_ role: Role) -> String {
+    func unit(_ role: Role, stopSeconds: Int = 40) -> String {
         let capabilities = role == .sbc ? "CAP_NET_BIND_SERVICE" : ""
         return """
             [Unit]
@@ -90,7 +92,7 @@ struct InfraRenderer {
             ExecStart=\(inventory.binDirectory)/troncal-\(role.rawValue) --config \(inventory.configDirectory)/site.json --instance %i
             Restart=on-failure
             RestartSec=2
-            TimeoutStopSec=40
+            TimeoutStopSec=\(stopSeconds)
             KillSignal=SIGTERM
             LimitNOFILE=65536
             NoNewPrivileges=yes
