@@ -20,6 +20,8 @@ public struct InstanceStatusRow: Codable, Sendable, Equatable {
     /// The database the instance uses now (`postgres primary 10.1.0.11:5432` after following a failover).
     public var database: String?
     public var error: String?
+    /// The site, when `troncal status` shows several (`--site-dir`).
+    public var site: String?
 }
 
 /// Asks every instance of a site for its status over mutual TLS, as the operator.
