@@ -170,6 +170,9 @@ struct LabTests {
             return stored >= 5
         }
         #expect(up, "\(caller.report)\n\(lab.logs)")
+        // Calls that are up have no CDR yet (site B's sbc-1 is another SBC than site A's: its runs supersede nothing here).
+        let early = try await lab.cdrs("site-a", on: "a2")
+        #expect(early.isEmpty, "CDRs of calls still up: \(early.map(\.callID))")
         let sbc = before == "a1" ? "site-a-sbc-1" : "site-a-sbc-2"
         kill(try lab.pid(sbc), SIGKILL)
         let killed = ContinuousClock.now

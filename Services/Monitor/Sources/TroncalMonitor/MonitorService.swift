@@ -35,7 +35,7 @@ public struct MonitorService: TroncalService {
         store = MonitorStore(store: sqlStore)
         samples = SampleStore(store: sqlStore)
         quality = QualityStore(store: sqlStore)
-        capacity = CapacityHistoryStore(store: sqlStore)
+        capacity = CapacityHistoryStore(store: sqlStore, site: context.config.site)
         routing = try context.config.instances(of: .routing).map { instance in
             try LinkClient(
                 role: .routing, endpoints: [LinkEndpoint(host: instance.host, port: instance.linkPort)], credentials: context.credentials,

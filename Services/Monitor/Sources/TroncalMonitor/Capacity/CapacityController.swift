@@ -17,8 +17,21 @@ public struct CapacityHistoryStore: Sendable {
             "CREATE INDEX monitor_capacity_events_at ON monitor_capacity_events (at)",
         ])
 
+    /// Sites sharing one database (PostgreSQL) keep their decisions apart.
+    static let siteMigration = Migration(
+        version: 6, name: "capacity decisions per site",
+        sql: [
+            "ALTER TABLE monitor_capacity_events ADD COLUMN site TEXT NOT NULL DEFAULT ''",
+            "CREATE INDEX monitor_capacity_events_site ON monitor_capacity_events (site, role, at)",
+        ])
+
     let store: any SQLStore
-    public init(store: any SQLStore) { self.store = store }
+    /// The site whose decisions these are.
+    let site: String
+    public init(store: any SQLStore, site: String = "") {
+        self.store = store
+        self.site = site
+    }
 
     static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
@@ -30,8 +43,8 @@ public struct CapacityHistoryStore: Sendable {
     public func append(_ event: CapacityEvent) async throws {
         let document = String(decoding: try Self.encoder.encode(event), as: UTF8.self)
         try await store.execute(
-            "INSERT INTO monitor_capacity_events (id, at, role, document) VALUES ($1, $2, $3, $4)",
-            [.text(RandomID.uuidString()), .real(event.at.timeIntervalSince1970), .text(event.role), .text(document)])
+            "INSERT INTO monitor_capacity_events (id, at, role, document, site) VALUES ($1, $2, $3, $4, $5)",
+            [.text(RandomID.uuidString()), .real(event.at.timeIntervalSince1970), .text(event.role), .text(document), .text(site)])
     }
 
     /// Newest first.
@@ -41,9 +54,10 @@ public struct CapacityHistoryStore: Sendable {
         let limit = SQLValue.int(max(1, min(limit, 10_000)))
         let rows: [SQLRow]
         if let role {
-            rows = try await store.query("SELECT document FROM monitor_capacity_events WHERE role = $1 ORDER BY at DESC LIMIT $2", [.text(role), limit])
+            rows = try await store.query(
+                "SELECT document FROM monitor_capacity_events WHERE site = $3 AND role = $1 ORDER BY at DESC LIMIT $2", [.text(role), limit, .text(site)])
         } else {
-            rows = try await store.query("SELECT document FROM monitor_capacity_events ORDER BY at DESC LIMIT $1", [limit])
+            rows = try await store.query("SELECT document FROM monitor_capacity_events WHERE site = $2 ORDER BY at DESC LIMIT $1", [limit, .text(site)])
         }
         return try rows.map { try decoder.decode(CapacityEvent.self, from: Data(try $0.string("document").utf8)) }
     }

@@ -34,6 +34,7 @@ public struct MonitorStore: Sendable {
         SampleStore.migration,
         QualityStore.migration,
         CapacityHistoryStore.migration,
+        CapacityHistoryStore.siteMigration,
     ]
 
     let store: any SQLStore

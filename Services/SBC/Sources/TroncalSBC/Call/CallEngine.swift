@@ -103,7 +103,8 @@ public final class CallEngine: Sendable {
         // This run of the SBC: billing tells it from the one before (whose calls died with it) by this id.
         let identity = configuration.checkpointInterval.map {
             CallLinks.CheckpointIdentity(
-                instance: configuration.instance, boot: RandomID.uuidString(), startedAt: Date(), interval: .nanoseconds($0.nanoseconds))
+                instance: "\(configuration.site)/\(configuration.instance)", boot: RandomID.uuidString(), startedAt: Date(),
+                interval: .nanoseconds($0.nanoseconds))
         }
         var loops: [Loop] = []
         for (index, eventLoop) in eventLoops.enumerated() {
