@@ -85,11 +85,13 @@ final class CallLinks {
         heartbeatTask = nil
     }
 
-    /// An answered call's checkpoint (as if it ended now), sent with the next heartbeat.
+    /// An answered call's checkpoint (as if it ended now), sent at once (or right after the one in flight): a call
+    /// answered just before the SBC dies still gets its CDR. The heartbeat's tick only carries what could not go then.
     func checkpoint(answered summary: CallSummary) {
         guard checkpointIdentity != nil else { return }
         answered.append(summary)
         if answered.count > Self.checkpointLimit { answered.removeFirst(answered.count - Self.checkpointLimit) }
+        if heartbeatTask != nil { sendCheckpoints() }
     }
 
     /// An answered call's final summary, sent with the next heartbeat (billing keeps it until the CDR from the spool).
@@ -127,6 +129,8 @@ final class CallLinks {
             case .success:
                 if links.heartbeatFailing { logger.info("heartbeats to billing delivered again") }
                 links.heartbeatFailing = false
+                // Calls answered while this one was in flight go now, not at the next tick.
+                if !links.answered.isEmpty, links.heartbeatTask != nil { links.sendCheckpoints() }
             }
         }
     }
