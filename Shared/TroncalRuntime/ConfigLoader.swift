@@ -224,6 +224,9 @@ public enum ConfigLoader {
         guard (100...600_000).contains(config.link.probeIntervalMilliseconds) else {
             throw fail("link.probeIntervalMilliseconds", "must be from 100 to 600000")
         }
+        guard (2...3600).contains(config.link.suspicionSeconds) else {
+            throw fail("link.suspicionSeconds", "must be from 2 to 3600")
+        }
         guard ["sqlite", "postgres"].contains(config.store.backend) else {
             throw fail("store.backend", "must be one of sqlite, postgres, got '\(config.store.backend)'")
         }

@@ -68,6 +68,9 @@ public struct LinkSettings: Codable, Sendable, Equatable {
     public var requestTimeoutMilliseconds: Int = 5000
     /// How often each service pings the services it depends on (shown as link health).
     public var probeIntervalMilliseconds: Int = 2000
+    /// How long an SBC keeps an instance that stopped answering its probes suspected (no new requests) before it
+    /// declares it dead, before the local health multiplier (docs/resilience.md).
+    public var suspicionSeconds: Int = 30
     public init() {}
 }
 

@@ -91,4 +91,46 @@ import TroncalStore
             #expect(try await billing.closeLostCalls(silence: 3, now: answer.addingTimeInterval(15)) == 0)
         }
     }
+
+    /// A call still ringing on an SBC that dies has no checkpoint and is owed no CDR; its reservation, made with the
+    /// SBC's run named (from `routing.route`), is released as soon as the run is lost, once its answered calls have
+    /// their CDRs. A live run's reservations and one made without a run are kept.
+    @Test(arguments: TestBackend.allCases)
+    func theReservationOfACallStillRingingOnALostSBCIsReleasedAtOnceAndALiveRunsAreKept(backend: TestBackend) async throws {
+        try await BillingStoreTests.withBilling(backend) { billing in
+            try await BillingStoreTests.topUp(billing, "pre", "10")
+            let old = Self.start.addingTimeInterval(-3600)
+            let answer = Self.start.addingTimeInterval(2)
+            for (callID, sbc, boot) in [("up", "site-a/sbc-1", "run-1"), ("ringing", "site-a/sbc-1", "run-1"), ("other", "site-a/sbc-2", "run-9")] {
+                let grant = try await billing.authorize(
+                    AuthorizeRequest(customer: "pre", callee: "34911234567", callID: callID, sbc: sbc, sbcBoot: boot), now: Self.start)
+                #expect(grant.allowed)
+            }
+            #expect(try await billing.authorize(AuthorizeRequest(customer: "pre", callee: "34911234567", callID: "anonymous"), now: Self.start).allowed)
+            _ = try await billing.record(
+                CallCheckpoints(instance: "site-a/sbc-1", boot: "run-1", startedAt: old, answered: [Self.checkpoint("up-summary", callID: "up", answeredAt: answer, at: answer)]),
+                now: answer)
+            _ = try await billing.record(CallCheckpoints(instance: "site-a/sbc-2", boot: "run-9", startedAt: old), now: answer.addingTimeInterval(5))
+            // A renewal keeps the run with the reservation.
+            #expect(try await billing.renew(RenewRequest(customer: "pre", callID: "up", elapsedSeconds: 1), now: answer).allowed)
+            // While sbc-1 beats, nothing is released.
+            #expect(try await billing.closeLostCalls(silence: 3, now: answer.addingTimeInterval(2)) == 0)
+            #expect(try await Self.reservations(billing) == 4)
+            var amounts: [String: Int64] = [:]
+            for row in try await billing.store.store.query("SELECT call_id, amount_micros FROM billing_reservations") {
+                amounts[try row.string("call_id")] = try row.int("amount_micros")
+            }
+            // sbc-1 falls silent: the answered call gets its CDR, the ringing one's reservation is released, in one pass.
+            #expect(try await billing.closeLostCalls(silence: 3, now: answer.addingTimeInterval(3.5)) == 1)
+            let left = try await billing.store.store.query("SELECT call_id FROM billing_reservations ORDER BY call_id").map { try $0.string("call_id") }
+            #expect(left == ["anonymous", "other"], "sbc-2 is alive; a reservation without a run waits for its expiry")
+            let account = try #require(try await billing.store.account("pre", now: answer.addingTimeInterval(4)))
+            #expect(account.reservedMicros == (amounts["anonymous"] ?? -1) + (amounts["other"] ?? -1), "\(amounts)")
+            let page = try await billing.cdrs(CDRQuery(from: "2026-12-01T00:00:00.000Z", to: "2026-12-02T00:00:00.000Z", customer: nil, after: nil, limit: 10))
+            #expect(page.cdrs.map(\.callID) == ["up"], "only the answered call has a CDR")
+            #expect(account.balanceMicros == 10_000_000 - (page.cdrs.first?.sellMicros ?? 0))
+            // Released once: the next pass finds nothing.
+            #expect(try await billing.store.releaseLostReservations(silentSince: answer.addingTimeInterval(1)).isEmpty)
+        }
+    }
 }

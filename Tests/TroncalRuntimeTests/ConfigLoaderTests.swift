@@ -66,6 +66,7 @@ struct ConfigLoaderTests {
         BadCase(json: #"{"instances":[{"name":"sbc-1"}]}"#, key: "instances[0].role", says: "is required"),
         BadCase(json: #"{"instances":[{"role":"sbc","name":"sbc-1"}]}"#, key: "instances", says: "no instance of role routing"),
         BadCase(json: #"{"link":{"probeIntervalMilliseconds":true}}"#, key: "link.probeIntervalMilliseconds", says: "must be a number"),
+        BadCase(json: #"{"link":{"suspicionSeconds":1}}"#, key: "link.suspicionSeconds", says: "must be from 2 to 3600"),
         BadCase(json: #"{"site": }"#, key: "", says: "not valid JSON"),
         BadCase(json: #"[1]"#, key: "", says: "top level must be a JSON object"),
     ]

@@ -106,7 +106,7 @@ struct BillingCallTests {
     }
 
     @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
-    func callsUpOnAnSBCKilledWithSIGKILLGetTheirCDRsAtItsLastHeartbeatAndTheirReservationsBack() async throws {
+    func callsUpOnAnSBCKilledWithSIGKILLGetTheirCDRsAtItsLastHeartbeatAndTheirReservationsBackAsDoesACallStillRinging() async throws {
         let site = try await Self.site()
         defer { site.remove() }
         try await Self.prepare(site, topUp: "100")
@@ -122,6 +122,15 @@ struct BillingCallTests {
         }
         #expect(up, "\(caller.report)\n\(site.logs)")
         #expect(try await Self.account(site).callsInProgress == 5)
+        // A sixth call only rings: the carrier that answered the five gives its port to one that never answers.
+        await carrier.stop()
+        let ringingCarrier = try SBCCallTests.carrier(
+            site, "ringing-carrier", scenario: SippScenarios.carrier(answerAfterMilliseconds: 120_000), port: site.carrierPort(0), calls: 1, extra: longer)
+        try await ringingCarrier.listening()
+        let ringingCaller = try SBCCallTests.caller(
+            site, "ringing-caller", scenario: SippScenarios.caller(holdMilliseconds: 1000), slot: 2, calls: 1, rate: 1, limit: 1, extra: longer)
+        #expect(await eventually(timeout: .seconds(30)) { ringingCaller.messageText.contains("SIP/2.0 180") }, "\(ringingCaller.report)\n\(site.logs)")
+        #expect(try await Self.account(site).callsInProgress == 6, "the ringing call holds a reservation")
         kill(site.sbc.pid, SIGKILL)
         site.sbc.process.waitUntilExit()
         let killed = ContinuousClock.now
@@ -137,11 +146,18 @@ struct BillingCallTests {
         #expect(elapsed < .seconds(20), "the CDRs came \(elapsed) after the kill")
         #expect(cdrs.count == 5 && Set(cdrs.map(\.id)).count == 5 && Set(cdrs.map(\.callID)).count == 5, "\(cdrs)")
         #expect(cdrs.allSatisfy { $0.disconnectBy == "sbc" && $0.durationMilliseconds > 0 && $0.sellMicros > 0 }, "\(cdrs)")
+        // The answered calls' reservations go with their CDRs, the ringing call's (no CDR is owed) right after.
+        let released = await eventually(timeout: .seconds(10)) {
+            guard let account = try? await Self.account(site) else { return false }
+            return account.reservedMicros == 0 && account.callsInProgress == 0
+        }
         let account = try await Self.account(site)
-        #expect(account.reservedMicros == 0 && account.callsInProgress == 0, "the reservations are released with the CDRs: \(account)")
+        #expect(released, "reservations left after the SBC's death: \(account)\n\(site.logs)")
+        #expect(await Self.counter(site, "billing-1", "troncal_billing_lost_sbc_calls_total{kind=\"unanswered\"}") == 1)
         #expect(account.balanceMicros == 100_000_000 - cdrs.map(\.sellMicros).reduce(0, +))
         await caller.stop()
-        await carrier.stop()
+        await ringingCaller.stop()
+        await ringingCarrier.stop()
         await site.stop()
     }
 

@@ -71,6 +71,17 @@ final class Lab: Sendable {
 
     var logs: String { Self.tails(of: root.appendingPathComponent("logs")) }
 
+    /// How many lines of the logs of the processes whose name contains `process` contain `text` (a killed process's
+    /// log stays).
+    func logLines(of process: String, containing text: String) -> Int {
+        let logs = root.appendingPathComponent("logs")
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: logs.path)) ?? []
+        return files.filter { $0.contains(process) }.reduce(0) { count, name in
+            let content = (try? String(contentsOf: logs.appendingPathComponent(name), encoding: .utf8)) ?? ""
+            return count + content.split(separator: "\n").filter { $0.contains(text) }.count
+        }
+    }
+
     /// The PID of a process the lab started (`site-a-sbc-1`, `patroni-a1`, `keepalived-a2`, …).
     func pid(_ name: String) throws -> Int32 {
         let lines = try String(contentsOf: root.appendingPathComponent("pids"), encoding: .utf8).split(separator: "\n")
@@ -315,19 +326,24 @@ struct LabTests {
         let settled = await eventually(timeout: .seconds(60), interval: .milliseconds(500)) {
             cdrs = (try? await lab.cdrs("site-a", on: holder == "a1" ? "a2" : "a1")) ?? []
             account = try? await lab.account("site-a", on: holder == "a1" ? "a2" : "a1")
-            return cdrs.filter({ $0.answerAt != nil }).count >= completed && account.map { $0.balanceMicros == 1_000_000_000 - cdrs.map(\.sellMicros).reduce(0, +) } == true
+            // Every call's CDR shipped (so no reservation is left but those of calls lost unanswered, which billing releases).
+            return cdrs.filter({ $0.answerAt != nil }).count >= completed
+                && account.map { $0.balanceMicros == 1_000_000_000 - cdrs.map(\.sellMicros).reduce(0, +) && $0.callsInProgress == 0 } == true
         }
-        // In progress on the killed SBC: answered (their CDRs are ended by billing, `sbc`) or still ringing (a
-        // reservation left, no CDR: never answered).
+        // In progress on the killed SBC: answered (their CDRs are ended by billing, `sbc`) or still ringing (no CDR:
+        // never answered; billing released their reservations when it found the SBC lost).
         let cut = cdrs.filter { $0.disconnectBy == "sbc" }.count
-        let ringing = account?.callsInProgress ?? 0
+        let released = lab.logLines(of: "site-a-billing", containing: "call of a lost SBC was not answered")
+        let left = account?.callsInProgress ?? 0
+        let ringing = released + left
         logger.notice(
-            "lab: 20 calls/s, 4 kills: \(completed) of \(total) completed, \(failed) failed; \(cut) answered on the killed SBC (CDRs by billing), \(ringing) ringing there; \(cdrs.count) CDRs")
+            "lab: 20 calls/s, 4 kills: \(completed) of \(total) completed, \(failed) failed; \(cut) answered on the killed SBC (CDRs by billing), \(ringing) ringing there (\(released) reservations released, \(left) left); \(cdrs.count) CDRs")
         #expect(settled, "\(cdrs.count) CDRs for \(completed) calls; \(String(describing: account))\n\(lab.logs)")
         #expect(Set(cdrs.map(\.callID)).count == cdrs.count, "a call has two CDRs")
         // The calls not in progress on the killed SBC: at least 99 % of them complete.
         let new = total - cut - ringing
         #expect(Double(completed) >= 0.99 * Double(new), "\(completed) of \(new) new calls completed\n\(caller.report)\n\(lab.logs)")
-        #expect(ringing <= 20, "\(ringing) reservations left")
+        #expect(ringing <= 20, "\(ringing) calls ringing on the killed SBC")
+        #expect(left == 0, "\(left) reservations left open, \(released) released")
     }
 }

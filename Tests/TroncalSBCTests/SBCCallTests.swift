@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NIOCore
 import TestSupport
 import Testing
@@ -571,13 +572,47 @@ struct SBCCallTests {
     }
 }
 
-/// Two routing instances share the SBC's route requests; one paused (SIGSTOP) is suspected, not declared dead, and
-/// the calls go on through the other.
+/// Two routing instances share the SBC's route requests; one paused (SIGSTOP) for 10 s is suspected, not declared
+/// dead, and the calls go on through the other; one paused for 60 s is taken out (declared dead after its suspicion)
+/// and back in service when resumed.
 @Suite("SBC calls with a paused routing instance", .serialized, .startsProcesses)
 struct PausedInstanceCallTests {
     @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"), .startsProcessesAlone)
     func aRoutingInstancePausedForTenSecondsIsSuspectedNotDeclaredDeadAndNoCallIsLost() async throws {
+        try await pause(seconds: 10, suspicionSeconds: 30, calls: 200, rate: 10) { site, sbcLog, endpoint, _, _ in
+            #expect(!sbcLog.split(separator: "\n").contains { $0.contains("declared dead") && $0.contains(endpoint) },
+                    "a 10 s pause declared routing-2 dead\n\(site.logs)")
+        }
+    }
+
+    /// The suspicion is 15 s here (30 s by default) so that a loaded machine's local health multiplier (up to 3
+    /// here) still ends it within the 60 s pause.
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"), .startsProcessesAlone)
+    func aRoutingInstancePausedForSixtySecondsIsTakenOutAndBackInServiceWhenResumed() async throws {
+        try await pause(seconds: 60, suspicionSeconds: 15, calls: 400, rate: 5) { site, sbcLog, endpoint, paused, resumed in
+            let lines = sbcLog.split(separator: "\n")
+            let dead = lines.firstIndex { $0.contains("link instance declared dead") && $0.contains(endpoint) && $0.contains("suspected for") }
+            #expect(dead != nil, "a 60 s pause did not take routing-2 out\n\(site.logs)")
+            guard let dead else { return }
+            let back = lines[dead...].first { $0.contains("link instance back in service") && $0.contains(endpoint) && $0.contains("was=dead") }
+            #expect(back != nil, "routing-2 was not back in service after SIGCONT\n\(site.logs)")
+            // The figures, to the second of the log's timestamps.
+            func time(_ line: Substring?) -> Date? { line.flatMap { $0.split(separator: " ").first }.flatMap { try? Date.ISO8601FormatStyle().parse(String($0)) } }
+            if let deadAt = time(lines[dead]), let backAt = time(back) {
+                Logger(label: "test.paused").notice(
+                    "routing-2 paused 60 s: declared dead \(Int(deadAt.timeIntervalSince(paused).rounded())) s after SIGSTOP, back in service \(Int(backAt.timeIntervalSince(resumed).rounded())) s after SIGCONT")
+            }
+        }
+    }
+
+    /// sipp places `calls` at `rate` a second; routing-2 is paused for `seconds` once 20 calls are done; every call
+    /// must be answered and routing-2 suspected, then back in service; `check` adds what the pause's length implies.
+    func pause(
+        seconds: Int, suspicionSeconds: Int, calls: Int, rate: Int,
+        check: (CallSite, String, String, Date, Date) -> Void
+    ) async throws {
         let site = try await CallSite(routingInstances: 2) { config, offset in
+            config.link.suspicionSeconds = suspicionSeconds
             config.sbc.customers = [CallSite.customer()]
             config.routing.routes = [
                 RouteSettings(prefix: "34", targets: [RouteTargetSettings(carrier: "carrier-a", host: CallSite.carrierAddress, port: 9000 + offset)])
@@ -586,32 +621,32 @@ struct PausedInstanceCallTests {
         defer { site.remove() }
         var processes: [Sipp] = []
         do {
-            // 10 calls a second for 20 s; routing-2 is paused for 10 s from the third second.
-            let carrier = try SBCCallTests.carrier(site, "carrier", scenario: SippScenarios.carrier(holdMilliseconds: 0), port: site.carrierPort(0), calls: 200)
+            let carrier = try SBCCallTests.carrier(site, "carrier", scenario: SippScenarios.carrier(holdMilliseconds: 0), port: site.carrierPort(0), calls: calls)
             processes.append(carrier)
             try await carrier.listening()
             let caller = try SBCCallTests.caller(
-                site, "caller", scenario: SippScenarios.caller(holdMilliseconds: 200), slot: 1, calls: 200, rate: 10, limit: 60)
+                site, "caller", scenario: SippScenarios.caller(holdMilliseconds: 200), slot: 1, calls: calls, rate: rate, limit: 60)
             processes.append(caller)
             let paused = site.process("routing-2")
             #expect(await eventually(timeout: .seconds(30)) { ((try? site.summaries())?.count ?? 0) >= 20 }, "\(site.logs)")
             kill(paused.pid, SIGSTOP)
-            // The pause itself is the test's subject: a fixed 10 s, not a wait for an event.
-            try await Task.sleep(for: .seconds(10))
+            let pausedAt = Date()
+            // The pause itself is the test's subject: a fixed length, not a wait for an event.
+            try await Task.sleep(for: .seconds(seconds))
             kill(paused.pid, SIGCONT)
-            let callerStatus = await caller.finish(timeout: .seconds(90))
+            let resumedAt = Date()
+            let callerStatus = await caller.finish(timeout: .seconds(120))
             let carrierStatus = await carrier.finish(timeout: .seconds(20))
             #expect(callerStatus == 0, "\(caller.report)\n\(site.logs)")
             #expect(carrierStatus == 0, "\(carrier.report)")
-            let summaries = await SBCCallTests().eventuallySummaries(site, count: 200)
-            #expect(summaries.count == 200)
+            let summaries = await SBCCallTests().eventuallySummaries(site, count: calls)
+            #expect(summaries.count == calls)
             #expect(summaries.allSatisfy { $0.answerAt != nil }, "calls lost while routing-2 was paused")
-            let sbcLog = site.sbc.outputText
             let endpoint = "127.0.0.1:\(7108 + site.offset)"
-            #expect(sbcLog.contains("link instance suspected") && sbcLog.contains(endpoint), "routing-2 was never suspected\n\(site.logs)")
-            #expect(!sbcLog.split(separator: "\n").contains { $0.contains("declared dead") && $0.contains(endpoint) },
-                    "a 10 s pause declared routing-2 dead\n\(site.logs)")
+            #expect(site.sbc.outputText.contains("link instance suspected") && site.sbc.outputText.contains(endpoint),
+                    "routing-2 was never suspected\n\(site.logs)")
             #expect(await eventually(timeout: .seconds(20)) { site.sbc.outputText.contains("link instance back in service") }, "routing-2 did not come back")
+            check(site, site.sbc.outputText, endpoint, pausedAt, resumedAt)
         } catch {
             Issue.record("\(error)\n\(site.logs)")
         }

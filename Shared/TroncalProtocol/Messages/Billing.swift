@@ -14,11 +14,17 @@ public struct AuthorizeRequest: LinkRequest, Hashable {
     public var callee: String
     /// The customer leg's Call-ID: the reservation's key.
     public var callID: String
+    /// The SBC run the call is on (`instance`, `boot` of `billing.calls`), from `routing.route`: when that run is lost
+    /// before the call is answered, billing releases the reservation at once instead of at its expiry.
+    public var sbc: String?
+    public var sbcBoot: String?
 
-    public init(customer: String, callee: String, callID: String) {
+    public init(customer: String, callee: String, callID: String, sbc: String? = nil, sbcBoot: String? = nil) {
         self.customer = customer
         self.callee = callee
         self.callID = callID
+        self.sbc = sbc
+        self.sbcBoot = sbcBoot
     }
 }
 

@@ -17,14 +17,24 @@ public struct RouteRequest: LinkRequest, Hashable {
     public var callID: String
     /// Whether the call came from a carrier (origination, to a DID) rather than a customer.
     public var fromCarrier: Bool
+    /// The SBC run the call is on (`instance` and `boot` as in its `billing.calls` heartbeats), passed on to
+    /// `billing.authorize` so that billing can release the reservation at once if that run is lost before the call
+    /// is answered. Absent from SBCs without heartbeats and from older ones.
+    public var sbc: String?
+    public var sbcBoot: String?
 
-    public init(customer: String, caller: String, callee: String, site: String, callID: String, fromCarrier: Bool = false) {
+    public init(
+        customer: String, caller: String, callee: String, site: String, callID: String, fromCarrier: Bool = false, sbc: String? = nil,
+        sbcBoot: String? = nil
+    ) {
         self.customer = customer
         self.caller = caller
         self.callee = callee
         self.site = site
         self.callID = callID
         self.fromCarrier = fromCarrier
+        self.sbc = sbc
+        self.sbcBoot = sbcBoot
     }
 }
 

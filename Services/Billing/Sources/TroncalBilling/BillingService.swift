@@ -217,6 +217,13 @@ public final class Billing: Sendable {
             closed += lost.count
             if lost.count < 500 { break }
         }
+        // What is left on those runs were calls still being set up: no answer, no CDR; their money is free again now.
+        for released in try await store.releaseLostReservations(silentSince: now.addingTimeInterval(-silence)) {
+            logger.notice("call of a lost SBC was not answered: its reservation is released", metadata: [
+                "call-id": "\(released.callID)", "customer": "\(released.customer)", "instance": "\(released.instance)",
+            ])
+            Counter(label: "troncal_billing_lost_sbc_calls_total", dimensions: [("kind", "unanswered")]).increment()
+        }
         return closed
     }
 

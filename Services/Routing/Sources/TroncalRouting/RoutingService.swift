@@ -24,7 +24,8 @@ public struct RoutingService: TroncalService {
     ) async -> RouteDecision {
         var decision = decision
         do {
-            let authorization = try await billing.request(AuthorizeRequest(customer: request.customer, callee: callee, callID: request.callID), timeout: timeout)
+            let authorization = try await billing.request(AuthorizeRequest(
+                customer: request.customer, callee: callee, callID: request.callID, sbc: request.sbc, sbcBoot: request.sbcBoot), timeout: timeout)
             guard authorization.allowed else {
                 return RouteDecision(
                     outcome: .reject, callee: callee, rejectStatus: authorization.status ?? 403, reason: "billing: \(authorization.reason ?? "not authorised")")

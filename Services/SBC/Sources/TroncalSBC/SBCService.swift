@@ -92,9 +92,11 @@ public struct SBCService: TroncalService {
         engineConfiguration.checkpointInterval = sbc.checkpointIntervalMilliseconds > 0 ? .milliseconds(sbc.checkpointIntervalMilliseconds) : nil
         engineConfiguration.setRegistrars(context.config.instances(of: .pbx).filter { $0.sipPort > 0 }.map { (host: $0.host, port: $0.sipPort) })
         let timeout = Duration.milliseconds(context.config.link.requestTimeoutMilliseconds)
+        var membership = InstanceMembership.Settings()
+        membership.suspicion = .seconds(Int64(context.config.link.suspicionSeconds))
         let links = try CallEngine.Links(
             routing: Self.linkSettings(.routing, context: context), billing: Self.linkSettings(.billing, context: context),
-            monitor: Self.linkSettings(.monitor, context: context), timeout: timeout)
+            monitor: Self.linkSettings(.monitor, context: context), timeout: timeout, membership: membership)
         let box = EngineReference()
         let transport = SIPTransport(configuration: configuration, logger: context.logger, group: group) { inbound in
             switch frontDoor.decide(inbound) {

@@ -69,6 +69,13 @@ public struct BillingStore: Sendable {
                 """,
                 "CREATE TABLE billing_high_cost_calls (customer TEXT NOT NULL, call_id TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (customer, call_id))",
             ]),
+        Migration(
+            version: 3, name: "the SBC run of each reservation",
+            sql: [
+                "ALTER TABLE billing_reservations ADD COLUMN sbc TEXT",
+                "ALTER TABLE billing_reservations ADD COLUMN sbc_boot TEXT",
+                "CREATE INDEX billing_reservations_sbc ON billing_reservations (sbc, sbc_boot)",
+            ]),
     ]
 
     /// Fixed-width UTC times with milliseconds, so that text order is time order on both backends.
@@ -270,24 +277,30 @@ public struct BillingStore: Sendable {
                 return Decision(
                     authorization: Authorization(allowed: false, status: 402, reason: "insufficient credit for +\(rate.prefix)"), rate: rate, customer: customer)
             }
-            try await Self.reserve(transaction, callID: request.callID, customer: customer.customer, rate: rate, seconds: seconds, now: now)
+            try await Self.reserve(
+                transaction, callID: request.callID, customer: customer.customer, rate: rate, seconds: seconds, now: now,
+                sbc: request.sbc.flatMap { sbc in request.sbcBoot.map { (sbc, $0) } })
             return Decision(
                 authorization: Authorization(allowed: true, maximumDurationSeconds: seconds, renewable: seconds == grantSeconds), rate: rate, customer: customer)
         }
     }
 
-    static func reserve(_ transaction: any SQLTransaction, callID: String, customer: String, rate: Rate, seconds: Int, now: Date) async throws {
+    /// Replaces the reservation of a call. `sbc`: the SBC run (instance, boot) the call is on, when known.
+    static func reserve(
+        _ transaction: any SQLTransaction, callID: String, customer: String, rate: Rate, seconds: Int, now: Date, sbc: (String, String)?
+    ) async throws {
         try await transaction.execute("DELETE FROM billing_reservations WHERE customer = $1 AND call_id = $2", [.text(customer), .text(callID)])
         // A reservation outlives its grant by ten minutes: time for the CDR to arrive; after that it no longer counts.
         try await transaction.execute(
             """
             INSERT INTO billing_reservations (call_id, customer, amount_micros, seconds, prefix, per_minute_micros, connection_fee_micros,
-            first_increment, next_increment, minimum_seconds, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+            first_increment, next_increment, minimum_seconds, created_at, expires_at, sbc, sbc_boot)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
             """,
             [
                 .text(callID), .text(customer), .integer(rate.cost(seconds: seconds)), .int(seconds), .text(rate.prefix), .integer(rate.perMinuteMicros),
                 .integer(rate.connectionFeeMicros), .int(rate.firstIncrement), .int(rate.nextIncrement), .int(rate.minimumSeconds), .text(Self.text(now)),
-                .text(Self.text(now.addingTimeInterval(TimeInterval(seconds + 600)))),
+                .text(Self.text(now.addingTimeInterval(TimeInterval(seconds + 600)))), sbc.map { .text($0.0) } ?? .null, sbc.map { .text($0.1) } ?? .null,
             ])
     }
 
@@ -320,7 +333,11 @@ public struct BillingStore: Sendable {
             guard total > granted else {
                 return Authorization(allowed: false, status: 402, reason: "insufficient credit to go on", maximumDurationSeconds: granted)
             }
-            try await Self.reserve(transaction, callID: request.callID, customer: customer.customer, rate: rate, seconds: total, now: now)
+            let sbc = try reservation.optionalString("sbc")
+            let boot = try reservation.optionalString("sbc_boot")
+            try await Self.reserve(
+                transaction, callID: request.callID, customer: customer.customer, rate: rate, seconds: total, now: now,
+                sbc: sbc.flatMap { sbc in boot.map { (sbc, $0) } })
             return Authorization(allowed: true, maximumDurationSeconds: total, renewable: total == max(granted, request.elapsedSeconds) + grantSeconds)
         }
     }
@@ -563,6 +580,35 @@ public struct BillingStore: Sendable {
             }
             return LostCall(summary: summary, instance: try row.string("instance"), final: final)
         }
+    }
+
+    /// A reservation released because its SBC run was lost before the call was answered.
+    public struct ReleasedReservation: Sendable, Equatable {
+        public var callID: String
+        public var customer: String
+        public var instance: String
+    }
+
+    /// Releases the reservations of calls on lost SBC runs (as in ``lostCalls(silentSince:limit:)``) once the run has no
+    /// checkpoint left: its answered calls have their CDRs (which settled their reservations), so what remains are calls
+    /// that were still being set up, ringing or routed, when the SBC died. They never got an answer, so no CDR is owed.
+    public func releaseLostReservations(silentSince: Date) async throws -> [ReleasedReservation] {
+        let runs = try await store.query(
+            """
+            SELECT r.instance, r.boot FROM billing_sbc_runs r
+            WHERE (r.last_seen < $1 OR EXISTS (SELECT 1 FROM billing_sbc_runs n WHERE n.instance = r.instance AND n.started_at > r.started_at))
+            AND NOT EXISTS (SELECT 1 FROM billing_call_checkpoints c WHERE c.instance = r.instance AND c.boot = r.boot)
+            AND EXISTS (SELECT 1 FROM billing_reservations v WHERE v.sbc = r.instance AND v.sbc_boot = r.boot)
+            """, [.text(Self.text(silentSince))])
+        var released: [ReleasedReservation] = []
+        for run in runs {
+            let instance = try run.string("instance")
+            let rows = try await store.query(
+                "DELETE FROM billing_reservations WHERE sbc = $1 AND sbc_boot = $2 RETURNING call_id, customer",
+                [.text(instance), .text(try run.string("boot"))])
+            released += try rows.map { ReleasedReservation(callID: try $0.string("call_id"), customer: try $0.string("customer"), instance: instance) }
+        }
+        return released
     }
 
     /// Forgets SBC runs silent for a day that have no checkpoint left.

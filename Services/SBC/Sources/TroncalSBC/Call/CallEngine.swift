@@ -78,12 +78,18 @@ public final class CallEngine: Sendable {
         /// Where per-call quality goes (`monitor.qos`); nil when the site has no monitor.
         public var monitor: LinkClientSettings?
         public var timeout: Duration
+        /// Probes and suspicion of the instances of each role.
+        public var membership: InstanceMembership.Settings
 
-        public init(routing: LinkClientSettings?, billing: LinkClientSettings?, monitor: LinkClientSettings? = nil, timeout: Duration) {
+        public init(
+            routing: LinkClientSettings?, billing: LinkClientSettings?, monitor: LinkClientSettings? = nil, timeout: Duration,
+            membership: InstanceMembership.Settings = .init()
+        ) {
             self.routing = routing
             self.billing = billing
             self.monitor = monitor
             self.timeout = timeout
+            self.membership = membership
         }
     }
 
@@ -118,9 +124,9 @@ public final class CallEngine: Sendable {
                 let loop = CallLoop(index: index, eventLoop: eventLoop, layer: layer, transport: transport, logger: logger)
                 let timeout = TimeAmount.nanoseconds(links.timeout.nanoseconds)
                 let callLinks = CallLinks(
-                    routing: links.routing.map { LoopLinkClient(settings: $0, eventLoop: eventLoop) },
-                    billing: links.billing.map { LoopLinkClient(settings: $0, eventLoop: eventLoop) },
-                    monitor: links.monitor.map { LoopLinkClient(settings: $0, eventLoop: eventLoop) }, timeout: timeout, eventLoop: eventLoop,
+                    routing: links.routing.map { LoopLinkClient(settings: $0, eventLoop: eventLoop, membership: links.membership) },
+                    billing: links.billing.map { LoopLinkClient(settings: $0, eventLoop: eventLoop, membership: links.membership) },
+                    monitor: links.monitor.map { LoopLinkClient(settings: $0, eventLoop: eventLoop, membership: links.membership) }, timeout: timeout, eventLoop: eventLoop,
                     logger: logger, checkpoints: identity.map { identity in
                         var identity = identity
                         identity.beats = index == 0

@@ -61,6 +61,12 @@ final class CallLinks {
     /// `routing.route`; fails when no routing instance is configured or reachable.
     func route(_ request: RouteRequest) -> EventLoopFuture<RouteDecision> {
         guard let routing else { return eventLoop.makeFailedFuture(LinkError(.unavailable, "no routing instance is configured")) }
+        var request = request
+        if let identity = checkpointIdentity {
+            // Billing releases the call's reservation at once if this run is lost before the answer.
+            request.sbc = identity.instance
+            request.sbcBoot = identity.boot
+        }
         return routing.request(request, timeout: timeout)
     }
 
