@@ -303,8 +303,8 @@ public enum ConfigLoader {
                 }
             }
         }
-        for role in Role.services where !config.instances.contains(where: { $0.role == role }) {
-            throw fail("instances", "no instance of role \(role); every service needs at least one")
+        for role in Role.services where !config.instances.contains(where: { $0.role == role && !$0.standby }) {
+            throw fail("instances", "no instance of role \(role) in service (standby ones do not count); every service needs at least one")
         }
     }
 }

@@ -86,7 +86,8 @@ public struct RetentionSettings: Codable, Sendable, Equatable {
 /// `monitor.capacity`: the capacity controller of the site's active monitor.
 public struct CapacitySettings: Codable, Sendable, Equatable {
     /// `advise`: every decision is worked out, explained and recorded (history, metrics, alarm), and nothing is
-    /// started or stopped; `off`: the controller does not run. (Acting through executors is a later step.)
+    /// started or stopped; `act`: the same, and the decisions are carried out through `executor` (standby instances
+    /// started, failed ones replaced, surplus ones stopped); `off`: the controller does not run.
     public var mode: String = "advise"
     /// How often the rules are applied.
     public var intervalSeconds: Int = 60
@@ -99,8 +100,28 @@ public struct CapacitySettings: Codable, Sendable, Equatable {
     public var minimumInstances: Int = 2
     /// How long the figures must show too many instances before one is removed (a week).
     public var scaleInWindowSeconds: Int = 604_800
-    /// The standby pool of the site: instances per role ready to be taken into service.
+    /// The standby pool of the site per role, for advice: instances ready elsewhere. Instances of `instances` marked
+    /// `standby` are counted too, and are the ones `act` mode starts.
     public var standby: [String: Int] = [:]
+    /// In `act` mode: an instance in service that the monitor sees down or unhealthy this long is withdrawn and a
+    /// standby of its role started in its place.
+    public var replaceAfterSeconds: Int = 30
+    /// How `act` mode starts and stops instances.
+    public var executor: ExecutorSettings = ExecutorSettings()
+    public init() {}
+}
+
+/// `monitor.capacity.executor`: `local` (the processes `troncal up` runs on this machine, through
+/// `<dataDirectory>/control/desired.json`), `systemd` (`systemctl start|stop troncal-ROLE@INSTANCE.service`) or
+/// `command` (`command… start|stop ROLE INSTANCE`, for a cluster scheduler). Never a shell.
+public struct ExecutorSettings: Codable, Sendable, Equatable {
+    public var kind: String = "local"
+    /// `command`: the program and its first arguments (an absolute path first).
+    public var command: [String] = []
+    /// `systemd`: where systemctl is.
+    public var systemctl: String = "/usr/bin/systemctl"
+    /// How long a start or stop may take (an SBC's stop includes its drain).
+    public var timeoutSeconds: Int = 120
     public init() {}
 }
 
@@ -156,7 +177,19 @@ extension ConfigLoader {
         }
         guard (1...60).contains(monitor.escalation.minuteSeconds) else { throw fail("monitor.escalation.minuteSeconds", "must be from 1 to 60") }
         let capacity = monitor.capacity
-        guard ["advise", "off"].contains(capacity.mode) else { throw fail("monitor.capacity.mode", "must be advise or off, got '\(capacity.mode)'") }
+        guard ["advise", "act", "off"].contains(capacity.mode) else {
+            throw fail("monitor.capacity.mode", "must be advise, act or off, got '\(capacity.mode)'")
+        }
+        guard (2...86_400).contains(capacity.replaceAfterSeconds) else { throw fail("monitor.capacity.replaceAfterSeconds", "must be from 2 to 86400") }
+        let executor = capacity.executor
+        guard ["local", "systemd", "command"].contains(executor.kind) else {
+            throw fail("monitor.capacity.executor.kind", "must be local, systemd or command, got '\(executor.kind)'")
+        }
+        if executor.kind == "command", executor.command.first?.hasPrefix("/") != true {
+            throw fail("monitor.capacity.executor.command", "must name a program by its absolute path (and its first arguments)")
+        }
+        guard executor.systemctl.hasPrefix("/") else { throw fail("monitor.capacity.executor.systemctl", "must be an absolute path") }
+        guard (1...3600).contains(executor.timeoutSeconds) else { throw fail("monitor.capacity.executor.timeoutSeconds", "must be from 1 to 3600") }
         guard (1...86_400).contains(capacity.intervalSeconds) else { throw fail("monitor.capacity.intervalSeconds", "must be from 1 to 86400") }
         guard (60...(31 * 86_400)).contains(capacity.windowSeconds) else { throw fail("monitor.capacity.windowSeconds", "must be from 60 to 2678400") }
         guard (1...3600).contains(capacity.bucketSeconds), capacity.bucketSeconds <= capacity.windowSeconds else {

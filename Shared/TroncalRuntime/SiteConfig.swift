@@ -156,6 +156,9 @@ public struct InstanceSettings: Codable, Sendable, Equatable {
     /// A PBX instance's SIP port (UDP and TCP) on `host`, where the site's SBCs relay registrations and calls (never
     /// exposed); 0 for the other roles. Default 5070.
     public var sipPort: Int
+    /// In the site's standby pool: configured (certificates, addresses, known to its peers) but not started until the
+    /// capacity controller takes it into service (`monitor.capacity.mode` `act`, docs/capacity.md).
+    public var standby: Bool = false
 
     public init(
         role: Role, name: String, host: String = "127.0.0.1", linkPort: Int, adminHost: String = "127.0.0.1", adminPort: Int, sipPort: Int? = nil
@@ -181,7 +184,7 @@ public struct InstanceSettings: Codable, Sendable, Equatable {
         InstanceSettings(role: role, name: "\(role.rawValue)-1", linkPort: defaultLinkPort(for: role), adminPort: defaultAdminPort(for: role))
     }
 
-    enum CodingKeys: String, CodingKey { case role, name, host, linkPort, adminHost, adminPort, sipPort }
+    enum CodingKeys: String, CodingKey { case role, name, host, linkPort, adminHost, adminPort, sipPort, standby }
 
     /// Only `role` and `name` are required; addresses default to loopback and the role's default ports.
     public init(from decoder: any Decoder) throws {
@@ -193,5 +196,6 @@ public struct InstanceSettings: Codable, Sendable, Equatable {
         adminHost = try container.decodeIfPresent(String.self, forKey: .adminHost) ?? "127.0.0.1"
         adminPort = try container.decodeIfPresent(Int.self, forKey: .adminPort) ?? Self.defaultAdminPort(for: role)
         sipPort = try container.decodeIfPresent(Int.self, forKey: .sipPort) ?? Self.defaultSIPPort(for: role)
+        standby = try container.decodeIfPresent(Bool.self, forKey: .standby) ?? false
     }
 }

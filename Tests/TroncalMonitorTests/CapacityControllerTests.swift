@@ -2,6 +2,8 @@ import Foundation
 import Logging
 import TestSupport
 import Testing
+import Synchronization
+import TroncalControl
 import TroncalProtocol
 import TroncalRuntime
 import TroncalStore
@@ -41,14 +43,20 @@ import TroncalStore
         }
     }
 
-    static func controller(_ store: any SQLStore, me: String = "monitor-1", standby: [String: Int] = ["sbc": 1]) -> CapacityController {
+    static func controller(
+        _ store: any SQLStore, me: String = "monitor-1", standby: [String: Int] = ["sbc": 1], instances: [InstanceSettings] = instances,
+        executor: (any InstanceExecutor)? = nil
+    ) -> CapacityController {
         var settings = CapacitySettings()
         settings.windowSeconds = 3600
         settings.bucketSeconds = 60
         settings.standby = standby
+        settings.replaceAfterSeconds = 30
+        if executor != nil { settings.mode = "act" }
         return CapacityController(
-            samples: SampleStore(store: store), history: CapacityHistoryStore(store: store), settings: settings, site: site, instances: instances,
-            sbcMaximumCalls: 1000, me: me, scrapeIntervalSeconds: 10, logger: Logger(label: "test.capacity"))
+            samples: SampleStore(store: store), history: CapacityHistoryStore(store: store),
+            states: InstanceStateStore(store: store, site: site, instances: instances), settings: settings, site: site, instances: instances,
+            sbcMaximumCalls: 1000, me: me, scrapeIntervalSeconds: 10, executor: executor, logger: Logger(label: "test.capacity"))
     }
 
     @Test(arguments: TestBackend.allCases)
@@ -91,6 +99,118 @@ import TroncalStore
             #expect(try await !Self.controller(store, me: "monitor-2").isActive(now: Self.now))
             // monitor-1 silent for a minute: monitor-2 takes over.
             #expect(try await Self.controller(store, me: "monitor-2").isActive(now: Self.now.addingTimeInterval(60)))
+        }
+    }
+
+    // MARK: - act mode
+
+    /// Records what the controller asked; `failing` instances cannot be started.
+    final class RecordingExecutor: InstanceExecutor, Sendable {
+        let kind = "test"
+        let calls = Mutex<[String]>([])
+        let failing: Set<String>
+        init(failing: Set<String> = []) { self.failing = failing }
+        func start(role: Role, instance: String) async throws {
+            calls.withLock { $0.append("start \(role) \(instance)") }
+            if failing.contains(instance) { throw ExecutorError("\(instance) cannot start here") }
+        }
+        func stop(role: Role, instance: String) async throws { calls.withLock { $0.append("stop \(role) \(instance)") } }
+        var log: [String] { calls.withLock { $0 } }
+    }
+
+    static var withStandbys: [InstanceSettings] {
+        var sbc3 = instance("sbc-3")
+        sbc3.standby = true
+        var routing3 = instance("routing-3")
+        routing3.standby = true
+        return instances + [sbc3, routing3]
+    }
+
+    @Test(arguments: TestBackend.allCases)
+    func inActModeAScaleOutStartsTheStandbySBCAndTakesItIntoService(backend: TestBackend) async throws {
+        try await withMigratedDatabase(backend, service: "monitor", migrations: MonitorStore.migrations) { store in
+            try await Self.collect(SampleStore(store: store), sbcCPU: (72, 55))
+            let executor = RecordingExecutor()
+            let controller = Self.controller(store, standby: [:], instances: Self.withStandbys, executor: executor)
+            let events = try await controller.evaluate(now: Self.now)
+            let sbc = try #require(events.first { $0.role == "sbc" })
+            #expect(sbc.action == "scale-out" && sbc.mode == "act" && sbc.fromStandby == 1 && sbc.missing == 1, "\(sbc)")
+            #expect(sbc.reason.contains("started sbc-3 (test)"), "\(sbc.reason)")
+            #expect(executor.log == ["start sbc sbc-3"], "only the standby SBC; routing holds")
+            let states = try await InstanceStateStore(store: store, site: Self.site, instances: Self.withStandbys).entries()
+            #expect(states.first { $0.instance.name == "sbc-3" }?.state == .service)
+            #expect(states.first { $0.instance.name == "routing-3" }?.state == .standby)
+            // The next round counts three SBCs in service, and has no standby left to start.
+            let next = try await controller.evaluate(now: Self.now.addingTimeInterval(60))
+            let again = try #require(next.first { $0.role == "sbc" })
+            #expect(again.instances == 3 && again.reason.contains("no standby instance of sbc configured here"), "\(again)")
+            #expect(executor.log == ["start sbc sbc-3"])
+        }
+    }
+
+    /// routing-2 stops answering /health: after `replaceAfterSeconds` of scrapes that all found it down it is stopped,
+    /// withdrawn (no longer scraped or planned for), and routing-3 from the standby pool is started in its place; the
+    /// decision and its reason are in the history. A standby that cannot start is reported, and the next one tried.
+    @Test(arguments: TestBackend.allCases)
+    func inActModeAnInstanceDownForTheReplaceTimeIsWithdrawnAndAStandbyStartedInItsPlace(backend: TestBackend) async throws {
+        try await withMigratedDatabase(backend, service: "monitor", migrations: MonitorStore.migrations) { store in
+            let samples = SampleStore(store: store)
+            try await Self.collect(samples, sbcCPU: (10, 10))
+            var routing4 = Self.instance("routing-4")
+            routing4.standby = true
+            let instances = Self.withStandbys + [routing4]
+            func scrape(_ at: Date, routing2Up: Bool) async throws {
+                var series: [MetricSample] = []
+                for name in ["routing-1", "routing-2", "sbc-1", "sbc-2", "monitor-1"] {
+                    let up = name != "routing-2" || routing2Up
+                    var labels = Self.sample("x", name, 0).labels
+                    labels["host"] = "127.0.0.1"
+                    series.append(MetricSample("troncal_instance_up", labels, up ? 1 : 0))
+                    if up { series.append(Self.sample("troncal_instance_healthy", name, 1)) }
+                }
+                try await samples.ingest(series, at: at)
+            }
+            // Healthy until 20 s ago, down in the last scrape only: not yet (30 s needed).
+            for step in 0..<10 { try await scrape(Self.now.addingTimeInterval(Double(step * 10 - 100)), routing2Up: step < 9) }
+            let executor = RecordingExecutor(failing: ["routing-3"])
+            let controller = Self.controller(store, standby: [:], instances: instances, executor: executor)
+            #expect(try await controller.evaluate(now: Self.now).allSatisfy { $0.action != "replace" })
+            #expect(executor.log.isEmpty)
+            // Down in every scrape of the last 30 s.
+            for step in 10..<13 { try await scrape(Self.now.addingTimeInterval(Double(step * 10 - 100)), routing2Up: false) }
+            let later = Self.now.addingTimeInterval(30)
+            let events = try await controller.evaluate(now: later)
+            let replace = try #require(events.first { $0.action == "replace" })
+            #expect(replace.role == "routing" && replace.busiestInstance == "routing-2" && replace.fromStandby == 1, "\(replace)")
+            #expect(replace.reason.contains("routing-2 did not answer /health in any scrape of the last 30 s (2 scrapes)"), "\(replace.reason)")
+            #expect(replace.reason.contains("routing-3 could not be started") && replace.reason.contains("routing-4 from the standby pool started"))
+            #expect(executor.log == ["stop routing routing-2", "start routing routing-3", "start routing routing-4"])
+            let states = try await InstanceStateStore(store: store, site: Self.site, instances: instances).entries()
+            #expect(states.first { $0.instance.name == "routing-2" }?.state == .withdrawn)
+            #expect(states.first { $0.instance.name == "routing-4" }?.state == .service)
+            // Once: routing-2 is withdrawn, routing-4 is new (given the replace time to become healthy).
+            #expect(try await controller.evaluate(now: later.addingTimeInterval(10)).allSatisfy { $0.action != "replace" })
+            #expect(try await CapacityHistoryStore(store: store).history(role: "routing", limit: 10).contains { $0.action == "replace" })
+        }
+    }
+
+    /// At a site's start a slow instance is not replaced for not answering yet: one never seen healthy is judged only
+    /// once the controller has been active for max(120 s, 3 × the replace time).
+    @Test func anInstanceThatHasNotAnsweredSinceTheControllerStartedIsGivenTimeToStart() async throws {
+        try await withMigratedDatabase(.sqlite, service: "monitor", migrations: MonitorStore.migrations) { store in
+            let samples = SampleStore(store: store)
+            for step in 0..<10 {
+                var labels = Self.sample("x", "routing-2", 0).labels
+                labels["host"] = "127.0.0.1"
+                try await samples.ingest([MetricSample("troncal_instance_up", labels, 0)], at: Self.now.addingTimeInterval(Double(step * 10 - 90)))
+            }
+            let executor = RecordingExecutor()
+            let controller = Self.controller(store, standby: [:], instances: Self.withStandbys, executor: executor)
+            #expect(try await controller.evaluate(now: Self.now, activeSince: Self.now.addingTimeInterval(-100)).allSatisfy { $0.action != "replace" })
+            #expect(executor.log.isEmpty)
+            let events = try await controller.evaluate(now: Self.now, activeSince: Self.now.addingTimeInterval(-121))
+            #expect(events.contains { $0.action == "replace" && $0.busiestInstance == "routing-2" }, "\(events)")
+            #expect(executor.log == ["stop routing routing-2", "start routing routing-3"])
         }
     }
 }

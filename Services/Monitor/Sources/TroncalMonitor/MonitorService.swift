@@ -7,6 +7,7 @@ internal import NIOCore
 public import ServiceLifecycle
 public import TroncalLink
 internal import TroncalCatalog
+internal import TroncalControl
 public import TroncalProtocol
 public import TroncalRuntime
 public import TroncalStore
@@ -26,6 +27,7 @@ public struct MonitorService: TroncalService {
     let samples: SampleStore
     let quality: QualityStore
     let capacity: CapacityHistoryStore
+    let states: InstanceStateStore
     /// One link per routing instance of the site: each is told the trunks' quality (`routing.trunkQuality`).
     let routing: [LinkClient]
 
@@ -36,6 +38,7 @@ public struct MonitorService: TroncalService {
         samples = SampleStore(store: sqlStore)
         quality = QualityStore(store: sqlStore)
         capacity = CapacityHistoryStore(store: sqlStore, site: context.config.site)
+        states = InstanceStateStore(store: sqlStore, site: context.config.site, instances: context.config.instances)
         routing = try context.config.instances(of: .routing).map { instance in
             try LinkClient(
                 role: .routing, endpoints: [LinkEndpoint(host: instance.host, port: instance.linkPort)], credentials: context.credentials,
@@ -150,7 +153,8 @@ public struct MonitorService: TroncalService {
         let targets = context.config.instances.map(ScrapeTarget.init)
         return [
             CollectorLoop(
-                desk: desk, samples: samples, quality: quality, routing: routing, voice: settings.voice, targets: targets, site: context.config.site,
+                desk: desk, samples: samples, quality: quality, routing: routing, voice: settings.voice, targets: targets, states: states,
+                site: context.config.site,
                 interval: .seconds(settings.scrapeIntervalSeconds), timeout: .milliseconds(settings.scrapeTimeoutMilliseconds),
                 linkTimeout: .milliseconds(context.config.link.requestTimeoutMilliseconds), logger: context.logger),
             SampleMaintenance(
@@ -160,8 +164,13 @@ public struct MonitorService: TroncalService {
                 logger: context.logger),
             NotificationSender(desk: desk, store: store, settings: settings, logger: context.logger),
             CapacityController(
-                samples: samples, history: capacity, settings: settings.capacity, site: context.config.site, instances: context.config.instances,
-                sbcMaximumCalls: context.config.sbc.maximumCalls, me: context.instance.name, scrapeIntervalSeconds: settings.scrapeIntervalSeconds,
+                samples: samples, history: capacity, states: states, settings: settings.capacity, site: context.config.site,
+                instances: context.config.instances, sbcMaximumCalls: context.config.sbc.maximumCalls, me: context.instance.name,
+                scrapeIntervalSeconds: settings.scrapeIntervalSeconds,
+                executor: settings.capacity.mode == "act"
+                    ? CapacityController.executor(
+                        settings.capacity.executor, dataDirectory: context.config.resolve(context.config.dataDirectory, relativeTo: context.configDirectory))
+                    : nil,
                 logger: context.logger),
 
             Dashboard(
@@ -185,6 +194,8 @@ struct CollectorLoop: Service {
     let routing: [LinkClient]
     let voice: VoiceSettings
     let targets: [ScrapeTarget]
+    /// Standby and withdrawn instances are not scraped (nor alarmed on).
+    let states: InstanceStateStore
     let site: String
     let interval: Duration
     let timeout: Duration
@@ -195,7 +206,18 @@ struct CollectorLoop: Service {
         let scraper = SiteScraper(timeout: timeout)
         var failing: Set<String> = []
         while !Task.isCancelledOrShuttingDown {
-            let results = await scraper.scrape(targets)
+            var inService = targets
+            var out: Set<String> = []
+            do {
+                out = Set(try await states.entries().filter { $0.state != .service }.map(\.instance.name))
+                inService = targets.filter { !out.contains($0.instance) }
+            } catch {
+                // Without the states, the configuration says: standby instances are not scraped.
+                out = Set(targets.filter { self.out(configured: $0.instance) }.map(\.instance))
+                inService = targets.filter { !out.contains($0.instance) }
+                logger.error("instance states could not be read; the configured ones are scraped", metadata: ["reason": "\(error)"])
+            }
+            let results = await scraper.scrape(inService)
             for result in results {
                 let instance = result.target.instance
                 Timer(label: "troncal_monitor_scrape_seconds", dimensions: [("instance", instance)])
@@ -230,12 +252,14 @@ struct CollectorLoop: Service {
             } catch {
                 logger.error("collected samples could not be stored: this round is missing from the history", metadata: ["reason": "\(error)"])
             }
-            if let trunks = voiceRound.trunks { await tellRouting(trunks, at: now) }
+            if let trunks = voiceRound.trunks { await tellRouting(trunks, at: now, skipping: out) }
             await Task.sleepUnlessShuttingDown(for: interval)
         }
         await scraper.shutdown()
         for client in routing { await client.close() }
     }
+
+    func out(configured name: String) -> Bool { states.instances.first { $0.name == name }?.standby ?? false }
 
     /// The voice windows from the store: the customer window (for the notices) and the trunks' MOS over the carrier
     /// window, with their series. Nil parts when the store could not be read (logged; the next round tries again).
@@ -254,10 +278,12 @@ struct CollectorLoop: Service {
 
     /// Every routing instance is told each trunk's MOS (all of them, so that a recovered trunk is no longer listed).
     /// The report is valid for three rounds: a monitor that stops reporting demotes nothing.
-    func tellRouting(_ trunks: [TrunkQualityReport.Trunk], at now: Date) async {
+    func tellRouting(_ trunks: [TrunkQualityReport.Trunk], at now: Date, skipping out: Set<String> = []) async {
         let report = TrunkQualityReport(
             windowSeconds: voice.carrierWindowSeconds, trunks: trunks, at: now, validSeconds: max(30, 3 * Int(interval.components.seconds)))
-        for (index, client) in routing.enumerated() {
+        // Standby and withdrawn routing instances are not running: not told (`routing` follows the configuration's order).
+        let names = states.instances.filter { $0.role == .routing }.map(\.name)
+        for (index, client) in routing.enumerated() where index >= names.count || !out.contains(names[index]) {
             do {
                 try await client.send(report, timeout: linkTimeout)
             } catch {

@@ -11,7 +11,8 @@ public struct InstanceStatusRow: Codable, Sendable, Equatable {
     public var instance: String
     public var link: String
     public var admin: String
-    /// healthy, degraded, unhealthy, or unreachable when the link could not be used.
+    /// healthy, degraded, unhealthy, or unreachable when the link could not be used; `standby` for an instance of the
+    /// standby pool that is not running.
     public var health: String
     public var uptimeSeconds: Double?
     public var version: String?
@@ -48,7 +49,8 @@ public enum SiteStatus {
                         row.pid = status.pid
                         row.database = status.database
                     } catch {
-                        row.error = "\(error)"
+                        // A standby instance not running is where it should be (until the capacity controller starts it).
+                        if instance.standby { row.health = "standby" } else { row.error = "\(error)" }
                     }
                     return (index, row)
                 }

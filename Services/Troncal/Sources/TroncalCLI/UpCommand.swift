@@ -5,6 +5,7 @@ import ServiceLifecycle
 import UnixSignals
 import TroncalProtocol
 import TroncalRuntime
+import TroncalControl
 
 /// `troncal up`: runs the six services of one site on this machine as child processes. On first run it
 /// writes `site.json` with defaults, creates the site CA and certificates, then supervises the services
@@ -44,7 +45,10 @@ struct UpCommand: AsyncParsableCommand {
                 logFile: directory.logsDirectory.appendingPathComponent("\(instance.name).log")))
         }
         // The SBC drains its calls for up to sbc.drainSeconds at a stop: wait that long (and 10 s more) before SIGKILL.
-        let supervisor = Supervisor(children: children, logger: logger, stopTimeout: .seconds(max(10, config.sbc.drainSeconds + 10)))
+        // The capacity controller's local executor (monitor.capacity.mode act) asks through this file.
+        let desired = DesiredStateFile(dataDirectory: config.resolve(config.dataDirectory, relativeTo: directory.root))
+        let supervisor = Supervisor(
+            children: children, logger: logger, stopTimeout: .seconds(max(10, config.sbc.drainSeconds + 10)), desired: desired)
         let announcer = Announcer(directory: directory, config: config, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: supervisor), .init(service: announcer, successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore)],
@@ -73,7 +77,7 @@ struct Announcer: Service {
         var rows: [InstanceStatusRow] = []
         while clock.now < deadline, !Task.isShuttingDownGracefully {
             rows = await SiteStatus.collect(config: config, credentials: credentials, timeout: .seconds(1), logger: quiet)
-            if rows.allSatisfy({ $0.health == "healthy" }) { break }
+            if rows.allSatisfy({ $0.health == "healthy" || $0.health == "standby" }) { break }
             try await Task.sleep(for: .milliseconds(500))
         }
         guard !Task.isShuttingDownGracefully else { return }

@@ -75,28 +75,46 @@ public struct CapacityHistoryStore: Sendable {
 public struct CapacityController: Service {
     let samples: SampleStore
     let history: CapacityHistoryStore
+    let states: InstanceStateStore
     let settings: CapacitySettings
     let site: String
     let instances: [InstanceSettings]
     let sbcMaximumCalls: Int
     let me: String
     let scrapeIntervalSeconds: Int
+    /// How `act` mode starts and stops instances; nil in the other modes.
+    let executor: (any InstanceExecutor)?
     let logger: Logger
 
     public init(
-        samples: SampleStore, history: CapacityHistoryStore, settings: CapacitySettings, site: String, instances: [InstanceSettings],
-        sbcMaximumCalls: Int, me: String, scrapeIntervalSeconds: Int, logger: Logger
+        samples: SampleStore, history: CapacityHistoryStore, states: InstanceStateStore, settings: CapacitySettings, site: String,
+        instances: [InstanceSettings], sbcMaximumCalls: Int, me: String, scrapeIntervalSeconds: Int, executor: (any InstanceExecutor)? = nil,
+        logger: Logger
     ) {
         self.samples = samples
         self.history = history
+        self.states = states
         self.settings = settings
         self.site = site
         self.instances = instances
         self.sbcMaximumCalls = sbcMaximumCalls
         self.me = me
         self.scrapeIntervalSeconds = scrapeIntervalSeconds
+        self.executor = executor
         self.logger = logger
     }
+
+    /// The executor `monitor.capacity.executor` names (`local`: through `dataDirectory`'s desired-state file).
+    public static func executor(_ settings: ExecutorSettings, dataDirectory: URL) -> any InstanceExecutor {
+        let timeout = Duration.seconds(settings.timeoutSeconds)
+        switch settings.kind {
+        case "systemd": return SystemdExecutor(systemctl: settings.systemctl, timeout: timeout)
+        case "command": return CommandExecutor(program: settings.command[0], arguments: Array(settings.command.dropFirst()), timeout: timeout)
+        default: return LocalProcessExecutor(dataDirectory: dataDirectory)
+        }
+    }
+
+    var acting: Bool { settings.mode == "act" && executor != nil }
 
     public static let roles: [Role] = [.sbc, .routing, .billing, .pbx, .monitor]
 
@@ -113,6 +131,7 @@ public struct CapacityController: Service {
     public func run() async throws {
         guard settings.mode != "off" else { return await Task.sleepUnlessShuttingDown(for: .seconds(86_400 * 365)) }
         var wasActive: Bool?
+        var activeSince = Date()
         while !Task.isCancelledOrShuttingDown {
             let now = Date()
             do {
@@ -120,9 +139,10 @@ public struct CapacityController: Service {
                 if active != wasActive {
                     logger.info(active ? "capacity controller active for the site" : "capacity controller standing by: another monitor is active")
                     wasActive = active
+                    activeSince = now
                 }
                 if active {
-                    _ = try await evaluate(now: now)
+                    _ = try await evaluate(now: now, activeSince: activeSince)
                 } else {
                     // Standing by: no advice of ours stays exported (the active monitor exports the site's).
                     for role in Self.roles {
@@ -153,12 +173,12 @@ public struct CapacityController: Service {
     }
 
     /// Each instance's load per bucket of the window: the higher of its CPU and its capacity figure, at their highest.
-    func loads(of role: Role, now: Date) async throws -> [LoadSample] {
+    func loads(of role: Role, among names: [String], now: Date) async throws -> [LoadSample] {
         let from = now.addingTimeInterval(-Double(settings.windowSeconds))
         let resolution = settings.windowSeconds <= 7200 ? "raw" : "minute"
         let bucket = Double(settings.bucketSeconds)
         var result: [LoadSample] = []
-        for instance in instances where instance.role == role {
+        for instance in instances where instance.role == role && names.contains(instance.name) {
             var cpu: [Int: Double] = [:]
             var capacity: [Int: Double] = [:]
             for point in try await samples.points(series: series("troncal_process_cpu_percent", instance), from: from, to: now, resolution: resolution) {
@@ -181,13 +201,21 @@ public struct CapacityController: Service {
 
     /// Applies the rules to every role once; records (and returns) the decisions that changed.
     @discardableResult
-    public func evaluate(now: Date) async throws -> [CapacityEvent] {
+    public func evaluate(now: Date, activeSince: Date = .distantPast) async throws -> [CapacityEvent] {
         let planner = CapacityPlanner(rules: rules)
         var recorded: [CapacityEvent] = []
+        if acting { recorded += try await replaceFailed(now: now, activeSince: activeSince) }
+        let entries = try await states.entries()
         for role in Self.roles {
-            let names = instances.filter { $0.role == role }.map(\.name)
+            let names = entries.filter { $0.instance.role == role && $0.state == .service }.map(\.instance.name)
             guard !names.isEmpty else { continue }
-            let plan = planner.plan(role: role, samples: try await loads(of: role, now: now), instances: names, standby: settings.standby[role.rawValue] ?? 0)
+            let pool = entries.filter { $0.instance.role == role && $0.state == .standby }.map(\.instance).sorted { $0.name < $1.name }
+            var plan = planner.plan(
+                role: role, samples: try await loads(of: role, among: names, now: now), instances: names,
+                standby: (settings.standby[role.rawValue] ?? 0) + pool.count)
+            if acting, plan.action != .hold {
+                plan.reason += try await carryOut(plan, role: role, inService: names, pool: pool, now: now)
+            }
             let dimensions = [("role", role.rawValue)]
             Gauge(label: "troncal_capacity_instances", dimensions: dimensions).record(plan.instances)
             Gauge(label: "troncal_capacity_planned_instances", dimensions: dimensions).record(plan.after)
@@ -205,11 +233,124 @@ public struct CapacityController: Service {
                 "role": "\(role.rawValue)", "instances": "\(plan.instances)", "after": "\(plan.after)", "reason": "\(plan.reason)",
             ]
             switch plan.action {
+            case .scaleOut where acting: logger.warning("capacity: more instances needed: scaling out", metadata: metadata)
+            case .scaleIn where acting: logger.notice("capacity: fewer instances will do: scaling in", metadata: metadata)
             case .scaleOut: logger.warning("capacity: more instances needed (advice, nothing started)", metadata: metadata)
             case .scaleIn: logger.notice("capacity: fewer instances would do (advice, nothing stopped)", metadata: metadata)
             case .hold: logger.info("capacity: the instances in service fit the rules", metadata: metadata)
             }
             Counter(label: "troncal_capacity_decisions_total", dimensions: [("role", role.rawValue), ("action", plan.action.rawValue)]).increment()
+        }
+        return recorded
+    }
+
+    /// `act`: starts standby instances for a scale-out (first by name), stops the surplus of a scale-in (last by name,
+    /// never this monitor; SIGTERM, so an SBC drains); returns what was done, in words, for the reason.
+    func carryOut(_ plan: CapacityPlan, role: Role, inService: [String], pool: [InstanceSettings], now: Date) async throws -> String {
+        guard let executor else { return "" }
+        var done: [String] = []
+        if plan.action == .scaleOut {
+            for standby in pool.prefix(max(0, plan.after - plan.instances)) {
+                do {
+                    try await executor.start(role: role, instance: standby.name)
+                    try await states.set(standby, .service, reason: "scale-out", at: now)
+                    done.append("started \(standby.name) (\(executor.kind))")
+                } catch {
+                    done.append("could not start \(standby.name): \(error)")
+                    logger.error("capacity: a standby instance could not be started", metadata: ["instance": "\(standby.name)", "reason": "\(error)"])
+                }
+            }
+            if done.isEmpty { done.append("no standby instance of \(role.rawValue) configured here to start: provision one") }
+        } else if plan.action == .scaleIn {
+            let surplus = inService.sorted().reversed().filter { $0 != me }.prefix(max(0, plan.instances - plan.after))
+            for name in surplus {
+                guard let instance = instances.first(where: { $0.name == name }) else { continue }
+                do {
+                    try await executor.stop(role: role, instance: name)
+                    try await states.set(instance, .standby, reason: "scale-in", at: now)
+                    done.append("stopped \(name), back to the standby pool (\(executor.kind))")
+                } catch {
+                    done.append("could not stop \(name): \(error)")
+                    logger.error("capacity: an instance could not be stopped", metadata: ["instance": "\(name)", "reason": "\(error)"])
+                }
+            }
+        }
+        return "; " + done.joined(separator: "; ")
+    }
+
+    /// Why an instance in service counts as failed now: not healthy in any scrape of the last `replaceAfterSeconds`
+    /// (down, or unhealthy; degraded is not failed), found so in at least two scrapes, and watched since before that
+    /// time (a scrape before it), so that a monitor that just started, or a slow round, judges nobody. Nil when it is
+    /// not failed.
+    func failure(of instance: InstanceSettings, now: Date, activeSince: Date) async throws -> String? {
+        let window = Double(settings.replaceAfterSeconds)
+        let from = now.addingTimeInterval(-window)
+        let identity = ["site": site, "instance": instance.name, "role": instance.role.rawValue]
+        let lookback = from.addingTimeInterval(-max(60, 5 * Double(scrapeIntervalSeconds)))
+        let scrapes = try await samples.points(
+            series: MetricSample("troncal_instance_up", identity.merging(["host": instance.host]) { $1 }, 0).seriesKey, from: lookback,
+            to: now.addingTimeInterval(1), resolution: "raw")
+        let up = scrapes.filter { $0.at > from }
+        guard scrapes.contains(where: { $0.at <= from }), up.count >= 2 else { return nil }
+        // One that has not answered since this controller became active may still be starting (a whole site starting
+        // on a loaded machine): judged only after max(120 s, 3 × the replace time) of it; one that answered and then
+        // failed, at once.
+        let startedEarlier = now.timeIntervalSince(activeSince) >= max(120, 3 * window)
+        guard startedEarlier || scrapes.contains(where: { $0.at <= from && $0.average >= 0.5 }) else { return nil }
+        let healthy = try await samples.points(
+            series: MetricSample("troncal_instance_healthy", identity, 0).seriesKey, from: from.addingTimeInterval(0.001), to: now.addingTimeInterval(1),
+            resolution: "raw")
+        guard !healthy.contains(where: { $0.average >= 0.5 }) else { return nil }
+        let answered = up.contains { $0.average >= 0.5 }
+        return answered
+            ? "\(instance.name) was unhealthy in every scrape of the last \(Int(window)) s (\(up.count) scrapes)"
+            : "\(instance.name) did not answer /health in any scrape of the last \(Int(window)) s (\(up.count) scrapes)"
+    }
+
+    /// `act`: each instance in service that failed for `replaceAfterSeconds` (and was not changed by the controller
+    /// within that time) is stopped through the executor (it may be gone already), withdrawn, and the first standby of
+    /// its role started in its place. Each replacement is recorded with its reason.
+    func replaceFailed(now: Date, activeSince: Date) async throws -> [CapacityEvent] {
+        guard let executor else { return [] }
+        var recorded: [CapacityEvent] = []
+        var entries = try await states.entries()
+        for entry in entries where entry.state == .service && entry.instance.name != me && Self.roles.contains(entry.instance.role) {
+            if let changed = entry.changedAt, now.timeIntervalSince(changed) < Double(settings.replaceAfterSeconds) { continue }
+            guard let why = try await failure(of: entry.instance, now: now, activeSince: activeSince) else { continue }
+            let role = entry.instance.role
+            var reason = why
+            do {
+                try await executor.stop(role: role, instance: entry.instance.name)
+                reason += "; withdrawn and stopped (\(executor.kind))"
+            } catch {
+                reason += "; withdrawn (its stop failed: \(error))"
+            }
+            try await states.set(entry.instance, .withdrawn, reason: why, at: now)
+            let inService = entries.filter { $0.instance.role == role && $0.state == .service }.count
+            var started = 0
+            for standby in entries.filter({ $0.instance.role == role && $0.state == .standby }).map(\.instance).sorted(by: { $0.name < $1.name }) {
+                do {
+                    try await executor.start(role: role, instance: standby.name)
+                    try await states.set(standby, .service, reason: "replaces \(entry.instance.name)", at: now)
+                    reason += "; \(standby.name) from the standby pool started in its place"
+                    started = 1
+                    break
+                } catch {
+                    reason += "; \(standby.name) could not be started: \(error)"
+                }
+            }
+            if started == 0 { reason += "; no standby instance of \(role.rawValue) left to start: provision one" }
+            let event = CapacityEvent(
+                at: now, role: role.rawValue, action: "replace", instances: inService, planned: inService, after: inService - 1 + started,
+                fromStandby: started, missing: 1 - started, peakTotal: 0, peakAt: nil, busiestInstance: entry.instance.name, busiestLoad: 0,
+                reason: reason, mode: settings.mode)
+            try await history.append(event)
+            recorded.append(event)
+            logger.warning("capacity: a failed instance is replaced", metadata: [
+                "role": "\(role.rawValue)", "instance": "\(entry.instance.name)", "reason": "\(reason)", "site": "\(site)",
+            ])
+            Counter(label: "troncal_capacity_decisions_total", dimensions: [("role", role.rawValue), ("action", "replace")]).increment()
+            entries = try await states.entries()
         }
         return recorded
     }

@@ -35,6 +35,7 @@ public struct MonitorStore: Sendable {
         QualityStore.migration,
         CapacityHistoryStore.migration,
         CapacityHistoryStore.siteMigration,
+        InstanceStateStore.migration,
     ]
 
     let store: any SQLStore
