@@ -58,7 +58,9 @@ import TestSupport
         let site = try JSONSerialization.jsonObject(with: Data(contentsOf: a1.appendingPathComponent("troncal/site.json"))) as? [String: Any]
         let instances = try #require(site?["instances"] as? [[String: Any]])
         #expect(instances.count == 13)
-        #expect(instances.contains { $0["name"] as? String == "sbc-2" && $0["host"] as? String == "10.1.0.12" })
+        #expect(instances.contains { $0["name"] as? String == "sbc-2" && $0["host"] as? String == "10.1.0.12" && $0["standby"] as? Bool == false })
+        // The standby pool is in every host's site.json, marked: its peers know it, the capacity controller starts it.
+        #expect(instances.filter { $0["standby"] as? Bool == true }.compactMap { $0["name"] as? String }.sorted() == ["routing-3", "sbc-3"])
         let postgres = (site?["store"] as? [String: Any])?["postgres"] as? [String: Any]
         #expect(postgres?["hosts"] as? [String] == ["10.1.0.11:5432", "10.2.0.11:5432"])
 

@@ -132,6 +132,8 @@ struct InfraRenderer {
                 "adminHost": .string(placement.host.address), "adminPort": .number(Double(placement.adminPort)),
             ]
             if placement.role == .pbx { instance["sipPort"] = .number(Double(placement.sipPort)) }
+            // The standby pool: known to every peer, started by the capacity controller (act mode) when needed.
+            if placement.standby { instance["standby"] = .bool(true) }
             return .object(instance)
         })
         if !postgres.isEmpty {
