@@ -56,7 +56,8 @@ import TroncalStore
         return CapacityController(
             samples: SampleStore(store: store), history: CapacityHistoryStore(store: store),
             states: InstanceStateStore(store: store, site: site, instances: instances), settings: settings, site: site, instances: instances,
-            sbcMaximumCalls: 1000, me: me, scrapeIntervalSeconds: 10, executor: executor, logger: Logger(label: "test.capacity"))
+            sbcMaximumCalls: 1000, me: me, scrapeIntervalSeconds: 10, executor: executor, alarms: MonitorStore(store: store),
+            logger: Logger(label: "test.capacity"))
     }
 
     @Test(arguments: TestBackend.allCases)
@@ -211,6 +212,39 @@ import TroncalStore
             let events = try await controller.evaluate(now: Self.now, activeSince: Self.now.addingTimeInterval(-121))
             #expect(events.contains { $0.action == "replace" && $0.busiestInstance == "routing-2" }, "\(events)")
             #expect(executor.log == ["stop routing routing-2", "start routing routing-3"])
+        }
+    }
+
+    /// An SBC with a critical security alarm (a flood banning sources) is drained and withdrawn, and the standby SBC
+    /// started in its place, in one round; a warning alone, or another site's alarm, changes nothing.
+    @Test(arguments: TestBackend.allCases)
+    func inActModeAnSBCUnderAttackIsDrainedWithdrawnAndReplacedByTheStandby(backend: TestBackend) async throws {
+        try await withMigratedDatabase(backend, service: "monitor", migrations: MonitorStore.migrations) { store in
+            try await Self.collect(SampleStore(store: store), sbcCPU: (10, 10))
+            func alarm(_ severity: AlarmSeverity, site: String, _ fingerprint: String) -> Alarm {
+                Alarm(
+                    fingerprint: fingerprint, rule: "SBCBanStorm", category: .security, severity: severity,
+                    labels: ["instance": "sbc-1", "site": site, "role": "sbc"], summary: "sbc-1 banned 250 sources in a minute",
+                    action: "", value: 250, startsAt: Self.now, endsAt: nil, level: .soc, levelSince: Self.now)
+            }
+            let alarms = MonitorStore(store: store)
+            try await alarms.save(
+                [(alarm(.warning, site: Self.site, "w1"), "fired", "monitor", ""), (alarm(.critical, site: "other-site", "o1"), "fired", "monitor", "")],
+                at: Self.now)
+            let executor = RecordingExecutor()
+            let controller = Self.controller(store, standby: [:], instances: Self.withStandbys, executor: executor)
+            #expect(try await controller.evaluate(now: Self.now).allSatisfy { $0.action != "replace" })
+            #expect(executor.log.isEmpty)
+            try await alarms.save([(alarm(.critical, site: Self.site, "c1"), "fired", "monitor", "")], at: Self.now)
+            let events = try await controller.evaluate(now: Self.now.addingTimeInterval(1))
+            let replace = try #require(events.first { $0.action == "replace" }, "\(events)")
+            #expect(replace.role == "sbc" && replace.busiestInstance == "sbc-1" && replace.fromStandby == 1)
+            #expect(replace.reason.contains("sbc-1 is under attack: SBCBanStorm critical") && replace.reason.contains("drained, withdrawn and stopped"),
+                    "\(replace.reason)")
+            #expect(executor.log == ["stop sbc sbc-1", "start sbc sbc-3"])
+            let states = try await InstanceStateStore(store: store, site: Self.site, instances: Self.withStandbys).entries()
+            #expect(states.first { $0.instance.name == "sbc-1" }?.state == .withdrawn)
+            #expect(states.first { $0.instance.name == "sbc-3" }?.state == .service)
         }
     }
 }

@@ -171,7 +171,7 @@ public struct MonitorService: TroncalService {
                     ? CapacityController.executor(
                         settings.capacity.executor, dataDirectory: context.config.resolve(context.config.dataDirectory, relativeTo: context.configDirectory))
                     : nil,
-                logger: context.logger),
+                alarms: store, logger: context.logger),
 
             Dashboard(
                 desk: desk, store: store, operators: operators, quality: quality, samples: samples, routing: routing, settings: settings,

@@ -84,13 +84,16 @@ public struct CapacityController: Service {
     let scrapeIntervalSeconds: Int
     /// How `act` mode starts and stops instances; nil in the other modes.
     let executor: (any InstanceExecutor)?
+    /// Where firing alarms are (an SBC with a critical security alarm is withdrawn in `act` mode).
+    let alarms: MonitorStore?
     let logger: Logger
 
     public init(
         samples: SampleStore, history: CapacityHistoryStore, states: InstanceStateStore, settings: CapacitySettings, site: String,
         instances: [InstanceSettings], sbcMaximumCalls: Int, me: String, scrapeIntervalSeconds: Int, executor: (any InstanceExecutor)? = nil,
-        logger: Logger
+        alarms: MonitorStore? = nil, logger: Logger
     ) {
+        self.alarms = alarms
         self.samples = samples
         self.history = history
         self.states = states
@@ -307,6 +310,19 @@ public struct CapacityController: Service {
             : "\(instance.name) did not answer /health in any scrape of the last \(Int(window)) s (\(up.count) scrapes)"
     }
 
+    /// Why an SBC counts as under attack: a critical security alarm fires for it (`SBCBanStorm`: a flood or a scan
+    /// banning sources faster than the critical threshold). Such an SBC is drained (SIGTERM: no new calls, the calls up
+    /// finish within `sbc.drainSeconds`), withdrawn and replaced, never taken back by the controller: an exposed
+    /// server that was attacked is rebuilt from a clean configuration. Nil when it is not.
+    func attack(on instance: InstanceSettings, firing: [Alarm]) -> String? {
+        guard instance.role == .sbc else { return nil }
+        let alarm = firing.first { alarm in
+            alarm.category == .security && alarm.severity == .critical && alarm.labels["instance"] == instance.name
+                && (alarm.labels["site"] ?? site) == site
+        }
+        return alarm.map { "\(instance.name) is under attack: \($0.rule) critical (\($0.summary))" }
+    }
+
     /// `act`: each instance in service that failed for `replaceAfterSeconds` (and was not changed by the controller
     /// within that time) is stopped through the executor (it may be gone already), withdrawn, and the first standby of
     /// its role started in its place. Each replacement is recorded with its reason.
@@ -314,14 +330,17 @@ public struct CapacityController: Service {
         guard let executor else { return [] }
         var recorded: [CapacityEvent] = []
         var entries = try await states.entries()
+        let firing = try await alarms?.firing() ?? []
         for entry in entries where entry.state == .service && entry.instance.name != me && Self.roles.contains(entry.instance.role) {
             if let changed = entry.changedAt, now.timeIntervalSince(changed) < Double(settings.replaceAfterSeconds) { continue }
-            guard let why = try await failure(of: entry.instance, now: now, activeSince: activeSince) else { continue }
+            var found = attack(on: entry.instance, firing: firing)
+            if found == nil { found = try await failure(of: entry.instance, now: now, activeSince: activeSince) }
+            guard let why = found else { continue }
             let role = entry.instance.role
             var reason = why
             do {
                 try await executor.stop(role: role, instance: entry.instance.name)
-                reason += "; withdrawn and stopped (\(executor.kind))"
+                reason += role == .sbc ? "; drained, withdrawn and stopped (\(executor.kind))" : "; withdrawn and stopped (\(executor.kind))"
             } catch {
                 reason += "; withdrawn (its stop failed: \(error))"
             }
