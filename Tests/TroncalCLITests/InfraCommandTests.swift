@@ -116,4 +116,21 @@ import TestSupport
         let (bad, badOutput) = try await ChildProcess.run(troncal, ["infra", "check", "--inventory", url.path])
         #expect(bad != 0 && badOutput.contains("name"), "\(badOutput)")
     }
+
+    /// `infra/systemd/` holds the templates the renderer writes for the sample inventory: kept current by this test.
+    @Test func theUnitTemplatesInInfraSystemdAreWhatTheRendererWrites() async throws {
+        let directory = try TemporaryDirectory(prefix: "troncal-infra-templates")
+        defer { directory.remove() }
+        let out = directory.url.appendingPathComponent("out")
+        let (status, output) = try await ChildProcess.run(
+            troncalBinaryDirectory().appendingPathComponent("troncal"), ["infra", "render", "--inventory", "infra/inventory.sample.json", "--out", out.path])
+        #expect(status == 0, "\(output)")
+        for role in ["sbc", "routing", "billing", "pbx", "monitor", "backup"] {
+            let name = "troncal-\(role)@.service"
+            let host = role == "backup" ? "site-a/a3" : "site-a/a1"
+            let rendered = try String(contentsOf: out.appendingPathComponent("\(host)/systemd/\(name)"), encoding: .utf8)
+            let kept = try String(contentsOf: URL(fileURLWithPath: "infra/systemd/\(name)"), encoding: .utf8)
+            #expect(rendered == kept, "infra/systemd/\(name) differs from what troncal infra render writes: render the sample and copy it")
+        }
+    }
 }
