@@ -50,6 +50,10 @@ extension AlarmRule {
             critical: 100, clear: 2, summary: "{{instance}} banned {{value}} sources in a minute",
             action: "A flood or a scan: check the sources and the upstream filters."),
         AlarmRule(
+            name: "SBCFlood", category: .security, metric: "troncal_sbc_requests_blocked_total", function: .increasePerMinute, warning: 6000,
+            critical: 60000, clear: 600, summary: "{{instance}} dropped {{value}} requests ({{reason}}) in a minute",
+            action: "A flood (one banned source is enough): filter it upstream. In act mode the capacity controller drains and replaces the SBC."),
+        AlarmRule(
             name: "CDRSpoolBacklog", category: .service, metric: "troncal_sbc_cdr_spool_files", warning: 100, critical: 1000, clear: 10,
             forSeconds: 300, summary: "{{instance}} holds {{value}} unshipped summary files",
             action: "Billing is not taking call summaries: check billing and the link to it."),
