@@ -92,6 +92,13 @@ public enum MessageCatalog {
         MessageDescriptor(
             CapacityHistoryRequest.self, kind: .request, senders: [.operator], summary: "the capacity controller's decisions, of one role or all"),
         MessageDescriptor(CapacityHistory.self, kind: .reply, senders: nil, summary: "reply to monitor.capacityHistory, newest first"),
+        MessageDescriptor(
+            CapacityWithdrawRequest.self, kind: .request, senders: [.operator],
+            summary: "withdraw an instance for good (compromised, to rebuild): stopped, replaced by a standby; act mode"),
+        MessageDescriptor(CapacityWithdrawal.self, kind: .reply, senders: nil, summary: "reply to monitor.capacityWithdraw: the decision recorded"),
+        MessageDescriptor(
+            CapacityReturnRequest.self, kind: .request, senders: [.operator], summary: "a withdrawn instance, rebuilt, back to the standby pool"),
+        MessageDescriptor(CapacityInstanceState.self, kind: .reply, senders: nil, summary: "reply to monitor.capacityReturn: the instance's state"),
         MessageDescriptor(LoginLinkRequest.self, kind: .request, senders: [.operator], summary: "a one-time dashboard login link for an operator"),
         MessageDescriptor(LoginLink.self, kind: .reply, senders: nil, summary: "reply to monitor.loginLink: the link's path and the dashboard's address"),
         MessageDescriptor(

@@ -153,6 +153,28 @@ struct TroncalUpTests {
                 "\(up.outputText)")
         Logger(label: "test.capacity").notice("routing-2 killed with no restart possible: routing-3 healthy in its place after \(elapsed) (replaceAfterSeconds 6, scrapes every second)")
         childPids += rows.compactMap(\.pid)
+
+        // The operator: routing-2's server rebuilt (its port free again) goes back to the pool; routing-3 is marked
+        // compromised and withdrawn, and routing-2 starts in its place.
+        close(taken)
+        taken = -1
+        let troncal = binaries.appendingPathComponent("troncal")
+        let returned = try await ChildProcess.run(troncal, ["capacity", "return", "routing-2", "--data-dir", dataDir])
+        #expect(returned.status == 0 && returned.output.contains("routing-2: standby"), "\(returned.output)")
+        let withdrawn = try await ChildProcess.run(
+            troncal, ["capacity", "withdraw", "routing-3", "--reason", "unknown process found", "--compromised", "--json", "--data-dir", dataDir])
+        #expect(withdrawn.status == 0, "\(withdrawn.output)")
+        let withdrawal = try? decoder.decode(CapacityEvent.self, from: Data(withdrawn.output[(withdrawn.output.firstIndex(of: "{") ?? withdrawn.output.startIndex)...].utf8))
+        #expect(withdrawal?.reason.contains("routing-3 marked compromised by") == true
+                && withdrawal?.reason.contains("routing-2 from the standby pool started in its place") == true, "\(withdrawn.output)")
+        let again = try await ChildProcess.run(troncal, ["capacity", "withdraw", "routing-3", "--reason", "twice", "--data-dir", dataDir])
+        #expect(again.status != 0 && again.output.contains("not in service"), "\(again.output)")
+        let back = try await eventually(timeout: .seconds(60), interval: .milliseconds(500)) {
+            rows = try await status(dataDir)
+            return rows.first { $0.instance == "routing-2" }?.health == "healthy" && rows.first { $0.instance == "routing-3" }?.pid == nil
+        }
+        #expect(back, "status: \(rows)\nup log:\n\(up.outputText)")
+        childPids += rows.compactMap(\.pid)
         kill(up.pid, SIGINT)
         #expect(await eventually(timeout: .seconds(40)) { !up.isRunning })
         #expect(await eventually(timeout: .seconds(15)) { childPids.allSatisfy { kill($0, 0) != 0 } })

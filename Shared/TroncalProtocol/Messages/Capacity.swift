@@ -62,3 +62,55 @@ public struct CapacityHistory: LinkMessage, Hashable {
     public var events: [CapacityEvent]
     public init(events: [CapacityEvent]) { self.events = events }
 }
+
+/// `monitor.capacityWithdraw` (operator → monitor): take an instance out of service for good (a server found
+/// compromised, or to be rebuilt): it is stopped (an SBC drains), withdrawn, and a standby of its role started in its
+/// place, like a failed one. Needs `monitor.capacity.mode` `act`. Not retryable: it starts and stops processes (sent
+/// twice, the second is refused: the instance is withdrawn already).
+public struct CapacityWithdrawRequest: LinkRequest, Hashable {
+    public typealias Reply = CapacityWithdrawal
+    public static let messageType = "monitor.capacityWithdraw"
+    public var instance: String
+    public var reason: String
+    /// Marked compromised: the reason says so; it is never taken back by the controller (neither is any withdrawn one).
+    public var compromised: Bool
+    public var by: String
+    public init(instance: String, reason: String, compromised: Bool, by: String = "") {
+        self.instance = instance
+        self.reason = reason
+        self.compromised = compromised
+        self.by = by
+    }
+}
+
+/// `monitor.capacityWithdraw.reply`: the decision, as recorded in the history.
+public struct CapacityWithdrawal: LinkMessage, Hashable {
+    public static let messageType = "monitor.capacityWithdraw.reply"
+    public var event: CapacityEvent
+    public init(event: CapacityEvent) { self.event = event }
+}
+
+/// `monitor.capacityReturn` (operator → monitor): a withdrawn instance, its server rebuilt from a clean
+/// configuration, goes back to the standby pool.
+public struct CapacityReturnRequest: LinkRequest, Hashable {
+    public typealias Reply = CapacityInstanceState
+    public static let messageType = "monitor.capacityReturn"
+    public var instance: String
+    public var by: String
+    public init(instance: String, by: String = "") {
+        self.instance = instance
+        self.by = by
+    }
+}
+
+/// `monitor.capacityReturn.reply`.
+public struct CapacityInstanceState: LinkMessage, Hashable {
+    public static let messageType = "monitor.capacityReturn.reply"
+    public var instance: String
+    /// `service`, `standby` or `withdrawn`.
+    public var state: String
+    public init(instance: String, state: String) {
+        self.instance = instance
+        self.state = state
+    }
+}

@@ -143,9 +143,41 @@ public struct MonitorService: TroncalService {
         handlers.on(CapacityHistoryRequest.self, from: [.operator]) { request, _ in
             CapacityHistory(events: try await capacity.history(role: request.role, limit: request.limit))
         }
+        let controller = self.controller
+        handlers.on(CapacityWithdrawRequest.self, from: [.operator]) { request, peer in
+            do {
+                let by = request.by.isEmpty ? peer.description : request.by
+                return CapacityWithdrawal(
+                    event: try await controller.withdraw(request.instance, reason: request.reason, compromised: request.compromised, by: by))
+            } catch let error as CapacityError {
+                throw ProtocolError(.badRequest, error.description)
+            }
+        }
+        handlers.on(CapacityReturnRequest.self, from: [.operator]) { request, peer in
+            do {
+                let by = request.by.isEmpty ? peer.description : request.by
+                return CapacityInstanceState(instance: request.instance, state: try await controller.returnToPool(request.instance, by: by).rawValue)
+            } catch let error as CapacityError {
+                throw ProtocolError(.badRequest, error.description)
+            }
+        }
         handlers.on(AlarmHistoryRequest.self, from: [.operator]) { request, _ in
             AlarmHistory(events: try await store.history(fingerprint: request.fingerprint, limit: request.limit))
         }
+    }
+
+    /// The site's capacity controller as this instance runs it (active or standing by).
+    var controller: CapacityController {
+        let settings = context.config.monitor
+        return CapacityController(
+            samples: samples, history: capacity, states: states, settings: settings.capacity, site: context.config.site,
+            instances: context.config.instances, sbcMaximumCalls: context.config.sbc.maximumCalls, me: context.instance.name,
+            scrapeIntervalSeconds: settings.scrapeIntervalSeconds,
+            executor: settings.capacity.mode == "act"
+                ? CapacityController.executor(
+                    settings.capacity.executor, dataDirectory: context.config.resolve(context.config.dataDirectory, relativeTo: context.configDirectory))
+                : nil,
+            alarms: store, logger: context.logger)
     }
 
     public var services: [any Service] {
@@ -163,15 +195,7 @@ public struct MonitorService: TroncalService {
                     rawHours: settings.retention.rawHours, minuteDays: settings.retention.minuteDays, hourMonths: settings.retention.hourMonths),
                 logger: context.logger),
             NotificationSender(desk: desk, store: store, settings: settings, logger: context.logger),
-            CapacityController(
-                samples: samples, history: capacity, states: states, settings: settings.capacity, site: context.config.site,
-                instances: context.config.instances, sbcMaximumCalls: context.config.sbc.maximumCalls, me: context.instance.name,
-                scrapeIntervalSeconds: settings.scrapeIntervalSeconds,
-                executor: settings.capacity.mode == "act"
-                    ? CapacityController.executor(
-                        settings.capacity.executor, dataDirectory: context.config.resolve(context.config.dataDirectory, relativeTo: context.configDirectory))
-                    : nil,
-                alarms: store, logger: context.logger),
+            controller,
 
             Dashboard(
                 desk: desk, store: store, operators: operators, quality: quality, samples: samples, routing: routing, settings: settings,

@@ -327,7 +327,7 @@ public struct CapacityController: Service {
     /// within that time) is stopped through the executor (it may be gone already), withdrawn, and the first standby of
     /// its role started in its place. Each replacement is recorded with its reason.
     func replaceFailed(now: Date, activeSince: Date) async throws -> [CapacityEvent] {
-        guard let executor else { return [] }
+        guard acting else { return [] }
         var recorded: [CapacityEvent] = []
         var entries = try await states.entries()
         let firing = try await alarms?.firing() ?? []
@@ -336,41 +336,71 @@ public struct CapacityController: Service {
             var found = attack(on: entry.instance, firing: firing)
             if found == nil { found = try await failure(of: entry.instance, now: now, activeSince: activeSince) }
             guard let why = found else { continue }
-            let role = entry.instance.role
-            var reason = why
-            do {
-                try await executor.stop(role: role, instance: entry.instance.name)
-                reason += role == .sbc ? "; drained, withdrawn and stopped (\(executor.kind))" : "; withdrawn and stopped (\(executor.kind))"
-            } catch {
-                reason += "; withdrawn (its stop failed: \(error))"
-            }
-            try await states.set(entry.instance, .withdrawn, reason: why, at: now)
-            let inService = entries.filter { $0.instance.role == role && $0.state == .service }.count
-            var started = 0
-            for standby in entries.filter({ $0.instance.role == role && $0.state == .standby }).map(\.instance).sorted(by: { $0.name < $1.name }) {
-                do {
-                    try await executor.start(role: role, instance: standby.name)
-                    try await states.set(standby, .service, reason: "replaces \(entry.instance.name)", at: now)
-                    reason += "; \(standby.name) from the standby pool started in its place"
-                    started = 1
-                    break
-                } catch {
-                    reason += "; \(standby.name) could not be started: \(error)"
-                }
-            }
-            if started == 0 { reason += "; no standby instance of \(role.rawValue) left to start: provision one" }
-            let event = CapacityEvent(
-                at: now, role: role.rawValue, action: "replace", instances: inService, planned: inService, after: inService - 1 + started,
-                fromStandby: started, missing: 1 - started, peakTotal: 0, peakAt: nil, busiestInstance: entry.instance.name, busiestLoad: 0,
-                reason: reason, mode: settings.mode)
-            try await history.append(event)
-            recorded.append(event)
-            logger.warning("capacity: a failed instance is replaced", metadata: [
-                "role": "\(role.rawValue)", "instance": "\(entry.instance.name)", "reason": "\(reason)", "site": "\(site)",
-            ])
-            Counter(label: "troncal_capacity_decisions_total", dimensions: [("role", role.rawValue), ("action", "replace")]).increment()
+            recorded.append(try await replace(entry.instance, why: why, entries: entries, now: now))
             entries = try await states.entries()
         }
         return recorded
+    }
+
+    /// Stops `instance` through the executor (it may be gone already), withdraws it, starts the first standby of its
+    /// role that starts, and records the decision (action `replace`) with `why` and what was done.
+    func replace(_ instance: InstanceSettings, why: String, entries: [InstanceStateStore.Entry], now: Date) async throws -> CapacityEvent {
+        guard let executor else { throw CapacityError("the capacity controller does not act here (monitor.capacity.mode is \(settings.mode))") }
+        let role = instance.role
+        var reason = why
+        do {
+            try await executor.stop(role: role, instance: instance.name)
+            reason += role == .sbc ? "; drained, withdrawn and stopped (\(executor.kind))" : "; withdrawn and stopped (\(executor.kind))"
+        } catch {
+            reason += "; withdrawn (its stop failed: \(error))"
+        }
+        try await states.set(instance, .withdrawn, reason: why, at: now)
+        let inService = entries.filter { $0.instance.role == role && $0.state == .service }.count
+        var started = 0
+        for standby in entries.filter({ $0.instance.role == role && $0.state == .standby }).map(\.instance).sorted(by: { $0.name < $1.name }) {
+            do {
+                try await executor.start(role: role, instance: standby.name)
+                try await states.set(standby, .service, reason: "replaces \(instance.name)", at: now)
+                reason += "; \(standby.name) from the standby pool started in its place"
+                started = 1
+                break
+            } catch {
+                reason += "; \(standby.name) could not be started: \(error)"
+            }
+        }
+        if started == 0 { reason += "; no standby instance of \(role.rawValue) left to start: provision one" }
+        let event = CapacityEvent(
+            at: now, role: role.rawValue, action: "replace", instances: inService, planned: inService, after: inService - 1 + started,
+            fromStandby: started, missing: 1 - started, peakTotal: 0, peakAt: nil, busiestInstance: instance.name, busiestLoad: 0,
+            reason: reason, mode: settings.mode)
+        try await history.append(event)
+        logger.warning("capacity: an instance is withdrawn and replaced", metadata: [
+            "role": "\(role.rawValue)", "instance": "\(instance.name)", "reason": "\(reason)", "site": "\(site)",
+        ])
+        Counter(label: "troncal_capacity_decisions_total", dimensions: [("role", role.rawValue), ("action", "replace")]).increment()
+        return event
+    }
+
+    /// The operator withdraws an instance (`troncal capacity withdraw`): a server found compromised, or to be
+    /// rebuilt. It is stopped, withdrawn and replaced like a failed one, and never taken back by the controller.
+    public func withdraw(_ name: String, reason: String, compromised: Bool, by operatorName: String, now: Date = Date()) async throws -> CapacityEvent {
+        guard acting else { throw CapacityError("withdrawing needs monitor.capacity.mode act (it is \(settings.mode) here)") }
+        let entries = try await states.entries()
+        guard let entry = entries.first(where: { $0.instance.name == name }) else { throw CapacityError("no instance \(name) in site \(site)") }
+        guard entry.instance.name != me else { throw CapacityError("\(name) is this monitor: withdraw it through another monitor instance") }
+        guard entry.state == .service else { throw CapacityError("\(name) is not in service (it is \(entry.state.rawValue))") }
+        let what = compromised ? "marked compromised" : "withdrawn"
+        return try await replace(entry.instance, why: "\(name) \(what) by \(operatorName): \(reason)", entries: entries, now: now)
+    }
+
+    /// The operator puts a withdrawn instance back in the standby pool (`troncal capacity return`), once its server
+    /// is rebuilt from a clean configuration.
+    public func returnToPool(_ name: String, by operatorName: String, now: Date = Date()) async throws -> InstanceStateStore.State {
+        let entries = try await states.entries()
+        guard let entry = entries.first(where: { $0.instance.name == name }) else { throw CapacityError("no instance \(name) in site \(site)") }
+        guard entry.state == .withdrawn else { throw CapacityError("\(name) is not withdrawn (it is \(entry.state.rawValue))") }
+        try await states.set(entry.instance, .standby, reason: "returned to the standby pool by \(operatorName)", at: now)
+        logger.notice("capacity: a withdrawn instance is back in the standby pool", metadata: ["instance": "\(name)", "by": "\(operatorName)", "site": "\(site)"])
+        return .standby
     }
 }

@@ -7,7 +7,42 @@ import TroncalControl
 struct CapacityCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "capacity", abstract: "Size each service by the operator's rules (40 % at peak, add at 60 %, never fewer than 2).",
-        subcommands: [Plan.self, History.self])
+        subcommands: [Plan.self, History.self, Withdraw.self, Return.self])
+
+    /// `troncal capacity withdraw INSTANCE --reason TEXT [--compromised]`: out of service for good, replaced by a standby.
+    struct Withdraw: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Withdraw an instance for good (compromised, or to rebuild): stopped (an SBC drains), a standby started in its place.")
+        @Argument(help: "The instance, e.g. sbc-1.")
+        var instance: String
+        @Option(help: "Why, for the history.")
+        var reason: String
+        @Flag(help: "The server is compromised: rebuild it from a clean configuration, never restart it in place.")
+        var compromised = false
+        @OptionGroup var target: MonitorTargetOptions
+
+        func run() async throws {
+            // With the systemd executor the reply waits for the stop (an SBC's drain): give --timeout room for it.
+            let result = try await target.request(CapacityWithdrawRequest(instance: instance, reason: reason, compromised: compromised))
+            if target.json { return try target.print(json: result.event) }
+            Output.line("\(result.event.role)  \(result.event.action)  \(result.event.instances) -> \(result.event.after)\n    \(result.event.reason)")
+        }
+    }
+
+    /// `troncal capacity return INSTANCE`: a withdrawn instance, rebuilt, back to the standby pool.
+    struct Return: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Put a withdrawn instance, its server rebuilt from a clean configuration, back in the standby pool.")
+        @Argument(help: "The instance, e.g. sbc-1.")
+        var instance: String
+        @OptionGroup var target: MonitorTargetOptions
+
+        func run() async throws {
+            let result = try await target.request(CapacityReturnRequest(instance: instance))
+            if target.json { return try target.print(json: result) }
+            Output.line("\(result.instance): \(result.state)")
+        }
+    }
 
     /// `troncal capacity history [--role R] [--limit N] [--json]`: the decisions of the site's capacity controller (in
     /// the active monitor), newest first, each with its reason.
