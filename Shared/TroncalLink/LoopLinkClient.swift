@@ -311,7 +311,9 @@ public final class LoopLinkClient {
             let delay = min(previous * 2, .seconds(5))
             client.backoff[index] = (NIODeadline.now() + delay, delay)
             client.lastError = "\(endpoint): \(error)"
-            client.settings.logger.warning("link endpoint unreachable", metadata: ["endpoint": "\(endpoint)", "reason": "\(error)"])
+            // Once per outage: an instance already dead (or a standby not started) is redialled quietly.
+            let level: Logger.Level = client.membership.state(index) == .dead ? .debug : .warning
+            client.settings.logger.log(level: level, "link endpoint unreachable", metadata: ["endpoint": "\(endpoint)", "reason": "\(error)"])
             if let failure = error as? LinkError, failure.code == .timeout {
                 // A handshake that did not finish in time may be a paused or starved instance: suspicion only.
                 client.note(client.membership.missedProbe(index, now: .now()))

@@ -90,7 +90,10 @@ public struct SBCService: TroncalService {
         engineConfiguration.maximumPendingRegistrations = sbc.maximumPendingRegistrations
         engineConfiguration.registrationAttemptTimeout = .milliseconds(max(200, sbc.registrationAttemptMilliseconds))
         engineConfiguration.checkpointInterval = sbc.checkpointIntervalMilliseconds > 0 ? .milliseconds(sbc.checkpointIntervalMilliseconds) : nil
-        engineConfiguration.setRegistrars(context.config.instances(of: .pbx).filter { $0.sipPort > 0 }.map { (host: $0.host, port: $0.sipPort) })
+        // The PBX standby pool last: tried only when the instances in service do not answer.
+        let pbxs = context.config.instances(of: .pbx).filter { $0.sipPort > 0 }
+        let pbxOrder = pbxs.filter { !$0.standby } + pbxs.filter(\.standby)
+        engineConfiguration.setRegistrars(pbxOrder.map { (host: $0.host, port: $0.sipPort) }, inService: pbxs.filter { !$0.standby }.count)
         let timeout = Duration.milliseconds(context.config.link.requestTimeoutMilliseconds)
         var membership = InstanceMembership.Settings()
         membership.suspicion = .seconds(Int64(context.config.link.suspicionSeconds))

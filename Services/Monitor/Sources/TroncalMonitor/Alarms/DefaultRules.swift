@@ -51,7 +51,7 @@ extension AlarmRule {
             action: "A flood or a scan: check the sources and the upstream filters."),
         AlarmRule(
             name: "SBCFlood", category: .security, metric: "troncal_sbc_requests_blocked_total", function: .increasePerMinute, warning: 6000,
-            critical: 60000, clear: 600, summary: "{{instance}} dropped {{value}} requests ({{reason}}) in a minute",
+            critical: 60000, clear: 600, forSeconds: 10, summary: "{{instance}} dropped {{value}} requests ({{reason}}) in a minute",
             action: "A flood (one banned source is enough): filter it upstream. In act mode the capacity controller drains and replaces the SBC."),
         AlarmRule(
             name: "CDRSpoolBacklog", category: .service, metric: "troncal_sbc_cdr_spool_files", warning: 100, critical: 1000, clear: 10,

@@ -35,6 +35,7 @@ public final class CallEngine: Sendable {
         public var relayPrebindSessions: Int = 32
         /// The PBX instances' SIP addresses, where phones' REGISTERs are relayed (none: REGISTER gets 405).
         var registrars: [RegistrationRelay.Target] = []
+        var registrarsInService = 0
         /// `sbc.maximumPendingRegistrations`, `sbc.registrationAttemptMilliseconds`.
         public var maximumPendingRegistrations: Int = 512
         public var registrationAttemptTimeout: Duration = .seconds(4)
@@ -44,8 +45,11 @@ public final class CallEngine: Sendable {
         var loopCount = 1
 
         /// Where REGISTERs go: each PBX instance's host and SIP port.
-        public mutating func setRegistrars(_ addresses: [(host: String, port: Int)]) {
+        /// The site's PBX instances: those in service first (`inService` of them share registrations and calls by
+        /// hash), then the standby pool, tried last (not running until the capacity controller starts one).
+        public mutating func setRegistrars(_ addresses: [(host: String, port: Int)], inService: Int? = nil) {
             registrars = addresses.map { RegistrationRelay.Target(host: $0.host, port: $0.port) }
+            registrarsInService = min(addresses.count, inService ?? addresses.count)
         }
 
         public init(

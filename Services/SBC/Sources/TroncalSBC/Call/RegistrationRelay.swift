@@ -33,18 +33,29 @@ struct RegistrationRelay {
     private var waiting: [Int: Waiting] = [:]
     private var nextToken = RegistrationRelay.firstToken
     let targets: [Target]
+    /// The first `inService` targets share the work by hash; the others (the PBX standby pool, not running until the
+    /// capacity controller starts one) are tried after them, in order.
+    let inService: Int
     let maximumPending: Int
     let attemptTimeout: Duration
     let flows: FlowTokens
 
-    init(targets: [Target], maximumPending: Int, attemptTimeout: Duration, flows: FlowTokens) {
+    init(targets: [Target], inService: Int? = nil, maximumPending: Int, attemptTimeout: Duration, flows: FlowTokens) {
         self.targets = targets
+        self.inService = min(targets.count, inService ?? targets.count)
         self.maximumPending = maximumPending
         self.attemptTimeout = attemptTimeout
         self.flows = flows
     }
 
     var count: Int { waiting.count }
+
+    /// The index of the `tried`-th target to try: the instances in service in turn from `first` (a stable hash), then
+    /// the standby ones in order.
+    static func hunt(_ tried: Int, first: Int, count: Int, inService: Int) -> Int {
+        let shared = inService > 0 ? min(inService, count) : count
+        return tried < shared ? (first + tried) % shared : tried
+    }
     static func isRegistration(_ token: Int) -> Bool { token >= firstToken && !PhoneRequestRelay.isPhoneRequest(token) }
 
     /// Relays a REGISTER (or answers it here: no PBX in the site, too many waiting, no hops left).
@@ -60,7 +71,7 @@ struct RegistrationRelay {
         }
         let aor = ((try? request.headers.to()) ?? nil).map { "\($0.uri.user ?? "")@\($0.uri.host.lowercased())" } ?? ""
         // The same stable hash that places calls on loops: the same instance for an address of record each time.
-        let first = Int(CallLoopRouting.hash(aor) % UInt64(targets.count))
+        let first = Int(CallLoopRouting.hash(aor) % UInt64(max(1, inService)))
         let token = nextToken
         nextToken += 1
         waiting[token] = Waiting(request: request, id: id, source: source, forwarded: request, attempt: nil, tried: 0, first: first)
@@ -92,7 +103,7 @@ struct RegistrationRelay {
             unavailable.headers.insert(SIPHeaderField(.retryAfter, value: "\(Int.random(in: 5...15))"), at: unavailable.headers.count - 1)
             return layer.respond(unavailable, on: entry.id)
         }
-        let target = targets[(entry.first + entry.tried) % targets.count]
+        let target = targets[Self.hunt(entry.tried, first: entry.first, count: targets.count, inService: inService)]
         entry.tried += 1
         entry.attempt = layer.send(entry.forwarded, on: nil, to: .address(host: target.host, port: target.port, transport: .udp), purpose: .standalone(token))
         waiting[token] = entry

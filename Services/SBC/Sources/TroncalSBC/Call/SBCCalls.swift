@@ -78,7 +78,7 @@ final class SBCCalls: CallApplication {
         self.spool = spool
         let configuration = shared.configuration
         registrations = RegistrationRelay(
-            targets: configuration.registrars, maximumPending: max(1, configuration.maximumPendingRegistrations / max(1, configuration.loopCount)),
+            targets: configuration.registrars, inService: configuration.registrarsInService, maximumPending: max(1, configuration.maximumPendingRegistrations / max(1, configuration.loopCount)),
             attemptTimeout: configuration.registrationAttemptTimeout, flows: shared.flows)
     }
 
@@ -328,10 +328,11 @@ final class SBCCalls: CallApplication {
             invite.headers.insert(SIPHeaderField(.pAssertedIdentity, value: "<sip:\(aor)>"), at: max(0, invite.headers.count - 1))
             let registrars = configuration.registrars
             // The stable hash that places calls on loops (and REGISTERs on PBX instances).
-            let first = Int(CallLoopRouting.hash(callID) % UInt64(registrars.count))
+            let inService = max(1, min(configuration.registrarsInService, registrars.count))
+            let first = Int(CallLoopRouting.hash(callID) % UInt64(inService))
             let callee = invite.uri.user ?? ""
             return (0..<registrars.count).map { index in
-                let target = registrars[(first + index) % registrars.count]
+                let target = registrars[RegistrationRelay.hunt(index, first: first, count: registrars.count, inService: inService)]
                 // 480 passes to the next instance too: what one instance does not have, another may (a call ringing there
                 // for a pickup code; with SQLite, a binding it took). The last instance's answer is the phone's.
                 return RouteTarget(
