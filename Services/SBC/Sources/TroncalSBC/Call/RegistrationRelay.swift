@@ -42,7 +42,9 @@ struct RegistrationRelay {
 
     init(targets: [Target], inService: Int? = nil, maximumPending: Int, attemptTimeout: Duration, flows: FlowTokens) {
         self.targets = targets
-        self.inService = min(targets.count, inService ?? targets.count)
+        // None marked (or not told): they all share.
+        let marked = inService ?? targets.count
+        self.inService = marked > 0 ? min(targets.count, marked) : targets.count
         self.maximumPending = maximumPending
         self.attemptTimeout = attemptTimeout
         self.flows = flows

@@ -328,8 +328,9 @@ final class SBCCalls: CallApplication {
             invite.headers.insert(SIPHeaderField(.pAssertedIdentity, value: "<sip:\(aor)>"), at: max(0, invite.headers.count - 1))
             let registrars = configuration.registrars
             // The stable hash that places calls on loops (and REGISTERs on PBX instances).
-            let inService = max(1, min(configuration.registrarsInService, registrars.count))
-            let first = Int(CallLoopRouting.hash(callID) % UInt64(inService))
+            let marked = configuration.registrarsInService
+            let inService = marked > 0 ? min(marked, registrars.count) : registrars.count
+            let first = Int(CallLoopRouting.hash(callID) % UInt64(max(1, inService)))
             let callee = invite.uri.user ?? ""
             return (0..<registrars.count).map { index in
                 let target = registrars[RegistrationRelay.hunt(index, first: first, count: registrars.count, inService: inService)]
