@@ -4,7 +4,8 @@ public import Foundation
 public struct CapacityEvent: Codable, Sendable, Hashable {
     public var at: Date
     public var role: String
-    /// `hold`, `scale-out` or `scale-in`.
+    /// `hold`, `scale-out` or `scale-in`; in act mode also `replace` (an instance withdrawn, a standby started in its
+    /// place: `busiestInstance` then names the instance withdrawn, and the peak fields are 0).
     public var action: String
     /// Instances in service, the count the rules plan for, and the count after the decision.
     public var instances: Int

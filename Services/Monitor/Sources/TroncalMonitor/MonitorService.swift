@@ -185,8 +185,9 @@ public struct MonitorService: TroncalService {
         let targets = context.config.instances.map(ScrapeTarget.init)
         return [
             CollectorLoop(
-                desk: desk, samples: samples, quality: quality, routing: routing, voice: settings.voice, targets: targets, states: states,
-                site: context.config.site,
+                desk: desk, samples: samples, quality: quality,
+                routing: Array(zip(context.config.instances(of: .routing).map(\.name), routing)), voice: settings.voice, targets: targets,
+                states: states, site: context.config.site,
                 interval: .seconds(settings.scrapeIntervalSeconds), timeout: .milliseconds(settings.scrapeTimeoutMilliseconds),
                 linkTimeout: .milliseconds(context.config.link.requestTimeoutMilliseconds), logger: context.logger),
             SampleMaintenance(
@@ -215,7 +216,8 @@ struct CollectorLoop: Service {
     let desk: AlarmDesk
     let samples: SampleStore
     let quality: QualityStore
-    let routing: [LinkClient]
+    /// Each routing instance's name and link.
+    let routing: [(name: String, client: LinkClient)]
     let voice: VoiceSettings
     let targets: [ScrapeTarget]
     /// Standby and withdrawn instances are not scraped (nor alarmed on).
@@ -230,18 +232,14 @@ struct CollectorLoop: Service {
         let scraper = SiteScraper(timeout: timeout)
         var failing: Set<String> = []
         while !Task.isCancelledOrShuttingDown {
-            var inService = targets
-            var out: Set<String> = []
+            var entries = states.configured
             do {
-                out = Set(try await states.entries().filter { $0.state != .service }.map(\.instance.name))
-                inService = targets.filter { !out.contains($0.instance) }
+                entries = try await states.entries()
             } catch {
-                // Without the states, the configuration says: standby instances are not scraped.
-                out = Set(targets.filter { self.out(configured: $0.instance) }.map(\.instance))
-                inService = targets.filter { !out.contains($0.instance) }
                 logger.error("instance states could not be read; the configured ones are scraped", metadata: ["reason": "\(error)"])
             }
-            let results = await scraper.scrape(inService)
+            let out = Set(entries.filter { $0.state != .service }.map(\.instance.name))
+            let results = await scraper.scrape(targets.filter { !out.contains($0.instance) })
             for result in results {
                 let instance = result.target.instance
                 Timer(label: "troncal_monitor_scrape_seconds", dimensions: [("instance", instance)])
@@ -280,10 +278,8 @@ struct CollectorLoop: Service {
             await Task.sleepUnlessShuttingDown(for: interval)
         }
         await scraper.shutdown()
-        for client in routing { await client.close() }
+        for (_, client) in routing { await client.close() }
     }
-
-    func out(configured name: String) -> Bool { states.instances.first { $0.name == name }?.standby ?? false }
 
     /// The voice windows from the store: the customer window (for the notices) and the trunks' MOS over the carrier
     /// window, with their series. Nil parts when the store could not be read (logged; the next round tries again).
@@ -305,13 +301,12 @@ struct CollectorLoop: Service {
     func tellRouting(_ trunks: [TrunkQualityReport.Trunk], at now: Date, skipping out: Set<String> = []) async {
         let report = TrunkQualityReport(
             windowSeconds: voice.carrierWindowSeconds, trunks: trunks, at: now, validSeconds: max(30, 3 * Int(interval.components.seconds)))
-        // Standby and withdrawn routing instances are not running: not told (`routing` follows the configuration's order).
-        let names = states.instances.filter { $0.role == .routing }.map(\.name)
-        for (index, client) in routing.enumerated() where index >= names.count || !out.contains(names[index]) {
+        // Standby and withdrawn routing instances are not running: not told.
+        for (name, client) in routing where !out.contains(name) {
             do {
                 try await client.send(report, timeout: linkTimeout)
             } catch {
-                logger.info("trunk quality not delivered to routing", metadata: ["routing-instance": "\(index + 1)", "reason": "\(error)"])
+                logger.info("trunk quality not delivered to routing", metadata: ["routing-instance": "\(name)", "reason": "\(error)"])
             }
         }
     }

@@ -36,6 +36,11 @@ public struct InstanceStateStore: Sendable {
         public var changedAt: Date?
     }
 
+    /// Every configured instance as the configuration places it (standby ones in the pool), with no decision read.
+    public var configured: [Entry] {
+        instances.map { Entry(instance: $0, state: $0.standby ? .standby : .service, changedAt: nil) }
+    }
+
     /// Every configured instance with its state.
     public func entries() async throws -> [Entry] {
         var decided: [String: (State, Date)] = [:]
@@ -43,9 +48,9 @@ public struct InstanceStateStore: Sendable {
             guard let state = State(rawValue: try row.string("state")) else { continue }
             decided[try row.string("instance")] = (state, Date(timeIntervalSince1970: try row.double("changed_at")))
         }
-        return instances.map { instance in
-            if let (state, at) = decided[instance.name] { return Entry(instance: instance, state: state, changedAt: at) }
-            return Entry(instance: instance, state: instance.standby ? .standby : .service, changedAt: nil)
+        return configured.map { entry in
+            guard let (state, at) = decided[entry.instance.name] else { return entry }
+            return Entry(instance: entry.instance, state: state, changedAt: at)
         }
     }
 
