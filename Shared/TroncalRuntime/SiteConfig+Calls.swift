@@ -6,6 +6,12 @@ public struct SBCSettings: Codable, Sendable, Equatable {
     /// The address the SBC writes into Via, Contact and SDP: where customers and carriers send SIP and RTP.
     /// Empty: `sip.listenAddress`, or 127.0.0.1 when that is a wildcard.
     public var advertisedAddress: String = ""
+    /// Each SBC instance writes its own host's address (`instances[].host`) into Via, Contact and SDP instead of
+    /// `advertisedAddress`: a customer sends a call's first INVITE to the floating address, and everything after it
+    /// (ACK, BYE, re-INVITEs, RTP) to the instance that took the call. The floating address can then move (a drain,
+    /// a withdrawal, a scale-out) without cutting the calls in progress. Customers' and carriers' firewalls must let
+    /// every SBC host's address through.
+    public var advertiseInstanceAddress: Bool = false
     /// The address RTP relay sockets bind to. Empty: the advertised address.
     public var mediaListenAddress: String = ""
     /// The RTP relay port range (each call takes 4 consecutive ports: RTP and RTCP per leg).
@@ -45,6 +51,12 @@ public struct SBCSettings: Codable, Sendable, Equatable {
     /// those still up are hung up on both sides (`SBC drained`) and the process exits. 0: hang up at once. Keep it
     /// below the unit's `TimeoutStopSec` (40 s in the rendered units).
     public var drainSeconds: Int = 30
+    /// At a graceful stop, before the drain: for this many seconds `/health` already says the SBC is stopping but new
+    /// calls are still taken, while keepalived moves the floating address to another SBC (its check every second,
+    /// two failures, then a VRRP advertisement: about 3 s). Without it the calls that reach the address in that
+    /// time get 503. `troncal infra render` sets 4 for a site with a floating address unless the inventory sets it;
+    /// 0: refuse new calls at once (a single SBC, development).
+    public var drainGraceSeconds: Int = 0
     /// The digest realm customers authenticate in.
     public var realm: String = "troncal"
     /// The digest algorithms offered in a 407, one challenge each, in this order. RFC 8760 puts the strongest
@@ -56,8 +68,9 @@ public struct SBCSettings: Codable, Sendable, Equatable {
     public var carriers: [CarrierSourceSettings] = []
     public init() {}
 
-    /// The advertised address for a SIP listen address.
-    public func advertised(listenAddress: String) -> String {
+    /// The advertised address of an instance (`instanceHost`: its `instances[].host`) for a SIP listen address.
+    public func advertised(listenAddress: String, instanceHost: String? = nil) -> String {
+        if advertiseInstanceAddress, let instanceHost, !["0.0.0.0", "::", ""].contains(instanceHost) { return instanceHost }
         if !advertisedAddress.isEmpty { return advertisedAddress }
         return ["0.0.0.0", "::", ""].contains(listenAddress) ? "127.0.0.1" : listenAddress
     }
@@ -214,6 +227,13 @@ extension ConfigLoader {
         if !sbc.advertisedAddress.isEmpty, !isNetwork(sbc.advertisedAddress) || sbc.advertisedAddress.contains("/") {
             throw fail("sbc.advertisedAddress", "must be an IP address, got '\(sbc.advertisedAddress)'")
         }
+        if sbc.advertiseInstanceAddress {
+            for instance in instances where instance.role == .sbc {
+                guard isNetwork(instance.host), !instance.host.contains("/"), !["0.0.0.0", "::"].contains(instance.host) else {
+                    throw fail("sbc.advertiseInstanceAddress", "\(instance.name)'s host must be its own IP address, got '\(instance.host)'")
+                }
+            }
+        }
         if !sbc.mediaListenAddress.isEmpty, !isNetwork(sbc.mediaListenAddress) || sbc.mediaListenAddress.contains("/") {
             throw fail("sbc.mediaListenAddress", "must be an IP address, got '\(sbc.mediaListenAddress)'")
         }
@@ -238,6 +258,7 @@ extension ConfigLoader {
             throw fail("sbc.registrationAttemptMilliseconds", "must be from 200 to 32000")
         }
         guard (0...3600).contains(sbc.drainSeconds) else { throw fail("sbc.drainSeconds", "must be from 0 to 3600") }
+        guard (0...60).contains(sbc.drainGraceSeconds) else { throw fail("sbc.drainGraceSeconds", "must be from 0 to 60") }
         guard sbc.checkpointIntervalMilliseconds == 0 || (100...60_000).contains(sbc.checkpointIntervalMilliseconds) else {
             throw fail("sbc.checkpointIntervalMilliseconds", "must be 0 (off) or from 100 to 60000")
         }

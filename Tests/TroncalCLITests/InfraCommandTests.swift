@@ -61,6 +61,8 @@ import TestSupport
         #expect(instances.contains { $0["name"] as? String == "sbc-2" && $0["host"] as? String == "10.1.0.12" && $0["standby"] as? Bool == false })
         // The standby pool is in every host's site.json, marked: its peers know it, the capacity controller starts it.
         #expect(instances.filter { $0["standby"] as? Bool == true }.compactMap { $0["name"] as? String }.sorted() == ["routing-3", "sbc-3"])
+        // A site with a floating address: a stopping SBC takes calls while keepalived moves the address.
+        #expect((site?["sbc"] as? [String: Any])?["drainGraceSeconds"] as? Int == 4)
         let postgres = (site?["store"] as? [String: Any])?["postgres"] as? [String: Any]
         #expect(postgres?["hosts"] as? [String] == ["10.1.0.11:5432", "10.2.0.11:5432"])
 
@@ -74,7 +76,8 @@ import TestSupport
         }
 
         // keepalived: the configuration test of each SBC host; the first SBC has the higher priority.
-        for host in ["a1", "a2"] {
+        // a3 holds the standby sbc-3: its keepalived takes part (last by priority) once the controller starts it.
+        for host in ["a1", "a2", "a3"] {
             let file = out.appendingPathComponent("site-a/\(host)/keepalived/keepalived.conf")
             let (status, output) = try await ChildProcess.run(Self.tool("keepalived")!, ["-t", "-f", file.path, "-l"])
             #expect(status == 0, "keepalived -t \(host): \(output)")
@@ -82,6 +85,8 @@ import TestSupport
         let a1Keepalived = try String(contentsOf: a1.appendingPathComponent("keepalived/keepalived.conf"), encoding: .utf8)
         #expect(a1Keepalived.contains("priority 200") && a1Keepalived.contains("unicast_peer {\n        10.1.0.12"))
         #expect(a1Keepalived.contains("198.51.100.10/24 dev eth0"))
+        let a3Keepalived = try String(contentsOf: a3.appendingPathComponent("keepalived/keepalived.conf"), encoding: .utf8)
+        #expect(a3Keepalived.contains("priority 180") && a3Keepalived.contains("unicast_peer {\n        10.1.0.11\n        10.1.0.12\n"), "\(a3Keepalived)")
 
         // Patroni and etcd: three etcd members, one per site; synchronous replication.
         let patroni = try String(contentsOf: a1.appendingPathComponent("patroni/patroni.yml"), encoding: .utf8)

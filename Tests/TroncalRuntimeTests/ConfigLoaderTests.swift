@@ -44,6 +44,24 @@ struct ConfigLoaderTests {
         #expect(config.instance(named: "sbc-2")?.host == "127.0.0.1")
     }
 
+    /// `sbc.advertiseInstanceAddress`: each SBC writes its own host's address, not the floating one; a wildcard host
+    /// cannot be advertised.
+    @Test func anSBCAdvertisesItsOwnHostAddressWhenAskedAndAWildcardHostIsRefused() throws {
+        let instances = #"[{"role":"sbc","name":"sbc-1","host":"10.0.0.1"},{"role":"sbc","name":"sbc-2","host":"HOST","linkPort":7201,"adminPort":8201},"#
+            + #"{"role":"routing","name":"routing-1"},{"role":"billing","name":"billing-1"},{"role":"pbx","name":"pbx-1"},"#
+            + #"{"role":"backup","name":"backup-1"},{"role":"monitor","name":"monitor-1"}]"#
+        let config = try parse(#"{"sbc":{"advertisedAddress":"10.0.0.10","advertiseInstanceAddress":true},"instances":"# + instances.replacingOccurrences(of: "HOST", with: "10.0.0.2") + "}")
+        #expect(config.sbc.advertised(listenAddress: "0.0.0.0", instanceHost: config.instance(named: "sbc-2")?.host) == "10.0.0.2")
+        #expect(config.sbc.advertised(listenAddress: "0.0.0.0") == "10.0.0.10")
+        var floating = config.sbc
+        floating.advertiseInstanceAddress = false
+        #expect(floating.advertised(listenAddress: "0.0.0.0", instanceHost: "10.0.0.2") == "10.0.0.10")
+        let error = #expect(throws: ConfigError.self) {
+            try parse(#"{"sbc":{"advertiseInstanceAddress":true},"instances":"# + instances.replacingOccurrences(of: "HOST", with: "0.0.0.0") + "}")
+        }
+        #expect(error?.key == "sbc.advertiseInstanceAddress" && error?.description.contains("sbc-2") == true, "\(String(describing: error))")
+    }
+
     struct BadCase: Sendable, CustomTestStringConvertible {
         var json: String
         var key: String

@@ -13,13 +13,35 @@ final class Lab: Sendable {
     let root: URL
     let directory: TemporaryDirectory
     let binaries: URL
+    /// The inventory the lab was made from (nil: infra/lab/inventory.json).
+    let inventory: URL?
     static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("scripts/lab")
     static let customer = "10.71.100.2"
     static let carrier = "10.71.100.3"
     static let floating = ["site-a": "10.71.1.10", "site-b": "10.71.2.10"]
-    static let sbcHosts = ["site-a": ["a1", "a2"], "site-b": ["b1", "b2"]]
-    static let address = ["a1": "10.71.1.11", "a2": "10.71.1.12", "b1": "10.71.2.11", "b2": "10.71.2.12", "c1": "10.71.3.11"]
+    /// The SBC hosts, a3 and b3 with the standby sbc-3.
+    static let sbcHosts = ["site-a": ["a1", "a2", "a3"], "site-b": ["b1", "b2", "b3"]]
+    static let address = [
+        "a1": "10.71.1.11", "a2": "10.71.1.12", "a3": "10.71.1.13", "b1": "10.71.2.11", "b2": "10.71.2.12", "b3": "10.71.2.13", "c1": "10.71.3.11",
+    ]
+    static let template = script.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("infra/lab/inventory.json")
+
+    /// infra/lab/inventory.json with `change` applied to each site's `config` (a test's own settings), written into
+    /// `directory`.
+    static func inventory(in directory: TemporaryDirectory, _ change: (_ site: String, _ config: inout [String: Any]) throws -> Void) throws -> URL {
+        var inventory = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: template)) as? [String: Any])
+        var sites = try #require(inventory["sites"] as? [[String: Any]])
+        for index in sites.indices {
+            guard var config = sites[index]["config"] as? [String: Any], let name = sites[index]["name"] as? String else { continue }
+            try change(name, &config)
+            sites[index]["config"] = config
+        }
+        inventory["sites"] = sites
+        let url = directory.url.appendingPathComponent("inventory.json")
+        try JSONSerialization.data(withJSONObject: inventory, options: [.prettyPrinted, .sortedKeys]).write(to: url)
+        return url
+    }
 
     static func tool(_ name: String) -> Bool {
         ["/usr/bin", "/usr/sbin", "/usr/local/bin"].contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(name)") }
@@ -30,7 +52,8 @@ final class Lab: Sendable {
         NetworkNamespaces.available && tool("patroni") && tool("etcd") && tool("keepalived") && Sipp.executable != nil
     }
 
-    init() async throws {
+    init(inventory: URL? = nil) async throws {
+        self.inventory = inventory
         // Not under a private temporary directory: the postgres user must reach the lab's PostgreSQL files.
         root = URL(fileURLWithPath: "/tmp/troncal-lab-\(UUID().uuidString.prefix(8).lowercased())")
         directory = try TemporaryDirectory(prefix: "troncal-lab-test")
@@ -46,7 +69,8 @@ final class Lab: Sendable {
     private func run(_ arguments: [String], timeout: Duration) async throws -> (status: Int32, output: String) {
         try await ChildProcess.run(
             URL(fileURLWithPath: "/usr/bin/env"),
-            ["TRONCAL_LAB_DIR=\(root.path)", "TRONCAL_BIN_DIR=\(binaries.path)", Self.script.path] + arguments, timeout: timeout)
+            ["TRONCAL_LAB_DIR=\(root.path)", "TRONCAL_BIN_DIR=\(binaries.path)"] + (inventory.map { ["TRONCAL_LAB_INVENTORY=\($0.path)"] } ?? [])
+                + [Self.script.path] + arguments, timeout: timeout)
     }
 
     /// `scripts/lab down`, synchronous (for a `defer`): stops every process the lab started and deletes its namespaces.
@@ -99,6 +123,31 @@ final class Lab: Sendable {
     /// `troncal …` run on a host of a site, with the site's operator certificate.
     func troncal(_ site: String, on host: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
         try await inNamespace(host, [binaries.appendingPathComponent("troncal").path] + arguments + ["--data-dir", root.appendingPathComponent(site).path], timeout: .seconds(60))
+    }
+
+    /// Each instance of a site and its health (`healthy`, `unreachable`, `standby`, …), as `troncal status` shows them.
+    func health(_ site: String, on host: String) async -> [String: String] {
+        guard let (_, output) = try? await troncal(site, on: host, ["status", "--json", "--timeout", "1000"]),
+            let start = output.firstIndex(of: "["),
+            let rows = try? JSONSerialization.jsonObject(with: Data(output[start...].utf8)) as? [[String: Any]]
+        else { return [:] }
+        return Dictionary(rows.compactMap { row in (row["instance"] as? String).map { ($0, row["health"] as? String ?? "") } }) { $1 }
+    }
+
+    /// `troncal capacity history` of a role, newest first.
+    func capacityHistory(_ site: String, on host: String, role: String) async -> [CapacityEvent] {
+        guard let (status, output) = try? await troncal(site, on: host, ["capacity", "history", "--role", role, "--json"]), status == 0,
+            let start = output.firstIndex(of: "[")
+        else { return [] }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return (try? decoder.decode([CapacityEvent].self, from: Data(output[start...].utf8))) ?? []
+    }
+
+    /// Whether a process the lab started (or `scripts/lab instance` started) is still running.
+    func running(_ name: String) -> Bool {
+        guard let pid = try? pid(name) else { return false }
+        return kill(pid, 0) == 0
     }
 
     /// The SBC host that holds the site's floating address now, if any.

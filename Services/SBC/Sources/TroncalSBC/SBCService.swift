@@ -63,7 +63,7 @@ public struct SBCService: TroncalService {
         // The SBC drains before it stops listening (SIPService).
         configuration.stopsOnGracefulShutdown = false
         configuration.udpReceiveBufferBytes = sip.udpReceiveBufferBytes > 0 ? sip.udpReceiveBufferBytes : nil
-        let advertised = sbc.advertised(listenAddress: sip.listenAddress)
+        let advertised = sbc.advertised(listenAddress: sip.listenAddress, instanceHost: context.instance.host)
         let spool = try CallSummarySpool(directory: context.stateDirectory.appendingPathComponent("cdr-spool"), logger: context.logger)
         self.spool = spool
         spool.recoverOpenSegments()
@@ -156,7 +156,8 @@ public struct SBCService: TroncalService {
                 SpoolShipper(spool: spool, billing: billing, timeout: .milliseconds(context.config.link.requestTimeoutMilliseconds), logger: context.logger))
         }
         // Last: a graceful stop goes in reverse order, so the calls drain while the shipper and the keep-alives still run.
-        services.append(SIPService(transport: transport, engine: engine, drain: .seconds(sbc.drainSeconds)))
+        services.append(SIPService(
+            transport: transport, engine: engine, drain: .seconds(sbc.drainSeconds), grace: .seconds(sbc.drainGraceSeconds), logger: context.logger))
         return services
     }
 }
@@ -168,11 +169,17 @@ struct SIPService: Service {
     let transport: SIPTransport
     let engine: CallEngine
     var drain: Duration = .seconds(30)
+    /// New calls are still taken this long after the stop began (`sbc.drainGraceSeconds`), while `/health` says the
+    /// SBC is stopping and keepalived moves the floating address away.
+    var grace: Duration = .zero
+    var logger: Logger?
 
     func run() async throws {
         let transport = transport
         let engine = engine
         let drain = drain
+        let grace = grace
+        let logger = logger
         // Billing hears from this SBC while it takes calls; after the last one it falls silent, and billing closes
         // whatever the last heartbeat left open.
         engine.startHeartbeats()
@@ -182,6 +189,11 @@ struct SIPService: Service {
                 group.addTask {
                     // Returns when the graceful shutdown begins; throws when the service is cancelled instead.
                     try await gracefulShutdown()
+                    if grace > .zero {
+                        logger?.notice("SBC stopping: /health says so; new calls still taken while the floating address moves",
+                                       metadata: ["grace-seconds": "\(grace.components.seconds)"])
+                        try? await Task.sleep(for: grace)
+                    }
                     _ = await engine.drain(within: drain)
                     transport.stop()
                 }

@@ -7,7 +7,7 @@ import TroncalRuntime
 ///   units to enable; standby instances are listed in `systemd/standby.txt`, installed but not started);
 /// - `troncal/site.json` (the site's configuration with every instance's addresses and the PostgreSQL hosts);
 /// - `wireguard/wg-troncal.conf` on the site's VPN gateway (peers: the other sites' gateways);
-/// - `keepalived/keepalived.conf` on SBC hosts when the site has a floating address;
+/// - `keepalived/keepalived.conf` on SBC hosts (standby ones included) when the site has a floating address;
 /// - `patroni/patroni.yml` on PostgreSQL members, `etcd/etcd.env` on etcd members;
 /// - `prometheus/troncal-targets.json` on monitor hosts (file_sd targets of every instance's admin port).
 struct InfraRenderer {
@@ -21,8 +21,12 @@ struct InfraRenderer {
         for site in inventory.sites {
             let placements = try inventory.placements(site)
             let siteJSON = site.witness ? nil : try siteConfig(site, placements: placements, postgres: postgresMembers.map(\.1))
-            // systemd waits this long for a stop before SIGKILL: an SBC drains its calls for sbc.drainSeconds first.
-            let drainSeconds = try siteJSON.map { try ConfigLoader.parse(Data($0.utf8), file: "site \(site.name)").sbc.drainSeconds } ?? 0
+            // systemd waits this long for a stop before SIGKILL: an SBC takes calls for sbc.drainGraceSeconds while its
+            // floating address moves, then drains them for sbc.drainSeconds.
+            let drainSeconds = try siteJSON.map {
+                let sbc = try ConfigLoader.parse(Data($0.utf8), file: "site \(site.name)").sbc
+                return sbc.drainSeconds + sbc.drainGraceSeconds
+            } ?? 0
             for host in site.hosts {
                 let base = "\(site.name)/\(host.name)"
                 let here = placements.filter { $0.host.name == host.name }
@@ -39,7 +43,9 @@ struct InfraRenderer {
                 if let vpn = site.vpn, vpn.host == host.name {
                     files["\(base)/wireguard/wg-troncal.conf"] = wireguard(site, vpn)
                 }
-                let sbcs = placements.filter { $0.role == .sbc && !$0.standby }
+                // The standby SBCs' hosts too, last by priority: a standby the controller starts takes part in VRRP
+                // at once (until then its health check fails and its keepalived stays in FAULT).
+                let sbcs = placements.filter { $0.role == .sbc && !$0.standby } + placements.filter { $0.role == .sbc && $0.standby }
                 if let floating = site.sbcFloatingAddress, let mine = sbcs.first(where: { $0.host.name == host.name }) {
                     files["\(base)/keepalived/keepalived.conf"] = keepalived(site, floating: floating, mine: mine, all: sbcs)
                 }
@@ -148,6 +154,13 @@ struct InfraRenderer {
             store["backend"] = .string("postgres")
             object["store"] = .object(store)
         }
+        if site.sbcFloatingAddress != nil {
+            // keepalived moves the address about 3 s after an SBC's /health fails: a stopping SBC takes calls that long.
+            var sbc: [String: JSONValue] = [:]
+            if case .object(let given) = object["sbc"] ?? .object([:]) { sbc = given }
+            sbc["drainGraceSeconds"] = sbc["drainGraceSeconds"] ?? .number(4)
+            object["sbc"] = .object(sbc)
+        }
         object["pkiDirectory"] = object["pkiDirectory"] ?? .string("\(inventory.configDirectory)/pki")
         object["dataDirectory"] = object["dataDirectory"] ?? .string(inventory.dataDirectory)
         let data = try JSONEncoder().encode(JSONValue.object(object))
@@ -194,8 +207,9 @@ struct InfraRenderer {
     // MARK: - keepalived
 
     /// VRRP between the site's SBC hosts, unicast (no multicast on most clouds). The address sits on the host
-    /// whose SBC answers `/health`; the first SBC has the highest priority; no preemption, so a recovered SBC does
-    /// not take the address back from a working one.
+    /// whose SBC answers `/health` (a draining SBC says it is shutting down, so the address leaves it at once); the
+    /// first SBC has the highest priority, standby ones the lowest; no preemption, so a recovered SBC does not take
+    /// the address back from a working one.
     func keepalived(
         _ site: Inventory.Site, floating: String, mine: Inventory.Placement, all: [Inventory.Placement]
     ) -> String {
