@@ -97,7 +97,8 @@ struct LabCapacityTests {
         #expect(lab.running("site-a-routing-3"))
     }
 
-    /// The customer places 10 calls a second through site A's floating address; meanwhile 10.71.100.4 floods the SBC
+    /// The customer places 10 calls a second through site A's floating address (its ACKs and BYEs to the answering
+    /// SBC's own address, as RFC 3261 has it); meanwhile 10.71.100.4 floods the SBC
     /// holding it with OPTIONS. That SBC bans the source and drops its requests: `SBCFlood` goes critical, and the
     /// controller drains it (SIGTERM: its `/health` says it is stopping, keepalived moves the address, the calls up
     /// finish on it: each SBC advertises its own host's address), withdraws it and starts sbc-3.
@@ -110,7 +111,7 @@ struct LabCapacityTests {
         try await carrier.listening()
         let total = 900
         let caller = try lab.sipp(
-            "caller", scenario: SippScenarios.caller(holdMilliseconds: 500), address: Lab.customer, port: 5060,
+            "caller", scenario: SippScenarios.caller(holdMilliseconds: 500, followsContact: true), address: Lab.customer, port: 5060,
             arguments: ["-s", Self.callee, "-m", "\(total)", "-r", "10", "-l", "100", "\(Lab.floating["site-a"]!):5060", "-recv_timeout", "10000",
                         "-timeout", "300s"])
         defer { kill(caller.child.pid, SIGKILL) }

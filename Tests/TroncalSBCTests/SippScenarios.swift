@@ -56,7 +56,8 @@ enum SippScenarios {
     /// A customer's call: INVITE (after a 407 challenge when `authenticate`), answer, ACK, RTP from `rtpFile`
     /// while it pauses `holdMilliseconds`, then BYE (or waits for the callee's BYE).
     static func caller(
-        credentials: (String, String)? = nil, holdMilliseconds: Int = 0, rtpFile: String? = nil, callerHangsUp: Bool = true
+        credentials: (String, String)? = nil, holdMilliseconds: Int = 0, rtpFile: String? = nil, callerHangsUp: Bool = true,
+        followsContact: Bool = false
     ) -> String {
         var steps = ""
         var cseq = 1
@@ -91,6 +92,20 @@ enum SippScenarios {
               <recv response="200" rtd="true" rrs="true"/>
 
             """
+        if followsContact {
+            // As RFC 3261 has it (no Route set): the ACK and BYE go to the answer's Contact, not to the address the
+            // INVITE went to (an SBC behind a floating address that advertises its own).
+            steps += """
+                  <nop>
+                    <action>
+                      <assignstr assign_to="url" value="[next_url]"/>
+                      <ereg regexp="([0-9]+[.][0-9]+[.][0-9]+[.][0-9]+):([0-9]+)" search_in="var" check_it="true" assign_to="url,host,port" variable="url"/>
+                      <setdest host="[$host]" port="[$port]" protocol="udp"/>
+                    </action>
+                  </nop>
+
+                """
+        }
         steps += request("ACK", cseq: cseq)
         if let rtpFile { steps += "\n  <nop><action><exec rtp_stream=\"\(rtpFile),1,0\"/></action></nop>\n" }
         if holdMilliseconds > 0 { steps += "\n  <pause milliseconds=\"\(holdMilliseconds)\"/>\n" }
