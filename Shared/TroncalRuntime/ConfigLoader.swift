@@ -96,6 +96,11 @@ public enum ConfigLoader {
 
     private static func checkType(_ value: JSONTree, against expected: JSONTree, path: String, file: String) throws(ConfigError) {
         switch (expected, value) {
+        case (.object, .object(let nested)) where mapTemplates[templatePath(path)] != nil:
+            // A map whose keys are the operator's (instance names, roles): only its values are checked.
+            for (key, element) in nested.sorted(by: { $0.key < $1.key }) {
+                try checkType(element, against: mapTemplates[templatePath(path)]!, path: "\(path).\(key)", file: file)
+            }
         case (.object(let schema), .object(let nested)):
             try checkKeys(nested, against: schema, path: path, file: file)
         case (.array(let defaults), .array(let elements)):
@@ -148,6 +153,9 @@ public enum ConfigLoader {
             "monitor.rules": tree(AlarmRule(name: "", category: .service, metric: "", summary: "", action: "")),
         ]
     }()
+
+    /// Objects whose keys are free (names chosen by the operator), with the shape of their values.
+    static let mapTemplates: [String: JSONTree] = ["sbc.instanceAddresses": .string(""), "monitor.capacity.standby": .number(0)]
 
     /// `routing.routes[3].targets[0]` → `routing.routes.targets`.
     static func templatePath(_ path: String) -> String {

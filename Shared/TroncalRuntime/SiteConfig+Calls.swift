@@ -12,6 +12,9 @@ public struct SBCSettings: Codable, Sendable, Equatable {
     /// a withdrawal, a scale-out) without cutting the calls in progress. Customers' and carriers' firewalls must let
     /// every SBC host's address through.
     public var advertiseInstanceAddress: Bool = false
+    /// With `advertiseInstanceAddress`: the address each SBC instance advertises when it is not its `instances[].host`
+    /// (a public address on the host, or its 1:1 NAT), by instance name: `{"sbc-1": "198.51.100.11"}`.
+    public var instanceAddresses: [String: String] = [:]
     /// The address RTP relay sockets bind to. Empty: the advertised address.
     public var mediaListenAddress: String = ""
     /// The RTP relay port range (each call takes 4 consecutive ports: RTP and RTCP per leg).
@@ -69,7 +72,8 @@ public struct SBCSettings: Codable, Sendable, Equatable {
     public init() {}
 
     /// The advertised address of an instance (`instanceHost`: its `instances[].host`) for a SIP listen address.
-    public func advertised(listenAddress: String, instanceHost: String? = nil) -> String {
+    public func advertised(listenAddress: String, instance: String? = nil, instanceHost: String? = nil) -> String {
+        if advertiseInstanceAddress, let instance, let address = instanceAddresses[instance] { return address }
         if advertiseInstanceAddress, let instanceHost, !["0.0.0.0", "::", ""].contains(instanceHost) { return instanceHost }
         if !advertisedAddress.isEmpty { return advertisedAddress }
         return ["0.0.0.0", "::", ""].contains(listenAddress) ? "127.0.0.1" : listenAddress
@@ -227,8 +231,14 @@ extension ConfigLoader {
         if !sbc.advertisedAddress.isEmpty, !isNetwork(sbc.advertisedAddress) || sbc.advertisedAddress.contains("/") {
             throw fail("sbc.advertisedAddress", "must be an IP address, got '\(sbc.advertisedAddress)'")
         }
+        for (name, address) in sbc.instanceAddresses.sorted(by: { $0.key < $1.key }) {
+            guard instances.contains(where: { $0.role == .sbc && $0.name == name }) else {
+                throw fail("sbc.instanceAddresses", "'\(name)' is not an SBC instance of the site")
+            }
+            guard isNetwork(address), !address.contains("/") else { throw fail("sbc.instanceAddresses", "\(name): must be an IP address, got '\(address)'") }
+        }
         if sbc.advertiseInstanceAddress {
-            for instance in instances where instance.role == .sbc {
+            for instance in instances where instance.role == .sbc && sbc.instanceAddresses[instance.name] == nil {
                 guard isNetwork(instance.host), !instance.host.contains("/"), !["0.0.0.0", "::"].contains(instance.host) else {
                     throw fail("sbc.advertiseInstanceAddress", "\(instance.name)'s host must be its own IP address, got '\(instance.host)'")
                 }

@@ -87,6 +87,10 @@ import TestSupport
         #expect(a1Keepalived.contains("198.51.100.10/24 dev eth0"))
         let a3Keepalived = try String(contentsOf: a3.appendingPathComponent("keepalived/keepalived.conf"), encoding: .utf8)
         #expect(a3Keepalived.contains("priority 180") && a3Keepalived.contains("unicast_peer {\n        10.1.0.11\n        10.1.0.12\n"), "\(a3Keepalived)")
+        // The spread addresses: one VRRP instance each, at home (priority 250, preempting) on its own SBC.
+        #expect(a3Keepalived.contains("virtual_router_id 63\n    priority 250\n    advert_int 1\n    unicast_src_ip"), "\(a3Keepalived)")
+        #expect(a1Keepalived.contains("virtual_router_id 61\n    priority 250") && a1Keepalived.contains("virtual_router_id 63\n    priority 140"), "\(a1Keepalived)")
+        #expect(a3Keepalived.components(separatedBy: "vrrp_instance").count - 1 == 4)
 
         // Patroni and etcd: three etcd members, one per site; synchronous replication.
         let patroni = try String(contentsOf: a1.appendingPathComponent("patroni/patroni.yml"), encoding: .utf8)
@@ -106,6 +110,9 @@ import TestSupport
         text = text.replacingOccurrences(of: "\"sbc-1\", \"routing-1\", \"billing-1\", \"pbx-1\", \"monitor-1\"], \"postgres\": true, \"etcd\": true},\n        {\"name\": \"a2\", \"address\": \"10.1.0.12\", \"instances\": [\"sbc-2\", \"routing-2\", \"billing-2\", ",
             with: "\"sbc-1\", \"routing-1\", \"routing-2\", \"billing-1\", \"pbx-1\", \"monitor-1\"], \"postgres\": true, \"etcd\": true},\n        {\"name\": \"a2\", \"address\": \"10.1.0.12\", \"instances\": [\"sbc-2\", ")
         text = text.replacingOccurrences(of: "{\"name\": \"c1\", \"address\": \"10.3.0.11\", \"etcd\": true}", with: "{\"name\": \"c1\", \"address\": \"10.3.0.11\"}")
+        // The spread addresses: their router ids over the main one's, and SBCs that advertise the moving addresses.
+        text = text.replacingOccurrences(of: "\"spreadRouterID\": 61", with: "\"spreadRouterID\": 50")
+        text = text.replacingOccurrences(of: "\"advertiseInstanceAddress\": true", with: "\"advertiseInstanceAddress\": false")
         let url = directory.url.appendingPathComponent("weak.json")
         try text.write(to: url, atomically: true, encoding: .utf8)
         let (status, output) = try await ChildProcess.run(troncal, ["infra", "check", "--inventory", url.path])
@@ -113,6 +120,8 @@ import TestSupport
         #expect(output.contains("site site-a: billing has 1 instance(s); every service needs at least 2"), "\(output)")
         #expect(output.contains("site site-a, host a1: two routing instances on one host"), "\(output)")
         #expect(output.contains("etcd: 2 members; Patroni needs an odd number, at least 3"), "\(output)")
+        #expect(output.contains("site site-a: vrrpRouterID 51 is also a spread address's"), "\(output)")
+        #expect(output.contains("site site-a: sbcSpreadAddresses move between SBCs with calls up"), "\(output)")
         let (rendered, renderOutput) = try await ChildProcess.run(
             troncal, ["infra", "render", "--inventory", url.path, "--out", directory.url.appendingPathComponent("out").path])
         #expect(rendered != 0 && renderOutput.contains("--force"), "\(renderOutput)")

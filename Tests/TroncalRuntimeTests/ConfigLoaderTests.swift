@@ -53,6 +53,10 @@ struct ConfigLoaderTests {
         let config = try parse(#"{"sbc":{"advertisedAddress":"10.0.0.10","advertiseInstanceAddress":true},"instances":"# + instances.replacingOccurrences(of: "HOST", with: "10.0.0.2") + "}")
         #expect(config.sbc.advertised(listenAddress: "0.0.0.0", instanceHost: config.instance(named: "sbc-2")?.host) == "10.0.0.2")
         #expect(config.sbc.advertised(listenAddress: "0.0.0.0") == "10.0.0.10")
+        var publicAddresses = config.sbc
+        publicAddresses.instanceAddresses = ["sbc-2": "198.51.100.12"]
+        #expect(publicAddresses.advertised(listenAddress: "0.0.0.0", instance: "sbc-2", instanceHost: "10.0.0.2") == "198.51.100.12")
+        #expect(publicAddresses.advertised(listenAddress: "0.0.0.0", instance: "sbc-1", instanceHost: "10.0.0.1") == "10.0.0.1")
         var floating = config.sbc
         floating.advertiseInstanceAddress = false
         #expect(floating.advertised(listenAddress: "0.0.0.0", instanceHost: "10.0.0.2") == "10.0.0.10")
@@ -85,6 +89,9 @@ struct ConfigLoaderTests {
         BadCase(json: #"{"instances":[{"role":"sbc","name":"sbc-1"}]}"#, key: "instances", says: "no instance of role routing"),
         BadCase(json: #"{"link":{"probeIntervalMilliseconds":true}}"#, key: "link.probeIntervalMilliseconds", says: "must be a number"),
         BadCase(json: #"{"link":{"suspicionSeconds":1}}"#, key: "link.suspicionSeconds", says: "must be from 2 to 3600"),
+        BadCase(json: #"{"sbc":{"instanceAddresses":{"sbc-1":5}}}"#, key: "sbc.instanceAddresses.sbc-1", says: "must be a string"),
+        BadCase(json: #"{"sbc":{"instanceAddresses":{"sbc-9":"10.0.0.9"}}}"#, key: "sbc.instanceAddresses", says: "not an SBC instance"),
+        BadCase(json: #"{"sbc":{"drainGraceSeconds":61}}"#, key: "sbc.drainGraceSeconds", says: "must be from 0 to 60"),
         BadCase(json: #"{"site": }"#, key: "", says: "not valid JSON"),
         BadCase(json: #"[1]"#, key: "", says: "top level must be a JSON object"),
     ]

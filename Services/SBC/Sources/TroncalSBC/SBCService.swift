@@ -63,7 +63,7 @@ public struct SBCService: TroncalService {
         // The SBC drains before it stops listening (SIPService).
         configuration.stopsOnGracefulShutdown = false
         configuration.udpReceiveBufferBytes = sip.udpReceiveBufferBytes > 0 ? sip.udpReceiveBufferBytes : nil
-        let advertised = sbc.advertised(listenAddress: sip.listenAddress, instanceHost: context.instance.host)
+        let advertised = sbc.advertised(listenAddress: sip.listenAddress, instance: context.instance.name, instanceHost: context.instance.host)
         let spool = try CallSummarySpool(directory: context.stateDirectory.appendingPathComponent("cdr-spool"), logger: context.logger)
         self.spool = spool
         spool.recoverOpenSegments()

@@ -127,6 +127,29 @@ struct InfraCheck {
             problems.append("\(prefix): sbcFloatingAddress \(floating) needs a prefix length (203.0.113.10/24)")
         }
         if !(1...255).contains(site.vrrpRouterID) { problems.append("\(prefix): vrrpRouterID must be 1-255") }
+        if !site.sbcSpreadAddresses.isEmpty {
+            let sbcs = placements.filter { $0.role == .sbc }
+            if site.sbcSpreadAddresses.count > sbcs.count {
+                problems.append("\(prefix): \(site.sbcSpreadAddresses.count) sbcSpreadAddresses for \(sbcs.count) SBCs: one address per SBC at most")
+            }
+            if Set(sbcs.map(\.host.name)).count < 2 { problems.append("\(prefix): spread SBC addresses need SBCs on at least 2 hosts") }
+            // A spread address comes back to its SBC with calls up on the one that covered it: their ACKs and BYEs must
+            // go to that SBC's own address.
+            var advertises = false
+            if case .object(let config) = site.config ?? .object([:]), case .object(let sbc) = config["sbc"] ?? .object([:]),
+                case .bool(true) = sbc["advertiseInstanceAddress"] ?? .bool(false) { advertises = true }
+            if !advertises {
+                problems.append("\(prefix): sbcSpreadAddresses move between SBCs with calls up: set config.sbc.advertiseInstanceAddress (and instanceAddresses)")
+            }
+            for address in site.sbcSpreadAddresses where !address.contains("/") {
+                problems.append("\(prefix): sbcSpreadAddress \(address) needs a prefix length (203.0.113.21/24)")
+            }
+            let ids = site.spreadRouterID..<(site.spreadRouterID + site.sbcSpreadAddresses.count)
+            if ids.lowerBound < 1 || ids.upperBound - 1 > 255 { problems.append("\(prefix): spreadRouterID must leave 1-255 for every spread address") }
+            if site.sbcFloatingAddress != nil, ids.contains(site.vrrpRouterID) {
+                problems.append("\(prefix): vrrpRouterID \(site.vrrpRouterID) is also a spread address's (spreadRouterID \(site.spreadRouterID) and up)")
+            }
+        }
         return problems
     }
 }

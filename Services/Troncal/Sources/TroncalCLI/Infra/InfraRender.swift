@@ -46,8 +46,8 @@ struct InfraRenderer {
                 // The standby SBCs' hosts too, last by priority: a standby the controller starts takes part in VRRP
                 // at once (until then its health check fails and its keepalived stays in FAULT).
                 let sbcs = placements.filter { $0.role == .sbc && !$0.standby } + placements.filter { $0.role == .sbc && $0.standby }
-                if let floating = site.sbcFloatingAddress, let mine = sbcs.first(where: { $0.host.name == host.name }) {
-                    files["\(base)/keepalived/keepalived.conf"] = keepalived(site, floating: floating, mine: mine, all: sbcs)
+                if site.sbcFloatingAddress != nil || !site.sbcSpreadAddresses.isEmpty, let mine = sbcs.first(where: { $0.host.name == host.name }) {
+                    files["\(base)/keepalived/keepalived.conf"] = keepalived(site, floating: site.sbcFloatingAddress, mine: mine, all: sbcs)
                 }
                 if host.postgres {
                     files["\(base)/patroni/patroni.yml"] = patroni(site, host, etcd: etcdMembers.map(\.1))
@@ -210,11 +210,64 @@ struct InfraRenderer {
     /// whose SBC answers `/health` (a draining SBC says it is shutting down, so the address leaves it at once); the
     /// first SBC has the highest priority, standby ones the lowest; no preemption, so a recovered SBC does not take
     /// the address back from a working one.
+    ///
+    /// Each spread address (`sbcSpreadAddresses`) is a VRRP instance of its own whose home is one SBC (the k-th):
+    /// there it has the highest priority and preempts, so the address comes back to its SBC as soon as that SBC is
+    /// healthy again (started by the controller, say); elsewhere the priorities fall with the distance from the home.
+    /// Moving it cuts no call when the SBCs advertise their own addresses (`sbc.advertiseInstanceAddress`).
     func keepalived(
-        _ site: Inventory.Site, floating: String, mine: Inventory.Placement, all: [Inventory.Placement]
+        _ site: Inventory.Site, floating: String?, mine: Inventory.Placement, all: [Inventory.Placement]
     ) -> String {
         let index = all.firstIndex { $0.instance == mine.instance } ?? 0
         let peers = all.filter { $0.host.address != mine.host.address }.map { "        \($0.host.address)" }
+        let name = site.name.replacingOccurrences(of: "-", with: "_")
+        var instances: [String] = []
+        if let floating {
+            instances.append("""
+                vrrp_instance troncal_sbc_\(name) {
+                    state BACKUP
+                    interface \(site.sbcInterface)
+                    virtual_router_id \(site.vrrpRouterID)
+                    priority \(max(1, 200 - 10 * index))
+                    advert_int 1
+                    nopreempt
+                    unicast_src_ip \(mine.host.address)
+                    unicast_peer {
+                \(peers.joined(separator: "\n"))
+                    }
+                    virtual_ipaddress {
+                        \(floating) dev \(site.sbcInterface)
+                    }
+                    track_script {
+                        troncal_sbc_health
+                    }
+                }
+
+                """)
+        }
+        for (home, address) in site.sbcSpreadAddresses.enumerated() {
+            let distance = (index - home + all.count) % max(1, all.count)
+            instances.append("""
+                vrrp_instance troncal_sbc_\(name)_\(home + 1) {
+                    state BACKUP
+                    interface \(site.sbcInterface)
+                    virtual_router_id \(site.spreadRouterID + home)
+                    priority \(distance == 0 ? 250 : max(1, 150 - 10 * distance))
+                    advert_int 1
+                    unicast_src_ip \(mine.host.address)
+                    unicast_peer {
+                \(peers.joined(separator: "\n"))
+                    }
+                    virtual_ipaddress {
+                        \(address) dev \(site.sbcInterface)
+                    }
+                    track_script {
+                        troncal_sbc_health
+                    }
+                }
+
+                """)
+        }
         return """
             # Troncal site \(site.name): the SBCs' floating address (rendered by `troncal infra render`).
             global_defs {
@@ -231,25 +284,7 @@ struct InfraRenderer {
                 rise 2
             }
 
-            vrrp_instance troncal_sbc_\(site.name.replacingOccurrences(of: "-", with: "_")) {
-                state BACKUP
-                interface \(site.sbcInterface)
-                virtual_router_id \(site.vrrpRouterID)
-                priority \(max(1, 200 - 10 * index))
-                advert_int 1
-                nopreempt
-                unicast_src_ip \(mine.host.address)
-                unicast_peer {
-            \(peers.joined(separator: "\n"))
-                }
-                virtual_ipaddress {
-                    \(floating) dev \(site.sbcInterface)
-                }
-                track_script {
-                    troncal_sbc_health
-                }
-            }
-
+            \(instances.joined())
             """
     }
 

@@ -68,6 +68,13 @@ struct Inventory: Codable, Sendable {
         var sbcInterface = "eth0"
         /// VRRP router id of the site's SBC group (1-255, unique on the LAN).
         var vrrpRouterID = 51
+        /// More floating addresses (CIDR), one per SBC in placement order (the SBCs in service, then the standby
+        /// ones): each lives on its own SBC while that SBC is healthy and is covered by another one otherwise.
+        /// Customers spread their calls over them (DNS with several addresses), so an SBC the controller starts
+        /// takes its share of new calls as soon as it answers `/health`.
+        var sbcSpreadAddresses: [String] = []
+        /// VRRP router id of the first spread address; the next ones count up from it (1-255, unique on the LAN).
+        var spreadRouterID = 100
         /// The site's configuration (site.json keys) apart from `site`, `instances` and `store.postgres.hosts`,
         /// which the renderer fills; missing keys take their defaults.
         var config: JSONValue?
@@ -81,6 +88,8 @@ struct Inventory: Codable, Sendable {
             sbcFloatingAddress = try c.decodeIfPresent(String.self, forKey: .sbcFloatingAddress)
             sbcInterface = try c.decodeIfPresent(String.self, forKey: .sbcInterface) ?? "eth0"
             vrrpRouterID = try c.decodeIfPresent(Int.self, forKey: .vrrpRouterID) ?? 51
+            sbcSpreadAddresses = try c.decodeIfPresent([String].self, forKey: .sbcSpreadAddresses) ?? []
+            spreadRouterID = try c.decodeIfPresent(Int.self, forKey: .spreadRouterID) ?? 100
             config = try c.decodeIfPresent(JSONValue.self, forKey: .config)
             hosts = try c.decodeIfPresent([Host].self, forKey: .hosts) ?? []
         }
