@@ -106,6 +106,10 @@ public struct CapacitySettings: Codable, Sendable, Equatable {
     /// In `act` mode: an instance in service that the monitor sees down or unhealthy this long is withdrawn and a
     /// standby of its role started in its place.
     public var replaceAfterSeconds: Int = 30
+    /// In `act` mode: after the controller changed a role's instances (scale-out, scale-in, replace), it leaves the
+    /// role alone this long, then judges it only on figures from after the change: the load moves onto a new
+    /// instance (or off a removed one) first, and the old peak does not ask for the same change again.
+    public var settleSeconds: Int = 300
     /// How `act` mode starts and stops instances.
     public var executor: ExecutorSettings = ExecutorSettings()
     public init() {}
@@ -181,6 +185,7 @@ extension ConfigLoader {
             throw fail("monitor.capacity.mode", "must be advise, act or off, got '\(capacity.mode)'")
         }
         guard (2...86_400).contains(capacity.replaceAfterSeconds) else { throw fail("monitor.capacity.replaceAfterSeconds", "must be from 2 to 86400") }
+        guard (0...86_400).contains(capacity.settleSeconds) else { throw fail("monitor.capacity.settleSeconds", "must be from 0 to 86400") }
         let executor = capacity.executor
         guard ["local", "systemd", "command"].contains(executor.kind) else {
             throw fail("monitor.capacity.executor.kind", "must be local, systemd or command, got '\(executor.kind)'")

@@ -176,8 +176,8 @@ public struct CapacityController: Service {
     }
 
     /// Each instance's load per bucket of the window: the higher of its CPU and its capacity figure, at their highest.
-    func loads(of role: Role, among names: [String], now: Date) async throws -> [LoadSample] {
-        let from = now.addingTimeInterval(-Double(settings.windowSeconds))
+    func loads(of role: Role, among names: [String], now: Date, notBefore: Date? = nil) async throws -> [LoadSample] {
+        let from = max(now.addingTimeInterval(-Double(settings.windowSeconds)), notBefore ?? .distantPast)
         let resolution = settings.windowSeconds <= 7200 ? "raw" : "minute"
         let bucket = Double(settings.bucketSeconds)
         var result: [LoadSample] = []
@@ -213,8 +213,15 @@ public struct CapacityController: Service {
             let names = entries.filter { $0.instance.role == role && $0.state == .service }.map(\.instance.name)
             guard !names.isEmpty else { continue }
             let pool = entries.filter { $0.instance.role == role && $0.state == .standby }.map(\.instance).sorted { $0.name < $1.name }
+            // After a change carried out here, the role settles, then only figures from after it count.
+            var settledSince: Date?
+            if acting, let changed = try await lastChange(of: role) {
+                let settled = changed.addingTimeInterval(Double(settings.settleSeconds))
+                if settled > now { continue }
+                settledSince = settled
+            }
             var plan = planner.plan(
-                role: role, samples: try await loads(of: role, among: names, now: now), instances: names,
+                role: role, samples: try await loads(of: role, among: names, now: now, notBefore: settledSince), instances: names,
                 standby: (settings.standby[role.rawValue] ?? 0) + pool.count)
             if acting, plan.action != .hold {
                 plan.reason += try await carryOut(plan, role: role, inService: names, pool: pool, now: now)
@@ -245,6 +252,14 @@ public struct CapacityController: Service {
             Counter(label: "troncal_capacity_decisions_total", dimensions: [("role", role.rawValue), ("action", plan.action.rawValue)]).increment()
         }
         return recorded
+    }
+
+    /// When this controller last changed the role's instances in `act` mode (a scale-out, scale-in or replacement
+    /// it carried out), if it did.
+    func lastChange(of role: Role) async throws -> Date? {
+        try await history.history(role: role.rawValue, limit: 50).first { event in
+            event.mode == "act" && ["scale-out", "scale-in", "replace"].contains(event.action)
+        }?.at
     }
 
     /// `act`: starts standby instances for a scale-out (first by name), stops the surplus of a scale-in (last by name,
