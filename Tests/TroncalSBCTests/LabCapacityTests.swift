@@ -14,6 +14,9 @@ struct LabCapacityTests {
     /// The flooding address on the lab's internet (the customer is 10.71.100.2, the carrier 10.71.100.3).
     static let attacker = "10.71.100.4"
     static let replaceAfterSeconds = 6
+    static let maximumCalls = 40
+    /// Site A's spread addresses: 10.71.1.21 at home on sbc-1 (a1), .22 on sbc-2 (a2), .23 on sbc-3 (a3).
+    static let spread = ["sbc-1": "10.71.1.21", "sbc-2": "10.71.1.22", "sbc-3": "10.71.1.23"]
     let logger = Logger(label: "test.lab.capacity")
 
     /// Site A in `act` mode. The flood rule's thresholds are the shipped `SBCFlood`'s divided by 10 (a 2-core machine
@@ -31,14 +34,21 @@ struct LabCapacityTests {
             sip["requestsPerWindow"] = 400
             sip["requestsPerWindowPerAddress"] = 400
             config["sip"] = sip
+            // An SBC's capacity figure: its calls in progress against 40 (the ramp's 16 calls per address).
+            var sbc = config["sbc"] as? [String: Any] ?? [:]
+            sbc["maximumCalls"] = maximumCalls
+            config["sbc"] = sbc
             var monitor = config["monitor"] as? [String: Any] ?? [:]
             var capacity = monitor["capacity"] as? [String: Any] ?? [:]
             capacity["mode"] = "act"
             capacity["intervalSeconds"] = 1
             capacity["replaceAfterSeconds"] = replaceAfterSeconds
-            // Loads are not what this test is about: no scale-out unless an instance passes a whole core.
-            capacity["plannedLoad"] = 0.9
-            capacity["scaleOutLoad"] = 1.0
+            // The shipped 40 % and 60 %, over a minute of 5 s buckets instead of a day of minutes; a change settles for
+            // 15 s, and 20 s of figures below the plan are enough to scale in.
+            capacity["windowSeconds"] = 60
+            capacity["bucketSeconds"] = 5
+            capacity["settleSeconds"] = 15
+            capacity["scaleInWindowSeconds"] = 20
             monitor["capacity"] = capacity
             monitor["scrapeIntervalSeconds"] = 1
             monitor["scrapeTimeoutMilliseconds"] = 2000
@@ -47,10 +57,11 @@ struct LabCapacityTests {
         }
     }
 
-    /// One lab, two cases in turn: `kill -9` of routing-1 (nothing restarts an instance in the lab) → routing-3 from
+    /// One lab, three cases in turn: `kill -9` of routing-1 (nothing restarts an instance in the lab) → routing-3 from
     /// the standby pool in its place; a flood from one internet address against the SBC holding the floating address
     /// → `SBCFlood` critical → that SBC drained, withdrawn and replaced by sbc-3, while a customer's calls from another
-    /// address complete (at least 99 %).
+    /// address complete (at least 99 %); then a load ramp over the spread addresses → a scale-out onto the standby
+    /// pool, new calls on the started SBC, and a scale-in back to two after the ramp.
     @Test(
         .enabled(if: Lab.available, "the lab needs root (network namespaces) and patroni, etcd-server, keepalived and sipp (scripts/test installs them)"),
         .startsProcessesAlone)
@@ -71,6 +82,7 @@ struct LabCapacityTests {
         #expect(ready, "site A: \(health)\n\(lab.logs)")
         try await killRoutingWithNoRestart(lab)
         try await floodTheActiveSBC(lab)
+        try await rampScalesOutOntoAStandbyAndBackIn(lab)
     }
 
     /// `kill -9` of routing-1: no process manager restarts it in the lab. The controller sees it fail for
@@ -149,6 +161,84 @@ struct LabCapacityTests {
         if failed > 0 { logger.notice("lab: the failed calls, as sipp saw them:\n\(caller.errorText.suffix(3000))") }
         #expect(Double(completed) >= 0.99 * Double(total), "\(completed) of \(total) calls completed\n\(caller.report)\n\(lab.logs)")
         await caller.stop()
+        await carrier.stop()
+    }
+
+    /// The operator returns sbc-1 (withdrawn by the flood, its server rebuilt) to the standby pool; sbc-2 and sbc-3
+    /// are in service and cover sbc-1's spread address. Three callers, one per spread address, place 4 calls a second
+    /// held 4 s each (16 up per address): the SBC covering two addresses carries 32 calls of its 40, 80 % (above
+    /// 60 %), so the controller starts sbc-1; its address comes home and new calls reach it. After the ramp, once the
+    /// window holds only quiet figures, the controller scales in: the last SBC by name is stopped (it drains), back to
+    /// two, never fewer.
+    func rampScalesOutOntoAStandbyAndBackIn(_ lab: Lab) async throws {
+        let returned = try await lab.troncal("site-a", on: "a2", ["capacity", "return", "sbc-1"])
+        #expect(returned.status == 0 && returned.output.contains("sbc-1: standby"), "\(returned.output)")
+        var health: [String: String] = [:]
+        let serving = await eventually(timeout: .seconds(30), interval: .milliseconds(500)) {
+            health = await lab.health("site-a", on: "a2")
+            return health["sbc-2"] == "healthy" && health["sbc-3"] == "healthy"
+        }
+        #expect(serving, "site A: \(health)")
+        let covering = await lab.holder(of: Self.spread["sbc-1"]!)
+        let carrier = try lab.sipp("ramp-carrier", scenario: SippScenarios.carrier(), address: Lab.carrier, port: 5080, arguments: ["-m", "100000", "-timeout", "400s"])
+        defer { kill(carrier.child.pid, SIGKILL) }
+        try await carrier.listening()
+        let perCaller = 180
+        var callers: [Sipp] = []
+        defer { for caller in callers { kill(caller.child.pid, SIGKILL) } }
+        for (index, instance) in ["sbc-1", "sbc-2", "sbc-3"].enumerated() {
+            callers.append(try lab.sipp(
+                "ramp-\(instance)", scenario: SippScenarios.caller(holdMilliseconds: 4000, followsContact: true), address: Lab.customer,
+                port: 5110 + 10 * index,
+                arguments: ["-s", Self.callee, "-m", "\(perCaller)", "-r", "4", "-l", "40", "\(Self.spread[instance]!):5060", "-recv_timeout", "10000",
+                            "-timeout", "300s"]))
+        }
+        let ramp = ContinuousClock.now
+        var events: [CapacityEvent] = []
+        let scaledOut = await eventually(timeout: .seconds(120), interval: .milliseconds(500)) {
+            events = await lab.capacityHistory("site-a", on: "a2", role: "sbc")
+            guard events.contains(where: { $0.action == "scale-out" && $0.reason.contains("started sbc-1") }) else { return false }
+            return await lab.health("site-a", on: "a2")["sbc-1"] == "healthy"
+        }
+        let outAfter = ContinuousClock.now - ramp
+        #expect(scaledOut, "history: \(events.map(\.reason))\n\(lab.logs)")
+        let scaleOut = events.first { $0.action == "scale-out" }
+        #expect(scaleOut?.reason.contains("above 60%") == true && scaleOut?.instances == 2 && (scaleOut?.after ?? 0) >= 3, "\(scaleOut?.reason ?? "")")
+        // Its spread address comes home, and new calls reach sbc-1.
+        var home: String?
+        var taken = 0.0
+        let spreadOnto = await eventually(timeout: .seconds(60), interval: .milliseconds(500)) {
+            home = await lab.holder(of: Self.spread["sbc-1"]!)
+            taken = await lab.counter("site-a", "sbc-1", "troncal_sbc_calls_total")
+            return home == "a1" && taken >= 10
+        }
+        #expect(spreadOnto, "10.71.1.21 on \(home ?? "nobody"), sbc-1 took \(taken) calls\n\(lab.logs)")
+        var completed = 0
+        for caller in callers {
+            _ = await caller.finish(timeout: .seconds(240))
+            completed += caller.successfulCalls ?? 0
+        }
+        let rampEnded = ContinuousClock.now
+        let total = 3 * perCaller
+        if completed < total {
+            logger.notice("lab: the ramp's failed calls, as sipp saw them:\n\(callers.map { "\($0.name): \($0.errorText.prefix(1500))" }.joined(separator: "\n"))")
+        }
+        #expect(Double(completed) >= 0.99 * Double(total), "\(completed) of \(total) calls completed\n\(callers.map(\.report).joined(separator: "\n"))")
+        // After the ramp: back to two SBCs (the last by name stopped, drained, returned to the pool), never fewer.
+        var scaleIn: CapacityEvent?
+        let scaledIn = await eventually(timeout: .seconds(180), interval: .milliseconds(500)) {
+            events = await lab.capacityHistory("site-a", on: "a2", role: "sbc")
+            scaleIn = events.first { $0.action == "scale-in" }
+            guard scaleIn != nil, !lab.running("site-a-sbc-3") else { return false }
+            health = await lab.health("site-a", on: "a2")
+            return health["sbc-3"] == "standby" && health["sbc-1"] == "healthy" && health["sbc-2"] == "healthy"
+        }
+        let inAfter = ContinuousClock.now - rampEnded
+        #expect(scaledIn, "history: \(events.map(\.reason))\nsite A: \(health)\n\(lab.logs)")
+        #expect(scaleIn?.instances == 3 && scaleIn?.after == 2 && scaleIn?.reason.contains("stopped sbc-3") == true, "\(scaleIn?.reason ?? "")")
+        #expect(!events.contains { $0.action == "scale-in" && $0.after < 2 })
+        logger.notice(
+            "lab: ramp of 3 × 4 calls/s held 4 s (sbc-1's address covered by \(covering ?? "nobody")): scale-out \(outAfter) after the ramp began (busiest \(scaleOut?.busiestInstance ?? "?") at \(Int((scaleOut?.busiestLoad ?? 0) * 100)) %); sbc-1 took \(Int(taken))+ calls at home on \(home ?? "nobody"); \(completed) of \(total) calls completed; scale-in \(inAfter) after the ramp ended")
         await carrier.stop()
     }
 }

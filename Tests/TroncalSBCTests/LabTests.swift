@@ -150,6 +150,15 @@ final class Lab: Sendable {
         return kill(pid, 0) == 0
     }
 
+    /// The SBC host that holds an address (a spread address, 10.71.1.21…) now, if any.
+    func holder(of address: String) async -> String? {
+        for host in Self.sbcHosts.values.flatMap({ $0 }) {
+            let shown = try? await ChildProcess.run(URL(fileURLWithPath: NetworkNamespaces.ip), ["-n", "tl-\(host)", "-4", "addr", "show", "dev", "eth0"])
+            if shown?.output.contains("inet \(address)/") == true { return host }
+        }
+        return nil
+    }
+
     /// The SBC host that holds the site's floating address now, if any.
     func holder(_ site: String) async -> String? {
         for host in Self.sbcHosts[site] ?? [] {
