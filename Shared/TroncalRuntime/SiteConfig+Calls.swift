@@ -51,8 +51,8 @@ public struct SBCSettings: Codable, Sendable, Equatable {
     public var checkpointIntervalMilliseconds: Int = 1000
     /// At a graceful stop (SIGTERM) the SBC drains: new calls get 503 (and `/health` says it is stopping, so a
     /// keepalived check moves the floating address away), calls in progress go on for up to this many seconds, then
-    /// those still up are hung up on both sides (`SBC drained`) and the process exits. 0: hang up at once. Keep it
-    /// below the unit's `TimeoutStopSec` (40 s in the rendered units).
+    /// those still up are hung up on both sides (`SBC drained`) and the process exits. 0: hang up at once. Keep
+    /// `drainGraceSeconds` + it below the unit's `TimeoutStopSec` (the rendered units give their sum + 10 s, at least 40).
     public var drainSeconds: Int = 30
     /// At a graceful stop, before the drain: for this many seconds `/health` already says the SBC is stopping but new
     /// calls are still taken, while keepalived moves the floating address to another SBC (its check every second,
@@ -235,7 +235,9 @@ extension ConfigLoader {
             guard instances.contains(where: { $0.role == .sbc && $0.name == name }) else {
                 throw fail("sbc.instanceAddresses", "'\(name)' is not an SBC instance of the site")
             }
-            guard isNetwork(address), !address.contains("/") else { throw fail("sbc.instanceAddresses", "\(name): must be an IP address, got '\(address)'") }
+            guard isNetwork(address), !address.contains("/"), !["0.0.0.0", "::"].contains(address) else {
+                throw fail("sbc.instanceAddresses", "\(name): must be the instance's own IP address, got '\(address)'")
+            }
         }
         if sbc.advertiseInstanceAddress {
             for instance in instances where instance.role == .sbc && sbc.instanceAddresses[instance.name] == nil {

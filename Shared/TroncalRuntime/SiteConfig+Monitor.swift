@@ -106,8 +106,9 @@ public struct CapacitySettings: Codable, Sendable, Equatable {
     /// In `act` mode: an instance in service that the monitor sees down or unhealthy this long is withdrawn and a
     /// standby of its role started in its place.
     public var replaceAfterSeconds: Int = 30
-    /// In `act` mode: after the controller changed a role's instances (scale-out, scale-in, replace), it leaves the
-    /// role alone this long, then judges it only on figures from after the change: the load moves onto a new
+    /// In `act` mode: after a role's instances changed (a scale-out, scale-in or replacement carried out, or the
+    /// operator's withdraw or return), the controller leaves the role's sizing alone this long, then judges it only
+    /// on figures from after that time: the load moves onto a new
     /// instance (or off a removed one) first, and the old peak does not ask for the same change again.
     public var settleSeconds: Int = 300
     /// How `act` mode starts and stops instances.

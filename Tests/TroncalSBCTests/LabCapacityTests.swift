@@ -81,8 +81,8 @@ struct LabCapacityTests {
         }
         #expect(ready, "site A: \(health)\n\(lab.logs)")
         try await killRoutingWithNoRestart(lab)
-        try await floodTheActiveSBC(lab)
-        try await rampScalesOutOntoAStandbyAndBackIn(lab)
+        let victim = try await floodTheActiveSBC(lab)
+        try await rampScalesOutOntoAStandbyAndBackIn(lab, returning: victim)
     }
 
     /// `kill -9` of routing-1: no process manager restarts it in the lab. The controller sees it fail for
@@ -114,7 +114,8 @@ struct LabCapacityTests {
     /// holding it with OPTIONS. That SBC bans the source and drops its requests: `SBCFlood` goes critical, and the
     /// controller drains it (SIGTERM: its `/health` says it is stopping, keepalived moves the address, the calls up
     /// finish on it: each SBC advertises its own host's address), withdraws it and starts sbc-3.
-    func floodTheActiveSBC(_ lab: Lab) async throws {
+    /// Returns the SBC replaced.
+    func floodTheActiveSBC(_ lab: Lab) async throws -> String {
         let holder = try #require(await lab.holder("site-a"), "nobody holds site A's floating address\n\(lab.logs)")
         let victim = holder == "a1" ? "sbc-1" : "sbc-2"
         try await NetworkNamespaces.ip(["-n", "tl-inet", "addr", "add", "\(Self.attacker)/24", "dev", "eth0"])
@@ -162,28 +163,32 @@ struct LabCapacityTests {
         #expect(Double(completed) >= 0.99 * Double(total), "\(completed) of \(total) calls completed\n\(caller.report)\n\(lab.logs)")
         await caller.stop()
         await carrier.stop()
+        return victim
     }
 
-    /// The operator returns sbc-1 (withdrawn by the flood, its server rebuilt) to the standby pool; sbc-2 and sbc-3
-    /// are in service and cover sbc-1's spread address. Three callers, one per spread address, place 4 calls a second
+    /// The operator returns the flood's victim (sbc-1 here: withdrawn, its server rebuilt) to the standby pool; the
+    /// other SBC and sbc-3 are in service and cover its spread address. Three callers, one per spread address, place 4 calls a second
     /// held 4 s each (16 up per address): the SBC covering two addresses carries 32 calls of its 40, 80 % (above
     /// 60 %), so the controller starts sbc-1; its address comes home and new calls reach it. After the ramp, once the
     /// window holds only quiet figures, the controller scales in: the last SBC by name is stopped (it drains), back to
     /// two, never fewer.
-    func rampScalesOutOntoAStandbyAndBackIn(_ lab: Lab) async throws {
-        let returned = try await lab.troncal("site-a", on: "a2", ["capacity", "return", "sbc-1"])
-        #expect(returned.status == 0 && returned.output.contains("sbc-1: standby"), "\(returned.output)")
+    func rampScalesOutOntoAStandbyAndBackIn(_ lab: Lab, returning victim: String) async throws {
+        // The flood's victim (sbc-1 or sbc-2, whichever held the floating address) comes back; the other serves.
+        let other = victim == "sbc-1" ? "sbc-2" : "sbc-1"
+        let victimHost = victim == "sbc-1" ? "a1" : "a2"
+        let returned = try await lab.troncal("site-a", on: "a2", ["capacity", "return", victim])
+        #expect(returned.status == 0 && returned.output.contains("\(victim): standby"), "\(returned.output)")
         var health: [String: String] = [:]
         let serving = await eventually(timeout: .seconds(30), interval: .milliseconds(500)) {
             health = await lab.health("site-a", on: "a2")
-            return health["sbc-2"] == "healthy" && health["sbc-3"] == "healthy"
+            return health[other] == "healthy" && health["sbc-3"] == "healthy"
         }
         #expect(serving, "site A: \(health)")
-        let covering = await lab.holder(of: Self.spread["sbc-1"]!)
+        let covering = await lab.holder(of: Self.spread[victim]!)
         let carrier = try lab.sipp("ramp-carrier", scenario: SippScenarios.carrier(), address: Lab.carrier, port: 5080, arguments: ["-m", "100000", "-timeout", "400s"])
         defer { kill(carrier.child.pid, SIGKILL) }
         try await carrier.listening()
-        let perCaller = 180
+        let perCaller = 300
         var callers: [Sipp] = []
         defer { for caller in callers { kill(caller.child.pid, SIGKILL) } }
         for (index, instance) in ["sbc-1", "sbc-2", "sbc-3"].enumerated() {
@@ -197,22 +202,22 @@ struct LabCapacityTests {
         var events: [CapacityEvent] = []
         let scaledOut = await eventually(timeout: .seconds(120), interval: .milliseconds(500)) {
             events = await lab.capacityHistory("site-a", on: "a2", role: "sbc")
-            guard events.contains(where: { $0.action == "scale-out" && $0.reason.contains("started sbc-1") }) else { return false }
-            return await lab.health("site-a", on: "a2")["sbc-1"] == "healthy"
+            guard events.contains(where: { $0.action == "scale-out" && $0.reason.contains("started \(victim)") }) else { return false }
+            return await lab.health("site-a", on: "a2")[victim] == "healthy"
         }
         let outAfter = ContinuousClock.now - ramp
         #expect(scaledOut, "history: \(events.map(\.reason))\n\(lab.logs)")
         let scaleOut = events.first { $0.action == "scale-out" }
         #expect(scaleOut?.reason.contains("above 60%") == true && scaleOut?.instances == 2 && (scaleOut?.after ?? 0) >= 3, "\(scaleOut?.reason ?? "")")
-        // Its spread address comes home, and new calls reach sbc-1.
+        // Its spread address comes home, and new calls reach it.
         var home: String?
         var taken = 0.0
         let spreadOnto = await eventually(timeout: .seconds(60), interval: .milliseconds(500)) {
-            home = await lab.holder(of: Self.spread["sbc-1"]!)
-            taken = await lab.counter("site-a", "sbc-1", "troncal_sbc_calls_total")
-            return home == "a1" && taken >= 10
+            home = await lab.holder(of: Self.spread[victim]!)
+            taken = await lab.counter("site-a", victim, "troncal_sbc_calls_total")
+            return home == victimHost && taken >= 10
         }
-        #expect(spreadOnto, "10.71.1.21 on \(home ?? "nobody"), sbc-1 took \(taken) calls\n\(lab.logs)")
+        #expect(spreadOnto, "\(Self.spread[victim]!) on \(home ?? "nobody"), \(victim) took \(taken) calls\n\(lab.logs)")
         var completed = 0
         for caller in callers {
             _ = await caller.finish(timeout: .seconds(240))
@@ -231,14 +236,14 @@ struct LabCapacityTests {
             scaleIn = events.first { $0.action == "scale-in" }
             guard scaleIn != nil, !lab.running("site-a-sbc-3") else { return false }
             health = await lab.health("site-a", on: "a2")
-            return health["sbc-3"] == "standby" && health["sbc-1"] == "healthy" && health["sbc-2"] == "healthy"
+            return health["sbc-3"] == "standby" && health[victim] == "healthy" && health[other] == "healthy"
         }
         let inAfter = ContinuousClock.now - rampEnded
         #expect(scaledIn, "history: \(events.map(\.reason))\nsite A: \(health)\n\(lab.logs)")
         #expect(scaleIn?.instances == 3 && scaleIn?.after == 2 && scaleIn?.reason.contains("stopped sbc-3") == true, "\(scaleIn?.reason ?? "")")
         #expect(!events.contains { $0.action == "scale-in" && $0.after < 2 })
         logger.notice(
-            "lab: ramp of 3 × 4 calls/s held 4 s (sbc-1's address covered by \(covering ?? "nobody")): scale-out \(outAfter) after the ramp began (busiest \(scaleOut?.busiestInstance ?? "?") at \(Int((scaleOut?.busiestLoad ?? 0) * 100)) %); sbc-1 took \(Int(taken))+ calls at home on \(home ?? "nobody"); \(completed) of \(total) calls completed; scale-in \(inAfter) after the ramp ended")
+            "lab: ramp of 3 × 4 calls/s held 4 s (\(victim)'s address covered by \(covering ?? "nobody")): scale-out \(outAfter) after the ramp began (busiest \(scaleOut?.busiestInstance ?? "?") at \(Int((scaleOut?.busiestLoad ?? 0) * 100)) %); \(victim) took \(Int(taken))+ calls at home on \(home ?? "nobody"); \(completed) of \(total) calls completed; scale-in \(inAfter) after the ramp ended")
         await carrier.stop()
     }
 }

@@ -213,18 +213,28 @@ public struct CapacityController: Service {
             let names = entries.filter { $0.instance.role == role && $0.state == .service }.map(\.instance.name)
             guard !names.isEmpty else { continue }
             let pool = entries.filter { $0.instance.role == role && $0.state == .standby }.map(\.instance).sorted { $0.name < $1.name }
-            // After a change carried out here, the role settles, then only figures from after it count.
+            // After a change of the role's instances, the role settles, then only figures from after it count.
             var settledSince: Date?
-            if acting, let changed = try await lastChange(of: role) {
+            if acting, let changed = entries.filter({ $0.instance.role == role }).compactMap(\.changedAt).max() {
                 let settled = changed.addingTimeInterval(Double(settings.settleSeconds))
-                if settled > now { continue }
+                if settled > now {
+                    // Nothing advised while it settles (the advice alarm would otherwise stay up on the old figures).
+                    let dimensions = [("role", role.rawValue)]
+                    Gauge(label: "troncal_capacity_instances", dimensions: dimensions).record(names.count)
+                    Gauge(label: "troncal_capacity_scale_out_advised", dimensions: dimensions).record(0)
+                    Gauge(label: "troncal_capacity_scale_in_advised", dimensions: dimensions).record(0)
+                    continue
+                }
                 settledSince = settled
             }
             var plan = planner.plan(
                 role: role, samples: try await loads(of: role, among: names, now: now, notBefore: settledSince), instances: names,
                 standby: (settings.standby[role.rawValue] ?? 0) + pool.count)
+            var changed = false
             if acting, plan.action != .hold {
-                plan.reason += try await carryOut(plan, role: role, inService: names, pool: pool, now: now)
+                let (done, didChange) = try await carryOut(plan, role: role, inService: names, pool: pool, now: now)
+                plan.reason += done
+                changed = didChange
             }
             let dimensions = [("role", role.rawValue)]
             Gauge(label: "troncal_capacity_instances", dimensions: dimensions).record(plan.instances)
@@ -232,7 +242,9 @@ public struct CapacityController: Service {
             Gauge(label: "troncal_capacity_scale_out_advised", dimensions: dimensions).record(plan.action == .scaleOut ? 1 : 0)
             Gauge(label: "troncal_capacity_scale_in_advised", dimensions: dimensions).record(plan.action == .scaleIn ? 1 : 0)
             let last = try await history.history(role: role.rawValue, limit: 1).first
-            guard last == nil || last?.action != plan.action.rawValue || last?.after != plan.after || last?.instances != plan.instances else { continue }
+            // Recorded when the decision differs from the last one, or when something was started or stopped.
+            guard changed || last == nil || last?.action != plan.action.rawValue || last?.after != plan.after || last?.instances != plan.instances
+            else { continue }
             let event = CapacityEvent(
                 at: now, role: plan.role, action: plan.action.rawValue, instances: plan.instances, planned: plan.planned, after: plan.after,
                 fromStandby: plan.fromStandby, missing: plan.missing, peakTotal: plan.peakTotal, peakAt: plan.peakAt,
@@ -254,24 +266,19 @@ public struct CapacityController: Service {
         return recorded
     }
 
-    /// When this controller last changed the role's instances in `act` mode (a scale-out, scale-in or replacement
-    /// it carried out), if it did.
-    func lastChange(of role: Role) async throws -> Date? {
-        try await history.history(role: role.rawValue, limit: 50).first { event in
-            event.mode == "act" && ["scale-out", "scale-in", "replace"].contains(event.action)
-        }?.at
-    }
-
     /// `act`: starts standby instances for a scale-out (first by name), stops the surplus of a scale-in (last by name,
-    /// never this monitor; SIGTERM, so an SBC drains); returns what was done, in words, for the reason.
-    func carryOut(_ plan: CapacityPlan, role: Role, inService: [String], pool: [InstanceSettings], now: Date) async throws -> String {
-        guard let executor else { return "" }
+    /// never this monitor; SIGTERM, so an SBC drains); returns what was done, in words, for the reason, and whether
+    /// an instance was started or stopped.
+    func carryOut(_ plan: CapacityPlan, role: Role, inService: [String], pool: [InstanceSettings], now: Date) async throws -> (String, Bool) {
+        guard let executor else { return ("", false) }
+        var changed = false
         var done: [String] = []
         if plan.action == .scaleOut {
             for standby in pool.prefix(max(0, plan.after - plan.instances)) {
                 do {
                     try await executor.start(role: role, instance: standby.name)
                     try await states.set(standby, .service, reason: "scale-out", at: now)
+                    changed = true
                     done.append("started \(standby.name) (\(executor.kind))")
                 } catch {
                     done.append("could not start \(standby.name): \(error)")
@@ -286,6 +293,7 @@ public struct CapacityController: Service {
                 do {
                     try await executor.stop(role: role, instance: name)
                     try await states.set(instance, .standby, reason: "scale-in", at: now)
+                    changed = true
                     done.append("stopped \(name), back to the standby pool (\(executor.kind))")
                 } catch {
                     done.append("could not stop \(name): \(error)")
@@ -293,7 +301,7 @@ public struct CapacityController: Service {
                 }
             }
         }
-        return "; " + done.joined(separator: "; ")
+        return ("; " + done.joined(separator: "; "), changed)
     }
 
     /// Why an instance in service counts as failed now: not healthy in any scrape of the last `replaceAfterSeconds`

@@ -7,7 +7,7 @@ import TroncalRuntime
 ///   units to enable; standby instances are listed in `systemd/standby.txt`, installed but not started);
 /// - `troncal/site.json` (the site's configuration with every instance's addresses and the PostgreSQL hosts);
 /// - `wireguard/wg-troncal.conf` on the site's VPN gateway (peers: the other sites' gateways);
-/// - `keepalived/keepalived.conf` on SBC hosts (standby ones included) when the site has a floating address;
+/// - `keepalived/keepalived.conf` on SBC hosts (standby ones included) when the site has floating addresses;
 /// - `patroni/patroni.yml` on PostgreSQL members, `etcd/etcd.env` on etcd members;
 /// - `prometheus/troncal-targets.json` on monitor hosts (file_sd targets of every instance's admin port).
 struct InfraRenderer {
@@ -154,8 +154,8 @@ struct InfraRenderer {
             store["backend"] = .string("postgres")
             object["store"] = .object(store)
         }
-        if site.sbcFloatingAddress != nil {
-            // keepalived moves the address about 3 s after an SBC's /health fails: a stopping SBC takes calls that long.
+        if site.sbcFloatingAddress != nil || !site.sbcSpreadAddresses.isEmpty {
+            // keepalived moves an address about 3 s after an SBC's /health fails: a stopping SBC takes calls that long.
             var sbc: [String: JSONValue] = [:]
             if case .object(let given) = object["sbc"] ?? .object([:]) { sbc = given }
             sbc["drainGraceSeconds"] = sbc["drainGraceSeconds"] ?? .number(4)
