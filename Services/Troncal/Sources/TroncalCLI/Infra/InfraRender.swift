@@ -221,52 +221,38 @@ struct InfraRenderer {
         let index = all.firstIndex { $0.instance == mine.instance } ?? 0
         let peers = all.filter { $0.host.address != mine.host.address }.map { "        \($0.host.address)" }
         let name = site.name.replacingOccurrences(of: "-", with: "_")
+        // One VRRP instance per address, over unicast to the other SBC hosts, following the SBC's health.
+        func vrrp(_ suffix: String, routerID: Int, priority: Int, preempt: Bool, address: String) -> String {
+            """
+            vrrp_instance troncal_sbc_\(name)\(suffix) {
+                state BACKUP
+                interface \(site.sbcInterface)
+                virtual_router_id \(routerID)
+                priority \(priority)
+                advert_int 1\(preempt ? "" : "\n    nopreempt")
+                unicast_src_ip \(mine.host.address)
+                unicast_peer {
+            \(peers.joined(separator: "\n"))
+                }
+                virtual_ipaddress {
+                    \(address) dev \(site.sbcInterface)
+                }
+                track_script {
+                    troncal_sbc_health
+                }
+            }
+
+            """
+        }
         var instances: [String] = []
         if let floating {
-            instances.append("""
-                vrrp_instance troncal_sbc_\(name) {
-                    state BACKUP
-                    interface \(site.sbcInterface)
-                    virtual_router_id \(site.vrrpRouterID)
-                    priority \(max(1, 200 - 10 * index))
-                    advert_int 1
-                    nopreempt
-                    unicast_src_ip \(mine.host.address)
-                    unicast_peer {
-                \(peers.joined(separator: "\n"))
-                    }
-                    virtual_ipaddress {
-                        \(floating) dev \(site.sbcInterface)
-                    }
-                    track_script {
-                        troncal_sbc_health
-                    }
-                }
-
-                """)
+            instances.append(vrrp("", routerID: site.vrrpRouterID, priority: max(1, 200 - 10 * index), preempt: false, address: floating))
         }
         for (home, address) in site.sbcSpreadAddresses.enumerated() {
             let distance = (index - home + all.count) % max(1, all.count)
-            instances.append("""
-                vrrp_instance troncal_sbc_\(name)_\(home + 1) {
-                    state BACKUP
-                    interface \(site.sbcInterface)
-                    virtual_router_id \(site.spreadRouterID + home)
-                    priority \(distance == 0 ? 250 : max(1, 150 - 10 * distance))
-                    advert_int 1
-                    unicast_src_ip \(mine.host.address)
-                    unicast_peer {
-                \(peers.joined(separator: "\n"))
-                    }
-                    virtual_ipaddress {
-                        \(address) dev \(site.sbcInterface)
-                    }
-                    track_script {
-                        troncal_sbc_health
-                    }
-                }
-
-                """)
+            instances.append(vrrp(
+                "_\(home + 1)", routerID: site.spreadRouterID + home, priority: distance == 0 ? 250 : max(1, 150 - 10 * distance), preempt: true,
+                address: address))
         }
         return """
             # Troncal site \(site.name): the SBCs' floating address (rendered by `troncal infra render`).
@@ -284,7 +270,7 @@ struct InfraRenderer {
                 rise 2
             }
 
-            \(instances.joined())
+            \(instances.joined(separator: "\n"))
             """
     }
 
