@@ -74,10 +74,21 @@ public struct SBCSettings: Codable, Sendable, Equatable {
     /// The advertised address of an instance (`instanceHost`: its `instances[].host`) for a SIP listen address.
     public func advertised(listenAddress: String, instance: String? = nil, instanceHost: String? = nil) -> String {
         if advertiseInstanceAddress, let instance, let address = instanceAddresses[instance] { return address }
-        if advertiseInstanceAddress, let instanceHost, !["0.0.0.0", "::", ""].contains(instanceHost) { return instanceHost }
+        if advertiseInstanceAddress, let instanceHost, !Self.isWildcard(instanceHost) { return instanceHost }
         if !advertisedAddress.isEmpty { return advertisedAddress }
-        return ["0.0.0.0", "::", ""].contains(listenAddress) ? "127.0.0.1" : listenAddress
+        return Self.isWildcard(listenAddress) ? "127.0.0.1" : listenAddress
     }
+
+    /// The address relay sockets bind: `mediaListenAddress`, else the advertised address, except a public one of
+    /// `instanceAddresses` (not on the host: a 1:1 NAT in front of it), for which the instance's own host address.
+    public func mediaBindAddress(advertised: String, instance: String, instanceHost: String) -> String {
+        if !mediaListenAddress.isEmpty { return mediaListenAddress }
+        if advertiseInstanceAddress, instanceAddresses[instance] != nil, !Self.isWildcard(instanceHost) { return instanceHost }
+        return advertised
+    }
+
+    /// An address that names no one host: empty, `0.0.0.0` or `::`.
+    public static func isWildcard(_ address: String) -> Bool { ["0.0.0.0", "::", ""].contains(address) }
 }
 
 /// One entry of `sbc.customers`.
@@ -235,13 +246,13 @@ extension ConfigLoader {
             guard instances.contains(where: { $0.role == .sbc && $0.name == name }) else {
                 throw fail("sbc.instanceAddresses", "'\(name)' is not an SBC instance of the site")
             }
-            guard isNetwork(address), !address.contains("/"), !["0.0.0.0", "::"].contains(address) else {
+            guard isNetwork(address), !address.contains("/"), !SBCSettings.isWildcard(address) else {
                 throw fail("sbc.instanceAddresses", "\(name): must be the instance's own IP address, got '\(address)'")
             }
         }
         if sbc.advertiseInstanceAddress {
             for instance in instances where instance.role == .sbc && sbc.instanceAddresses[instance.name] == nil {
-                guard isNetwork(instance.host), !instance.host.contains("/"), !["0.0.0.0", "::"].contains(instance.host) else {
+                guard isNetwork(instance.host), !instance.host.contains("/"), !SBCSettings.isWildcard(instance.host) else {
                     throw fail("sbc.advertiseInstanceAddress", "\(instance.name)'s host must be its own IP address, got '\(instance.host)'")
                 }
             }

@@ -57,6 +57,9 @@ struct ConfigLoaderTests {
         publicAddresses.instanceAddresses = ["sbc-2": "198.51.100.12"]
         #expect(publicAddresses.advertised(listenAddress: "0.0.0.0", instance: "sbc-2", instanceHost: "10.0.0.2") == "198.51.100.12")
         #expect(publicAddresses.advertised(listenAddress: "0.0.0.0", instance: "sbc-1", instanceHost: "10.0.0.1") == "10.0.0.1")
+        // Relay sockets bind the host address behind a public instance address, else the advertised one.
+        #expect(publicAddresses.mediaBindAddress(advertised: "198.51.100.12", instance: "sbc-2", instanceHost: "10.0.0.2") == "10.0.0.2")
+        #expect(publicAddresses.mediaBindAddress(advertised: "10.0.0.1", instance: "sbc-1", instanceHost: "10.0.0.1") == "10.0.0.1")
         var floating = config.sbc
         floating.advertiseInstanceAddress = false
         #expect(floating.advertised(listenAddress: "0.0.0.0", instanceHost: "10.0.0.2") == "10.0.0.10")

@@ -64,11 +64,7 @@ public struct SBCService: TroncalService {
         configuration.stopsOnGracefulShutdown = false
         configuration.udpReceiveBufferBytes = sip.udpReceiveBufferBytes > 0 ? sip.udpReceiveBufferBytes : nil
         let advertised = sbc.advertised(listenAddress: sip.listenAddress, instance: context.instance.name, instanceHost: context.instance.host)
-        // Relay sockets bind the advertised address, unless that is a public one of `sbc.instanceAddresses` (a 1:1
-        // NAT in front of the host): then the instance's own host address.
-        let mediaAddress = !sbc.mediaListenAddress.isEmpty ? sbc.mediaListenAddress
-            : sbc.advertiseInstanceAddress && sbc.instanceAddresses[context.instance.name] != nil && !["0.0.0.0", "::"].contains(context.instance.host)
-                ? context.instance.host : advertised
+        let mediaAddress = sbc.mediaBindAddress(advertised: advertised, instance: context.instance.name, instanceHost: context.instance.host)
         let spool = try CallSummarySpool(directory: context.stateDirectory.appendingPathComponent("cdr-spool"), logger: context.logger)
         self.spool = spool
         spool.recoverOpenSegments()

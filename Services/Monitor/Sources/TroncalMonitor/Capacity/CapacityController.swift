@@ -219,10 +219,7 @@ public struct CapacityController: Service {
                 let settled = changed.addingTimeInterval(Double(settings.settleSeconds))
                 if settled > now {
                     // Nothing advised while it settles (the advice alarm would otherwise stay up on the old figures).
-                    let dimensions = [("role", role.rawValue)]
-                    Gauge(label: "troncal_capacity_instances", dimensions: dimensions).record(names.count)
-                    Gauge(label: "troncal_capacity_scale_out_advised", dimensions: dimensions).record(0)
-                    Gauge(label: "troncal_capacity_scale_in_advised", dimensions: dimensions).record(0)
+                    Self.export(role: role, instances: names.count, planned: nil, action: .hold)
                     continue
                 }
                 settledSince = settled
@@ -236,11 +233,7 @@ public struct CapacityController: Service {
                 plan.reason += done
                 changed = didChange
             }
-            let dimensions = [("role", role.rawValue)]
-            Gauge(label: "troncal_capacity_instances", dimensions: dimensions).record(plan.instances)
-            Gauge(label: "troncal_capacity_planned_instances", dimensions: dimensions).record(plan.after)
-            Gauge(label: "troncal_capacity_scale_out_advised", dimensions: dimensions).record(plan.action == .scaleOut ? 1 : 0)
-            Gauge(label: "troncal_capacity_scale_in_advised", dimensions: dimensions).record(plan.action == .scaleIn ? 1 : 0)
+            Self.export(role: role, instances: plan.instances, planned: plan.after, action: plan.action)
             let last = try await history.history(role: role.rawValue, limit: 1).first
             // Recorded when the decision differs from the last one, or when something was started or stopped.
             guard changed || last == nil || last?.action != plan.action.rawValue || last?.after != plan.after || last?.instances != plan.instances
@@ -264,6 +257,15 @@ public struct CapacityController: Service {
             Counter(label: "troncal_capacity_decisions_total", dimensions: [("role", role.rawValue), ("action", plan.action.rawValue)]).increment()
         }
         return recorded
+    }
+
+    /// The role's gauges: instances in service, the planned count (when there is a plan) and the advice.
+    static func export(role: Role, instances: Int, planned: Int?, action: CapacityPlan.Action) {
+        let dimensions = [("role", role.rawValue)]
+        Gauge(label: "troncal_capacity_instances", dimensions: dimensions).record(instances)
+        if let planned { Gauge(label: "troncal_capacity_planned_instances", dimensions: dimensions).record(planned) }
+        Gauge(label: "troncal_capacity_scale_out_advised", dimensions: dimensions).record(action == .scaleOut ? 1 : 0)
+        Gauge(label: "troncal_capacity_scale_in_advised", dimensions: dimensions).record(action == .scaleIn ? 1 : 0)
     }
 
     /// `act`: starts standby instances for a scale-out (first by name), stops the surplus of a scale-in (last by name,
