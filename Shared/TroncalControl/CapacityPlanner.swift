@@ -117,10 +117,10 @@ public struct CapacityPlanner: Sendable {
             if window >= rules.scaleInWindowSeconds {
                 action = .scaleIn
                 target = max(rules.minimumInstances, planned)
-                why = "\(role.rawValue): over \(Int(window / 3600)) h the plan stayed below \(current); \(sized)"
+                why = "\(role.rawValue): over \(Self.span(window)) the plan stayed below \(current); \(sized)"
             } else {
-                why = "\(role.rawValue): \(sized), but the figures cover \(Int(window / 3600)) h of the "
-                    + "\(Int(rules.scaleInWindowSeconds / 3600)) h needed before removing an instance; holding"
+                why = "\(role.rawValue): \(sized), but the figures cover \(Self.span(window)) of the "
+                    + "\(Self.span(rules.scaleInWindowSeconds)) needed before removing an instance; holding"
             }
         } else if mine.isEmpty {
             why = "\(role.rawValue): no figures for its instances; holding at \(current)"
@@ -141,6 +141,17 @@ public struct CapacityPlanner: Sendable {
             role: role.rawValue, instances: current, peakAt: peakAt, peakTotal: (peakTotal * 100).rounded() / 100,
             busiestInstance: busiest?.key, busiestLoad: ((busiest?.value ?? 0) * 100).rounded() / 100, planned: planned,
             action: action, after: target, fromStandby: fromStandby, missing: missing, reason: why)
+    }
+}
+
+extension CapacityPlanner {
+    /// A length of time for a reason: seconds under two minutes, minutes under two hours, then hours.
+    static func span(_ seconds: Double) -> String {
+        switch seconds {
+        case ..<120: "\(Int(seconds)) s"
+        case ..<7200: "\(Int(seconds / 60)) min"
+        default: "\(Int(seconds / 3600)) h"
+        }
     }
 }
 

@@ -111,6 +111,11 @@ public struct CapacitySettings: Codable, Sendable, Equatable {
     /// on figures from after that time: the load moves onto a new
     /// instance (or off a removed one) first, and the old peak does not ask for the same change again.
     public var settleSeconds: Int = 300
+    /// An SBC flooded: in a bucket where it dropped at least this many requests a minute from sources it had banned,
+    /// its CPU is the attack's, not demand, and does not count for sizing (its calls do). The flood is the attack
+    /// rule's to handle (`SBCFlood`: drained and replaced in `act` mode), not a reason to add SBCs. The shipped
+    /// `SBCFlood` warning; 0 counts a flooded SBC's CPU like any other.
+    public var floodRequestsPerMinute: Int = 6000
     /// How `act` mode starts and stops instances.
     public var executor: ExecutorSettings = ExecutorSettings()
     public init() {}
@@ -187,6 +192,9 @@ extension ConfigLoader {
         }
         guard (2...86_400).contains(capacity.replaceAfterSeconds) else { throw fail("monitor.capacity.replaceAfterSeconds", "must be from 2 to 86400") }
         guard (0...86_400).contains(capacity.settleSeconds) else { throw fail("monitor.capacity.settleSeconds", "must be from 0 to 86400") }
+        guard (0...100_000_000).contains(capacity.floodRequestsPerMinute) else {
+            throw fail("monitor.capacity.floodRequestsPerMinute", "must be from 0 to 100000000")
+        }
         let executor = capacity.executor
         guard ["local", "systemd", "command"].contains(executor.kind) else {
             throw fail("monitor.capacity.executor.kind", "must be local, systemd or command, got '\(executor.kind)'")

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Synchronization
 public import Testing
 
@@ -27,14 +28,23 @@ public struct ProcessSlotTrait: TestTrait, SuiteTrait, TestScoping {
         }
         let slots = ProcessSlots.shared
         let count = exclusive ? slots.width : 1
+        let queued = ContinuousClock.now
         await slots.acquire(count)
-        do {
-            try await function()
-        } catch {
+        let started = ContinuousClock.now
+        defer {
             slots.release(count)
-            throw error
+            // One line per process-starting test, with the log's timestamp: the run's timeline (what waited, for how
+            // long, and what held the machine), for a run that takes longer than it should.
+            let ended = ContinuousClock.now
+            Self.logger.notice("process test done: waited \(Self.seconds(started - queued)) s for \(count) slot(s), ran \(Self.seconds(ended - started)) s", metadata: ["test": "\(test.name)"])
         }
-        slots.release(count)
+        try await function()
+    }
+
+    static let logger = Logger(label: "test.slots")
+
+    static func seconds(_ duration: Duration) -> String {
+        String(format: "%.1f", Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
     }
 }
 

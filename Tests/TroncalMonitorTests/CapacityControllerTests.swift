@@ -93,6 +93,46 @@ import TroncalStore
         }
     }
 
+    /// sbc-1 at 72 % CPU at the peak while it drops the requests of a source it banned: at 12,000 a minute (the
+    /// shipped threshold is 6,000) that CPU is the flood's and is not counted, so nothing is added; at 3,000 a minute it
+    /// is demand, and the same peak asks for more SBCs.
+    @Test(arguments: [(12_000.0, false), (3_000.0, true)])
+    func aFloodedSBCsCPUDoesNotCountForSizingButItsCallsDo(perMinute: Double, counted: Bool) async throws {
+        try await withMigratedDatabase(.sqlite, service: "monitor", migrations: MonitorStore.migrations) { store in
+            let samples = SampleStore(store: store)
+            try await Self.collect(samples, sbcCPU: (72, 20))
+            var banned = MetricSample("troncal_sbc_requests_blocked_total", Self.sample("x", "sbc-1", 0).labels.merging(["reason": "banned"]) { $1 }, 0)
+            for step in 0..<120 {
+                // The flood: from a minute before the CPU peak to a minute after it.
+                if (54..<72).contains(step) { banned.value += perMinute / 6 }
+                try await samples.ingest([banned], at: Self.now.addingTimeInterval(Double(step - 120) * 10))
+            }
+            let sbc = try #require(try await Self.controller(store).evaluate(now: Self.now).first { $0.role == "sbc" })
+            if counted {
+                #expect(sbc.action == "scale-out" && sbc.busiestLoad == 0.72, "\(sbc.reason)")
+                #expect(!sbc.reason.contains("flooded"), "\(sbc.reason)")
+            } else {
+                #expect(sbc.action == "hold" && sbc.after == 2, "\(sbc.reason)")
+                #expect(sbc.reason.contains("CPU not counted while flooded") && sbc.reason.contains("sbc-1 in 3 bucket(s)"), "\(sbc.reason)")
+            }
+        }
+    }
+
+    /// The flooded SBC is full of calls as well: its calls are demand, flood or not.
+    @Test func aFloodedSBCFullOfCallsIsStillScaledOut() async throws {
+        try await withMigratedDatabase(.sqlite, service: "monitor", migrations: MonitorStore.migrations) { store in
+            let samples = SampleStore(store: store)
+            try await Self.collect(samples, sbcCPU: (95, 20), sbcCalls: (700, 100))
+            var banned = MetricSample("troncal_sbc_requests_blocked_total", Self.sample("x", "sbc-1", 0).labels.merging(["reason": "banned"]) { $1 }, 0)
+            for step in 0..<120 {
+                if (54..<72).contains(step) { banned.value += 2000 }
+                try await samples.ingest([banned], at: Self.now.addingTimeInterval(Double(step - 120) * 10))
+            }
+            let sbc = try #require(try await Self.controller(store).evaluate(now: Self.now).first { $0.role == "sbc" })
+            #expect(sbc.action == "scale-out" && sbc.busiestLoad == 0.7, "\(sbc.reason)")
+        }
+    }
+
     @Test func onlyTheFirstHealthyMonitorOfTheSiteIsTheActiveController() async throws {
         try await withMigratedDatabase(.sqlite, service: "monitor", migrations: MonitorStore.migrations) { store in
             try await Self.collect(SampleStore(store: store), sbcCPU: (10, 10))

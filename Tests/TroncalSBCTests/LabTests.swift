@@ -58,7 +58,9 @@ final class Lab: Sendable {
         root = URL(fileURLWithPath: "/tmp/troncal-lab-\(UUID().uuidString.prefix(8).lowercased())")
         directory = try TemporaryDirectory(prefix: "troncal-lab-test")
         binaries = troncalBinaryDirectory()
+        let started = ContinuousClock.now
         let (status, output) = try await run(["up"], timeout: .seconds(400))
+        Logger(label: "test.lab").notice("lab: scripts/lab up took \(ContinuousClock.now - started) (status \(status))")
         guard status == 0 else {
             let logs = Self.tails(of: root.appendingPathComponent("logs"))
             down()

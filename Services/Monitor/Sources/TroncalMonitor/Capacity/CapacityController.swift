@@ -175,12 +175,21 @@ public struct CapacityController: Service {
         return true
     }
 
+    /// The figures of a role over the window, and the SBCs whose CPU was left out of some buckets because they were
+    /// flooded then (name → buckets).
+    struct Loads {
+        var samples: [LoadSample] = []
+        var flooded: [String: Int] = [:]
+    }
+
     /// Each instance's load per bucket of the window: the higher of its CPU and its capacity figure, at their highest.
-    func loads(of role: Role, among names: [String], now: Date, notBefore: Date? = nil) async throws -> [LoadSample] {
+    /// An SBC's CPU in a bucket where it dropped `floodRequestsPerMinute` or more requests a minute from banned
+    /// sources is left out (the flood's, not demand); its calls count.
+    func loads(of role: Role, among names: [String], now: Date, notBefore: Date? = nil) async throws -> Loads {
         let from = max(now.addingTimeInterval(-Double(settings.windowSeconds)), notBefore ?? .distantPast)
         let resolution = settings.windowSeconds <= 7200 ? "raw" : "minute"
         let bucket = Double(settings.bucketSeconds)
-        var result: [LoadSample] = []
+        var result = Loads()
         for instance in instances where instance.role == role && names.contains(instance.name) {
             var cpu: [Int: Double] = [:]
             var capacity: [Int: Double] = [:]
@@ -194,12 +203,40 @@ public struct CapacityController: Service {
                     capacity[key] = max(capacity[key] ?? 0, point.maximum / Double(sbcMaximumCalls))
                 }
             }
+            let flooded = role == .sbc ? try await floodedBuckets(of: instance, from: from, to: now, resolution: resolution) : []
             for key in Set(cpu.keys).union(capacity.keys).sorted() {
-                result.append(LoadSample(
-                    at: Date(timeIntervalSince1970: Double(key) * bucket), instance: instance.name, cpu: cpu[key] ?? 0, capacity: capacity[key]))
+                var figure = cpu[key] ?? 0
+                if flooded.contains(key) {
+                    result.flooded[instance.name, default: 0] += 1
+                    // Without a capacity figure, nothing of the bucket is demand.
+                    guard capacity[key] != nil else { continue }
+                    figure = 0
+                }
+                result.samples.append(LoadSample(
+                    at: Date(timeIntervalSince1970: Double(key) * bucket), instance: instance.name, cpu: figure, capacity: capacity[key]))
             }
         }
         return result
+    }
+
+    /// The buckets in which `instance` (an SBC) dropped at least `floodRequestsPerMinute` requests a minute from
+    /// sources it had banned: the increase of `troncal_sbc_requests_blocked_total{reason="banned"}` between scrapes,
+    /// summed per bucket (a counter that went back, a restarted SBC, counts from zero).
+    func floodedBuckets(of instance: InstanceSettings, from: Date, to: Date, resolution: String) async throws -> Set<Int> {
+        guard settings.floodRequestsPerMinute > 0 else { return [] }
+        let bucket = Double(settings.bucketSeconds)
+        let labels = ["site": site, "instance": instance.name, "role": instance.role.rawValue, "reason": "banned"]
+        // One scrape before the window, so that its first bucket has an increase too.
+        let points = try await samples.points(
+            series: MetricSample("troncal_sbc_requests_blocked_total", labels, 0).seriesKey, from: from.addingTimeInterval(-bucket), to: to,
+            resolution: resolution)
+        var increase: [Int: Double] = [:]
+        for (previous, point) in zip(points, points.dropFirst()) {
+            let key = Int((point.at.timeIntervalSince1970 / bucket).rounded(.down))
+            increase[key, default: 0] += point.maximum >= previous.maximum ? point.maximum - previous.maximum : point.maximum
+        }
+        let threshold = Double(settings.floodRequestsPerMinute) * bucket / 60
+        return Set(increase.filter { $0.value >= threshold }.keys)
     }
 
     /// Applies the rules to every role once; records (and returns) the decisions that changed.
@@ -224,9 +261,14 @@ public struct CapacityController: Service {
                 }
                 settledSince = settled
             }
+            let figures = try await loads(of: role, among: names, now: now, notBefore: settledSince)
             var plan = planner.plan(
-                role: role, samples: try await loads(of: role, among: names, now: now, notBefore: settledSince), instances: names,
-                standby: (settings.standby[role.rawValue] ?? 0) + pool.count)
+                role: role, samples: figures.samples, instances: names, standby: (settings.standby[role.rawValue] ?? 0) + pool.count)
+            if !figures.flooded.isEmpty {
+                let which = figures.flooded.sorted { $0.key < $1.key }.map { "\($0.key) in \($0.value) bucket(s)" }.joined(separator: ", ")
+                plan.reason += "; CPU not counted while flooded (at least \(settings.floodRequestsPerMinute) requests a minute from banned sources "
+                    + "dropped): \(which)"
+            }
             var changed = false
             if acting, plan.action != .hold {
                 let (done, didChange) = try await carryOut(plan, role: role, inService: names, pool: pool, now: now)
