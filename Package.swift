@@ -51,7 +51,7 @@ let sharedTargets: [Target] = [
         dependencies: ["TroncalProtocol", "TroncalPKI", nio, nioPosix, nioTLS, nioSSL, logging, metrics, lifecycle, x509],
         path: "Shared/TroncalLink", swiftSettings: swiftSettings),
     .target(
-        name: "TroncalStore", dependencies: [nio, nioPosix, logging, postgres, sqlite, lifecycle],
+        name: "TroncalStore", dependencies: ["TroncalProtocol", nio, nioPosix, logging, postgres, sqlite, lifecycle],
         path: "Shared/TroncalStore", swiftSettings: swiftSettings),
     .target(
         name: "TroncalRuntime",
@@ -135,8 +135,8 @@ let testTargets: [Target] = [
     .testTarget(name: "TroncalCallTests", dependencies: ["TroncalCall", "TroncalSIP", "TroncalMedia", "TroncalProtocol", "TestSupport", nio, nioPosix, logging], path: "Tests/TroncalCallTests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalPKITests", dependencies: ["TroncalPKI", "TestSupport"], path: "Tests/TroncalPKITests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalVaultTests", dependencies: ["TroncalVault", "TestSupport"], path: "Tests/TroncalVaultTests", swiftSettings: swiftSettings),
-    .testTarget(name: "TroncalLinkTests", dependencies: ["TroncalLink", "TestSupport", nio, nioPosix, nioSSL, logging], path: "Tests/TroncalLinkTests", swiftSettings: swiftSettings),
-    .testTarget(name: "TroncalStoreTests", dependencies: ["TroncalStore", "TestSupport", logging], path: "Tests/TroncalStoreTests", swiftSettings: swiftSettings),
+    .testTarget(name: "TroncalLinkTests", dependencies: ["TroncalLink", "TroncalStore", "TestSupport", nio, nioPosix, nioSSL, logging], path: "Tests/TroncalLinkTests", swiftSettings: swiftSettings),
+    .testTarget(name: "TroncalStoreTests", dependencies: ["TroncalStore", "TroncalProtocol", "TestSupport", logging], path: "Tests/TroncalStoreTests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalRuntimeTests", dependencies: ["TroncalRuntime", "TestSupport", logging, metrics, prometheus, lifecycle, nio], path: "Tests/TroncalRuntimeTests", swiftSettings: swiftSettings),
     .testTarget(name: "TroncalCLITests", dependencies: ["TroncalCLI", "TroncalRuntime", "TroncalVault", "TestSupport", logging], path: "Tests/TroncalCLITests", swiftSettings: swiftSettings),
 ]

@@ -97,7 +97,9 @@ public actor LinkClient {
     private func attempt<R: LinkRequest>(_ request: R, deadline: NIODeadline, timeout: Duration) async throws(LinkError) -> R.Reply {
         let current = try await connected(before: deadline)
         let id = RandomID.uuidString()
-        let head = EnvelopeHead(v: R.version, id: id, type: R.messageType, from: identity.description)
+        // The receiver starts no work after this attempt's deadline (RequestDeadline).
+        let ttl = Int(max(0, (deadline - NIODeadline.now()).nanoseconds / 1_000_000))
+        let head = EnvelopeHead(v: R.version, id: id, type: R.messageType, from: identity.description, ttl: ttl)
         let frame: ByteBuffer
         do {
             frame = ByteBuffer(bytes: try EnvelopeEncoder.encode(Envelope(head: head, body: request)))

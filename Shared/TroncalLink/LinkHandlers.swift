@@ -89,14 +89,26 @@ public struct LinkHandlers: Sendable {
         if let senders = entry.senders, !senders.contains(peer.role) {
             return refuse(ProtocolError(.forbidden, "role \(peer.role) may not send \(head.type)"))
         }
+        // The sender waits `ttl` ms: work that would start later is refused, not done (RequestDeadline).
+        let deadline = head.ttl.map { ContinuousClock.now + .milliseconds(max(0, $0)) }
+        func expired() -> ProtocolError {
+            ProtocolError(.timeout, "\(head.type) not handled: its sender stopped waiting after \(head.ttl ?? 0) ms, before the work could start")
+        }
+        if let deadline, ContinuousClock.now >= deadline { return refuse(expired()) }
         do {
-            guard let reply = try await entry.handler(inbound, peer) else { return Result(outcome: .none, type: head.type, error: nil) }
+            guard let reply = try await RequestDeadline.$current.withValue(deadline, operation: { try await entry.handler(inbound, peer) }) else {
+                return Result(outcome: .none, type: head.type, error: nil)
+            }
             return Result(outcome: .reply(reply.json), type: head.type, error: nil)
         } catch let error as ProtocolError {
+            // Whatever the handler made of it (a store refusing to start late work), a failure after the deadline is
+            // the deadline's.
+            if let deadline, ContinuousClock.now >= deadline { return refuse(expired()) }
             return refuse(error)
         } catch is CancellationError {
             return refuse(ProtocolError(.unavailable, "\(localIdentity) is shutting down"))
         } catch {
+            if let deadline, ContinuousClock.now >= deadline { return refuse(expired()) }
             return refuse(ProtocolError(.internal, "\(head.type) failed: \(error)"))
         }
     }

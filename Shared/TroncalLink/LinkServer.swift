@@ -4,6 +4,7 @@ internal import Foundation
 internal import Metrics
 public import NIOPosix
 internal import NIOSSL
+internal import Synchronization
 public import ServiceLifecycle
 public import TroncalPKI
 public import TroncalProtocol
@@ -40,6 +41,9 @@ public final class LinkServer: Service, Sendable {
     private let connectionsAccepted = Counter(label: "troncal_link_connections_total")
     private let handshakeFailures = Counter(label: "troncal_link_handshake_failures_total")
     private let errorsSent = Counter(label: "troncal_link_errors_total")
+    /// Requests refused because their sender had stopped waiting (`troncal_link_requests_expired_total{type}`),
+    /// logged once per 10 s with the count since the last line: under overload there are many.
+    private let expiredLog = Mutex<(next: ContinuousClock.Instant, count: Int)>((.now, 0))
 
     public init(
         configuration: Configuration, credentials: SiteCA.Credentials, handlers: LinkHandlers, logger: Logger,
@@ -146,7 +150,10 @@ public final class LinkServer: Service, Sendable {
                             let logger = logger
                             group.addTask {
                                 let result = await self.handlers.dispatch(json: json, from: peer)
-                                if let error = result.error {
+                                if let error = result.error, error.code == .timeout {
+                                    self.errorsSent.increment()
+                                    self.expired(type: result.type ?? "?", error, logger: logger)
+                                } else if let error = result.error {
                                     self.errorsSent.increment()
                                     logger.warning("link message refused", metadata: [
                                         "type": "\(result.type ?? "?")", "code": "\(error.code.rawValue)", "reason": "\(error.message)",
@@ -174,6 +181,22 @@ public final class LinkServer: Service, Sendable {
         } catch {
             logger.debug("link connection closed", metadata: ["reason": "\(error)"])
         }
+    }
+
+    /// A request refused because its sender had stopped waiting: counted, and logged at most once per 10 s.
+    private func expired(type: String, _ error: ProtocolError, logger: Logger) {
+        Counter(label: "troncal_link_requests_expired_total", dimensions: [("type", type)]).increment()
+        let now = ContinuousClock.now
+        let count = expiredLog.withLock { state -> Int? in
+            state.count += 1
+            guard now >= state.next else { return nil }
+            defer { state = (now + .seconds(10), 0) }
+            return state.count
+        }
+        guard let count else { return }
+        logger.warning("link requests refused: their senders had stopped waiting (overloaded?)", metadata: [
+            "type": "\(type)", "requests": "\(count)", "reason": "\(error.message)",
+        ])
     }
 
     private func errorFrame(_ error: ProtocolError) -> ByteBuffer {

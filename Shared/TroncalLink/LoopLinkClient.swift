@@ -123,10 +123,14 @@ public final class LoopLinkClient {
         let attemptDeadline =
             retry ? min(deadline, NIODeadline.now() + max(attemptTimeout, .nanoseconds(timeout.nanoseconds / 2))) : deadline
         let id = makeID()
+        // The receiver starts no work after this attempt's deadline (RequestDeadline).
+        let ttl = Int(max(0, (attemptDeadline - NIODeadline.now()).nanoseconds / 1_000_000))
         let frame: ByteBuffer
         do {
             frame = ByteBuffer(bytes: try EnvelopeEncoder.encode(
-                Envelope(head: EnvelopeHead(v: R.version, id: id, type: R.messageType, from: settings.identity.description), body: request)))
+                Envelope(
+                    head: EnvelopeHead(v: R.version, id: id, type: R.messageType, from: settings.identity.description, ttl: ttl),
+                    body: request)))
         } catch {
             return eventLoop.makeFailedFuture(LinkError(.protocolViolation, error.message))
         }

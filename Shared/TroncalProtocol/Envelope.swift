@@ -11,13 +11,17 @@ public struct EnvelopeHead: Codable, Sendable, Hashable {
     public var from: String
     /// Set on replies: the `id` of the request answered.
     public var re: String?
+    /// Set on requests: how many milliseconds the sender waits for the reply, counted from when it sent it. The
+    /// receiver refuses work that would start after that (``RequestDeadline``). Absent: no limit.
+    public var ttl: Int?
 
-    public init(v: Int, id: String, type: String, from: String, re: String? = nil) {
+    public init(v: Int, id: String, type: String, from: String, re: String? = nil, ttl: Int? = nil) {
         self.v = v
         self.id = id
         self.type = type
         self.from = from
         self.re = re
+        self.ttl = ttl
     }
 }
 
@@ -28,6 +32,7 @@ public struct Envelope<Body: Codable & Sendable>: Codable, Sendable {
     public var type: String
     public var from: String
     public var re: String?
+    public var ttl: Int?
     public var body: Body
 
     public init(head: EnvelopeHead, body: Body) {
@@ -36,10 +41,11 @@ public struct Envelope<Body: Codable & Sendable>: Codable, Sendable {
         self.type = head.type
         self.from = head.from
         self.re = head.re
+        self.ttl = head.ttl
         self.body = body
     }
 
-    public var head: EnvelopeHead { EnvelopeHead(v: v, id: id, type: type, from: from, re: re) }
+    public var head: EnvelopeHead { EnvelopeHead(v: v, id: id, type: type, from: from, re: re, ttl: ttl) }
 }
 
 /// One received frame: its head decoded, the body still raw until the receiver knows which type to expect.

@@ -338,7 +338,10 @@ public final class PostgresStore: SQLStore {
         _ pool: Pool, _ body: nonisolated(nonsending) (PostgresConnection) async throws -> T
     ) async throws -> T {
         let generation = pool.generation
+        try StoreError.ensureNotExpired(backend: .postgres)
         return try await pool.client.withConnection { connection in
+            // The wait for a connection may have outlasted the request.
+            try StoreError.ensureNotExpired(backend: .postgres)
             let key = ObjectIdentifier(connection)
             leased.withLock { $0[generation, default: [:]][key] = connection }
             defer { leased.withLock { _ = $0[generation]?.removeValue(forKey: key) } }

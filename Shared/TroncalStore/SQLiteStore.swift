@@ -96,9 +96,11 @@ public final class SQLiteStore: SQLStore {
         let id = ObjectIdentifier(self)
         try TransactionScope.ensureNotInside(id, backend: .sqlite)
         try ensureOpen()
+        try StoreError.ensureNotExpired(backend: .sqlite)
         try await lock.lock()
         defer { lock.unlock() }
         try ensureOpen()
+        try StoreError.ensureNotExpired(backend: .sqlite)
 
         do {
             _ = try await perform("BEGIN IMMEDIATE", [], collect: false)
@@ -176,9 +178,12 @@ public final class SQLiteStore: SQLStore {
     private func locked(_ operation: () async throws -> [SQLRow]) async throws -> [SQLRow] {
         try TransactionScope.ensureNotInside(ObjectIdentifier(self), backend: .sqlite)
         try ensureOpen()
+        try StoreError.ensureNotExpired(backend: .sqlite)
         try await lock.lock()
         defer { lock.unlock() }
         try ensureOpen()
+        // The wait for the lock may have outlasted the request.
+        try StoreError.ensureNotExpired(backend: .sqlite)
         return try await operation()
     }
 

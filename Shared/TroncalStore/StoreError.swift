@@ -1,3 +1,4 @@
+internal import TroncalProtocol
 /// The one error type of TroncalStore: a ``code`` to switch on plus context for logs.
 ///
 /// Its description names the backend, the failing statement (SQL text only, never bound values) and the database's
@@ -25,6 +26,9 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         case misuse
         /// The store was closed.
         case closed
+        /// The statement or transaction was not started: the request it serves has passed its deadline (its sender
+        /// stopped waiting, `RequestDeadline`). Nothing was changed.
+        case expired
 
         public var description: String { rawValue }
     }
@@ -62,5 +66,15 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
     private static func abbreviate(_ sql: String) -> String {
         let collapsed = sql.split(whereSeparator: \.isWhitespace).joined(separator: " ")
         return collapsed.count > 240 ? String(collapsed.prefix(240)) + "…" : collapsed
+    }
+}
+
+extension StoreError {
+    /// Throws `.expired` when the current task serves a request whose sender has stopped waiting
+    /// (`RequestDeadline`): called before a statement or a transaction starts, including after waiting for a
+    /// connection or the database lock, so that a backlog of abandoned requests is not worked through.
+    static func ensureNotExpired(backend: SQLBackendKind) throws {
+        guard RequestDeadline.hasPassed else { return }
+        throw StoreError(.expired, "not started: the request's sender has stopped waiting", backend: backend)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Testing
+import TroncalProtocol
 import TroncalStore
 
 /// One suite, run against SQLite and against a real PostgreSQL server.
@@ -42,6 +43,36 @@ struct StoreContractTests {
             #expect(try rows[0].string("currency") == "EUR")
             let recorded = try await store.query("SELECT version FROM \(Migrator.table) WHERE service = $1 ORDER BY version", [.text(service)])
             #expect(try recorded.map { try $0.int("version") } == [1, 2])
+            try await store.execute("DROP TABLE \(table)")
+        }
+    }
+
+    /// Work for a request whose sender stopped waiting (`RequestDeadline` passed) is not started: statements and
+    /// transactions are refused with `expired` and change nothing; without a deadline, or before it, they run.
+    @Test(arguments: StoreBackend.allCases)
+    func workWhoseRequestDeadlinePassedIsRefusedAndChangesNothing(_ backend: StoreBackend) async throws {
+        try await withStore(backend) { store in
+            let table = uniqueName("late")
+            try await store.execute("CREATE TABLE \(table) (id TEXT PRIMARY KEY)")
+            let insert = "INSERT INTO \(table) (id) VALUES ($1)"
+            try await RequestDeadline.$current.withValue(.now - .seconds(1)) {
+                let statement = await #expect(throws: StoreError.self) { try await store.execute(insert, [.text("statement")]) }
+                #expect(statement?.code == .expired, "\(String(describing: statement))")
+                let read = await #expect(throws: StoreError.self) { try await store.query("SELECT id FROM \(table)") }
+                #expect(read?.code == .expired)
+                var bodyRan = false
+                let transaction = await #expect(throws: StoreError.self) {
+                    try await store.transaction { transaction in
+                        bodyRan = true
+                        try await transaction.execute(insert, [.text("transaction")])
+                    }
+                }
+                #expect(transaction?.code == .expired && !bodyRan)
+            }
+            try await RequestDeadline.$current.withValue(.now + .seconds(60)) {
+                try await store.execute(insert, [.text("in time")])
+            }
+            #expect(try await store.query("SELECT id FROM \(table)").map { try $0.string("id") } == ["in time"])
             try await store.execute("DROP TABLE \(table)")
         }
     }
