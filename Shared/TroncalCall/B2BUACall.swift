@@ -717,10 +717,23 @@ public struct B2BUACall: Sendable {
     }
 
     /// The element ends the call now (an SBC drained at its bound): an answered call is hung up on both sides with
-    /// `reason`, as at its maximum duration; a call not answered yet is left to its own timers.
+    /// `reason`, as at its maximum duration; a call still being set up is cancelled toward the carrier and refused
+    /// toward the caller with 503, and its attempt counts as cancelled (not against the carrier: the carrier did
+    /// nothing wrong); a call waiting for routing is refused with 503.
     public mutating func terminate(reason: String, now: Date) -> [Action] {
-        guard case .answered = state else { return [] }
-        return hangUp(reason: reason, now: now)
+        switch state {
+        case .answered:
+            return hangUp(reason: reason, now: now)
+        case .calling(let attempt):
+            recordAttempt(attempt, result: .cancelled, status: nil)
+            disconnect = CallSummary.Disconnect(by: .sbc, status: 503, reason: reason)
+            return [.cancelCallee, .cancelTimer(.setup), .respondToCaller(response(503, Self.reasonPhrase(503)))] + finish(now: now)
+        case .routing:
+            disconnect = CallSummary.Disconnect(by: .sbc, status: 503, reason: reason)
+            return [.respondToCaller(response(503, Self.reasonPhrase(503)))] + finish(now: now)
+        case .ending, .ended:
+            return []
+        }
     }
 
     private mutating func hangUp(reason: String, now: Date) -> [Action] {

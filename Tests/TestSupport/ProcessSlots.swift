@@ -55,49 +55,90 @@ extension Trait where Self == ProcessSlotTrait {
     public static var startsProcessesAlone: Self { ProcessSlotTrait(exclusive: true) }
 }
 
-/// A counting semaphore for async code: FIFO waiters (a waiter for several slots holds back those behind it, so that
-/// an exclusive test is not starved), no thread blocked while waiting.
+/// A counting semaphore for async code, no thread blocked while waiting, that runs the tests needing the whole
+/// machine first:
+/// - For `gate` after the first request nothing is granted, so that the requests of every test starting with the run
+///   are in (a serialized suite's first test, every test of the others).
+/// - Then a waiter for every slot (an exclusive test) goes before the others, in arrival order, as soon as all slots
+///   are free; while one waits, no other test starts, so it waits only for those already running.
+/// - The others go in arrival order.
+/// The exclusive tests (the labs, floods, a thousand calls) then run back to back at the start, instead of each
+/// waiting mid-run for the longest test beside it while the other slots stand idle.
 public final class ProcessSlots: Sendable {
     public static let shared = ProcessSlots(
         width: max(1, Int(ProcessInfo.processInfo.environment["TRONCAL_TEST_PROCESS_WIDTH"] ?? "") ?? 3))
 
+    private struct Waiter {
+        var count: Int
+        var continuation: CheckedContinuation<Void, Never>
+    }
+
     private struct State {
         var free: Int
-        var waiters: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
+        var waiters: [Waiter] = []
+        /// nil: no request yet; false: the gate is closed (collecting the first requests); true: granting.
+        var open: Bool?
     }
     private let state: Mutex<State>
     public let width: Int
+    let gate: Duration
 
-    public init(width: Int) {
+    public init(width: Int, gate: Duration = .seconds(2)) {
         self.width = width
+        self.gate = gate
         state = Mutex(State(free: width))
     }
 
     public func acquire(_ count: Int = 1) async {
+        let count = min(count, width)
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let now = state.withLock { state -> Bool in
-                if state.waiters.isEmpty, state.free >= count {
-                    state.free -= count
-                    return true
+            let (ready, first) = state.withLock { state -> ([CheckedContinuation<Void, Never>], Bool) in
+                state.waiters.append(Waiter(count: count, continuation: continuation))
+                guard let open = state.open else {
+                    state.open = false
+                    return ([], true)
                 }
-                state.waiters.append((count, continuation))
-                return false
+                return (open ? Self.grant(&state, width: width) : [], false)
             }
-            if now { continuation.resume() }
+            if first {
+                let gate = gate
+                Task {
+                    try? await Task.sleep(for: gate)
+                    let ready = self.state.withLock { state in
+                        state.open = true
+                        return Self.grant(&state, width: self.width)
+                    }
+                    for continuation in ready { continuation.resume() }
+                }
+            }
+            for continuation in ready { continuation.resume() }
         }
     }
 
     public func release(_ count: Int = 1) {
+        let count = min(count, width)
         let ready = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.free += count
-            var ready: [CheckedContinuation<Void, Never>] = []
-            while let first = state.waiters.first, first.count <= state.free {
-                state.free -= first.count
-                ready.append(first.continuation)
-                state.waiters.removeFirst()
-            }
-            return ready
+            return state.open == true ? Self.grant(&state, width: width) : []
         }
         for continuation in ready { continuation.resume() }
+    }
+
+    /// The waiters that may start now.
+    private static func grant(_ state: inout State, width: Int) -> [CheckedContinuation<Void, Never>] {
+        if let index = state.waiters.firstIndex(where: { $0.count >= width }) {
+            // A test that needs the machine: it goes first, once everything running has finished; nothing starts
+            // beside it.
+            guard state.free >= width else { return [] }
+            state.free -= width
+            return [state.waiters.remove(at: index).continuation]
+        }
+        var ready: [CheckedContinuation<Void, Never>] = []
+        while let first = state.waiters.first, first.count <= state.free {
+            state.free -= first.count
+            ready.append(first.continuation)
+            state.waiters.removeFirst()
+        }
+        return ready
     }
 }

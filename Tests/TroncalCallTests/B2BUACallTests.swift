@@ -198,6 +198,31 @@ struct B2BUACallTests {
         #expect(call.state == .ended)
     }
 
+    /// A drained SBC at its bound: a call ringing at the carrier is cancelled there and refused to the caller with
+    /// 503; its attempt is cancelled, not a failure, and nothing is reported to routing against the carrier. A call
+    /// still waiting for routing gets 503 as well.
+    @Test func terminatingACallBeingSetUpCancelsTheCarrierLegAndAnswers503WithoutBlamingTheCarrier() throws {
+        var call = try makeCall()
+        _ = call.start()
+        let out = invites(call.handle(.routed(RouteDecision(outcome: .route, targets: targets(2))), now: t0))
+        let invite = try #require(out.first?.0)
+        _ = call.handle(.calleeResponse(response(180, to: invite)), now: t0.addingTimeInterval(1))
+        let actions = call.terminate(reason: "SBC drained", now: t0.addingTimeInterval(3))
+        #expect(actions.contains { if case .cancelCallee = $0 { true } else { false } })
+        #expect(!actions.contains { if case .reportAttempt = $0 { true } else { false } }, "\(actions)")
+        #expect(invites(actions).isEmpty, "no next carrier is tried")
+        #expect(callerResponses(actions).map(\.statusCode) == [503])
+        let cdr = try #require(summary(actions))
+        #expect(cdr.answerAt == nil && cdr.attempts.map(\.result) == [.cancelled])
+        #expect(cdr.disconnect.by == .sbc && cdr.disconnect.status == 503 && cdr.disconnect.reason == "SBC drained")
+        #expect(call.state == .ended)
+
+        var routing = try makeCall()
+        _ = routing.start()
+        let refused = routing.terminate(reason: "SBC drained", now: t0)
+        #expect(callerResponses(refused).map(\.statusCode) == [503] && routing.state == .ended)
+    }
+
     @Test(arguments: [404, 486, 603])
     func finalNonFailoverAnswerEndsTheCallWithoutTryingTheNextCarrier(_ status: Int) throws {
         var call = try makeCall()

@@ -65,6 +65,18 @@ struct BillingCallTests {
         await eventually(timeout: timeout, interval: .milliseconds(200)) { (try? site.summaries())?.isEmpty ?? false }
     }
 
+    // Before the other tests of this serialized suite: it needs the whole machine (every process slot), which the
+    // slots give first, at the start of the run (ProcessSlots).
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"), .startsProcessesAlone)
+    func everyCompletedCallHasOneCDRWhenBillingIsKilledInTheMiddle() async throws {
+        try await runThousandCalls(killing: "billing-1")
+    }
+
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"), .startsProcessesAlone)
+    func everyCompletedCallHasOneCDRWhenTheSBCIsKilledInTheMiddleAndReplaysItsSpool() async throws {
+        try await runThousandCalls(killing: "sbc-1")
+    }
+
     @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
     func aPrepaidCallIsCutWhenItsBalanceRunsOutAndTheBalanceEndsAtZero() async throws {
         let site = try await Self.site()
@@ -213,15 +225,5 @@ struct BillingCallTests {
         await caller.stop()
         await site.stop()
         await database.drop()
-    }
-
-    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"), .startsProcessesAlone)
-    func everyCompletedCallHasOneCDRWhenBillingIsKilledInTheMiddle() async throws {
-        try await runThousandCalls(killing: "billing-1")
-    }
-
-    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"), .startsProcessesAlone)
-    func everyCompletedCallHasOneCDRWhenTheSBCIsKilledInTheMiddleAndReplaysItsSpool() async throws {
-        try await runThousandCalls(killing: "sbc-1")
     }
 }

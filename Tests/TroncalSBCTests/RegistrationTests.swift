@@ -71,6 +71,53 @@ import TroncalRuntime
             arguments: ["\(CallSite.sbcAddress):\(site.sipPort)", "-inf", file.path, "-m", "\(count)", "-l", "1", "-r", "10"])
     }
 
+    // Before the other tests of this serialized suite: it needs the whole machine (every process slot), which the
+    // slots give first, at the start of the run (ProcessSlots).
+    @Test(.enabled(if: burstSize > 0, "TRONCAL_REGISTRATION_BURST=0"), .startsProcessesAlone)
+    func aBurstOfPhonesRegisteringRightAfterAPBXRestartAllEndRegisteredWithTheExcessRetried() async throws {
+        let count = max(10, min(900, Self.burstSize))
+        let users = (0..<count).map { (String(2000 + $0), "secret-\(2000 + $0)-pw") }
+        let site = try await CallSite(pbx: true, routing: false) { config, _ in
+            config.pbx.digestAlgorithms = ["MD5", "SHA-256"]
+            // One loop and a few registrations waiting at the SBC at a time: a burst of phones in one second
+            // overlaps, and the excess gets 503 and retries.
+            config.sbc.eventLoops = 1
+            config.sbc.maximumPendingRegistrations = count > 200 ? 8 : 2
+            // 500 phones behind one address (a NAT): the per-address flood limit is raised as an operator would for it.
+            config.sip.requestsPerWindowPerAddress = 100_000
+        }
+        defer { site.remove() }
+        let extensions = "tenant,extension,password\n" + users.map { "acme,\($0.0),\($0.1)\n" }.joined()
+        for (kind, text) in [("tenants", Self.tenants), ("extensions", extensions)] {
+            let file = site.directory.url.appendingPathComponent("\(kind).csv")
+            try Data(text.utf8).write(to: file)
+            let (status, output) = try await site.troncal(["pbx", "import", kind, file.path])
+            #expect(status == 0, "\(output)")
+        }
+        try await site.restart("pbx-1")
+
+        let file = site.directory.url.appendingPathComponent("burst.csv")
+        try Data(("SEQUENTIAL\n" + users.map { "\($0.0);[authentication username=\($0.0) password=\($0.1)]\n" }.joined()).utf8).write(to: file)
+        let phones = try Sipp(
+            "burst", scenario: Self.burst, in: site.directory, address: CallSite.customerAddress, port: site.port(3), mediaPort: site.port(3) + 2,
+            arguments: ["\(CallSite.sbcAddress):\(site.sipPort)", "-inf", file.path, "-m", "\(count)", "-l", "\(count)", "-r", "\(count)", "-t", "un", "-max_socket", "1024", "-timeout", "140s"])
+        let status = await phones.finish(timeout: .seconds(150))
+        #expect(status == 0, "\(phones.report)\n\(site.logs)")
+        #expect(phones.successfulCalls == count, "\(phones.report)")
+        let trace = phones.messageText
+        let busy = trace.components(separatedBy: "SIP/2.0 503 Service Unavailable").count - 1
+        #expect(busy > 0, "no REGISTER was turned away: the test did not exercise the retry")
+        #expect(trace.contains("Retry-After: "))
+
+        // Every phone is registered: none lost, none twice.
+        let (code, listed) = try await site.troncal(["pbx", "registrations", "--tenant", "acme", "--json"])
+        #expect(code == 0, "\(listed)")
+        let registrations = try JSONDecoder().decode([Registration].self, from: Data(listed.utf8))
+        #expect(registrations.count == count, "\(registrations.count) registered")
+        #expect(Set(registrations.map(\.extensionNumber)) == Set(users.map(\.0)))
+        await site.stop()
+    }
+
     @Test func twoExtensionsRegisterWithDigestThroughTheSBCAndGetTheirBindingsWithThePath() async throws {
         let site = try await Self.site()
         defer { site.remove() }
@@ -148,51 +195,6 @@ import TroncalRuntime
     /// The size by default: 500 phones, 2,000 REGISTERs without the retries (the test runs with no other
     /// process-starting test beside it); `TRONCAL_REGISTRATION_BURST=N` another size, 0 to skip.
     static var burstSize: Int { Int(ProcessInfo.processInfo.environment["TRONCAL_REGISTRATION_BURST"] ?? "") ?? 500 }
-
-    @Test(.enabled(if: burstSize > 0, "TRONCAL_REGISTRATION_BURST=0"), .startsProcessesAlone)
-    func aBurstOfPhonesRegisteringRightAfterAPBXRestartAllEndRegisteredWithTheExcessRetried() async throws {
-        let count = max(10, min(900, Self.burstSize))
-        let users = (0..<count).map { (String(2000 + $0), "secret-\(2000 + $0)-pw") }
-        let site = try await CallSite(pbx: true, routing: false) { config, _ in
-            config.pbx.digestAlgorithms = ["MD5", "SHA-256"]
-            // One loop and a few registrations waiting at the SBC at a time: a burst of phones in one second
-            // overlaps, and the excess gets 503 and retries.
-            config.sbc.eventLoops = 1
-            config.sbc.maximumPendingRegistrations = count > 200 ? 8 : 2
-            // 500 phones behind one address (a NAT): the per-address flood limit is raised as an operator would for it.
-            config.sip.requestsPerWindowPerAddress = 100_000
-        }
-        defer { site.remove() }
-        let extensions = "tenant,extension,password\n" + users.map { "acme,\($0.0),\($0.1)\n" }.joined()
-        for (kind, text) in [("tenants", Self.tenants), ("extensions", extensions)] {
-            let file = site.directory.url.appendingPathComponent("\(kind).csv")
-            try Data(text.utf8).write(to: file)
-            let (status, output) = try await site.troncal(["pbx", "import", kind, file.path])
-            #expect(status == 0, "\(output)")
-        }
-        try await site.restart("pbx-1")
-
-        let file = site.directory.url.appendingPathComponent("burst.csv")
-        try Data(("SEQUENTIAL\n" + users.map { "\($0.0);[authentication username=\($0.0) password=\($0.1)]\n" }.joined()).utf8).write(to: file)
-        let phones = try Sipp(
-            "burst", scenario: Self.burst, in: site.directory, address: CallSite.customerAddress, port: site.port(3), mediaPort: site.port(3) + 2,
-            arguments: ["\(CallSite.sbcAddress):\(site.sipPort)", "-inf", file.path, "-m", "\(count)", "-l", "\(count)", "-r", "\(count)", "-t", "un", "-max_socket", "1024", "-timeout", "140s"])
-        let status = await phones.finish(timeout: .seconds(150))
-        #expect(status == 0, "\(phones.report)\n\(site.logs)")
-        #expect(phones.successfulCalls == count, "\(phones.report)")
-        let trace = phones.messageText
-        let busy = trace.components(separatedBy: "SIP/2.0 503 Service Unavailable").count - 1
-        #expect(busy > 0, "no REGISTER was turned away: the test did not exercise the retry")
-        #expect(trace.contains("Retry-After: "))
-
-        // Every phone is registered: none lost, none twice.
-        let (code, listed) = try await site.troncal(["pbx", "registrations", "--tenant", "acme", "--json"])
-        #expect(code == 0, "\(listed)")
-        let registrations = try JSONDecoder().decode([Registration].self, from: Data(listed.utf8))
-        #expect(registrations.count == count, "\(registrations.count) registered")
-        #expect(Set(registrations.map(\.extensionNumber)) == Set(users.map(\.0)))
-        await site.stop()
-    }
 
     struct Registration: Decodable {
         var extensionNumber: String

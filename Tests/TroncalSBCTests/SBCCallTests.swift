@@ -91,6 +91,67 @@ struct SBCCallTests {
         await site.stop()
     }
 
+    // Before the other tests of this serialized suite: it needs the whole machine (every process slot), which the
+    // slots give first, at the start of the run (ProcessSlots).
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"), .startsProcessesAlone)
+    func aFloodFromOneSourceGetsItBannedWhileAnotherSourcesCallsComplete() async throws {
+        // A roomy setup timeout: on a 2-core machine the flood's own sipp and the carrier's compete for CPU, and a
+        // carrier that answers late is not what this test is about.
+        // The monitor watches: any ban is a security alarm here (the shipped rule wants more than 10 a minute).
+        let site = try await Self.site(carrierPort: { 9000 + $0 }, monitor: true) {
+            $0.routing.setupTimeoutMilliseconds = 15000
+            $0.monitor.scrapeIntervalSeconds = 1
+            $0.monitor.scrapeTimeoutMilliseconds = 3000
+            $0.monitor.rules = [
+                AlarmRule(
+                    name: "SBCBanStorm", category: .security, metric: "troncal_sbc_bans_total", function: .increasePerMinute, warning: 0.5,
+                    clear: 0, summary: "{{instance}} banned {{value}} sources in a minute", action: "Check the sources.")
+            ]
+        }
+        defer { site.remove() }
+        let carrier = try Self.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: site.carrierPort(0), calls: 100)
+        try await carrier.listening()
+        // 5,000 OPTIONS at up to 1,000 per second from 127.0.0.5, while the customer makes 100 calls.
+        let flood = try Sipp(
+            "flood", scenario: SippScenarios.optionsFlood, in: site.directory, address: "127.0.0.5", port: site.port(5), mediaPort: site.port(5) + 2,
+            arguments: ["-s", "flood", "-m", "5000", "-r", "1000", "-l", "5000", "\(CallSite.sbcAddress):\(site.sipPort)"])
+        let caller = try Self.caller(site, "caller", scenario: SippScenarios.caller(holdMilliseconds: 100), slot: 1, calls: 100, rate: 20, limit: 20)
+        _ = await flood.finish(timeout: .seconds(60))
+        _ = await caller.finish()
+        _ = await carrier.finish(timeout: .seconds(20))
+        let summaries = await eventuallySummaries(site, count: 100)
+        // The customer's view: its calls were answered and completed (sipp's count), and the SBC answered them.
+        // (Under the flood on a loaded 2-core machine a few callers' ACKs can be lost before the SBC reads them: the SBC
+        // then ends that call itself when its 200 is never acknowledged; such a call still completed for the customer.)
+        let completed = caller.successfulCalls ?? 0
+        let answeredCalls = summaries.filter { $0.answerAt != nil }.count
+        let others = summaries.filter { !($0.answerAt != nil && $0.disconnect.by == .caller) }
+            .map { "\($0.callID): answered \($0.answerAt != nil), ended by \($0.disconnect.by), \($0.disconnect.status) \($0.disconnect.reason)" }
+        #expect(
+            completed >= 99 && answeredCalls >= 99,
+            "only \(completed) of 100 calls completed, \(answeredCalls) answered, during the flood (\(summaries.count) summaries; others: \(others))\n\(caller.report)\n\(site.logs)")
+        // The flood got a handful of answers before the ban, then silence.
+        let answered = flood.messageText.components(separatedBy: "SIP/2.0 200 OK").count - 1
+        #expect(answered < 200, "the flooding source got \(answered) answers")
+        #expect(site.sbc.outputText.contains("SIP source blocked"))
+        // The ban is a security alarm, at the SOC at once.
+        var alarms = ""
+        let atSOC = await eventually(timeout: .seconds(45), interval: .milliseconds(500)) {
+            // Resolved ones too: the rule here clears as soon as a round sees no new ban (with scrapes every second,
+            // the alarm may fire and resolve between two polls).
+            guard let (status, output) = try? await site.troncal(["alarms", "list", "--category", "security", "--resolved-hours", "1", "--json"]),
+                status == 0
+            else { return false }
+            alarms = output
+            return output.contains("\"SBCBanStorm\"") && output.contains("\"soc\"")
+        }
+        #expect(atSOC, "no security alarm at the SOC: \(alarms)\n\(site.logs)")
+        await flood.stop()
+        await caller.stop()
+        await carrier.stop()
+        await site.stop()
+    }
+
     @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
     func cancelBeforeAnswerEndsBothLegs() async throws {
         let site = try await Self.site(carrierPort: { 9000 + $0 })
@@ -312,65 +373,6 @@ struct SBCCallTests {
         return EModel(codec: CodecImpairment.forEncoding(stream.codec), oneWayDelayMilliseconds: delay, packetLossPercent: loss).rating().mos
     }
 
-    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"), .startsProcessesAlone)
-    func aFloodFromOneSourceGetsItBannedWhileAnotherSourcesCallsComplete() async throws {
-        // A roomy setup timeout: on a 2-core machine the flood's own sipp and the carrier's compete for CPU, and a
-        // carrier that answers late is not what this test is about.
-        // The monitor watches: any ban is a security alarm here (the shipped rule wants more than 10 a minute).
-        let site = try await Self.site(carrierPort: { 9000 + $0 }, monitor: true) {
-            $0.routing.setupTimeoutMilliseconds = 15000
-            $0.monitor.scrapeIntervalSeconds = 1
-            $0.monitor.scrapeTimeoutMilliseconds = 3000
-            $0.monitor.rules = [
-                AlarmRule(
-                    name: "SBCBanStorm", category: .security, metric: "troncal_sbc_bans_total", function: .increasePerMinute, warning: 0.5,
-                    clear: 0, summary: "{{instance}} banned {{value}} sources in a minute", action: "Check the sources.")
-            ]
-        }
-        defer { site.remove() }
-        let carrier = try Self.carrier(site, "carrier", scenario: SippScenarios.carrier(), port: site.carrierPort(0), calls: 100)
-        try await carrier.listening()
-        // 5,000 OPTIONS at up to 1,000 per second from 127.0.0.5, while the customer makes 100 calls.
-        let flood = try Sipp(
-            "flood", scenario: SippScenarios.optionsFlood, in: site.directory, address: "127.0.0.5", port: site.port(5), mediaPort: site.port(5) + 2,
-            arguments: ["-s", "flood", "-m", "5000", "-r", "1000", "-l", "5000", "\(CallSite.sbcAddress):\(site.sipPort)"])
-        let caller = try Self.caller(site, "caller", scenario: SippScenarios.caller(holdMilliseconds: 100), slot: 1, calls: 100, rate: 20, limit: 20)
-        _ = await flood.finish(timeout: .seconds(60))
-        _ = await caller.finish()
-        _ = await carrier.finish(timeout: .seconds(20))
-        let summaries = await eventuallySummaries(site, count: 100)
-        // The customer's view: its calls were answered and completed (sipp's count), and the SBC answered them.
-        // (Under the flood on a loaded 2-core machine a few callers' ACKs can be lost before the SBC reads them: the SBC
-        // then ends that call itself when its 200 is never acknowledged; such a call still completed for the customer.)
-        let completed = caller.successfulCalls ?? 0
-        let answeredCalls = summaries.filter { $0.answerAt != nil }.count
-        let others = summaries.filter { !($0.answerAt != nil && $0.disconnect.by == .caller) }
-            .map { "\($0.callID): answered \($0.answerAt != nil), ended by \($0.disconnect.by), \($0.disconnect.status) \($0.disconnect.reason)" }
-        #expect(
-            completed >= 99 && answeredCalls >= 99,
-            "only \(completed) of 100 calls completed, \(answeredCalls) answered, during the flood (\(summaries.count) summaries; others: \(others))\n\(caller.report)\n\(site.logs)")
-        // The flood got a handful of answers before the ban, then silence.
-        let answered = flood.messageText.components(separatedBy: "SIP/2.0 200 OK").count - 1
-        #expect(answered < 200, "the flooding source got \(answered) answers")
-        #expect(site.sbc.outputText.contains("SIP source blocked"))
-        // The ban is a security alarm, at the SOC at once.
-        var alarms = ""
-        let atSOC = await eventually(timeout: .seconds(45), interval: .milliseconds(500)) {
-            // Resolved ones too: the rule here clears as soon as a round sees no new ban (with scrapes every second,
-            // the alarm may fire and resolve between two polls).
-            guard let (status, output) = try? await site.troncal(["alarms", "list", "--category", "security", "--resolved-hours", "1", "--json"]),
-                status == 0
-            else { return false }
-            alarms = output
-            return output.contains("\"SBCBanStorm\"") && output.contains("\"soc\"")
-        }
-        #expect(atSOC, "no security alarm at the SOC: \(alarms)\n\(site.logs)")
-        await flood.stop()
-        await caller.stop()
-        await carrier.stop()
-        await site.stop()
-    }
-
     @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
     func aCustomerCallsOverTLSAndTheCallCompletesOverTheSameConnection() async throws {
         let site = try await Self.site(carrierPort: { 9000 + $0 })
@@ -565,6 +567,41 @@ struct SBCCallTests {
         #expect(summaries.count == 2 && summaries.allSatisfy { $0.disconnect.by == .sbc && $0.disconnect.reason == "SBC drained" }, "\(summaries)")
         #expect(sbc.outputText.contains("SBC draining: new calls refused with 503") && sbc.outputText.contains("SBC drained"))
         await late.stop()
+        await caller.stop()
+        await carrier.stop()
+        await site.stop()
+    }
+
+    /// A call still ringing at the carrier when a draining SBC reaches its bound is cancelled at the carrier and
+    /// refused to the caller with 503, not left to time out against a closed SBC; its attempt is cancelled, so routing
+    /// counts nothing against the carrier (five failures would take it out of service).
+    @Test(.enabled(if: Sipp.executable != nil, "sipp is not installed"))
+    func aCallRingingWhenADrainingSBCReachesItsBoundIsCancelledAtTheCarrierAndNotCountedAgainstIt() async throws {
+        let site = try await Self.site(carrierPort: { 9000 + $0 }) { $0.sbc.drainSeconds = 2 }
+        defer { site.remove() }
+        let longer = ["-timeout", "60s"]
+        let carrier = try Self.carrier(site, "ringing", scenario: SippScenarios.ringingCarrier, port: site.carrierPort(0), calls: 1, extra: longer)
+        try await carrier.listening()
+        let caller = try Self.caller(site, "caller", scenario: SippScenarios.caller(holdMilliseconds: 100), slot: 1, calls: 1, rate: 1, limit: 1, extra: longer)
+        #expect(await eventually(timeout: .seconds(30), interval: .milliseconds(100)) {
+            caller.messageText.contains("SIP/2.0 180")
+        }, "\(caller.report)\n\(site.logs)")
+        let sbc = site.sbc
+        kill(sbc.pid, SIGTERM)
+        // At the bound: CANCEL to the carrier (which answers 200 and 487), 503 to the caller, and the SBC exits.
+        #expect(await carrier.finish(timeout: .seconds(30)) == 0, "\(carrier.report)\n\(site.logs)")
+        _ = await caller.finish(timeout: .seconds(30))
+        #expect(caller.messageText.contains("SIP/2.0 503"), "\(caller.report)")
+        #expect(await eventually(timeout: .seconds(30), interval: .milliseconds(100)) { !sbc.isRunning }, "\(site.logs)")
+        let summaries = await eventuallySummaries(site, count: 1)
+        #expect(summaries.count == 1 && summaries.allSatisfy {
+            $0.answerAt == nil && $0.disconnect.by == .sbc && $0.disconnect.status == 503 && $0.attempts.map(\.result) == [.cancelled]
+        }, "\(summaries)")
+        // Routing heard of no failed attempt of the carrier.
+        let routingAdmin = try #require(site.config.instance(named: "routing-1")?.adminPort)
+        let metrics = (try? await httpGet(port: routingAdmin, path: "/metrics")) ?? ""
+        #expect(!metrics.split(separator: "\n").contains { $0.hasPrefix("troncal_routing_attempts_total") && $0.contains("carrier-a") },
+                "\(metrics.split(separator: "\n").filter { $0.contains("attempts") })")
         await caller.stop()
         await carrier.stop()
         await site.stop()

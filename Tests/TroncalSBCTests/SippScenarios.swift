@@ -208,7 +208,10 @@ enum SippScenarios {
 
             """
         if answerAfterMilliseconds > 0 { steps += "  <pause milliseconds=\"\(answerAfterMilliseconds)\"/>\n" }
+        // An INVITE retransmitted while the ACK is awaited (the SBC heard nothing within T1 on a loaded machine) gets
+        // the 200 again, as RFC 3261 has a UAS do, instead of aborting the call.
         steps += """
+              <label id="1"/>
               <send retrans="500">
                 <![CDATA[
                   SIP/2.0 200 OK
@@ -220,6 +223,7 @@ enum SippScenarios {
             \(sdp.split(separator: "\n").map { "          " + $0 }.joined(separator: "\n"))
                 ]]>
               </send>
+              <recv request="INVITE" optional="true" next="1"/>
               <recv request="ACK" crlf="true"/>
 
             """

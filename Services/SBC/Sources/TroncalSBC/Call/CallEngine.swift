@@ -184,9 +184,13 @@ public final class CallEngine: Sendable {
         }
     }
 
+    /// The SIP transport is about to close (after the drain): from now on a failed send is this SBC's, not a carrier's.
+    public func transportClosing() { shared.admission.transportClosing() }
+
     /// Drains the SBC: new calls get 503 from now on; the calls in progress go on until they end or `bound` passes,
-    /// then the answered ones still up are hung up on both sides (`SBC drained`), and their summaries spooled. Returns
-    /// the calls left when it gave up waiting for their teardown (`teardown` after the hang-up).
+    /// then the answered ones still up are hung up on both sides (`SBC drained`) and their summaries spooled, and the
+    /// ones still being set up are cancelled toward the carrier and refused with 503. Returns the calls left when it
+    /// gave up waiting for their teardown (`teardown` after the hang-up).
     public func drain(within bound: Duration, teardown: Duration = .seconds(5)) async -> Int {
         shared.admission.startDraining()
         let logger = shared.logger
@@ -196,7 +200,7 @@ public final class CallEngine: Sendable {
         // Cancelled (the process is being torn down): stop waiting, hang up at once.
         while callCount > 0, clock.now < end, (try? await Task.sleep(for: .milliseconds(100))) != nil {}
         if callCount > 0 {
-            logger.warning("SBC drained: hanging up the calls still in progress", metadata: ["calls": "\(callCount)"])
+            logger.warning("SBC drained: ending the calls still in progress (answered: hung up; being set up: cancelled)", metadata: ["calls": "\(callCount)"])
             for loop in loops {
                 let calls = loop.calls
                 try? await loop.eventLoop.submit { calls.value.hangUpAll(reason: "SBC drained") }.get()
