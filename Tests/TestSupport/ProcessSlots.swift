@@ -30,6 +30,13 @@ public struct ProcessSlotTrait: TestTrait, SuiteTrait, TestScoping {
         let count = exclusive ? slots.width : 1
         let queued = ContinuousClock.now
         await slots.acquire(count)
+        // Alone on the machine means beside no busy in-process tests either: they load both cores for the first
+        // minute or two of a run, which is when the exclusive tests come.
+        if exclusive, let busy = await MachineLoad.waitUntilQuiet() {
+            Self.logger.notice("process test waited for the machine to quieten", metadata: [
+                "test": "\(test.name)", "seconds": "\(Self.seconds(ContinuousClock.now - queued))", "busy-percent": "\(Int(busy * 100))",
+            ])
+        }
         let started = ContinuousClock.now
         defer {
             slots.release(count)
@@ -140,5 +147,43 @@ public final class ProcessSlots: Sendable {
             state.waiters.removeFirst()
         }
         return ready
+    }
+}
+
+/// The machine's CPU use from /proc/stat, for the tests that must run alone.
+public enum MachineLoad {
+    /// The busy share of all CPUs over `interval`, or nil where /proc/stat cannot be read.
+    public static func busy(over interval: Duration = .seconds(1)) async -> Double? {
+        guard let first = times() else { return nil }
+        try? await Task.sleep(for: interval)
+        guard let second = times(), second.total > first.total else { return nil }
+        return 1 - Double(second.idle - first.idle) / Double(second.total - first.total)
+    }
+
+    /// Waits until the CPUs were less than `threshold` busy for `quiet` seconds in a row, at most `limit`; returns
+    /// the last busy share measured when it had to wait, nil when the machine was quiet at once (or unreadable).
+    public static func waitUntilQuiet(threshold: Double = 0.5, quiet: Int = 2, limit: Duration = .seconds(180)) async -> Double? {
+        let end = ContinuousClock.now + limit
+        var calm = 0
+        var waited = false
+        var last = 0.0
+        while ContinuousClock.now < end {
+            guard let busy = await busy() else { return nil }
+            last = busy
+            calm = busy < threshold ? calm + 1 : 0
+            if calm >= quiet { return waited ? last : nil }
+            if busy >= threshold { waited = true }
+        }
+        return last
+    }
+
+    /// Idle (idle + iowait) and total jiffies of all CPUs.
+    static func times() -> (idle: UInt64, total: UInt64)? {
+        guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8), let line = text.split(separator: "\n").first,
+            line.hasPrefix("cpu ")
+        else { return nil }
+        let fields = line.split(separator: " ").dropFirst().compactMap { UInt64($0) }
+        guard fields.count >= 5 else { return nil }
+        return (fields[3] + fields[4], fields.prefix(8).reduce(0, +))
     }
 }
