@@ -160,10 +160,20 @@ public enum MachineLoad {
         return 1 - Double(second.idle - first.idle) / Double(second.total - first.total)
     }
 
-    /// Waits until the CPUs were less than `threshold` busy for `quiet` seconds in a row, at most `limit`; returns
-    /// the last busy share measured when it had to wait, nil when the machine was quiet at once (or unreadable).
-    public static func waitUntilQuiet(threshold: Double = 0.5, quiet: Int = 2, limit: Duration = .seconds(180)) async -> Double? {
-        let end = ContinuousClock.now + limit
+    /// What is left of the run's time for such waits: a machine kept busy by something else (a noisy neighbour)
+    /// costs the run at most this, not a wait per exclusive test.
+    static let budget = Mutex<Duration>(.seconds(150))
+
+    /// Waits until the CPUs were less than `threshold` busy for `quiet` seconds in a row, within what is left of
+    /// the run's `budget`; returns the last busy share measured when it had to wait, nil when the machine was quiet
+    /// at once (or unreadable).
+    public static func waitUntilQuiet(threshold: Double = 0.5, quiet: Int = 2) async -> Double? {
+        let started = ContinuousClock.now
+        let end = started + budget.withLock { $0 }
+        defer {
+            let spent = ContinuousClock.now - started
+            budget.withLock { $0 = max(.zero, $0 - spent) }
+        }
         var calm = 0
         var waited = false
         var last = 0.0
@@ -174,7 +184,7 @@ public enum MachineLoad {
             if calm >= quiet { return waited ? last : nil }
             if busy >= threshold { waited = true }
         }
-        return last
+        return waited ? last : nil
     }
 
     /// Idle (idle + iowait) and total jiffies of all CPUs.

@@ -52,6 +52,18 @@ public struct TransactionTable: Sendable {
     }
 
     public var count: Int { transactions.count }
+
+    /// Client transactions still waiting for their final answer (an INVITE calling or proceeding, a CANCEL or BYE
+    /// trying or proceeding): what must still reach this element before it closes its transport.
+    public var clientsAwaitingAnswer: Int {
+        transactions.values.reduce(0) { count, transaction in
+            switch transaction {
+            case .inviteClient(let invite): count + ([.calling, .proceeding].contains(invite.state) ? 1 : 0)
+            case .nonInviteClient(let request): count + ([.trying, .proceeding].contains(request.state) ? 1 : 0)
+            case .inviteServer, .nonInviteServer: count
+            }
+        }
+    }
     public var isEmpty: Bool { transactions.isEmpty }
     public var isFull: Bool { transactions.count >= capacity }
 

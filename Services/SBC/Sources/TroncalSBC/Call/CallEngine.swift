@@ -184,6 +184,16 @@ public final class CallEngine: Sendable {
         }
     }
 
+    /// Client transactions of every loop still waiting for their final answer.
+    func clientTransactionsAwaitingAnswer() async -> Int {
+        var total = 0
+        for loop in loops {
+            let calls = loop.calls
+            total += (try? await loop.eventLoop.submit { calls.value.loop.layer.transactions.clientsAwaitingAnswer }.get()) ?? 0
+        }
+        return total
+    }
+
     /// The SIP transport is about to close (after the drain): from now on a failed send is this SBC's, not a carrier's.
     public func transportClosing() { shared.admission.transportClosing() }
 
@@ -207,6 +217,9 @@ public final class CallEngine: Sendable {
             }
             let stop = clock.now + teardown
             while callCount > 0, clock.now < stop, (try? await Task.sleep(for: .milliseconds(100))) != nil {}
+            // The CANCELs and BYEs just sent get their answers (and a cancelled INVITE's 487 its ACK) before the
+            // transport closes, within the same bound.
+            while await clientTransactionsAwaitingAnswer() > 0, clock.now < stop, (try? await Task.sleep(for: .milliseconds(100))) != nil {}
         }
         logger.notice("SBC drained", metadata: ["calls-left": "\(callCount)"])
         return callCount
