@@ -726,11 +726,9 @@ public struct B2BUACall: Sendable {
             return hangUp(reason: reason, now: now)
         case .calling(let attempt):
             recordAttempt(attempt, result: .cancelled, status: nil)
-            disconnect = CallSummary.Disconnect(by: .sbc, status: 503, reason: reason)
-            return [.cancelCallee, .cancelTimer(.setup), .respondToCaller(response(503, Self.reasonPhrase(503)))] + finish(now: now)
+            return [.cancelCallee, .cancelTimer(.setup)] + fail(status: 503, reason: reason, now: now)
         case .routing:
-            disconnect = CallSummary.Disconnect(by: .sbc, status: 503, reason: reason)
-            return [.respondToCaller(response(503, Self.reasonPhrase(503)))] + finish(now: now)
+            return fail(status: 503, reason: reason, now: now)
         case .ending, .ended:
             return []
         }

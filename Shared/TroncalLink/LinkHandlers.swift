@@ -91,10 +91,10 @@ public struct LinkHandlers: Sendable {
         }
         // The sender waits `ttl` ms: work that would start later is refused, not done (RequestDeadline).
         let deadline = head.ttl.map { ContinuousClock.now + .milliseconds(max(0, $0)) }
-        func expired() -> ProtocolError {
-            ProtocolError(.timeout, "\(head.type) not handled: its sender stopped waiting after \(head.ttl ?? 0) ms, before the work could start")
-        }
-        if let deadline, ContinuousClock.now >= deadline { return refuse(expired()) }
+        var late: Bool { deadline.map { ContinuousClock.now >= $0 } ?? false }
+        let expired = ProtocolError(
+            .timeout, "\(head.type) not handled: its sender stopped waiting after \(head.ttl ?? 0) ms, before the work could start")
+        if late { return refuse(expired) }
         do {
             guard let reply = try await RequestDeadline.$current.withValue(deadline, operation: { try await entry.handler(inbound, peer) }) else {
                 return Result(outcome: .none, type: head.type, error: nil)
@@ -103,13 +103,11 @@ public struct LinkHandlers: Sendable {
         } catch let error as ProtocolError {
             // Whatever the handler made of it (a store refusing to start late work), a failure after the deadline is
             // the deadline's.
-            if let deadline, ContinuousClock.now >= deadline { return refuse(expired()) }
-            return refuse(error)
+            return refuse(late ? expired : error)
         } catch is CancellationError {
             return refuse(ProtocolError(.unavailable, "\(localIdentity) is shutting down"))
         } catch {
-            if let deadline, ContinuousClock.now >= deadline { return refuse(expired()) }
-            return refuse(ProtocolError(.internal, "\(head.type) failed: \(error)"))
+            return refuse(late ? expired : ProtocolError(.internal, "\(head.type) failed: \(error)"))
         }
     }
 

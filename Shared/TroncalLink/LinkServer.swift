@@ -150,14 +150,15 @@ public final class LinkServer: Service, Sendable {
                             let logger = logger
                             group.addTask {
                                 let result = await self.handlers.dispatch(json: json, from: peer)
-                                if let error = result.error, error.code == .timeout {
+                                if let error = result.error {
                                     self.errorsSent.increment()
-                                    self.expired(type: result.type ?? "?", error, logger: logger)
-                                } else if let error = result.error {
-                                    self.errorsSent.increment()
-                                    logger.warning("link message refused", metadata: [
-                                        "type": "\(result.type ?? "?")", "code": "\(error.code.rawValue)", "reason": "\(error.message)",
-                                    ])
+                                    if error.code == .timeout {
+                                        self.expired(type: result.type ?? "?", error, logger: logger)
+                                    } else {
+                                        logger.warning("link message refused", metadata: [
+                                            "type": "\(result.type ?? "?")", "code": "\(error.code.rawValue)", "reason": "\(error.message)",
+                                        ])
+                                    }
                                 }
                                 if case .reply(let data) = result.outcome {
                                     try await outbound.write(ByteBuffer(bytes: data))

@@ -95,12 +95,8 @@ public final class SQLiteStore: SQLStore {
     ) async throws -> T {
         let id = ObjectIdentifier(self)
         try TransactionScope.ensureNotInside(id, backend: .sqlite)
-        try ensureOpen()
-        try StoreError.ensureNotExpired(backend: .sqlite)
-        try await lock.lock()
+        try await lockForWork()
         defer { lock.unlock() }
-        try ensureOpen()
-        try StoreError.ensureNotExpired(backend: .sqlite)
 
         do {
             _ = try await perform("BEGIN IMMEDIATE", [], collect: false)
@@ -177,14 +173,25 @@ public final class SQLiteStore: SQLStore {
 
     private func locked(_ operation: () async throws -> [SQLRow]) async throws -> [SQLRow] {
         try TransactionScope.ensureNotInside(ObjectIdentifier(self), backend: .sqlite)
+        try await lockForWork()
+        defer { lock.unlock() }
+        return try await operation()
+    }
+
+    /// Takes the lock for one statement or transaction: the store open and the request it serves still waited for
+    /// (`RequestDeadline`), before and after the wait for the lock, which may have outlasted either. The caller
+    /// unlocks.
+    private func lockForWork() async throws {
         try ensureOpen()
         try StoreError.ensureNotExpired(backend: .sqlite)
         try await lock.lock()
-        defer { lock.unlock() }
-        try ensureOpen()
-        // The wait for the lock may have outlasted the request.
-        try StoreError.ensureNotExpired(backend: .sqlite)
-        return try await operation()
+        do {
+            try ensureOpen()
+            try StoreError.ensureNotExpired(backend: .sqlite)
+        } catch {
+            lock.unlock()
+            throw error
+        }
     }
 
     private func ensureOpen() throws {

@@ -52,6 +52,8 @@ public struct TransactionTable: Sendable {
     }
 
     public var count: Int { transactions.count }
+    public var isEmpty: Bool { transactions.isEmpty }
+    public var isFull: Bool { transactions.count >= capacity }
 
     /// Client transactions still waiting for their final answer (an INVITE calling or proceeding, a CANCEL or BYE
     /// trying or proceeding): what must still reach this element before it closes its transport.
@@ -64,8 +66,6 @@ public struct TransactionTable: Sendable {
             }
         }
     }
-    public var isEmpty: Bool { transactions.isEmpty }
-    public var isFull: Bool { transactions.count >= capacity }
 
     public subscript(id: TransactionID) -> SIPTransaction? { transactions[id] }
 

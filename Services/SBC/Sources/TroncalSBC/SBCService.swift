@@ -196,7 +196,6 @@ struct SIPService: Service {
                         try? await Task.sleep(for: grace)
                     }
                     _ = await engine.drain(within: drain)
-                    engine.transportClosing()
                     transport.stop()
                 }
                 // The transport ends first (stopped, or a listener failed): nothing left to drain for.

@@ -131,12 +131,6 @@ public final class CallAdmission: Sendable {
     public func startDraining() { drainingFlag.store(true, ordering: .relaxed) }
     public var isDraining: Bool { drainingFlag.load(ordering: .relaxed) }
 
-    /// Set when the SBC closes its SIP transport at the end of a drain: a send that fails from then on failed on
-    /// this SBC's own closed sockets, not at the carrier, and is not reported to routing as the carrier's failure.
-    private let closingFlag = Atomic<Bool>(false)
-    public func transportClosing() { closingFlag.store(true, ordering: .relaxed) }
-    public var isTransportClosing: Bool { closingFlag.load(ordering: .relaxed) }
-
     /// Counts a call in, unless the SBC or the customer is at its limit (the refusal reason then).
     func admit(_ customer: CustomerSettings) -> String? {
         if drainingFlag.load(ordering: .relaxed) { return "sbc-draining" }

@@ -194,9 +194,6 @@ public final class CallEngine: Sendable {
         return total
     }
 
-    /// The SIP transport is about to close (after the drain): from now on a failed send is this SBC's, not a carrier's.
-    public func transportClosing() { shared.admission.transportClosing() }
-
     /// Drains the SBC: new calls get 503 from now on; the calls in progress go on until they end or `bound` passes,
     /// then the answered ones still up are hung up on both sides (`SBC drained`) and their summaries spooled, and the
     /// ones still being set up are cancelled toward the carrier and refused with 503. Returns the calls left when it

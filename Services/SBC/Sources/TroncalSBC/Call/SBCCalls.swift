@@ -598,15 +598,12 @@ final class SBCCalls: CallApplication {
                     calls.loop.flush()
                 }
             case .reportAttempt(let report):
-                // A call still being set up when this SBC closed its sockets failed here, not at the carrier: routing
-                // must not count it against the carrier's health (five in a row would take the carrier out).
-                let ours = report.result == .transportError && shared.admission.isTransportClosing
-                if slot.billed, !ours { links.report(report) }
+                if slot.billed { links.report(report) }
                 if slot.billed, report.result == .answered, let call = slot.call {
                     // Billing keeps this until the call's CDR: if this SBC is lost, it ends the call at our last heartbeat.
                     links.checkpoint(answered: call.checkpoint(now: Date()))
                 }
-                logger.info(ours ? "call attempt failed on this SBC's closed transport: not reported against the carrier" : "call attempt", metadata: [
+                logger.info("call attempt", metadata: [
                     "call-id": "\(slot.callerCallID)", "customer": "\(slot.customer)", "carrier": "\(report.carrier)",
                     "result": "\(report.result.rawValue)", "status": "\(report.status.map(String.init) ?? "-")",
                 ])
