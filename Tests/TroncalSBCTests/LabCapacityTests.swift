@@ -243,7 +243,7 @@ struct LabCapacityTests {
         if completed < total {
             logger.notice("lab: the ramp's failed calls, as sipp saw them:\n\(callers.map { "\($0.name): \($0.errorText.prefix(1500))" }.joined(separator: "\n"))")
         }
-        #expect(Double(completed) >= 0.99 * Double(total), "\(completed) of \(total) calls completed\n\(callers.map(\.report).joined(separator: "\n"))")
+        #expect(Double(completed) >= 0.99 * Double(total), "\(completed) of \(total) calls completed\n\(callers.map(\.report).joined(separator: "\n"))\n\(lab.logs)")
         // After the ramp: back to two SBCs (the last by name stopped, drained, returned to the pool), never fewer.
         var scaleIn: CapacityEvent?
         let scaledIn = await eventually(timeout: .seconds(180), interval: .milliseconds(500)) {
